@@ -1,0 +1,57 @@
+# Makefile for the RSerPool registrar (ENRP server), its ASAP libraries and tools.
+# `make run` starts a single-node registrar; `make test` runs every test.
+
+GO        ?= go
+BIN       ?= bin
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   ?= -X github.com/rserpool-go/registrar/registrar.Version=$(VERSION)
+TESTFLAGS ?=
+TIMEOUT   ?= 20m
+FUZZTIME  ?= 30s
+SHARED    ?= $(abspath ../shared)
+export SHARED
+
+.DEFAULT_GOAL := test
+.PHONY: build run test test-unit test-sctp test-interop race fuzz bench lint tidy clean
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+run: build
+	./$(BIN)/registrar agent
+
+# test runs everything: unit, in-process, end-to-end (built binaries), wire
+# conformance with tshark, network-namespace tests (as root), and the SCTP and
+# RSPLIB interop tests (natively or inside the SCTP lab VM).
+test: build test-unit test-sctp
+
+test-unit:
+	E2E_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) -timeout $(TIMEOUT) ./...
+
+race:
+	$(GO) test -race $(TESTFLAGS) -timeout $(TIMEOUT) ./...
+
+# fuzz runs every Fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(TESTFLAGS) ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@if command -v staticcheck >/dev/null; then staticcheck ./...; fi
+
+tidy:
+	$(GO) mod tidy
+	@git diff --exit-code go.mod go.sum || (echo "go.mod/go.sum drifted: commit the tidy result"; exit 1)
+
+clean:
+	rm -rf $(BIN)
