@@ -169,7 +169,8 @@ func CheckFrame(b []byte, lim *Limits, hdr int, proto string) (int, error) {
 // a server acts on the message and also answers with an ASAP_ERROR
 // carrying their causes. Errors are *Error or *UnknownMessageError.
 func Unpack(b []byte, lim *Limits) (Message, []Unrecognized, error) {
-	d := NewDecoder(b, lim, "asap")
+	d := GetDecoder(b, lim, "asap")
+	defer d.Release()
 	n, err := CheckFrame(b, &d.Lim, 4, "asap")
 	if err != nil {
 		return nil, nil, err
@@ -179,7 +180,7 @@ func Unpack(b []byte, lim *Limits) (Message, []Unrecognized, error) {
 		return nil, nil, &UnknownMessageError{Proto: "asap", Type: b[0], Message: append([]byte(nil), b[:n]...)}
 	}
 	r := d.Region(4, n)
-	if err := m.parse(&r, b[1]); err != nil {
+	if err := m.parse(r, b[1]); err != nil {
 		return nil, nil, prefix(err, m.name())
 	}
 	return m, d.Unrec, nil
@@ -418,13 +419,13 @@ func parsePEs(r *Reader) ([]PoolElement, error) {
 			continue
 		}
 		if pes == nil {
-			pes = make([]PoolElement, 0, 4)
+			pes = make([]PoolElement, 0, r.count(ParamPoolElement, ParamPoolElement))
 		}
-		pe, err := r.PoolElement()
-		if err != nil {
-			return pes, prefix(err, "pool_elements["+strconv.Itoa(len(pes))+"]")
+		n := len(pes)
+		pes = append(pes, PoolElement{})
+		if err := r.poolElement(&pes[n]); err != nil {
+			return pes[:n], prefix(err, "pool_elements["+strconv.Itoa(n)+"]")
 		}
-		pes = append(pes, pe)
 	}
 }
 

@@ -176,7 +176,7 @@ func (r *Reader) OperationError() (*OperationError, error) {
 	if err != nil {
 		return nil, prefix(err, "operation_error")
 	}
-	if r.depth+1 >= r.lim.MaxDepth {
+	if r.depth+1 >= r.d.Lim.MaxDepth {
 		return nil, prefix(r.failParam(start, len(v)+4, ErrTooDeep, CauseInvalidValues), "operation_error")
 	}
 	o := &OperationError{}

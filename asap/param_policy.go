@@ -45,37 +45,75 @@ const (
 )
 
 type policyInfo struct {
-	name   string // short name, as used on command lines
-	long   string
-	fields []policyField
+	name string // short name, as used on command lines
+	long string
 }
 
 var policies = map[PolicyType]policyInfo{
-	PolicyRoundRobin:                             {"rr", "Round Robin", nil},
-	PolicyWeightedRoundRobin:                     {"wrr", "Weighted Round Robin", []policyField{fWeight}},
-	PolicyRandom:                                 {"rand", "Random", nil},
-	PolicyWeightedRandom:                         {"wrand", "Weighted Random", []policyField{fWeight}},
-	PolicyPriority:                               {"pri", "Priority", []policyField{fPriority}},
-	PolicyLeastUsed:                              {"lu", "Least Used", []policyField{fLoad}},
-	PolicyLeastUsedDegradation:                   {"lud", "Least Used with Degradation", []policyField{fLoad, fLoadDegradation}},
-	PolicyPriorityLeastUsed:                      {"plu", "Priority Least Used", []policyField{fLoad, fLoadDegradation}},
-	PolicyRandomizedLeastUsed:                    {"rlu", "Randomized Least Used", []policyField{fLoad}},
-	PolicyRandomizedPriorityLeastUsed:            {"rplu", "Randomized Priority Least Used", []policyField{fLoad, fLoadDegradation}},
-	PolicyRandomizedLeastUsedDegradation:         {"rlud", "Randomized Least Used with Degradation", []policyField{fLoad, fLoadDegradation}},
-	PolicyPriorityLeastUsedDegradation:           {"plud", "Priority Least Used with Degradation", []policyField{fLoad, fLoadDegradation}},
-	PolicyRandomizedPriorityLeastUsedDegradation: {"rplud", "Randomized Priority Least Used with Degradation", []policyField{fLoad, fLoadDegradation}},
-	PolicyWeightedRandomDPF:                      {"wrand-dpf", "Weighted Random with Distance Penalty Factor", []policyField{fWeight, fWeightDPF, fDistance}},
-	PolicyLeastUsedDPF:                           {"lu-dpf", "Least Used with Distance Penalty Factor", []policyField{fLoad, fLoadDPF, fDistance}},
-	PolicyLeastUsedDegradationDPF:                {"lud-dpf", "Least Used with Degradation and Distance Penalty Factor", []policyField{fLoad, fLoadDegradation, fLoadDPF, fDistance}},
+	PolicyRoundRobin:                             {"rr", "Round Robin"},
+	PolicyWeightedRoundRobin:                     {"wrr", "Weighted Round Robin"},
+	PolicyRandom:                                 {"rand", "Random"},
+	PolicyWeightedRandom:                         {"wrand", "Weighted Random"},
+	PolicyPriority:                               {"pri", "Priority"},
+	PolicyLeastUsed:                              {"lu", "Least Used"},
+	PolicyLeastUsedDegradation:                   {"lud", "Least Used with Degradation"},
+	PolicyPriorityLeastUsed:                      {"plu", "Priority Least Used"},
+	PolicyRandomizedLeastUsed:                    {"rlu", "Randomized Least Used"},
+	PolicyRandomizedPriorityLeastUsed:            {"rplu", "Randomized Priority Least Used"},
+	PolicyRandomizedLeastUsedDegradation:         {"rlud", "Randomized Least Used with Degradation"},
+	PolicyPriorityLeastUsedDegradation:           {"plud", "Priority Least Used with Degradation"},
+	PolicyRandomizedPriorityLeastUsedDegradation: {"rplud", "Randomized Priority Least Used with Degradation"},
+	PolicyWeightedRandomDPF:                      {"wrand-dpf", "Weighted Random with Distance Penalty Factor"},
+	PolicyLeastUsedDPF:                           {"lu-dpf", "Least Used with Distance Penalty Factor"},
+	PolicyLeastUsedDegradationDPF:                {"lud-dpf", "Least Used with Degradation and Distance Penalty Factor"},
 }
 
 // Known reports whether the codec knows the policy's wire layout.
-func (t PolicyType) Known() bool { _, ok := policies[t]; return ok }
+func (t PolicyType) Known() bool { _, ok := layout(t); return ok }
+
+// Wire layouts, shared by the policies with the same value words.
+var (
+	layoutNone     = []policyField{}
+	layoutWeight   = []policyField{fWeight}
+	layoutPriority = []policyField{fPriority}
+	layoutLoad     = []policyField{fLoad}
+	layoutLoadDeg  = []policyField{fLoad, fLoadDegradation}
+	layoutWDPF     = []policyField{fWeight, fWeightDPF, fDistance}
+	layoutLDPF     = []policyField{fLoad, fLoadDPF, fDistance}
+	layoutLDDPF    = []policyField{fLoad, fLoadDegradation, fLoadDPF, fDistance}
+)
+
+// layout gives the value words of a policy type (a switch: this is on the
+// decoding hot path).
+func layout(t PolicyType) ([]policyField, bool) {
+	switch t {
+	case PolicyRoundRobin, PolicyRandom:
+		return layoutNone, true
+	case PolicyWeightedRoundRobin, PolicyWeightedRandom:
+		return layoutWeight, true
+	case PolicyPriority:
+		return layoutPriority, true
+	case PolicyLeastUsed, PolicyRandomizedLeastUsed:
+		return layoutLoad, true
+	case PolicyLeastUsedDegradation, PolicyPriorityLeastUsed, PolicyRandomizedPriorityLeastUsed,
+		PolicyRandomizedLeastUsedDegradation, PolicyPriorityLeastUsedDegradation,
+		PolicyRandomizedPriorityLeastUsedDegradation:
+		return layoutLoadDeg, true
+	case PolicyWeightedRandomDPF:
+		return layoutWDPF, true
+	case PolicyLeastUsedDPF:
+		return layoutLDPF, true
+	case PolicyLeastUsedDegradationDPF:
+		return layoutLDDPF, true
+	}
+	return nil, false
+}
 
 // Adaptive reports whether the policy uses the PE's load (the 0x4000_0000
 // bit of the type, and RSPLIB's load-based extensions).
 func (t PolicyType) Adaptive() bool {
-	for _, f := range policies[t].fields {
+	fields, _ := layout(t)
+	for _, f := range fields {
 		if f == fLoad {
 			return true
 		}
@@ -171,14 +209,14 @@ func AppendPolicy(b []byte, p *Policy) ([]byte, error) {
 	if p.Type == 0 {
 		return b, encErr("policy", "policy type 0")
 	}
-	info, known := policies[p.Type]
+	fields, known := layout(p.Type)
 	if known && p.Raw != nil {
 		return b, encErr("policy", "raw values given for known policy "+p.Type.String())
 	}
 	b, start := beginParam(b, ParamPolicy)
 	b = appendU32(b, uint32(p.Type))
 	if known {
-		for _, f := range info.fields {
+		for _, f := range fields {
 			b = appendU32(b, *p.field(f))
 		}
 	} else {
@@ -203,7 +241,7 @@ func (r *Reader) Policy() (Policy, error) {
 	}
 	p.Type = PolicyType(binary.BigEndian.Uint32(v))
 	words := v[4:]
-	info, known := policies[p.Type]
+	fields, known := layout(p.Type)
 	if !known {
 		if p.Type == 0 {
 			return p, prefix(r.failParam(start, length, withDetail(ErrInvalidValue, "policy type 0"), CauseInvalidValues), "policy")
@@ -216,10 +254,10 @@ func (r *Reader) Policy() (Policy, error) {
 		}
 		return p, nil
 	}
-	if len(words) != 4*len(info.fields) {
-		return p, prefix(r.failParam(start, length, withDetail(ErrBadLength, p.Type.String()+" policy of length "+strconv.Itoa(length)+" (want "+strconv.Itoa(8+4*len(info.fields))+")"), CauseInvalidValues), "policy")
+	if len(words) != 4*len(fields) {
+		return p, prefix(r.failParam(start, length, withDetail(ErrBadLength, p.Type.String()+" policy of length "+strconv.Itoa(length)+" (want "+strconv.Itoa(8+4*len(fields))+")"), CauseInvalidValues), "policy")
 	}
-	for i, f := range info.fields {
+	for i, f := range fields {
 		*p.field(f) = binary.BigEndian.Uint32(words[4*i:])
 	}
 	return p, nil

@@ -182,6 +182,7 @@ func (r *Reader) Transport() (Transport, error) {
 	if err != nil {
 		return tr, err
 	}
+	tr.Addrs = make([]netip.Addr, 0, s.count(ParamIPv4Address, ParamIPv6Address))
 	n := 0
 	for {
 		at, ok, err := s.Peek()
@@ -197,15 +198,12 @@ func (r *Reader) Transport() (Transport, error) {
 			}
 			continue
 		}
-		if len(tr.Addrs) >= r.lim.MaxAddresses {
-			return tr, r.failParam(start, length, withDetail(ErrInvalidValue, "more than "+strconv.Itoa(r.lim.MaxAddresses)+" addresses"), CauseInvalidValues)
+		if len(tr.Addrs) >= r.d.Lim.MaxAddresses {
+			return tr, r.failParam(start, length, withDetail(ErrInvalidValue, "more than "+strconv.Itoa(r.d.Lim.MaxAddresses)+" addresses"), CauseInvalidValues)
 		}
 		a, err := s.address(at)
 		if err != nil {
 			return tr, prefix(err, "address["+strconv.Itoa(n)+"]")
-		}
-		if tr.Addrs == nil {
-			tr.Addrs = make([]netip.Addr, 0, 2)
 		}
 		tr.Addrs = append(tr.Addrs, a)
 		n++
@@ -239,8 +237,8 @@ func (r *Reader) PoolHandle() (PoolHandle, error) {
 	if err != nil {
 		return "", prefix(err, "pool_handle")
 	}
-	if len(v) == 0 || len(v) > r.lim.MaxPoolHandle {
-		return "", prefix(r.failParam(start, len(v)+4, withDetail(ErrInvalidValue, "pool handle of "+strconv.Itoa(len(v))+" bytes (1 to "+strconv.Itoa(r.lim.MaxPoolHandle)+" allowed)"), CauseInvalidValues), "pool_handle")
+	if len(v) == 0 || len(v) > r.d.Lim.MaxPoolHandle {
+		return "", prefix(r.failParam(start, len(v)+4, withDetail(ErrInvalidValue, "pool handle of "+strconv.Itoa(len(v))+" bytes (1 to "+strconv.Itoa(r.d.Lim.MaxPoolHandle)+" allowed)"), CauseInvalidValues), "pool_handle")
 	}
 	return PoolHandle(v), nil
 }
@@ -366,40 +364,47 @@ func prefixEnc(err error, p string) error {
 // PoolElement reads a Pool Element parameter.
 func (r *Reader) PoolElement() (PoolElement, error) {
 	var pe PoolElement
+	err := r.poolElement(&pe)
+	return pe, err
+}
+
+// poolElement reads a Pool Element parameter into pe (no copy of the big
+// struct on the hot path).
+func (r *Reader) poolElement(pe *PoolElement) error {
 	v, start, err := r.Expect(ParamPoolElement)
 	if err != nil {
-		return pe, prefix(err, "pool_element")
+		return prefix(err, "pool_element")
 	}
 	length := len(v) + 4
 	if len(v) < 12 {
-		return pe, prefix(r.failParam(start, length, withDetail(ErrBadLength, "pool element of length "+strconv.Itoa(length)), CauseInvalidValues), "pool_element")
+		return prefix(r.failParam(start, length, withDetail(ErrBadLength, "pool element of length "+strconv.Itoa(length)), CauseInvalidValues), "pool_element")
 	}
 	pe.ID = binary.BigEndian.Uint32(v)
 	pe.Home = binary.BigEndian.Uint32(v[4:])
 	pe.Lifetime = binary.BigEndian.Uint32(v[8:])
 	s, err := r.sub(start, 12, length)
 	if err != nil {
-		return pe, prefix(err, "pool_element")
+		return prefix(err, "pool_element")
 	}
 	if pe.User, err = s.Transport(); err != nil {
-		return pe, prefix(prefix(err, "user_transport"), "pool_element")
+		return prefix(prefix(err, "user_transport"), "pool_element")
 	}
 	if pe.Policy, err = s.Policy(); err != nil {
-		return pe, prefix(err, "pool_element")
+		return prefix(err, "pool_element")
 	}
 	t, ok, err := s.Peek()
 	if err != nil {
-		return pe, prefix(err, "pool_element")
+		return prefix(err, "pool_element")
 	}
 	if ok && isTransport(t) {
 		if pe.ASAP, err = s.Transport(); err != nil {
-			return pe, prefix(prefix(err, "asap_transport"), "pool_element")
+			return prefix(prefix(err, "asap_transport"), "pool_element")
 		}
 	}
 	if err := s.AtEnd(); err != nil {
-		return pe, prefix(err, "pool_element")
+		return prefix(err, "pool_element")
 	}
-	return pe, nil
+	return nil
 }
 
 // ServerInfo is the Server Information parameter (RFC 5354 section 3.11):

@@ -3,6 +3,7 @@ package asap
 import (
 	"encoding/binary"
 	"strconv"
+	"sync"
 )
 
 // ParamType is an RFC 5354 parameter type.
@@ -165,13 +166,17 @@ func (u Unrecognized) Cause() Cause {
 // action bits; the typed methods (PoolHandle, PoolElement, ...) read the
 // next known parameter and fail if it has another type.
 type Reader struct {
+	d     *Decoder
 	msg   []byte // the whole message (offsets are relative to it)
 	off   int    // next parameter
 	end   int    // end of the region
 	depth int
-	lim   *Limits
-	proto string
-	unrec *[]Unrecognized
+
+	// the header at off, once read (hdrAt == off)
+	hdrAt   int
+	hdrType ParamType
+	hdrLen  int
+	hdrNext int
 }
 
 // Decoder holds the state of one message decode: the input, the limits and
@@ -181,6 +186,7 @@ type Decoder struct {
 	Lim   Limits
 	Proto string
 	Unrec []Unrecognized
+	root  Reader
 }
 
 // NewDecoder prepares decoding msg with the given limits (nil = defaults).
@@ -189,20 +195,38 @@ func NewDecoder(msg []byte, lim *Limits, proto string) *Decoder {
 	return &Decoder{Msg: msg, Lim: lim.withDefaults(), Proto: proto}
 }
 
-// Region returns a Reader over msg[off:end] at nesting depth 0.
-func (d *Decoder) Region(off, end int) Reader {
-	return Reader{msg: d.Msg, off: off, end: end, lim: &d.Lim, proto: d.Proto, unrec: &d.Unrec}
+var decoders = sync.Pool{New: func() any { return new(Decoder) }}
+
+// GetDecoder is NewDecoder from a pool; call Release when done. The
+// Unrec slice stays valid after Release.
+func GetDecoder(msg []byte, lim *Limits, proto string) *Decoder {
+	d := decoders.Get().(*Decoder)
+	*d = Decoder{Msg: msg, Lim: lim.withDefaults(), Proto: proto}
+	return d
+}
+
+// Release returns the decoder to the pool.
+func (d *Decoder) Release() {
+	*d = Decoder{}
+	decoders.Put(d)
+}
+
+// Region returns a Reader over msg[off:end] at nesting depth 0. The Reader
+// belongs to the Decoder; each call resets it.
+func (d *Decoder) Region(off, end int) *Reader {
+	d.root = Reader{d: d, msg: d.Msg, off: off, end: end, hdrAt: -1}
+	return &d.root
 }
 
 // Offset is the position of the next parameter.
 func (r *Reader) Offset() int { return r.off }
 
 func (r *Reader) fail(off int, err error) *DecodeError {
-	return &DecodeError{Proto: r.proto, Offset: off, Err: err}
+	return &DecodeError{Proto: r.d.Proto, Offset: off, Err: err}
 }
 
-// failInvalid builds an Invalid Values error carrying the parameter at
-// [start, start+length).
+// failParam builds an error carrying the parameter at [start,
+// start+length) as cause information for code.
 func (r *Reader) failParam(start, length int, err error, code CauseCode) *DecodeError {
 	e := r.fail(start, err)
 	e.Code = code
@@ -215,6 +239,9 @@ func (r *Reader) failParam(start, length int, err error, code CauseCode) *Decode
 // header reads the TLV header at r.off: type, length, and the offset of
 // the parameter after it (past the padding).
 func (r *Reader) header() (t ParamType, length int, next int, err error) {
+	if r.hdrAt == r.off {
+		return r.hdrType, r.hdrLen, r.hdrNext, nil
+	}
 	if r.end-r.off < 4 {
 		return 0, 0, 0, r.failParam(r.off, 0, withDetail(ErrTruncated, "parameter header needs 4 bytes, "+strconv.Itoa(r.end-r.off)+" left"), CauseInvalidValues)
 	}
@@ -232,7 +259,25 @@ func (r *Reader) header() (t ParamType, length int, next int, err error) {
 		// message lengths without it; TCP framing then cuts it off).
 		next = r.end
 	}
+	r.hdrAt, r.hdrType, r.hdrLen, r.hdrNext = r.off, t, length, next
 	return t, length, next, nil
+}
+
+// count returns how many parameters of type t or t2 follow at the top level of
+// the region (stopping at the first malformed header), to size slices.
+func (r *Reader) count(t, t2 ParamType) int {
+	n := 0
+	for off := r.off; r.end-off >= 4; {
+		l := int(binary.BigEndian.Uint16(r.msg[off+2:]))
+		if l < 4 {
+			break
+		}
+		if pt := ParamType(binary.BigEndian.Uint16(r.msg[off:])); pt == t || pt == t2 {
+			n++
+		}
+		off += (l + 3) &^ 3
+	}
+	return n
 }
 
 // Peek returns the type of the next known parameter, skipping (and
@@ -264,8 +309,8 @@ func (r *Reader) skipUnknown(t ParamType, length, next int) error {
 		}
 		return r.failParam(r.off, length, withDetail(ErrUnrecognizedParam, "type "+t.String()), code)
 	}
-	if t&actionReport != 0 && r.unrec != nil {
-		*r.unrec = append(*r.unrec, Unrecognized{
+	if t&actionReport != 0 {
+		r.d.Unrec = append(r.d.Unrec, Unrecognized{
 			Type:   t,
 			Offset: r.off,
 			TLV:    append([]byte(nil), r.msg[r.off:r.off+length]...),
@@ -340,7 +385,8 @@ func (r *Reader) sub(start, fixed, length int) (Reader, error) {
 	s.off = start + 4 + fixed
 	s.end = start + length
 	s.depth = r.depth + 1
-	if s.depth >= r.lim.MaxDepth {
+	s.hdrAt = -1
+	if s.depth >= r.d.Lim.MaxDepth {
 		return s, r.failParam(start, length, ErrTooDeep, CauseInvalidValues)
 	}
 	return s, nil

@@ -152,7 +152,8 @@ func Append(b []byte, m Message) ([]byte, error) {
 // report", for an ENRP_ERROR reply. Errors are *asap.DecodeError or
 // *asap.UnknownMessageError (with Proto "enrp").
 func Unpack(b []byte, lim *asap.Limits) (Message, []asap.Unrecognized, error) {
-	d := asap.NewDecoder(b, lim, "enrp")
+	d := asap.GetDecoder(b, lim, "enrp")
+	defer d.Release()
 	n, err := asap.CheckFrame(b, &d.Lim, headerSize, "enrp")
 	if err != nil {
 		return nil, nil, err
@@ -170,7 +171,7 @@ func Unpack(b []byte, lim *asap.Limits) (Message, []asap.Unrecognized, error) {
 			Err: withDetail(asap.ErrBadLength, "message length "+strconv.Itoa(n)+" leaves no room for the "+strconv.Itoa(fx)+"-byte fixed part")}
 	}
 	r := d.Region(headerSize+fx, n)
-	if err := m.parse(&r, b[1], b[headerSize:headerSize+fx]); err != nil {
+	if err := m.parse(r, b[1], b[headerSize:headerSize+fx]); err != nil {
 		return nil, nil, asap.PrefixError(err, m.name())
 	}
 	return m, d.Unrec, nil
