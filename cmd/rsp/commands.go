@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+)
+
+type command struct {
+	summary string
+	run     func(args []string) int
+}
+
+var commands = map[string]command{
+	"decode": {"decode an ASAP or ENRP message from hex to JSON", runDecode},
+	"encode": {"encode an ASAP or ENRP message from JSON to hex", runEncode},
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: rsp <command> [flags] [args]\n\ncommands:")
+	var names []string
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nrun 'rsp <command> -h' for the flags of a command")
+}
