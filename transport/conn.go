@@ -1,0 +1,114 @@
+package transport
+
+import (
+	"context"
+	"net"
+	"net/netip"
+)
+
+// Conn is a message-oriented connection: every Send is delivered as one Recv
+// on the other side, with its payload protocol identifier (PPID).
+//
+// Implementations: SCTP (one-to-one socket, PPID on the wire), TCP (messages
+// framed back to back, PPID from Config), and the in-memory pipe.
+type Conn interface {
+	// Send queues msg, labelled with ppid, for delivery as one message. It
+	// returns once the message is accepted for transmission: copied into the
+	// connection's send buffer (TCP, pipe) or the kernel's (SCTP); a later
+	// write failure closes the connection and is returned by later calls.
+	// Send blocks while the send buffer is full (the peer is not reading)
+	// and then returns ctx.Err() when ctx ends; a message is either accepted
+	// whole or not at all. msg is not retained: the caller may reuse it when
+	// Send returns.
+	//
+	// Safe for concurrent use; concurrent messages are not interleaved.
+	Send(ctx context.Context, ppid uint32, msg []byte) error
+
+	// Recv blocks until a whole message arrives and returns it with its
+	// PPID. The returned slice belongs to the caller. When ctx ends Recv
+	// returns ctx.Err() and the connection stays usable (a partly received
+	// message is kept for the next call). Any other error is final: the
+	// connection has been closed (io.EOF when the peer closed it between
+	// messages; ErrBadFrame, ErrMessageTooLarge, ErrReadTimeout; ErrClosed
+	// after Close).
+	//
+	// Safe for concurrent use, but calls are served one at a time; use one
+	// reading goroutine.
+	Recv(ctx context.Context) (ppid uint32, msg []byte, err error)
+
+	// LocalAddr returns the local address (for SCTP a *sctp.SCTPAddr that
+	// lists every local address of the association). Safe for concurrent use.
+	LocalAddr() net.Addr
+
+	// RemoteAddr returns the remote address (for SCTP a *sctp.SCTPAddr
+	// listing every peer address known when the connection was set up).
+	// Safe for concurrent use.
+	RemoteAddr() net.Addr
+
+	// PeerAddrs returns the peer's IP addresses: for SCTP every address of
+	// the association's peer, asked from the kernel at each call; for TCP
+	// the one remote IP; for a pipe the other end's Config.LocalAddrs (so a
+	// test sets the dialer's LocalAddrs to give it addresses). IPv4-mapped
+	// addresses are unmapped. Safe for concurrent use.
+	PeerAddrs() []netip.Addr
+
+	// Kind tells the transport in use. Safe for concurrent use.
+	Kind() Kind
+
+	// Close flushes messages already accepted by Send (bounded by
+	// Config.WriteTimeout or Config.CloseLinger), closes the connection,
+	// unblocks pending Recv and Send calls and stops the connection's
+	// goroutines before it returns. Idempotent: later calls return nil.
+	// Safe for concurrent use.
+	Close() error
+}
+
+// Listener accepts connections.
+type Listener interface {
+	// Accept blocks until a connection arrives, ctx ends (ctx.Err()) or the
+	// listener is closed (ErrClosed). Safe for concurrent use.
+	Accept(ctx context.Context) (Conn, error)
+
+	// Addrs returns the bound addresses with the real ports (port 0 in the
+	// spec is resolved): one *net.TCPAddr per TCP socket, one
+	// *sctp.SCTPAddr for the SCTP socket (listing all its local addresses).
+	// Safe for concurrent use.
+	Addrs() []net.Addr
+
+	// Close stops accepting, closes connections accepted but not yet
+	// returned by Accept, and waits for the listener's goroutines to exit.
+	// Connections already returned by Accept are not affected. Idempotent.
+	// Safe for concurrent use.
+	Close() error
+}
+
+// Network opens listeners and connections. OSNetwork uses the kernel's
+// sockets; NewMemNetwork is an in-memory double for tests of the layers
+// above. Methods are safe for concurrent use.
+type Network interface {
+	Listen(ctx context.Context, spec string, cfg Config) (Listener, error)
+	Dial(ctx context.Context, spec string, cfg Config) (Conn, error)
+}
+
+// OSNetwork returns the Network of the kernel's sockets: its methods are
+// Listen and Dial.
+func OSNetwork() Network { return osNetwork{} }
+
+type osNetwork struct{}
+
+func (osNetwork) Listen(ctx context.Context, spec string, cfg Config) (Listener, error) {
+	return Listen(ctx, spec, cfg)
+}
+
+func (osNetwork) Dial(ctx context.Context, spec string, cfg Config) (Conn, error) {
+	return Dial(ctx, spec, cfg)
+}
+
+// unmapAll unmaps IPv4-mapped IPv6 addresses.
+func unmapAll(in []netip.Addr) []netip.Addr {
+	out := make([]netip.Addr, len(in))
+	for i, a := range in {
+		out[i] = a.Unmap()
+	}
+	return out
+}

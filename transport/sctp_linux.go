@@ -1,0 +1,600 @@
+//go:build linux && !386
+
+package transport
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/ishidawataru/sctp"
+)
+
+// The SCTP side uses github.com/ishidawataru/sctp for address packing
+// (SCTPAddr), sctp_bindx (SCTPBind), sctp_connectx (SCTPConnect), event
+// subscription and constants. The sockets themselves are non-blocking and
+// wrapped in an *os.File, so the Go runtime's poller serves them: deadlines,
+// context cancellation and Close unblock pending calls, and a closed
+// descriptor number is never reused under a pending call.
+
+// probeSCTP opens and closes an SCTP socket.
+func probeSCTP() error {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, syscall.IPPROTO_SCTP)
+	if err != nil {
+		if isNoSCTP(err) {
+			return ErrNoSCTP
+		}
+		return fmt.Errorf("probe: %w", os.NewSyscallError("socket", err))
+	}
+	_ = syscall.Close(fd)
+	return nil
+}
+
+func isNoSCTP(err error) bool {
+	return errors.Is(err, syscall.EPROTONOSUPPORT) || errors.Is(err, syscall.ESOCKTNOSUPPORT)
+}
+
+// sctpSocket opens a non-blocking one-to-one SCTP socket. An IPv6 socket
+// also takes IPv4 addresses (IPV6_V6ONLY off).
+func sctpSocket(v6 bool) (int, error) {
+	family := syscall.AF_INET
+	if v6 {
+		family = syscall.AF_INET6
+	}
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, syscall.IPPROTO_SCTP)
+	if err != nil {
+		if isNoSCTP(err) {
+			return -1, ErrNoSCTP
+		}
+		return -1, os.NewSyscallError("socket", err)
+	}
+	if v6 {
+		if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 0); err != nil {
+			_ = syscall.Close(fd)
+			return -1, os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
+		}
+	}
+	// Ask for the sctp_sndrcvinfo of every message (its PPID). Accepted
+	// sockets inherit this from the listening socket.
+	if err := sctp.NewSCTPConn(fd, nil).SubscribeEvents(sctp.SCTP_EVENT_DATA_IO); err != nil {
+		_ = syscall.Close(fd)
+		return -1, os.NewSyscallError("setsockopt SCTP_EVENTS", err)
+	}
+	return fd, nil
+}
+
+func anyIPv6(lists ...[]netip.Addr) bool {
+	for _, l := range lists {
+		for _, a := range l {
+			if a.Is6() && !a.Is4In6() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func toSCTPAddr(addrs []netip.Addr, port uint16) *sctp.SCTPAddr {
+	sa := &sctp.SCTPAddr{Port: int(port)}
+	for _, a := range addrs {
+		a = a.Unmap()
+		sa.IPAddrs = append(sa.IPAddrs, net.IPAddr{IP: a.AsSlice(), Zone: a.Zone()})
+	}
+	return sa
+}
+
+// sctpListener is a listening SCTP socket.
+type sctpListener struct {
+	f    *os.File
+	rc   syscall.RawConn
+	addr *sctp.SCTPAddr
+	cfg  Config
+}
+
+// listenSCTP binds one SCTP socket to all addrs (the wildcard when empty) on
+// port and listens.
+func listenSCTP(addrs []netip.Addr, port uint16, cfg Config) (*sctpListener, error) {
+	bind := addrs
+	v6 := anyIPv6(addrs)
+	if len(addrs) == 0 {
+		v6 = true
+		bind = []netip.Addr{netip.IPv6Unspecified()}
+	}
+	fd, err := sctpSocket(v6)
+	if err != nil && len(addrs) == 0 && errors.Is(err, syscall.EAFNOSUPPORT) {
+		bind = []netip.Addr{netip.IPv4Unspecified()}
+		fd, err = sctpSocket(false)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sctp: %w", err)
+	}
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+		_ = syscall.Close(fd)
+		return nil, fmt.Errorf("sctp: %w", os.NewSyscallError("setsockopt SO_REUSEADDR", err))
+	}
+	sa := toSCTPAddr(bind, port)
+	if err := sctp.SCTPBind(fd, sa, sctp.SCTP_BINDX_ADD_ADDR); err != nil {
+		_ = syscall.Close(fd)
+		return nil, fmt.Errorf("sctp bind %s: %w", sa, os.NewSyscallError("sctp_bindx", err))
+	}
+	if err := syscall.Listen(fd, syscall.SOMAXCONN); err != nil {
+		_ = syscall.Close(fd)
+		return nil, fmt.Errorf("sctp listen %s: %w", sa, os.NewSyscallError("listen", err))
+	}
+	if lsa, err := syscall.Getsockname(fd); err == nil {
+		switch v := lsa.(type) {
+		case *syscall.SockaddrInet4:
+			sa.Port = v.Port
+		case *syscall.SockaddrInet6:
+			sa.Port = v.Port
+		}
+	}
+	f := os.NewFile(uintptr(fd), "sctp-listener")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("sctp: %w", err)
+	}
+	return &sctpListener{f: f, rc: rc, addr: sa, cfg: cfg}, nil
+}
+
+// Addr returns the bound addresses and port.
+func (l *sctpListener) Addr() net.Addr { return l.addr }
+
+// Close closes the socket; a pending accept returns.
+func (l *sctpListener) Close() error { return l.f.Close() }
+
+// accept waits for one association.
+func (l *sctpListener) accept() (Conn, error) {
+	var nfd int
+	var aerr error
+	err := l.rc.Read(func(fd uintptr) bool {
+		nfd, _, aerr = syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		return aerr != syscall.EAGAIN
+	})
+	if err != nil {
+		return nil, err
+	}
+	if aerr != nil {
+		return nil, os.NewSyscallError("accept4", aerr)
+	}
+	f := os.NewFile(uintptr(nfd), "sctp")
+	c, err := newSCTPConn(f, l.cfg)
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// dialSCTP sets up an association with every address of the peer.
+func dialSCTP(ctx context.Context, addrs []netip.Addr, port uint16, cfg Config) (Conn, error) {
+	fd, err := sctpSocket(anyIPv6(addrs, cfg.LocalAddrs))
+	if err != nil {
+		return nil, fmt.Errorf("sctp dial: %w", err)
+	}
+	if len(cfg.LocalAddrs) > 0 {
+		la := toSCTPAddr(cfg.LocalAddrs, 0)
+		if err := sctp.SCTPBind(fd, la, sctp.SCTP_BINDX_ADD_ADDR); err != nil {
+			_ = syscall.Close(fd)
+			return nil, fmt.Errorf("sctp dial: bind %s: %w", la, os.NewSyscallError("sctp_bindx", err))
+		}
+	}
+	ra := toSCTPAddr(addrs, port)
+	if _, err := sctp.SCTPConnect(fd, ra); err != nil && err != syscall.EINPROGRESS {
+		_ = syscall.Close(fd)
+		return nil, fmt.Errorf("sctp dial %s: %w", ra, os.NewSyscallError("sctp_connectx", err))
+	}
+	f := os.NewFile(uintptr(fd), "sctp")
+	if err := waitConnected(ctx, f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("sctp dial %s: %w", ra, err)
+	}
+	c, err := newSCTPConn(f, cfg)
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("sctp dial %s: %w", ra, err)
+	}
+	return c, nil
+}
+
+// waitConnected waits until a non-blocking connect finished.
+func waitConnected(ctx context.Context, f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	d := ioDeadline{set: f.SetWriteDeadline}
+	disarm := d.arm(ctx, time.Time{})
+	var cerr error
+	werr := rc.Write(func(fd uintptr) bool {
+		v, err := syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_ERROR)
+		if err != nil {
+			cerr = os.NewSyscallError("getsockopt SO_ERROR", err)
+			return true
+		}
+		if v != 0 {
+			cerr = os.NewSyscallError("connect", syscall.Errno(v))
+			return true
+		}
+		// Writable is not proof of an association: getpeername is.
+		_, err = syscall.Getpeername(int(fd))
+		return err == nil
+	})
+	disarm()
+	if werr != nil {
+		if errors.Is(werr, os.ErrDeadlineExceeded) {
+			if _, ctxErr := expired(ctx, time.Time{}); ctxErr != nil {
+				return ctxErr
+			}
+		}
+		return werr
+	}
+	return cerr
+}
+
+// sctpConn is a Conn over a one-to-one SCTP socket: one SCTP message per
+// Send, the PPID in its sctp_sndrcvinfo.
+type sctpConn struct {
+	f     *os.File
+	rc    syscall.RawConn
+	cfg   Config
+	log   hclog.Logger
+	laddr *sctp.SCTPAddr
+	raddr *sctp.SCTPAddr
+
+	rsem    chan struct{} // one reader at a time; guards the fields below
+	rdl     ioDeadline
+	rbuf    []byte // max message size; a message being received is rbuf[:rlen]
+	rlen    int
+	rppid   uint32
+	oob     []byte
+	readErr error
+
+	wsem    chan struct{} // one writer at a time; guards the fields below
+	wdl     ioDeadline
+	oobPPID uint32
+	oobSend []byte
+
+	mu     sync.Mutex
+	err    error // final error, returned by later calls
+	closed atomic.Bool
+	once   sync.Once
+}
+
+var _ Conn = (*sctpConn)(nil)
+
+func newSCTPConn(f *os.File, cfg Config) (*sctpConn, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	c := &sctpConn{
+		f:    f,
+		rc:   rc,
+		cfg:  cfg,
+		rsem: make(chan struct{}, 1),
+		wsem: make(chan struct{}, 1),
+		oob:  make([]byte, 128),
+	}
+	c.rdl.set = f.SetReadDeadline
+	c.wdl.set = f.SetWriteDeadline
+	la, lport, _ := c.addrList(sctp.SCTP_GET_LOCAL_ADDRS)
+	ra, rport, err := c.addrList(sctp.SCTP_GET_PEER_ADDRS)
+	if err != nil {
+		return nil, fmt.Errorf("sctp: peer addresses: %w", err)
+	}
+	c.laddr = toSCTPAddr(la, lport)
+	c.raddr = toSCTPAddr(ra, rport)
+	c.log = cfg.logger().With("transport", "sctp", "local", c.laddr.String(), "remote", c.raddr.String())
+	return c, nil
+}
+
+// addrList asks the kernel for the local or peer addresses of the
+// association (SCTP_GET_LOCAL_ADDRS, SCTP_GET_PEER_ADDRS). The kernel packs
+// sockaddr_in and sockaddr_in6 entries of different sizes back to back after
+// a struct sctp_getaddrs header {assoc_id int32; addr_num uint32}.
+func (c *sctpConn) addrList(opt int) ([]netip.Addr, uint16, error) {
+	buf := make([]byte, 8+8192)
+	optlen := uint32(len(buf))
+	var errno syscall.Errno
+	err := c.rc.Control(func(fd uintptr) {
+		_, _, errno = syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, sctp.SOL_SCTP, uintptr(opt),
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&optlen)), 0)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if errno != 0 {
+		return nil, 0, os.NewSyscallError("getsockopt", errno)
+	}
+	return parseSockaddrs(buf[:optlen])
+}
+
+// parseSockaddrs decodes a struct sctp_getaddrs.
+func parseSockaddrs(b []byte) ([]netip.Addr, uint16, error) {
+	if len(b) < 8 {
+		return nil, 0, fmt.Errorf("sctp_getaddrs: %d bytes", len(b))
+	}
+	n := binary.NativeEndian.Uint32(b[4:8])
+	b = b[8:]
+	var out []netip.Addr
+	var port uint16
+	for i := uint32(0); i < n; i++ {
+		if len(b) < 2 {
+			return out, port, fmt.Errorf("sctp_getaddrs: truncated at address %d", i)
+		}
+		switch binary.NativeEndian.Uint16(b[0:2]) {
+		case syscall.AF_INET:
+			if len(b) < syscall.SizeofSockaddrInet4 {
+				return out, port, fmt.Errorf("sctp_getaddrs: truncated at address %d", i)
+			}
+			port = binary.BigEndian.Uint16(b[2:4])
+			out = append(out, netip.AddrFrom4([4]byte(b[4:8])))
+			b = b[syscall.SizeofSockaddrInet4:]
+		case syscall.AF_INET6:
+			if len(b) < syscall.SizeofSockaddrInet6 {
+				return out, port, fmt.Errorf("sctp_getaddrs: truncated at address %d", i)
+			}
+			port = binary.BigEndian.Uint16(b[2:4])
+			a := netip.AddrFrom16([16]byte(b[8:24]))
+			if scope := binary.NativeEndian.Uint32(b[24:28]); scope != 0 && a.IsLinkLocalUnicast() {
+				if ifi, err := net.InterfaceByIndex(int(scope)); err == nil {
+					a = a.WithZone(ifi.Name)
+				}
+			}
+			out = append(out, a.Unmap())
+			b = b[syscall.SizeofSockaddrInet6:]
+		default:
+			return out, port, fmt.Errorf("sctp_getaddrs: address family %d", binary.NativeEndian.Uint16(b[0:2]))
+		}
+	}
+	return out, port, nil
+}
+
+// Kind implements Conn.
+func (c *sctpConn) Kind() Kind { return KindSCTP }
+
+// LocalAddr implements Conn.
+func (c *sctpConn) LocalAddr() net.Addr { return c.laddr }
+
+// RemoteAddr implements Conn.
+func (c *sctpConn) RemoteAddr() net.Addr { return c.raddr }
+
+// PeerAddrs implements Conn.
+func (c *sctpConn) PeerAddrs() []netip.Addr {
+	if !c.closed.Load() {
+		if addrs, _, err := c.addrList(sctp.SCTP_GET_PEER_ADDRS); err == nil {
+			return addrs
+		}
+	}
+	var out []netip.Addr
+	for _, ip := range c.raddr.IPAddrs {
+		if a, ok := netip.AddrFromSlice(ip.IP); ok {
+			out = append(out, a.Unmap().WithZone(ip.Zone))
+		}
+	}
+	return out
+}
+
+// finalErr records err as the connection's final error unless one is set,
+// closes the socket, and returns the final error.
+func (c *sctpConn) finalErr(err error) error {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	err = c.err
+	c.mu.Unlock()
+	c.closeFile()
+	return err
+}
+
+func (c *sctpConn) currentErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *sctpConn) closeFile() {
+	c.once.Do(func() {
+		c.closed.Store(true)
+		_ = c.f.Close()
+	})
+}
+
+// sndrcvOOB builds the SCTP_SNDRCV control message that carries ppid.
+func sndrcvOOB(ppid uint32) []byte {
+	const infoLen = int(unsafe.Sizeof(sctp.SndRcvInfo{}))
+	b := make([]byte, syscall.CmsgSpace(infoLen))
+	h := (*syscall.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level = syscall.IPPROTO_SCTP
+	h.Type = sctp.SCTP_CMSG_SNDRCV
+	h.SetLen(syscall.CmsgLen(infoLen))
+	// sinfo_ppid is at offset 8 and travels in network byte order.
+	binary.BigEndian.PutUint32(b[syscall.CmsgLen(0)+8:], ppid)
+	return b
+}
+
+// rcvPPID finds the PPID in the control messages of a received message
+// (sctp_sndrcvinfo or sctp_rcvinfo; both have it at offset 8).
+func rcvPPID(oob []byte) uint32 {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0
+	}
+	for _, m := range msgs {
+		if m.Header.Level == syscall.IPPROTO_SCTP &&
+			(m.Header.Type == sctp.SCTP_CMSG_SNDRCV || m.Header.Type == sctp.SCTP_CMSG_RCVINFO) && len(m.Data) >= 12 {
+			return binary.BigEndian.Uint32(m.Data[8:12])
+		}
+	}
+	return 0
+}
+
+// Send implements Conn. One sendmsg per message: the kernel takes a message
+// whole or not at all.
+func (c *sctpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
+	if len(msg) == 0 {
+		return fmt.Errorf("sctp send to %s: %w: empty message", c.raddr, ErrBadFrame)
+	}
+	if len(msg) > c.cfg.MaxMessageSize {
+		return fmt.Errorf("sctp send to %s: %w: %d bytes, limit %d", c.raddr, ErrMessageTooLarge, len(msg), c.cfg.MaxMessageSize)
+	}
+	select {
+	case c.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.wsem }()
+	if err := c.currentErr(); err != nil {
+		return err
+	}
+	if c.oobSend == nil || c.oobPPID != ppid {
+		c.oobSend, c.oobPPID = sndrcvOOB(ppid), ppid
+	}
+	var timeout time.Time
+	if c.cfg.WriteTimeout > 0 {
+		timeout = time.Now().Add(c.cfg.WriteTimeout)
+	}
+	for {
+		disarm := c.wdl.arm(ctx, timeout)
+		var serr error
+		err := c.rc.Write(func(fd uintptr) bool {
+			serr = syscall.Sendmsg(int(fd), msg, c.oobSend, nil, syscall.MSG_NOSIGNAL)
+			return serr != syscall.EAGAIN
+		})
+		disarm()
+		if err == nil && serr == syscall.EINTR {
+			continue
+		}
+		if err == nil && serr == nil {
+			return nil
+		}
+		if err == nil {
+			c.log.Debug("closing connection: send failed", "error", serr)
+			return c.finalErr(fmt.Errorf("sctp send to %s: %w", c.raddr, os.NewSyscallError("sendmsg", serr)))
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			timedOut, ctxErr := expired(ctx, timeout)
+			if timedOut {
+				c.log.Warn("closing connection: peer does not read", "write_timeout", c.cfg.WriteTimeout)
+				return c.finalErr(fmt.Errorf("sctp send to %s: peer stopped reading for %v: %w", c.raddr, c.cfg.WriteTimeout, err))
+			}
+			if ctxErr != nil {
+				return ctxErr
+			}
+			continue
+		}
+		return c.finalErr(fmt.Errorf("sctp send to %s: %w", c.raddr, ErrClosed))
+	}
+}
+
+// Recv implements Conn. A message longer than the receive buffer arrives in
+// pieces (partial delivery); Recv collects them until MSG_EOR.
+func (c *sctpConn) Recv(ctx context.Context) (uint32, []byte, error) {
+	select {
+	case c.rsem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+	defer func() { <-c.rsem }()
+	if c.readErr != nil {
+		return 0, nil, c.readErr
+	}
+	if err := c.currentErr(); err != nil {
+		c.readErr = err
+		return 0, nil, err
+	}
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, c.cfg.MaxMessageSize)
+	}
+	var timeout time.Time
+	if c.cfg.ReadTimeout > 0 {
+		timeout = time.Now().Add(c.cfg.ReadTimeout)
+	}
+	for {
+		disarm := c.rdl.arm(ctx, timeout)
+		var n, oobn, flags int
+		var rerr error
+		err := c.rc.Read(func(fd uintptr) bool {
+			n, oobn, flags, _, rerr = syscall.Recvmsg(int(fd), c.rbuf[c.rlen:], c.oob, 0)
+			return rerr != syscall.EAGAIN
+		})
+		disarm()
+		if err == nil && rerr == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				timedOut, ctxErr := expired(ctx, timeout)
+				if timedOut {
+					c.log.Info("closing connection: read idle timeout", "read_timeout", c.cfg.ReadTimeout)
+					return 0, nil, c.failRead(fmt.Errorf("sctp recv from %s: no complete message within %v: %w", c.raddr, c.cfg.ReadTimeout, ErrReadTimeout))
+				}
+				if ctxErr != nil {
+					return 0, nil, ctxErr
+				}
+				continue
+			}
+			return 0, nil, c.failRead(fmt.Errorf("sctp recv from %s: %w", c.raddr, ErrClosed))
+		}
+		if rerr != nil {
+			c.log.Debug("closing connection: recv failed", "error", rerr)
+			return 0, nil, c.failRead(fmt.Errorf("sctp recv from %s: %w", c.raddr, os.NewSyscallError("recvmsg", rerr)))
+		}
+		if flags&sctp.MSG_NOTIFICATION != 0 {
+			continue // not subscribed to any; ignore
+		}
+		if n == 0 {
+			if c.rlen > 0 {
+				c.log.Warn("closing connection: peer closed inside a message", "received", c.rlen)
+				return 0, nil, c.failRead(fmt.Errorf("sctp recv from %s: peer closed inside a message: %w", c.raddr, io.ErrUnexpectedEOF))
+			}
+			c.log.Debug("peer closed the association")
+			return 0, nil, c.failRead(io.EOF)
+		}
+		if c.rlen == 0 {
+			c.rppid = rcvPPID(c.oob[:oobn])
+		}
+		c.rlen += n
+		if flags&syscall.MSG_EOR != 0 {
+			msg := make([]byte, c.rlen)
+			copy(msg, c.rbuf[:c.rlen])
+			c.rlen = 0
+			return c.rppid, msg, nil
+		}
+		if c.rlen == len(c.rbuf) {
+			c.log.Warn("closing connection: message too large", "limit", c.cfg.MaxMessageSize, "ppid", c.rppid)
+			return 0, nil, c.failRead(fmt.Errorf("sctp recv from %s: %w: more than %d bytes (ppid %d)", c.raddr, ErrMessageTooLarge, c.cfg.MaxMessageSize, c.rppid))
+		}
+	}
+}
+
+func (c *sctpConn) failRead(err error) error {
+	c.readErr = c.finalErr(err)
+	return c.readErr
+}
+
+// Close implements Conn. The kernel delivers what Send accepted and then
+// shuts the association down gracefully.
+func (c *sctpConn) Close() error {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = fmt.Errorf("sctp %s: %w", c.raddr, ErrClosed)
+	}
+	c.mu.Unlock()
+	c.closeFile()
+	return nil
+}

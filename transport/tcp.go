@@ -1,0 +1,351 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// aLongTimeAgo is a deadline in the past: it makes blocked I/O return now.
+var aLongTimeAgo = time.Unix(1, 0)
+
+const (
+	// initialReadBuf is the receive buffer of a TCP connection; it grows
+	// to hold a larger frame.
+	initialReadBuf = 4 << 10
+	// sendQueueLimit bounds the bytes queued for the writer goroutine
+	// (besides the batch it is writing); Send blocks beyond it.
+	sendQueueLimit = 64 << 10
+)
+
+// sendBufPool recycles send batches across connections, so an idle
+// connection holds no send buffer.
+var sendBufPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, sendQueueLimit)
+	return &b
+}}
+
+// tcpConn is a Conn over TCP: messages back to back, framed by the length
+// in their own header (see frame.go). Sends are queued and written in
+// batches by one writer goroutine per connection, owned by the connection.
+type tcpConn struct {
+	nc     *net.TCPConn
+	cfg    Config
+	log    hclog.Logger
+	remote string
+
+	// Reading; guarded by rsem (a one-slot semaphore that honours ctx).
+	rsem    chan struct{}
+	rbuf    []byte
+	rr, rw  int // unread bytes are rbuf[rr:rw]
+	rdl     ioDeadline
+	readErr error // final read error
+
+	// Writing.
+	wmu     sync.Mutex
+	pending *[]byte       // frames queued for the writer; nil when none
+	space   chan struct{} // closed when the writer takes pending; nil if nobody waits
+	werr    error         // final error for Send
+	kick    chan struct{} // wakes the writer (one slot)
+	closing chan struct{} // closed by Close: flush, then exit
+	dead    chan struct{} // closed by fail: exit now
+	wdone   chan struct{} // closed when the writer has exited
+
+	failOnce  sync.Once
+	closeOnce sync.Once
+}
+
+var _ Conn = (*tcpConn)(nil)
+
+func newTCPConn(nc *net.TCPConn, cfg Config) *tcpConn {
+	c := &tcpConn{
+		nc:      nc,
+		cfg:     cfg,
+		remote:  nc.RemoteAddr().String(),
+		rsem:    make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+		dead:    make(chan struct{}),
+		wdone:   make(chan struct{}),
+	}
+	c.rdl.set = nc.SetReadDeadline
+	c.log = cfg.logger().With("transport", "tcp", "local", nc.LocalAddr().String(), "remote", c.remote)
+	go c.writeLoop()
+	return c
+}
+
+// Kind implements Conn.
+func (c *tcpConn) Kind() Kind { return KindTCP }
+
+// LocalAddr implements Conn.
+func (c *tcpConn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr implements Conn.
+func (c *tcpConn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// PeerAddrs implements Conn.
+func (c *tcpConn) PeerAddrs() []netip.Addr {
+	ap := c.nc.RemoteAddr().(*net.TCPAddr).AddrPort()
+	return []netip.Addr{ap.Addr().Unmap()}
+}
+
+// Send implements Conn.
+func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
+	fi, err := checkSend(ppid, msg, c.cfg.PPID, c.cfg.Mux, c.cfg.MaxMessageSize)
+	if err != nil {
+		return fmt.Errorf("tcp send to %s: %w", c.remote, err)
+	}
+	size := len(msg)
+	if fi.header {
+		size += muxHeaderSize
+	}
+	for {
+		c.wmu.Lock()
+		if c.werr != nil {
+			err := c.werr
+			c.wmu.Unlock()
+			return err
+		}
+		if c.pending == nil {
+			c.pending = sendBufPool.Get().(*[]byte)
+			*c.pending = (*c.pending)[:0]
+		}
+		if q := *c.pending; len(q) == 0 || len(q)+size <= sendQueueLimit {
+			*c.pending = appendFrame(q, fi, msg)
+			c.wmu.Unlock()
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
+			return nil
+		}
+		if c.space == nil {
+			c.space = make(chan struct{})
+		}
+		space := c.space
+		c.wmu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// writeLoop writes queued frames until the connection fails or is closed.
+func (c *tcpConn) writeLoop() {
+	defer close(c.wdone)
+	for {
+		select {
+		case <-c.kick:
+			if !c.flush() {
+				return
+			}
+		case <-c.closing:
+			c.flush()
+			return
+		case <-c.dead:
+			return
+		}
+	}
+}
+
+// flush writes everything queued; it returns false after a write error.
+func (c *tcpConn) flush() bool {
+	for {
+		c.wmu.Lock()
+		bp := c.pending
+		c.pending = nil
+		if c.space != nil {
+			close(c.space)
+			c.space = nil
+		}
+		c.wmu.Unlock()
+		if bp == nil {
+			return true
+		}
+		if len(*bp) == 0 {
+			sendBufPool.Put(bp)
+			return true
+		}
+		if c.cfg.WriteTimeout > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+		}
+		_, err := c.nc.Write(*bp)
+		if cap(*bp) <= 2*sendQueueLimit {
+			sendBufPool.Put(bp)
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.log.Warn("closing connection: peer does not read", "write_timeout", c.cfg.WriteTimeout)
+				err = fmt.Errorf("tcp send to %s: peer stopped reading for %v: %w", c.remote, c.cfg.WriteTimeout, err)
+			} else {
+				err = fmt.Errorf("tcp send to %s: %w", c.remote, err)
+			}
+			c.fail(err)
+			return false
+		}
+	}
+}
+
+// Recv implements Conn.
+func (c *tcpConn) Recv(ctx context.Context) (uint32, []byte, error) {
+	select {
+	case c.rsem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+	defer func() { <-c.rsem }()
+	if c.readErr != nil {
+		return 0, nil, c.readErr
+	}
+	var timeout time.Time // ReadTimeout deadline, set when Recv first blocks
+	for {
+		h, ok, err := parseFrame(c.rbuf[c.rr:c.rw], c.cfg.PPID, c.cfg.Mux, c.cfg.MaxMessageSize)
+		if err != nil {
+			c.log.Warn("closing connection: bad frame from peer", "error", err)
+			return 0, nil, c.failRead(fmt.Errorf("tcp recv from %s: %w", c.remote, err))
+		}
+		if ok && c.rw-c.rr >= h.total {
+			msg := make([]byte, h.total-h.skip)
+			copy(msg, c.rbuf[c.rr+h.skip:c.rr+h.total])
+			c.rr += h.total
+			if c.rr == c.rw {
+				c.rr, c.rw = 0, 0
+			}
+			return h.ppid, msg, nil
+		}
+		need := 4 + muxHeaderSize // enough to parse any header
+		if ok {
+			need = h.total
+		}
+		c.makeRoom(need)
+		if c.cfg.ReadTimeout > 0 && timeout.IsZero() {
+			timeout = time.Now().Add(c.cfg.ReadTimeout)
+		}
+		if err := c.fill(ctx, timeout); err != nil {
+			return 0, nil, err
+		}
+	}
+}
+
+// makeRoom makes rbuf able to hold need bytes from rr on.
+func (c *tcpConn) makeRoom(need int) {
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, max(initialReadBuf, need))
+		return
+	}
+	if len(c.rbuf)-c.rr >= need && c.rw < len(c.rbuf) {
+		return
+	}
+	n := c.rw - c.rr
+	if len(c.rbuf) >= need {
+		copy(c.rbuf, c.rbuf[c.rr:c.rw])
+	} else {
+		nb := make([]byte, need)
+		copy(nb, c.rbuf[c.rr:c.rw])
+		c.rbuf = nb
+	}
+	c.rr, c.rw = 0, n
+}
+
+// fill reads once from the socket into rbuf. It returns ctx.Err() when ctx
+// ended (the connection stays usable) and a final error otherwise.
+func (c *tcpConn) fill(ctx context.Context, timeout time.Time) error {
+	disarm := c.rdl.arm(ctx, timeout)
+	n, err := c.nc.Read(c.rbuf[c.rw:])
+	disarm()
+	c.rw += n
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		timedOut, ctxErr := expired(ctx, timeout)
+		if timedOut {
+			c.log.Info("closing connection: read idle timeout", "read_timeout", c.cfg.ReadTimeout)
+			return c.failRead(fmt.Errorf("tcp recv from %s: no complete message within %v: %w", c.remote, c.cfg.ReadTimeout, ErrReadTimeout))
+		}
+		return ctxErr // nil: a stale deadline, read again
+	case errors.Is(err, io.EOF):
+		if c.rw > c.rr {
+			c.log.Warn("closing connection: peer closed inside a message", "buffered", c.rw-c.rr)
+			return c.failRead(fmt.Errorf("tcp recv from %s: peer closed inside a message: %w", c.remote, io.ErrUnexpectedEOF))
+		}
+		c.log.Debug("peer closed the connection")
+		return c.failRead(io.EOF)
+	case errors.Is(err, net.ErrClosed):
+		return c.failRead(c.sendErr())
+	default:
+		c.log.Debug("closing connection: read failed", "error", err)
+		return c.failRead(fmt.Errorf("tcp recv from %s: %w", c.remote, err))
+	}
+}
+
+// sendErr returns the error that ended the connection.
+func (c *tcpConn) sendErr() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr == nil {
+		return fmt.Errorf("tcp %s: %w", c.remote, ErrClosed)
+	}
+	return c.werr
+}
+
+// failRead records a final read error and closes the connection. The caller
+// holds rsem.
+func (c *tcpConn) failRead(err error) error {
+	c.readErr = err
+	c.fail(err)
+	return err
+}
+
+// fail makes err the error of later Sends (unless one is set), closes the
+// socket and stops the writer. Safe to call from any goroutine, repeatedly.
+func (c *tcpConn) fail(err error) {
+	c.failOnce.Do(func() {
+		c.wmu.Lock()
+		if c.werr == nil {
+			c.werr = err
+		}
+		if c.space != nil {
+			close(c.space)
+			c.space = nil
+		}
+		c.wmu.Unlock()
+		close(c.dead)
+		_ = c.nc.Close()
+	})
+}
+
+// Close implements Conn.
+func (c *tcpConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.wmu.Lock()
+		if c.werr == nil {
+			c.werr = fmt.Errorf("tcp send to %s: %w", c.remote, ErrClosed)
+		}
+		c.wmu.Unlock()
+		close(c.closing)
+		if linger := c.cfg.lingerTimeout(); linger > 0 {
+			t := time.NewTimer(linger)
+			select {
+			case <-c.wdone:
+			case <-t.C:
+				c.log.Warn("closing connection: queued messages not flushed in time", "linger", linger)
+			}
+			t.Stop()
+		}
+		c.fail(fmt.Errorf("tcp %s: %w", c.remote, ErrClosed))
+		<-c.wdone
+	})
+	return nil
+}
