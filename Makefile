@@ -29,6 +29,15 @@ test: build test-unit test-sctp
 test-unit:
 	E2E_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) -timeout $(TIMEOUT) ./...
 
+# test-sctp runs the tests that need kernel SCTP (names matching SCTP_RUN in
+# SCTP_PKGS) with RSP_REQUIRE_SCTP=1: natively where /proc/net/protocols lists
+# SCTP, otherwise in one boot of the SCTP lab VM ($(SHARED)/tools/sctp-lab,
+# built on first use). Add packages to SCTP_PKGS; see .ci/sctp-tests.
+SCTP_PKGS ?= ./transport/...
+SCTP_RUN  ?= SCTP
+test-sctp:
+	GO=$(GO) bash .ci/sctp-tests -run '$(SCTP_RUN)' $(SCTP_PKGS)
+
 race:
 	$(GO) test -race $(TESTFLAGS) -timeout $(TIMEOUT) ./...
 

@@ -302,11 +302,14 @@ func newSCTPConn(f *os.File, cfg Config) (*sctpConn, error) {
 }
 
 // addrList asks the kernel for the local or peer addresses of the
-// association (SCTP_GET_LOCAL_ADDRS, SCTP_GET_PEER_ADDRS). The kernel packs
+// association (SCTP_GET_LOCAL_ADDRS, SCTP_GET_PEER_ADDRS). The association
+// id is 1, not 0: on a one-to-one socket any non-zero id means "the
+// association", while 0 asks for the endpoint's bound addresses. The kernel packs
 // sockaddr_in and sockaddr_in6 entries of different sizes back to back after
 // a struct sctp_getaddrs header {assoc_id int32; addr_num uint32}.
 func (c *sctpConn) addrList(opt int) ([]netip.Addr, uint16, error) {
 	buf := make([]byte, 8+8192)
+	binary.NativeEndian.PutUint32(buf[0:4], 1) // sctp_getaddrs.assoc_id
 	optlen := uint32(len(buf))
 	var errno syscall.Errno
 	err := c.rc.Control(func(fd uintptr) {
@@ -319,7 +322,9 @@ func (c *sctpConn) addrList(opt int) ([]netip.Addr, uint16, error) {
 	if errno != 0 {
 		return nil, 0, os.NewSyscallError("getsockopt", errno)
 	}
-	return parseSockaddrs(buf[:optlen])
+	// Trust addr_num, not optlen: for SCTP_GET_LOCAL_ADDRS Linux reports
+	// the length without the 8-byte header.
+	return parseSockaddrs(buf)
 }
 
 // parseSockaddrs decodes a struct sctp_getaddrs.

@@ -1,0 +1,345 @@
+package transport_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ishidawataru/sctp"
+	"github.com/rserpool-go/registrar/transport"
+)
+
+// requireSCTP skips the test on a kernel without SCTP, or fails it when
+// RSP_REQUIRE_SCTP=1 (set by `make test-sctp`, natively and in the lab VM),
+// so SCTP tests can never pass there by skipping.
+func requireSCTP(t *testing.T) {
+	t.Helper()
+	err := transport.KernelSCTP()
+	if err == nil {
+		return
+	}
+	if os.Getenv("RSP_REQUIRE_SCTP") == "1" {
+		t.Fatalf("RSP_REQUIRE_SCTP=1 but the kernel has no SCTP: %v", err)
+	}
+	t.Skipf("kernel has no SCTP (%v): run `make test-sctp`, which runs the SCTP tests natively or in the SCTP lab VM", err)
+}
+
+func sctpPair(spec string) pairFunc {
+	return func(t *testing.T, cfg transport.Config) (transport.Conn, transport.Conn) {
+		return listenPair(t, spec, cfg)
+	}
+}
+
+var sctpPPIDs = []uint32{transport.PPIDASAP, transport.PPIDENRP, 47, 0}
+
+func TestSCTPConn(t *testing.T) {
+	requireSCTP(t)
+	checkLeaks(t)
+	testConn(t, suite{pair: sctpPair("sctp:127.0.0.1:0"), ppids: sctpPPIDs})
+}
+
+func TestSCTPConnIPv6(t *testing.T) {
+	requireSCTP(t)
+	checkLeaks(t)
+	if !haveIPv6Loopback() {
+		t.Fatal("no IPv6 loopback (::1): the SCTP tests need it")
+	}
+	testConn(t, suite{pair: sctpPair("sctp:[::1]:0"), ppids: sctpPPIDs})
+}
+
+// TestSCTPPPIDs checks that the PPID travels with each message, both ways,
+// and that a message is delivered whole even when larger than one SCTP
+// packet (fragmented and reassembled).
+func TestSCTPPPIDs(t *testing.T) {
+	requireSCTP(t)
+	checkLeaks(t)
+	a, b := listenPair(t, "sctp:127.0.0.1:0", transport.DefaultConfig())
+	if a.Kind() != transport.KindSCTP || b.Kind() != transport.KindSCTP {
+		t.Fatalf("kinds: got %v and %v, want sctp", a.Kind(), b.Kind())
+	}
+	asap, enrp := mkMsg(12, 1), mkMsg(60000, 2)
+	mustSend(t, a, transport.PPIDASAP, asap)
+	mustSend(t, a, transport.PPIDENRP, enrp)
+	mustSend(t, b, transport.PPIDENRP, asap)
+	for _, want := range []struct {
+		c    transport.Conn
+		ppid uint32
+		n    int
+	}{{b, 11, 12}, {b, 12, 60000}, {a, 12, 12}} {
+		ppid, msg := mustRecv(t, want.c)
+		if ppid != want.ppid || len(msg) != want.n {
+			t.Fatalf("got ppid %d, %d bytes; want ppid %d, %d bytes", ppid, len(msg), want.ppid, want.n)
+		}
+	}
+}
+
+// TestSCTPReceiverLimit: a message over the receiver's MaxMessageSize
+// fails Recv with ErrMessageTooLarge and closes the association.
+func TestSCTPReceiverLimit(t *testing.T) {
+	requireSCTP(t)
+	checkLeaks(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	small := transport.DefaultConfig()
+	small.MaxMessageSize = 1000
+	var lb *logBuffer
+	small.Logger, lb = testLogger(t)
+	l, err := transport.Listen(ctx, "sctp:127.0.0.1:0", small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, err := transport.Dial(ctx, "sctp:"+l.Addrs()[0].String(), transport.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	mustSend(t, a, 11, mkMsg(1000, 1))
+	mustSend(t, a, 11, mkMsg(5000, 2))
+	if _, msg := mustRecv(t, b); len(msg) != 1000 {
+		t.Fatalf("got %d bytes, want 1000", len(msg))
+	}
+	if _, _, err := b.Recv(ctx); !errors.Is(err, transport.ErrMessageTooLarge) {
+		t.Fatalf("Recv of 5000 bytes with limit 1000: got %v, want ErrMessageTooLarge", err)
+	}
+	if !lb.waitFor(time.Second, "message too large") {
+		t.Errorf("not logged; log:\n%s", lb)
+	}
+}
+
+func addrSet(as []netip.Addr) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sctpAddrSet(a net.Addr) []string {
+	var out []string
+	for _, ip := range a.(*sctp.SCTPAddr).IPAddrs {
+		out = append(out, ip.IP.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func hostAddrs(t *testing.T) map[string]bool {
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, a := range ifaddrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			have[p.Addr().String()] = true
+		}
+	}
+	return have
+}
+
+// TestSCTPMultiHomed binds two local addresses on each side and checks that
+// each side sees all the other's addresses.
+func TestSCTPMultiHomed(t *testing.T) {
+	requireSCTP(t)
+	checkLeaks(t)
+	cases := []struct {
+		name           string
+		server, client []string
+	}{
+		{"Loopback", []string{"127.0.0.1", "127.0.0.2"}, []string{"127.0.0.3", "127.0.0.4"}},
+	}
+	if have := hostAddrs(t); have["10.99.0.1"] && have["10.99.0.2"] && have["10.99.0.3"] {
+		cases = append(cases, struct {
+			name           string
+			server, client []string
+		}{"LabDummy", []string{"10.99.0.1", "10.99.0.2"}, []string{"10.99.0.3"}})
+	} else if os.Getenv("SCTP_LAB") == "1" {
+		t.Errorf("in the SCTP lab but 10.99.0.1-3 are missing: %v", have)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxTimeout(t, 10*time.Second)
+			l, err := transport.Listen(ctx, "sctp:"+strings.Join(tc.server, ",")+":0", transport.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			la := l.Addrs()[0].(*sctp.SCTPAddr)
+			if len(la.IPAddrs) != len(tc.server) || la.Port == 0 {
+				t.Fatalf("listener Addrs: got %v, want %v with a port", la, tc.server)
+			}
+			cfg := transport.DefaultConfig()
+			for _, a := range tc.client {
+				cfg.LocalAddrs = append(cfg.LocalAddrs, netip.MustParseAddr(a))
+			}
+			// Dial the peer by all its addresses (sctp_connectx).
+			a, err := transport.Dial(ctx, "sctp:"+strings.Join(tc.server, ",")+":"+strconv.Itoa(la.Port), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			b, err := l.Accept(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if got := addrSet(a.PeerAddrs()); !slices.Equal(got, tc.server) {
+				t.Errorf("client PeerAddrs: got %v, want %v", got, tc.server)
+			}
+			if got := addrSet(b.PeerAddrs()); !slices.Equal(got, tc.client) {
+				t.Errorf("server PeerAddrs: got %v, want %v", got, tc.client)
+			}
+			if got := sctpAddrSet(a.LocalAddr()); !slices.Equal(got, tc.client) {
+				t.Errorf("client LocalAddr: got %v, want %v", got, tc.client)
+			}
+			if got := sctpAddrSet(b.LocalAddr()); !slices.Equal(got, tc.server) {
+				t.Errorf("server LocalAddr: got %v, want %v", got, tc.server)
+			}
+			if ra := b.RemoteAddr().(*sctp.SCTPAddr); len(ra.IPAddrs) != len(tc.client) {
+				t.Errorf("server RemoteAddr: got %v, want %d addresses", ra, len(tc.client))
+			}
+			mustSend(t, a, 11, mkMsg(100, 1))
+			if ppid, msg := mustRecv(t, b); ppid != 11 || msgSeq(msg) != 1 {
+				t.Fatalf("got ppid %d seq %d", ppid, msgSeq(msg))
+			}
+			t.Logf("client %v <-> server %v", a.LocalAddr(), b.LocalAddr())
+		})
+	}
+}
+
+// TestSCTPDualStack binds an IPv6 and an IPv4 address to one SCTP socket
+// ("[::1],127.0.0.1:port") and reaches it over both.
+func TestSCTPDualStack(t *testing.T) {
+	requireSCTP(t)
+	checkLeaks(t)
+	ctx := ctxTimeout(t, 10*time.Second)
+	l, err := transport.Listen(ctx, "sctp:[::1],127.0.0.1:0", transport.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	la := l.Addrs()[0].(*sctp.SCTPAddr)
+	port := strconv.Itoa(la.Port)
+	for _, spec := range []string{"sctp:[::1]:" + port, "sctp:127.0.0.1:" + port, "sctp:[::1],127.0.0.1:" + port} {
+		a, err := transport.Dial(ctx, spec, transport.DefaultConfig())
+		if err != nil {
+			t.Fatalf("Dial %s: %v", spec, err)
+		}
+		b, err := l.Accept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustSend(t, a, 12, mkMsg(40, 3))
+		if ppid, msg := mustRecv(t, b); ppid != 12 || msgSeq(msg) != 3 {
+			t.Fatalf("%s: got ppid %d seq %d", spec, ppid, msgSeq(msg))
+		}
+		t.Logf("%s: client sees peer %v, server sees peer %v", spec, a.PeerAddrs(), b.PeerAddrs())
+		if len(a.PeerAddrs()) == 0 || len(b.PeerAddrs()) == 0 {
+			t.Errorf("%s: empty PeerAddrs", spec)
+		}
+		a.Close()
+		b.Close()
+	}
+}
+
+// TestSCTPAuto: an auto listener takes SCTP and TCP on one port; an auto
+// Dial uses SCTP, and falls back to TCP when the peer listens on TCP only.
+func TestSCTPAuto(t *testing.T) {
+	requireSCTP(t)
+	checkLeaks(t)
+	ctx := ctxTimeout(t, 20*time.Second)
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDENRP
+	l, err := transport.Listen(ctx, "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addrs := l.Addrs()
+	if len(addrs) != 2 {
+		t.Fatalf("auto listener Addrs: got %v, want a TCP and an SCTP address", addrs)
+	}
+	tcpA, ok1 := addrs[0].(*net.TCPAddr)
+	sctpA, ok2 := addrs[1].(*sctp.SCTPAddr)
+	if !ok1 || !ok2 || tcpA.Port != sctpA.Port {
+		t.Fatalf("auto listener Addrs: got %v (%T, %T), want TCP and SCTP on the same port", addrs, addrs[0], addrs[1])
+	}
+	port := strconv.Itoa(tcpA.Port)
+	for _, tc := range []struct {
+		spec string
+		want transport.Kind
+	}{
+		{"127.0.0.1:" + port, transport.KindSCTP},
+		{"tcp:127.0.0.1:" + port, transport.KindTCP},
+		{"sctp:127.0.0.1:" + port, transport.KindSCTP},
+	} {
+		a, err := transport.Dial(ctx, tc.spec, cfg)
+		if err != nil {
+			t.Fatalf("Dial %s: %v", tc.spec, err)
+		}
+		b, err := l.Accept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Kind() != tc.want || b.Kind() != tc.want {
+			t.Errorf("Dial %s: kinds %v/%v, want %v", tc.spec, a.Kind(), b.Kind(), tc.want)
+		}
+		mustSend(t, a, transport.PPIDENRP, mkMsg(20, 4))
+		if ppid, msg := mustRecv(t, b); ppid != transport.PPIDENRP || msgSeq(msg) != 4 {
+			t.Fatalf("%s: got ppid %d seq %d", tc.spec, ppid, msgSeq(msg))
+		}
+		a.Close()
+		b.Close()
+	}
+
+	// Fallback: only TCP listens on the port.
+	tl, err := transport.Listen(ctx, "tcp:127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	start := time.Now()
+	a, err := transport.Dial(ctx, tl.Addrs()[0].String(), cfg)
+	if err != nil {
+		t.Fatalf("auto Dial to a TCP-only listener: %v", err)
+	}
+	defer a.Close()
+	if a.Kind() != transport.KindTCP {
+		t.Fatalf("auto Dial to a TCP-only listener: kind %v, want tcp", a.Kind())
+	}
+	t.Logf("fell back to TCP after %v", time.Since(start))
+	b, err := tl.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+}
+
+// TestSCTPDialCancel: a Dial to an address that never answers returns when
+// ctx ends.
+func TestSCTPDialCancel(t *testing.T) {
+	requireSCTP(t)
+	checkLeaks(t)
+	// A listening socket that never accepts still completes associations,
+	// so use a port where nothing listens and a peer that is silent: an
+	// address on the lab's dummy interface is answered by the local stack,
+	// so instead cancel immediately.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := transport.Dial(ctx, "sctp:127.0.0.1:9", transport.DefaultConfig()); err == nil {
+		t.Fatal("Dial with a cancelled context: got nil error")
+	}
+}
