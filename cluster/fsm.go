@@ -1,0 +1,182 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
+
+	"github.com/rserpool-go/registrar/store"
+)
+
+// ApplyResult is what the FSM answers for one committed command: the
+// results of its store operations, or why the command could not be
+// applied at all.
+type ApplyResult struct {
+	Results []store.Result
+	Err     error
+}
+
+// Failed returns the first error of the command, if any.
+func (r *ApplyResult) Failed() error {
+	if r == nil {
+		return errors.New("no apply result")
+	}
+	if r.Err != nil {
+		return r.Err
+	}
+	for _, res := range r.Results {
+		if res.Err != nil {
+			return res.Err
+		}
+	}
+	return nil
+}
+
+// FSM applies committed commands to the store. It implements
+// raft.BatchingFSM so one bbolt transaction commits a whole batch of log
+// entries together with the index of the last one. With
+// raft.Config.NoSnapshotRestoreOnStart set, raft replays after a restart
+// the entries following its newest snapshot; the FSM skips those the store
+// already holds, so nothing is applied twice.
+//
+// The FSM never reads the clock: time travels in the command envelope.
+type FSM struct {
+	store *store.Store
+	log   hclog.Logger
+	// Snapshotter writes and reads the FSM's snapshots (package snapshot's
+	// format); see SetSnapshotter.
+	snap Snapshotter
+	// onApply is called after each applied batch (metrics, waiters).
+	onApply func(n int)
+	// onCommand is called for each applied command with its result.
+	onCommand func(cmd *Command, res *ApplyResult)
+}
+
+// Snapshotter converts between the store and raft snapshot streams.
+type Snapshotter interface {
+	// Write streams the handlespace as seen by tx (a bbolt read
+	// transaction) into w.
+	Write(w io.Writer, st *store.Store, tx *bbolt.Tx) error
+	// Restore replaces the store's content with the snapshot read from r.
+	Restore(r io.Reader, st *store.Store) error
+}
+
+// NewFSM returns an FSM over st.
+func NewFSM(st *store.Store, snap Snapshotter, log hclog.Logger) *FSM {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &FSM{store: st, snap: snap, log: log}
+}
+
+var _ raft.BatchingFSM = (*FSM)(nil)
+
+// Apply applies one log entry.
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in one store transaction. Entries
+// the store already holds (a replay after restart) are skipped.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	resp := make([]interface{}, len(logs))
+	if len(logs) == 0 {
+		return resp
+	}
+	applied := f.store.LastApplied()
+	var ops []store.Op
+	type span struct {
+		i, from, to int
+		cmd         Command
+	}
+	var spans []span
+	var last uint64
+	for i, l := range logs {
+		if l.Index <= applied {
+			continue // already in the store
+		}
+		last = l.Index
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		cmd, err := UnmarshalCommand(l.Data)
+		if err != nil {
+			f.log.Error("skipping undecodable raft command", "index", l.Index, "error", err)
+			resp[i] = &ApplyResult{Err: err}
+			continue
+		}
+		cops := cmd.Ops()
+		spans = append(spans, span{i, len(ops), len(ops) + len(cops), cmd})
+		ops = append(ops, cops...)
+	}
+	if last == 0 {
+		return resp
+	}
+	results, err := f.store.Apply(last, ops)
+	if err != nil {
+		// The store could not write: going on would make this node's
+		// handlespace differ from the log. Stop here; a restart replays
+		// from the last committed batch.
+		f.log.Error("handlespace write failed; stopping to stay consistent with the raft log", "index", last, "error", err)
+		panic(fmt.Sprintf("cluster: apply raft index %d: %v", last, err))
+	}
+	for i := range spans {
+		s := &spans[i]
+		res := &ApplyResult{Results: results[s.from:s.to]}
+		resp[s.i] = res
+		if f.onCommand != nil {
+			f.onCommand(&s.cmd, res)
+		}
+	}
+	if f.onApply != nil {
+		f.onApply(len(logs))
+	}
+	return resp
+}
+
+// Snapshot captures the handlespace from a bbolt read transaction; applies
+// continue while it is written.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if f.snap == nil {
+		return nil, errors.New("cluster: no snapshotter configured")
+	}
+	return &fsmSnapshot{f: f}, nil
+}
+
+// Restore replaces the handlespace with a snapshot.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if f.snap == nil {
+		return errors.New("cluster: no snapshotter configured")
+	}
+	if err := f.snap.Restore(rc, f.store); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	f.log.Info("restored handlespace from snapshot", "applied-index", f.store.LastApplied())
+	return nil
+}
+
+type fsmSnapshot struct{ f *FSM }
+
+// Persist writes the snapshot from one read transaction. raft calls it
+// from its snapshot goroutine while the FSM keeps applying, so the content
+// may include entries after the index raft records for the snapshot. That
+// is safe: the content carries its own applied index, and the FSM skips
+// entries at or below it when raft replays the log after a restore.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	err := s.f.store.View(func(tx *bbolt.Tx) error {
+		return s.f.snap.Write(sink, s.f.store, tx)
+	})
+	if err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release does nothing: the read transaction ended in Persist.
+func (s *fsmSnapshot) Release() {}

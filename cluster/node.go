@@ -1,0 +1,390 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/rserpool-go/registrar/store"
+)
+
+// RaftConfig holds the raft settings a registrar exposes.
+type RaftConfig struct {
+	// Bind is the raft TCP address (default 127.0.0.1:7947; port 0 picks
+	// a free port).
+	Bind string
+	// Advertise is the address other registrars use (default: Bind's real
+	// address; must not be unspecified).
+	Advertise string
+	// HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout and
+	// CommitTimeout are raft's timers (defaults: the lan profile).
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// SnapshotInterval is how often raft checks whether to snapshot
+	// (default 120 s); SnapshotThreshold how many new entries trigger one
+	// (default 8192); SnapshotRetain how many snapshots are kept (default
+	// 2); TrailingLogs how many entries stay after a snapshot so slow
+	// followers can catch up without one (default 10240). Together they
+	// bound the size of raft.db.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	SnapshotRetain    int
+	TrailingLogs      uint64
+	// ApplyTimeout bounds how long a write waits to enter the raft log
+	// (default 10 s).
+	ApplyTimeout time.Duration
+}
+
+// Timing profiles.
+const (
+	ProfileLAN   = "lan"   // raft's and memberlist's defaults for a LAN
+	ProfileLocal = "local" // short timers for one host / loopback tests
+)
+
+// DefaultRaftConfig returns the settings of a profile (lan or local).
+func DefaultRaftConfig(profile string) RaftConfig {
+	c := RaftConfig{
+		Bind:               "127.0.0.1:7947",
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		SnapshotInterval:   120 * time.Second,
+		SnapshotThreshold:  8192,
+		SnapshotRetain:     2,
+		TrailingLogs:       10240,
+		ApplyTimeout:       10 * time.Second,
+	}
+	if profile == ProfileLocal {
+		c.HeartbeatTimeout = 200 * time.Millisecond
+		c.ElectionTimeout = 200 * time.Millisecond
+		c.LeaderLeaseTimeout = 100 * time.Millisecond
+		c.CommitTimeout = 5 * time.Millisecond
+	}
+	return c
+}
+
+// Validate lists every problem of the raft settings.
+func (c RaftConfig) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Bind); err != nil {
+		errs = append(errs, fmt.Errorf("raft bind %q: %v", c.Bind, err))
+	}
+	if c.Advertise != "" {
+		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			errs = append(errs, fmt.Errorf("raft advertise %q: %v", c.Advertise, err))
+		}
+	}
+	if c.HeartbeatTimeout < 5*time.Millisecond {
+		errs = append(errs, fmt.Errorf("raft heartbeat timeout %v is below 5ms", c.HeartbeatTimeout))
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("raft election timeout %v is below the heartbeat timeout %v", c.ElectionTimeout, c.HeartbeatTimeout))
+	}
+	if c.LeaderLeaseTimeout <= 0 || c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("raft leader lease timeout %v must be positive and at most the heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout))
+	}
+	if c.CommitTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("raft commit timeout %v must be positive", c.CommitTimeout))
+	}
+	if c.SnapshotInterval < 5*time.Millisecond {
+		errs = append(errs, fmt.Errorf("raft snapshot interval %v is below 5ms", c.SnapshotInterval))
+	}
+	if c.SnapshotThreshold == 0 {
+		errs = append(errs, errors.New("raft snapshot threshold must be positive"))
+	}
+	if c.SnapshotRetain < 1 {
+		errs = append(errs, fmt.Errorf("raft snapshot retain %d must be at least 1", c.SnapshotRetain))
+	}
+	if c.ApplyTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("raft apply timeout %v must be positive", c.ApplyTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// NodeConfig configures a raft node.
+type NodeConfig struct {
+	// ID is the registrar ID; the raft server ID is its 8-digit hex form.
+	ID uint32
+	// Dir holds raft.db (log and stable store) and snapshots/.
+	Dir  string
+	Raft RaftConfig
+	// Bootstrap forms a one-node cluster when there is no raft state.
+	Bootstrap bool
+	Logger    hclog.Logger
+	// NoSync skips fsync in the raft log (tests only).
+	NoSync bool
+}
+
+// ServerID is the raft server ID of a registrar.
+func ServerID(id uint32) raft.ServerID { return raft.ServerID(fmt.Sprintf("%08x", id)) }
+
+// ParseServerID is the inverse of ServerID.
+func ParseServerID(s raft.ServerID) (uint32, error) {
+	v, err := strconv.ParseUint(string(s), 16, 32)
+	return uint32(v), err
+}
+
+// Node is one registrar's raft member: the log on bbolt, the file
+// snapshot store, the TCP transport and the FSM over the handlespace.
+type Node struct {
+	cfg   NodeConfig
+	log   hclog.Logger
+	store *store.Store
+	fsm   *FSM
+	logs  *store.RaftStore
+	snaps *raft.FileSnapshotStore
+	trans *raft.NetworkTransport
+	raft  *raft.Raft
+
+	// forward sends a command to the leader when this node is a follower
+	// (set by the membership layer; nil means "not leader" errors).
+	forward func(ctx context.Context, data []byte) (*ApplyResult, error)
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// ErrNoLeader is returned when a write cannot find a leader in time.
+var ErrNoLeader = errors.New("no raft leader")
+
+// OpenNode opens the raft state in cfg.Dir and starts raft.
+func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) {
+	if err := cfg.Raft.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("raft dir: %w", err)
+	}
+	n := &Node{cfg: cfg, log: log, store: st}
+	var err error
+	n.logs, err = store.OpenRaftStore(filepath.Join(cfg.Dir, "raft.db"), &store.RaftStoreOptions{NoSync: cfg.NoSync})
+	if err != nil {
+		return nil, err
+	}
+	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.Raft.SnapshotRetain, log.Named("snapshot"))
+	if err != nil {
+		n.logs.Close()
+		return nil, fmt.Errorf("raft snapshot store: %w", err)
+	}
+	var adv net.Addr
+	if cfg.Raft.Advertise != "" {
+		if adv, err = net.ResolveTCPAddr("tcp", cfg.Raft.Advertise); err != nil {
+			n.logs.Close()
+			return nil, fmt.Errorf("raft advertise %q: %w", cfg.Raft.Advertise, err)
+		}
+	}
+	n.trans, err = raft.NewTCPTransportWithLogger(cfg.Raft.Bind, adv, 3, 10*time.Second, log.Named("transport"))
+	if err != nil {
+		n.logs.Close()
+		return nil, fmt.Errorf("raft bind %s: %w", cfg.Raft.Bind, err)
+	}
+	n.fsm = NewFSM(st, snap, log.Named("fsm"))
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = ServerID(cfg.ID)
+	rc.Logger = log
+	rc.HeartbeatTimeout = cfg.Raft.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.Raft.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.Raft.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.Raft.CommitTimeout
+	rc.SnapshotInterval = cfg.Raft.SnapshotInterval
+	rc.SnapshotThreshold = cfg.Raft.SnapshotThreshold
+	rc.TrailingLogs = cfg.Raft.TrailingLogs
+	rc.NoSnapshotRestoreOnStart = true
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+
+	has, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
+	if err != nil {
+		n.closeRes()
+		return nil, fmt.Errorf("raft state: %w", err)
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snaps, n.trans)
+	if err != nil {
+		n.closeRes()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	if !has && cfg.Bootstrap {
+		f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr(),
+		}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			n.Shutdown()
+			return nil, fmt.Errorf("bootstrap raft: %w", err)
+		}
+		log.Info("bootstrapped a new one-node raft cluster", "id", rc.LocalID, "address", n.trans.LocalAddr())
+	}
+	return n, nil
+}
+
+func (n *Node) closeRes() {
+	if n.trans != nil {
+		n.trans.Close()
+	}
+	if n.logs != nil {
+		n.logs.Close()
+	}
+}
+
+// HasState reports whether dir holds raft state (a log, a term or a
+// snapshot), without starting raft.
+func HasState(dir string) (bool, error) {
+	if _, err := os.Stat(filepath.Join(dir, "raft.db")); errors.Is(err, os.ErrNotExist) {
+		snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*"))
+		return len(snaps) > 0, nil
+	}
+	logs, err := store.OpenRaftStore(filepath.Join(dir, "raft.db"), nil)
+	if err != nil {
+		return false, err
+	}
+	defer logs.Close()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 1, hclog.NewNullLogger())
+	if err != nil {
+		return false, err
+	}
+	return raft.HasExistingState(logs, logs, snaps)
+}
+
+// Raft gives access to the raft instance (membership changes, stats).
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// Store is the handlespace this node applies to.
+func (n *Node) Store() *store.Store { return n.store }
+
+// Addr is the raft transport address.
+func (n *Node) Addr() raft.ServerAddress { return n.trans.LocalAddr() }
+
+// IsLeader reports whether this node leads.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// SetForwarder installs how followers forward writes to the leader.
+func (n *Node) SetForwarder(f func(ctx context.Context, data []byte) (*ApplyResult, error)) {
+	n.forward = f
+}
+
+// OnCommand registers a callback run for every applied command with its
+// result (from raft's FSM goroutine; must not block). Set it before
+// writes start.
+func (n *Node) OnCommand(f func(cmd *Command, res *ApplyResult)) { n.fsm.onCommand = f }
+
+// OnApply registers a callback run after each applied batch with the
+// number of entries (called from raft's FSM goroutine; must not block).
+func (n *Node) OnApply(f func(n int)) { n.fsm.onApply = f }
+
+// Propose commits a command and returns the FSM's result once it is
+// applied locally (so a following read sees it). On a follower it is
+// forwarded to the leader. While there is no leader it waits, bounded by
+// ctx and the apply timeout, then fails with ErrNoLeader.
+func (n *Node) Propose(ctx context.Context, cmd Command) (*ApplyResult, error) {
+	data, err := cmd.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return n.ProposeRaw(ctx, data)
+}
+
+// ProposeRaw is Propose for an already encoded command.
+func (n *Node) ProposeRaw(ctx context.Context, data []byte) (*ApplyResult, error) {
+	deadline := time.Now().Add(n.cfg.Raft.ApplyTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	backoff := 10 * time.Millisecond
+	for {
+		res, err := n.tryPropose(ctx, data, time.Until(deadline))
+		if err == nil || !retryable(err) {
+			return res, err
+		}
+		if time.Until(deadline) < backoff {
+			return nil, fmt.Errorf("%w: %v", ErrNoLeader, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 200*time.Millisecond)
+	}
+}
+
+func retryable(err error) bool {
+	return errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) ||
+		errors.Is(err, ErrNoLeader) || errors.Is(err, raft.ErrEnqueueTimeout) || errors.Is(err, errForwardFailed)
+}
+
+var errForwardFailed = errors.New("forward to leader failed")
+
+func (n *Node) tryPropose(ctx context.Context, data []byte, timeout time.Duration) (*ApplyResult, error) {
+	if n.raft.State() != raft.Leader {
+		if n.forward == nil {
+			return nil, raft.ErrNotLeader
+		}
+		if addr, _ := n.raft.LeaderWithID(); addr == "" {
+			return nil, ErrNoLeader
+		}
+		return n.forward(ctx, data)
+	}
+	if timeout <= 0 {
+		return nil, raft.ErrEnqueueTimeout
+	}
+	f := n.raft.Apply(data, timeout)
+	done := make(chan struct{})
+	var err error
+	go func() { // ends when raft resolves the future (commit, error or shutdown)
+		err = f.Error()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	res, ok := f.Response().(*ApplyResult)
+	if !ok {
+		return nil, fmt.Errorf("unexpected FSM response %T", f.Response())
+	}
+	return res, nil
+}
+
+// Shutdown stops raft and closes the transport and log store. Idempotent.
+func (n *Node) Shutdown() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.raft != nil {
+			if err := n.raft.Shutdown().Error(); err != nil {
+				errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+			}
+		}
+		if n.trans != nil {
+			if err := n.trans.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if n.logs != nil {
+			if err := n.logs.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}

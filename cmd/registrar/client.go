@@ -1,0 +1,208 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/registrar"
+)
+
+// defaultHTTP is the admin API address clients use: -http, else
+// REGISTRAR_HTTP_ADDR, else the agent's default.
+func defaultHTTP() string {
+	if a := os.Getenv("REGISTRAR_HTTP_ADDR"); a != "" {
+		return a
+	}
+	return registrar.DefaultConfig().HTTP
+}
+
+// clientFlags are the flags every API client command has.
+type clientFlags struct {
+	http string
+	json bool
+}
+
+func (c *clientFlags) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.http, "http", defaultHTTP(), "admin API address of the registrar (env REGISTRAR_HTTP_ADDR)")
+	fs.BoolVar(&c.json, "json", false, "print JSON for scripts")
+}
+
+func (c *clientFlags) url(path string) string {
+	base := c.http
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return strings.TrimRight(base, "/") + path
+}
+
+// get fetches path into v; on failure it returns an error that says what
+// to check.
+func (c *clientFlags) get(path string, v any) error {
+	return c.do(http.MethodGet, path, nil, v)
+}
+
+func (c *clientFlags) do(method, path string, body io.Reader, v any) error {
+	req, err := http.NewRequest(method, c.url(path), body)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the registrar's admin API at %s (is `registrar agent` running? set -http or REGISTRAR_HTTP_ADDR): %v", c.http, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e registrar.APIError
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s", e.Error)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if v == nil {
+		return nil
+	}
+	if raw, ok := v.(*json.RawMessage); ok {
+		*raw = data
+		return nil
+	}
+	return json.Unmarshal(data, v)
+}
+
+func printJSON(v any) {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func fail(cmd string, err error) int {
+	fmt.Fprintf(os.Stderr, "registrar %s: %v\n", cmd, err)
+	return 1
+}
+
+func runStatus(args []string) int {
+	var cf clientFlags
+	fs := flag.NewFlagSet("registrar status", flag.ContinueOnError)
+	cf.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var s registrar.Status
+	if err := cf.get("/v1/status", &s); err != nil {
+		return fail("status", err)
+	}
+	if cf.json {
+		printJSON(s)
+		return 0
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "ID\t%s\n", s.ID)
+	fmt.Fprintf(w, "Version\t%s\n", s.Version)
+	leader := s.Raft.Leader
+	if leader == "" {
+		leader = "none"
+	} else {
+		leader = "0x" + s.Raft.LeaderID + " at " + leader
+	}
+	fmt.Fprintf(w, "Raft\t%s, leader %s, term %d, last index %d, applied %d\n", s.Raft.State, leader, s.Raft.Term, s.Raft.LastIndex, s.Raft.AppliedIndex)
+	stale := ""
+	if s.Stale {
+		stale = " (STALE: no raft leader; registrations are refused)"
+	}
+	fmt.Fprintf(w, "Handlespace\t%d pools, %d PEs, %d homed here%s\n", s.Pools, s.PEs, s.OwnedPEs, stale)
+	fmt.Fprintf(w, "ASAP\t%s\n", strings.Join(s.Addresses.ASAP, " "))
+	fmt.Fprintf(w, "ENRP\t%s\n", strings.Join(s.Addresses.ENRP, " "))
+	fmt.Fprintf(w, "Raft address\t%s\n", s.Addresses.Raft)
+	fmt.Fprintf(w, "Uptime\t%s\n", (time.Duration(s.UptimeSec) * time.Second).String())
+	w.Flush()
+	return 0
+}
+
+func runPools(args []string) int {
+	var cf clientFlags
+	fs := flag.NewFlagSet("registrar pools", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: registrar pools [-http ADDR] [-json] [HANDLE]")
+		fs.PrintDefaults()
+	}
+	cf.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch fs.NArg() {
+	case 0:
+		var pools []registrar.PoolSummary
+		if err := cf.get("/v1/pools", &pools); err != nil {
+			return fail("pools", err)
+		}
+		if cf.json {
+			printJSON(pools)
+			return 0
+		}
+		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "POOL\tPOLICY\tTRANSPORT\tPES")
+		for _, p := range pools {
+			h, _ := p.Handle.MarshalText()
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\n", h, p.Policy, p.Transport, p.PEs)
+		}
+		w.Flush()
+		return 0
+	case 1:
+		var d registrar.PoolDetail
+		if err := cf.get("/v1/pools/"+url.PathEscape(fs.Arg(0)), &d); err != nil {
+			return fail("pools", err)
+		}
+		if cf.json {
+			printJSON(d)
+			return 0
+		}
+		h, _ := d.Handle.MarshalText()
+		fmt.Printf("Pool %s, policy %s (%s), %d PEs\n", h, d.Policy, d.Policy.Description(), len(d.PEs))
+		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "PE\tHOME\tTRANSPORT\tADDRESSES\tPORT\tPOLICY\tLIFETIME\tREGISTERED")
+		for _, pe := range d.PEs {
+			var addrs []string
+			for _, a := range pe.Addresses {
+				addrs = append(addrs, a.String())
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", pe.ID, pe.Home, pe.Transport, strings.Join(addrs, ","), pe.Port,
+				policyText(pe.Policy), (time.Duration(pe.LifetimeMS) * time.Millisecond).String(), pe.Registered.Local().Format(time.DateTime))
+		}
+		w.Flush()
+		return 0
+	}
+	fs.Usage()
+	return 2
+}
+
+// policyText shows a policy with its values: "wrr weight=5", "lu load=25%".
+func policyText(p asap.Policy) string {
+	s := p.Type.String()
+	pct := func(v uint32) string { return fmt.Sprintf("%.0f%%", float64(v)*100/0xFFFFFFFF) }
+	if p.Weight != 0 {
+		s += fmt.Sprintf(" weight=%d", p.Weight)
+	}
+	if p.Priority != 0 {
+		s += fmt.Sprintf(" priority=%d", p.Priority)
+	}
+	if p.Type.Adaptive() {
+		s += " load=" + pct(p.Load)
+	}
+	if p.LoadDegradation != 0 {
+		s += " degradation=" + pct(p.LoadDegradation)
+	}
+	return s
+}

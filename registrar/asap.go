@@ -1,0 +1,362 @@
+package registrar
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/cluster"
+	"github.com/rserpool-go/registrar/enrp"
+	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/transport"
+)
+
+// asapConn is one ASAP association with a PE or PU: accepted, or dialed by
+// the registrar to reach a PE's ASAP endpoint.
+type asapConn struct {
+	r      *Registrar
+	c      transport.Conn
+	log    hclog.Logger
+	remote netip.Addr // the peer's address, for rate limits
+	rnd    *rand.Rand // selection randomness (one reader goroutine uses it)
+
+	sendMu sync.Mutex
+	buf    []byte
+}
+
+func (r *Registrar) newConn(c transport.Conn) *asapConn {
+	ac := &asapConn{r: r, c: c, log: r.log.With("peer", c.RemoteAddr().String()),
+		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), buf: make([]byte, 0, 512)}
+	if pa := c.PeerAddrs(); len(pa) > 0 {
+		ac.remote = pa[0]
+	}
+	return ac
+}
+
+// serveASAP serves an accepted ASAP connection.
+func (r *Registrar) serveASAP(c transport.Conn) { r.serveConn(r.newConn(c)) }
+
+// serveConn reads ASAP messages from one connection until it closes.
+func (r *Registrar) serveConn(ac *asapConn) {
+	c := ac.c
+	r.mu.Lock()
+	r.conns[ac] = struct{}{}
+	r.mu.Unlock()
+	r.metrics.conns.Inc()
+	defer func() {
+		r.mu.Lock()
+		delete(r.conns, ac)
+		r.mu.Unlock()
+		r.metrics.conns.Dec()
+		c.Close()
+		r.live.connClosed(ac)
+	}()
+	ctx, cancel := r.quitContext()
+	defer cancel()
+	for {
+		ppid, msg, err := c.Recv(ctx)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, transport.ErrClosed) {
+				ac.log.Debug("asap connection ended", "error", err)
+			}
+			return
+		}
+		if ppid != transport.PPIDASAP {
+			ac.log.Warn("dropping message with a foreign payload protocol on the ASAP port", "ppid", ppid)
+			continue
+		}
+		r.handleASAP(ctx, ac, msg)
+	}
+}
+
+// send encodes and sends one message.
+func (ac *asapConn) send(m asap.Message) error {
+	ac.sendMu.Lock()
+	defer ac.sendMu.Unlock()
+	b, err := asap.Append(ac.buf[:0], m)
+	if err != nil {
+		ac.log.Error("cannot encode reply", "type", m.Type(), "error", err)
+		return err
+	}
+	ac.buf = b
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := ac.c.Send(ctx, transport.PPIDASAP, b); err != nil {
+		ac.log.Debug("send failed", "type", m.Type(), "error", err)
+		return err
+	}
+	return nil
+}
+
+// sendError answers with an ASAP_ERROR carrying the causes.
+func (ac *asapConn) sendError(causes ...asap.Cause) {
+	for _, c := range causes {
+		ac.r.metrics.errors.WithLabelValues(fmt.Sprintf("0x%04x", uint16(c.Code))).Inc()
+	}
+	_ = ac.send(&asap.Error{Error: asap.OperationError{Causes: causes}})
+}
+
+func (r *Registrar) limitsFor() *asap.Limits {
+	return &asap.Limits{MaxPoolHandle: r.cfg.MaxPoolHandle}
+}
+
+// handleASAP decodes and dispatches one message. Bad input never changes
+// the handlespace; it is answered with an ASAP_ERROR where the RFC says so.
+func (r *Registrar) handleASAP(ctx context.Context, ac *asapConn, msg []byte) {
+	m, unrec, err := asap.Unpack(msg, r.limitsFor())
+	if err != nil {
+		r.metrics.malformed.Inc()
+		if cause, ok := asap.CauseOf(err); ok {
+			ac.log.Debug("refusing malformed message", "error", err)
+			ac.sendError(cause)
+		} else {
+			ac.log.Debug("dropping message silently", "error", err)
+		}
+		return
+	}
+	if len(unrec) > 0 {
+		causes := make([]asap.Cause, len(unrec))
+		for i, u := range unrec {
+			causes[i] = u.Cause()
+		}
+		ac.sendError(causes...)
+	}
+	switch m := m.(type) {
+	case *asap.Registration:
+		ac.send(r.register(ctx, ac, m))
+	case *asap.Deregistration:
+		ac.send(r.deregister(ctx, m))
+	case *asap.HandleResolution:
+		ac.send(r.resolve(ac, m))
+	case *asap.EndpointKeepAliveAck:
+		r.live.ack(ac, m.PoolHandle, m.ID)
+	case *asap.EndpointUnreachable:
+		r.unreachable(ac, m)
+	case *asap.Error:
+		ac.log.Debug("peer reported an error", "causes", m.Error.Error())
+	default:
+		ac.log.Debug("ignoring message a registrar does not handle", "type", m.Type())
+	}
+}
+
+// reject fills a refusal with one cause.
+func reject(resp *asap.RegistrationResponse, code asap.CauseCode, info []byte) *asap.RegistrationResponse {
+	resp.Reject = true
+	resp.Error = asap.NewOperationError(code, info)
+	return resp
+}
+
+func encodeParam(f func([]byte) ([]byte, error)) []byte {
+	b, err := f(nil)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// filterAddrs keeps the addresses that belong to the peer.
+func filterAddrs(addrs []netip.Addr, peer []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range addrs {
+		a = a.Unmap()
+		for _, p := range peer {
+			if a == p.Unmap() {
+				out = append(out, a)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// register handles ASAP_REGISTRATION: validate, become the PE's home,
+// commit through raft, answer after the commit. A re-registration that
+// changes nothing only refreshes the PE's soft state.
+func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registration) *asap.RegistrationResponse {
+	now := time.Now()
+	pe := m.PoolElement
+	resp := &asap.RegistrationResponse{PoolHandle: m.PoolHandle, ID: pe.ID}
+	refuse := func(reason string, code asap.CauseCode, info []byte) *asap.RegistrationResponse {
+		r.metrics.registrations.WithLabelValues("rejected").Inc()
+		r.metrics.errors.WithLabelValues(fmt.Sprintf("0x%04x", uint16(code))).Inc()
+		ac.log.Info("registration refused", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "reason", reason)
+		return reject(resp, code, info)
+	}
+	peParam := encodeParam(func(b []byte) ([]byte, error) { return asap.AppendPoolElement(b, &pe) })
+	if pe.ID == 0 {
+		return refuse("PE identifier 0", asap.CauseInvalidValues, peParam)
+	}
+	if pe.Lifetime == 0 {
+		return refuse("registration life 0", asap.CauseInvalidValues, peParam)
+	}
+	if !pe.Policy.Type.Known() {
+		return refuse("unsupported policy "+pe.Policy.Type.String(), asap.CauseInvalidValues,
+			encodeParam(func(b []byte) ([]byte, error) { return asap.AppendPolicy(b, &pe.Policy) }))
+	}
+	peer := ac.c.PeerAddrs()
+	if !r.cfg.AllowForeignAddresses {
+		user := pe.User
+		user.Addrs = filterAddrs(pe.User.Addrs, peer)
+		if len(user.Addrs) == 0 {
+			return refuse("no user address belongs to the PE's connection", asap.CauseInvalidValues,
+				encodeParam(func(b []byte) ([]byte, error) { return asap.AppendTransport(b, &pe.User) }))
+		}
+		pe.User = user
+	}
+	pe.ASAP = r.asapTransport(ac, pe.ASAP, peer)
+	pe.Home = r.id
+	spe := store.PE{Handle: m.PoolHandle, Element: pe, Registered: now.UnixNano()}
+	if err := r.store.Check(spe); err != nil {
+		code, info := r.causeFor(err, &pe)
+		return refuse(err.Error(), code, info)
+	}
+	if cur, ok := r.store.Lookup(m.PoolHandle, pe.ID); ok && samePE(&cur.Element, &pe) {
+		r.live.track(ac, spe, now)
+		r.metrics.registrations.WithLabelValues("refreshed").Inc()
+		return resp
+	}
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout.D())
+	defer cancel()
+	t0 := time.Now()
+	res, err := r.node.Propose(wctx, cluster.NewUpdate(now, enrp.AddPE, r.id, m.PoolHandle, pe))
+	r.metrics.commit.Observe(time.Since(t0).Seconds())
+	if err != nil {
+		return refuse("handlespace write failed: "+err.Error(), asap.CauseLackOfResources, nil)
+	}
+	if err := res.Failed(); err != nil {
+		code, info := r.causeFor(err, &pe)
+		return refuse(err.Error(), code, info)
+	}
+	r.live.track(ac, spe, now)
+	r.metrics.registrations.WithLabelValues("accepted").Inc()
+	ac.log.Debug("registration accepted", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "lifetime_ms", pe.Lifetime)
+	return resp
+}
+
+// asapTransport decides where the registrar reaches the PE's ASAP
+// endpoint: the one the PE gave (our PE library listens on it), with its
+// addresses checked, else the connection's own endpoint (SCTP: the
+// association's peer addresses and port, as RSPLIB does).
+func (r *Registrar) asapTransport(ac *asapConn, given asap.Transport, peer []netip.Addr) asap.Transport {
+	if !given.IsZero() && given.Port != 0 {
+		if !r.cfg.AllowForeignAddresses {
+			given.Addrs = filterAddrs(given.Addrs, peer)
+		}
+		if len(given.Addrs) > 0 {
+			given.Use = asap.UseData
+			if given.Kind != asap.ParamSCTPTransport && len(given.Addrs) > 1 {
+				given.Addrs = given.Addrs[:1]
+			}
+			return given
+		}
+	}
+	t := asap.Transport{Kind: asap.ParamTCPTransport, Use: asap.UseData, Addrs: peer}
+	if ac.c.Kind() == transport.KindSCTP {
+		t.Kind = asap.ParamSCTPTransport
+	}
+	if ap, err := netip.ParseAddrPort(ac.c.RemoteAddr().String()); err == nil {
+		t.Port = ap.Port()
+	}
+	if len(t.Addrs) == 0 {
+		t.Addrs = []netip.Addr{netip.IPv4Unspecified()}
+	}
+	if t.Kind != asap.ParamSCTPTransport && len(t.Addrs) > 1 {
+		t.Addrs = t.Addrs[:1]
+	}
+	return t
+}
+
+// samePE reports whether a re-registration changes nothing that is
+// replicated.
+func samePE(a, b *asap.PoolElement) bool {
+	ab, err1 := asap.AppendPoolElement(nil, a)
+	bb, err2 := asap.AppendPoolElement(nil, b)
+	return err1 == nil && err2 == nil && bytes.Equal(ab, bb)
+}
+
+// causeFor maps a store refusal to an Operation Error cause with the
+// offending parameter as information.
+func (r *Registrar) causeFor(err error, pe *asap.PoolElement) (asap.CauseCode, []byte) {
+	switch {
+	case errors.Is(err, store.ErrPolicyMismatch):
+		return asap.CauseInconsistentPolicy, encodeParam(func(b []byte) ([]byte, error) { return asap.AppendPolicy(b, &pe.Policy) })
+	case errors.Is(err, store.ErrTransportMismatch):
+		return asap.CauseInconsistentTransport, encodeParam(func(b []byte) ([]byte, error) { return asap.AppendTransport(b, &pe.User) })
+	case errors.Is(err, store.ErrDataControlMismatch):
+		return asap.CauseInconsistentDataControl, nil
+	}
+	return asap.CauseInvalidValues, encodeParam(func(b []byte) ([]byte, error) { return asap.AppendPoolElement(b, pe) })
+}
+
+// deregister handles ASAP_DEREGISTRATION. Like RSPLIB it answers success
+// also when the PE is already gone.
+func (r *Registrar) deregister(ctx context.Context, m *asap.Deregistration) *asap.DeregistrationResponse {
+	resp := &asap.DeregistrationResponse{PoolHandle: m.PoolHandle, ID: m.ID}
+	r.metrics.deregistrations.Inc()
+	cur, ok := r.store.Lookup(m.PoolHandle, m.ID)
+	if !ok {
+		return resp
+	}
+	r.live.forget(m.PoolHandle, m.ID)
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout.D())
+	defer cancel()
+	res, err := r.node.Propose(wctx, cluster.NewUpdate(time.Now(), enrp.DelPE, r.id, m.PoolHandle, cur.Element))
+	if err == nil {
+		err = res.Failed()
+	}
+	if err != nil && !errors.Is(err, store.ErrPENotFound) {
+		r.log.Warn("deregistration not committed", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", m.ID), "error", err)
+		resp.Error = asap.NewOperationError(asap.CauseLackOfResources, nil)
+	}
+	return resp
+}
+
+// resolve handles ASAP_HANDLE_RESOLUTION from the local handlespace.
+func (r *Registrar) resolve(ac *asapConn, m *asap.HandleResolution) *asap.HandleResolutionResponse {
+	resp := &asap.HandleResolutionResponse{PoolHandle: m.PoolHandle}
+	if !r.limits.allowResolution(ac.remote) {
+		r.metrics.resolutions.WithLabelValues("rate_limited").Inc()
+		resp.Error = asap.NewOperationError(asap.CauseLackOfResources, nil)
+		return resp
+	}
+	n := r.cfg.MaxHResItems
+	if m.HasItems && m.Items > 0 {
+		n = r.cfg.MaxHResItemsCap
+		if m.Items < uint32(n) {
+			n = int(m.Items)
+		}
+	}
+	pes, pol, err := r.store.Resolve(m.PoolHandle, n, time.Now(), ac.rnd)
+	if err != nil {
+		r.metrics.resolutions.WithLabelValues("unknown_pool").Inc()
+		resp.Error = asap.NewOperationError(asap.CauseUnknownPoolHandle, nil)
+		return resp
+	}
+	for i := range pes {
+		pes[i].ASAP = asap.Transport{} // PUs get no ASAP transport (as RSPLIB)
+	}
+	resp.Policy, resp.PEs = pol, pes
+	r.metrics.resolutions.WithLabelValues("ok").Inc()
+	return resp
+}
+
+// unreachable handles ASAP_ENDPOINT_UNREACHABLE: after MaxBadPEReports
+// reports the PE is removed.
+func (r *Registrar) unreachable(ac *asapConn, m *asap.EndpointUnreachable) {
+	if !r.limits.allowUnreachable(ac.remote) {
+		r.metrics.unreachable.WithLabelValues("rate_limited").Inc()
+		return
+	}
+	r.metrics.unreachable.WithLabelValues("counted").Inc()
+	if r.live.report(m.PoolHandle, m.ID) {
+		r.live.remove(m.PoolHandle, m.ID, "unreachable reports")
+	}
+}

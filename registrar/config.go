@@ -1,0 +1,411 @@
+package registrar
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/cluster"
+	"github.com/rserpool-go/registrar/transport"
+)
+
+// Version is the build version (set with -ldflags -X).
+var Version = "dev"
+
+// Duration is a time.Duration that reads and writes "5s" in JSON.
+type Duration time.Duration
+
+// MarshalText writes the duration as text ("5s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads a Go duration ("1.5s", "250ms").
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Config is the whole registrar configuration. Flags and the config file
+// (JSON, the same names as the flags with underscores) fill it; see
+// docs/configuration.md. Durations are written like "5s".
+type Config struct {
+	// DataDir holds the handlespace, the raft state and the registrar's
+	// identity. Default ./registrar-data.
+	DataDir string `json:"data_dir"`
+	// ID is the 32-bit registrar (ENRP server) ID; 0 means "the one in the
+	// data dir, or a new random one saved there".
+	ID uint32 `json:"id"`
+	// ASAP is where PEs and PUs reach the registrar: [tcp:|sctp:]host:port,
+	// no prefix = SCTP and TCP both. Default 127.0.0.1:3863.
+	ASAP string `json:"asap"`
+	// ENRP is where other registrars reach it. Default 127.0.0.1:9901.
+	ENRP string `json:"enrp"`
+	// HTTP is the admin API and /metrics. Default 127.0.0.1:8863; "off"
+	// disables it.
+	HTTP string `json:"http"`
+	// LogLevel is trace, debug, info, warn or error. Default info.
+	LogLevel string `json:"log_level"`
+	// LogJSON writes logs as JSON lines.
+	LogJSON bool `json:"log_json"`
+
+	// Announce is the ASAP SERVER_ANNOUNCE multicast group:port, or "off".
+	// Default: off when the ASAP address is loopback, else 239.0.0.50:3863.
+	Announce string `json:"announce"`
+	// AnnounceInterval is the period of announces (T6). Default 1s.
+	AnnounceInterval Duration `json:"announce_interval"`
+	// AnnounceTTL is the multicast TTL. Default 1 (the local network).
+	AnnounceTTL int `json:"announce_ttl"`
+	// AnnounceInterface names the interface to send on (default: routing).
+	AnnounceInterface string `json:"announce_interface"`
+
+	// KeepAliveInterval is how often the registrar checks each PE it is
+	// home for (ENDPOINT_KEEP_ALIVE). Default 5s, as RSPLIB.
+	KeepAliveInterval Duration `json:"keepalive_interval"`
+	// KeepAliveTimeout is how long it waits for the ACK before removing
+	// the PE. Default 5s.
+	KeepAliveTimeout Duration `json:"keepalive_timeout"`
+	// MaxBadPEReports is how many ENDPOINT_UNREACHABLE reports remove a
+	// PE. Default 3.
+	MaxBadPEReports int `json:"max_bad_pe_reports"`
+	// MaxHResItems is how many PEs a handle resolution returns when the
+	// PU does not say. Default 3.
+	MaxHResItems int `json:"max_hres_items"`
+	// MaxHResItemsCap bounds what a PU may ask for. Default 128.
+	MaxHResItemsCap int `json:"max_hres_items_cap"`
+	// AllowForeignAddresses keeps user transport addresses that do not
+	// belong to the registering PE's connection. Default false: they are
+	// dropped, and a registration with none left is refused.
+	AllowForeignAddresses bool `json:"allow_foreign_addresses"`
+	// ResolutionRate limits handle resolutions per PU address per second
+	// (0 = no limit). ResolutionBurst is the burst. Defaults 0 and 100.
+	ResolutionRate  float64 `json:"resolution_rate"`
+	ResolutionBurst int     `json:"resolution_burst"`
+	// UnreachableRate limits ENDPOINT_UNREACHABLE reports per PU address
+	// per second (0 = no limit); UnreachableBurst is the burst. Defaults 0
+	// and 10.
+	UnreachableRate  float64 `json:"unreachable_rate"`
+	UnreachableBurst int     `json:"unreachable_burst"`
+	// MaxPoolHandle is the longest pool handle accepted, in bytes.
+	// Default 32 (RSPLIB aborts on longer ones).
+	MaxPoolHandle int `json:"max_pool_handle"`
+	// ConnIdleTimeout closes ASAP connections that send nothing for this
+	// long (PEs answer keep-alives, so a live PE is never idle that long).
+	// Default 300s, as RSPLIB's auto-close.
+	ConnIdleTimeout Duration `json:"conn_idle_timeout"`
+
+	// Cluster settings.
+	Profile           string   `json:"profile"` // lan or local
+	Raft              string   `json:"raft"`    // raft bind address
+	RaftAdvertise     string   `json:"raft_advertise"`
+	SnapshotInterval  Duration `json:"snapshot_interval"`
+	SnapshotThreshold uint64   `json:"snapshot_threshold"`
+	SnapshotRetain    int      `json:"snapshot_retain"`
+	TrailingLogs      uint64   `json:"trailing_logs"`
+	// WriteTimeout bounds how long a registration waits for the raft
+	// commit (for a leader, e.g. during an election) before it is refused
+	// so the PE can try another registrar. Default 5s.
+	WriteTimeout Duration `json:"write_timeout"`
+
+	// NoSync skips fsync of the stores (tests only: loses durability).
+	NoSync bool `json:"-"`
+	// Logger overrides the logger built from LogLevel/LogJSON.
+	Logger hclog.Logger `json:"-"`
+	// Network overrides the transport (tests use transport.NewMemNetwork).
+	Network transport.Network `json:"-"`
+}
+
+// DefaultConfig returns the defaults of every field.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:           "./registrar-data",
+		ASAP:              "127.0.0.1:3863",
+		ENRP:              "127.0.0.1:9901",
+		HTTP:              "127.0.0.1:8863",
+		LogLevel:          "info",
+		AnnounceInterval:  Duration(time.Second),
+		AnnounceTTL:       1,
+		KeepAliveInterval: Duration(5 * time.Second),
+		KeepAliveTimeout:  Duration(5 * time.Second),
+		MaxBadPEReports:   3,
+		MaxHResItems:      3,
+		MaxHResItemsCap:   128,
+		ResolutionBurst:   100,
+		UnreachableBurst:  10,
+		MaxPoolHandle:     asap.DefaultMaxPoolHandle,
+		ConnIdleTimeout:   Duration(300 * time.Second),
+		Profile:           cluster.ProfileLAN,
+		Raft:              "127.0.0.1:7947",
+		SnapshotInterval:  Duration(120 * time.Second),
+		SnapshotThreshold: 8192,
+		SnapshotRetain:    2,
+		TrailingLogs:      10240,
+		WriteTimeout:      Duration(5 * time.Second),
+	}
+}
+
+// DefaultTestConfig is DefaultConfig for in-process tests: loopback, free
+// ports, short timers, no fsync, HTTP on a free port.
+func DefaultTestConfig(dataDir string) Config {
+	c := DefaultConfig()
+	c.DataDir = dataDir
+	c.ASAP = "tcp:127.0.0.1:0"
+	c.ENRP = "tcp:127.0.0.1:0"
+	c.HTTP = "127.0.0.1:0"
+	c.Raft = "127.0.0.1:0"
+	c.Announce = "off"
+	c.Profile = cluster.ProfileLocal
+	c.NoSync = true
+	return c
+}
+
+// raftConfig builds the cluster's raft settings.
+func (c *Config) raftConfig() cluster.RaftConfig {
+	r := cluster.DefaultRaftConfig(c.Profile)
+	r.Bind = c.Raft
+	r.Advertise = c.RaftAdvertise
+	r.SnapshotInterval = c.SnapshotInterval.D()
+	r.SnapshotThreshold = c.SnapshotThreshold
+	r.SnapshotRetain = c.SnapshotRetain
+	r.TrailingLogs = c.TrailingLogs
+	r.ApplyTimeout = c.WriteTimeout.D()
+	return r
+}
+
+// Validate checks every field and returns all problems at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if _, err := transport.ParseSpec(c.ASAP); err != nil {
+		bad("asap", "%v", err)
+	}
+	if _, err := transport.ParseSpec(c.ENRP); err != nil {
+		bad("enrp", "%v", err)
+	}
+	if c.HTTP != "off" {
+		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+			bad("http", "%q is not host:port or off: %v", c.HTTP, err)
+		}
+	}
+	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
+		bad("log_level", "%q is not one of trace, debug, info, warn, error", c.LogLevel)
+	}
+	if c.Announce != "" {
+		if _, err := transport.ParseMulticastSpec(c.Announce); err != nil {
+			bad("announce", "%v", err)
+		}
+	}
+	if c.AnnounceInterval.D() < 10*time.Millisecond || c.AnnounceInterval.D() > time.Minute {
+		bad("announce_interval", "%v is outside [10ms, 1m]", c.AnnounceInterval.D())
+	}
+	if c.AnnounceTTL < 1 || c.AnnounceTTL > 255 {
+		bad("announce_ttl", "%d is outside [1, 255]", c.AnnounceTTL)
+	}
+	if c.KeepAliveInterval.D() < 10*time.Millisecond {
+		bad("keepalive_interval", "%v is below 10ms", c.KeepAliveInterval.D())
+	}
+	if c.KeepAliveTimeout.D() < 10*time.Millisecond {
+		bad("keepalive_timeout", "%v is below 10ms", c.KeepAliveTimeout.D())
+	}
+	if c.MaxBadPEReports < 1 {
+		bad("max_bad_pe_reports", "%d must be at least 1", c.MaxBadPEReports)
+	}
+	if c.MaxHResItemsCap < 1 || c.MaxHResItemsCap > 1000 {
+		bad("max_hres_items_cap", "%d is outside [1, 1000]", c.MaxHResItemsCap)
+	}
+	if c.MaxHResItems < 1 || c.MaxHResItems > c.MaxHResItemsCap {
+		bad("max_hres_items", "%d is outside [1, max_hres_items_cap=%d]", c.MaxHResItems, c.MaxHResItemsCap)
+	}
+	if c.ResolutionRate < 0 {
+		bad("resolution_rate", "%v is negative (0 = no limit)", c.ResolutionRate)
+	}
+	if c.ResolutionBurst < 1 {
+		bad("resolution_burst", "%d must be at least 1", c.ResolutionBurst)
+	}
+	if c.UnreachableRate < 0 {
+		bad("unreachable_rate", "%v is negative (0 = no limit)", c.UnreachableRate)
+	}
+	if c.UnreachableBurst < 1 {
+		bad("unreachable_burst", "%d must be at least 1", c.UnreachableBurst)
+	}
+	if c.MaxPoolHandle < 1 || c.MaxPoolHandle > 65000 {
+		bad("max_pool_handle", "%d is outside [1, 65000]", c.MaxPoolHandle)
+	}
+	if c.ConnIdleTimeout.D() < 0 {
+		bad("conn_idle_timeout", "%v is negative (0 = none)", c.ConnIdleTimeout.D())
+	}
+	if c.Profile != cluster.ProfileLAN && c.Profile != cluster.ProfileLocal {
+		bad("profile", "%q is not lan or local", c.Profile)
+	}
+	if c.WriteTimeout.D() < 10*time.Millisecond {
+		bad("write_timeout", "%v is below 10ms", c.WriteTimeout.D())
+	}
+	if err := c.raftConfig().Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			bad("raft", "%v", e)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// announceGroup resolves the announce default: off on loopback.
+func (c *Config) announceGroup() string {
+	if c.Announce != "" {
+		return c.Announce
+	}
+	spec, err := transport.ParseSpec(c.ASAP)
+	if err != nil {
+		return "off"
+	}
+	for _, h := range spec.Hosts {
+		a, err := netip.ParseAddr(h)
+		if h == "localhost" || (err == nil && a.IsLoopback()) {
+			continue
+		}
+		return "239.0.0.50:3863"
+	}
+	if len(spec.Hosts) == 0 {
+		return "239.0.0.50:3863" // the wildcard address
+	}
+	return "off"
+}
+
+// LoadFile reads a JSON config file over c. Errors carry file:line:col.
+// Unknown keys are errors.
+func (c *Config) LoadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("%s: %w", position(path, data, err, dec.InputOffset()), err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%s: more than one JSON object", position(path, data, nil, dec.InputOffset()))
+	}
+	return nil
+}
+
+// position turns a JSON error into file:line:col.
+func position(path string, data []byte, err error, fallback int64) string {
+	off := fallback
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	}
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	line := 1 + bytes.Count(data[:off], []byte("\n"))
+	col := off - int64(bytes.LastIndexByte(data[:off], '\n'))
+	return path + ":" + strconv.Itoa(line) + ":" + strconv.FormatInt(col, 10)
+}
+
+// BindFlags registers the agent's flags on fs, writing into c. Call
+// LoadFile for -config before fs.Parse so flags override the file (see
+// ParseAgentArgs).
+func (c *Config) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the handlespace, raft state and identity")
+	fs.Func("id", "registrar ID, 32 bits, decimal or 0x-hex (default: saved in the data dir, else random)", func(s string) error {
+		v, err := strconv.ParseUint(s, 0, 32)
+		if err != nil || v == 0 {
+			return fmt.Errorf("want a non-zero 32-bit number")
+		}
+		c.ID = uint32(v)
+		return nil
+	})
+	fs.StringVar(&c.ASAP, "asap", c.ASAP, "ASAP address for PEs and PUs, [tcp:|sctp:]host:port (no prefix: SCTP and TCP)")
+	fs.StringVar(&c.ENRP, "enrp", c.ENRP, "ENRP address for other registrars, [tcp:|sctp:]host:port")
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "admin API and /metrics address, or off")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: trace, debug, info, warn, error")
+	fs.BoolVar(&c.LogJSON, "log-json", c.LogJSON, "write logs as JSON")
+	fs.StringVar(&c.Announce, "announce", c.Announce, "ASAP SERVER_ANNOUNCE multicast group:port, or off (default: off on loopback, else 239.0.0.50:3863)")
+	fs.TextVar(&c.AnnounceInterval, "announce-interval", c.AnnounceInterval, "period of SERVER_ANNOUNCE")
+	fs.IntVar(&c.AnnounceTTL, "announce-ttl", c.AnnounceTTL, "multicast TTL of announces")
+	fs.StringVar(&c.AnnounceInterface, "announce-interface", c.AnnounceInterface, "interface for announces (default: routing decides)")
+	fs.TextVar(&c.KeepAliveInterval, "keepalive-interval", c.KeepAliveInterval, "period of ENDPOINT_KEEP_ALIVE to each PE this registrar is home for")
+	fs.TextVar(&c.KeepAliveTimeout, "keepalive-timeout", c.KeepAliveTimeout, "wait for ENDPOINT_KEEP_ALIVE_ACK before removing the PE")
+	fs.IntVar(&c.MaxBadPEReports, "max-bad-pe-reports", c.MaxBadPEReports, "ENDPOINT_UNREACHABLE reports that remove a PE")
+	fs.IntVar(&c.MaxHResItems, "max-hres-items", c.MaxHResItems, "PEs per handle resolution when the PU does not say")
+	fs.BoolVar(&c.AllowForeignAddresses, "allow-foreign-addresses", c.AllowForeignAddresses, "keep PE addresses that are not the PE connection's own")
+	fs.Float64Var(&c.ResolutionRate, "resolution-rate", c.ResolutionRate, "handle resolutions per second per PU address (0 = no limit)")
+	fs.Float64Var(&c.UnreachableRate, "unreachable-rate", c.UnreachableRate, "ENDPOINT_UNREACHABLE reports per second per PU address (0 = no limit)")
+	fs.IntVar(&c.MaxPoolHandle, "max-pool-handle", c.MaxPoolHandle, "longest pool handle accepted, in bytes")
+	fs.StringVar(&c.Profile, "profile", c.Profile, "timing profile: lan or local (short timers for one host)")
+	fs.StringVar(&c.Raft, "raft", c.Raft, "raft bind address")
+	fs.StringVar(&c.RaftAdvertise, "raft-advertise", c.RaftAdvertise, "raft address other registrars use (default: the bind address)")
+	fs.TextVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "how often raft checks whether to snapshot")
+	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", c.SnapshotThreshold, "new raft entries that trigger a snapshot")
+	fs.IntVar(&c.SnapshotRetain, "snapshot-retain", c.SnapshotRetain, "snapshots kept")
+	fs.Uint64Var(&c.TrailingLogs, "trailing-logs", c.TrailingLogs, "raft entries kept after a snapshot")
+	fs.TextVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "how long a registration waits for the raft commit before it is refused")
+}
+
+// ParseAgentArgs builds the agent's configuration from its command line:
+// defaults, then the -config file, then the flags. The returned error
+// lists every problem.
+func ParseAgentArgs(args []string) (Config, error) {
+	cfg := DefaultConfig()
+	// Find -config first so that flags override the file.
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		var file string
+		switch {
+		case a == "-config" || a == "--config":
+			if i+1 < len(args) {
+				file = args[i+1]
+			}
+		case strings.HasPrefix(a, "-config="), strings.HasPrefix(a, "--config="):
+			file = a[strings.Index(a, "=")+1:]
+		}
+		if file != "" {
+			if err := cfg.LoadFile(file); err != nil {
+				return cfg, err
+			}
+		}
+	}
+	fs := flag.NewFlagSet("registrar agent", flag.ContinueOnError)
+	fs.String("config", "", "JSON config file (flags override it); see docs/configuration.md")
+	cfg.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return cfg, cfg.Validate()
+}

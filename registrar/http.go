@@ -1,0 +1,200 @@
+package registrar
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/store"
+)
+
+// Status is what GET /v1/status returns.
+type Status struct {
+	ID        string        `json:"id"`
+	Version   string        `json:"version"`
+	UptimeSec float64       `json:"uptime_seconds"`
+	Addresses StatusAddrs   `json:"addresses"`
+	Raft      StatusRaft    `json:"raft"`
+	Stale     bool          `json:"stale"` // no raft leader: resolutions come from the local copy
+	Pools     int           `json:"pools"`
+	PEs       int           `json:"pes"`
+	OwnedPEs  int           `json:"owned_pes"`
+	Members   []MemberInfo  `json:"members,omitempty"`
+	Extra     []interface{} `json:"-"`
+}
+
+// StatusAddrs lists the bound addresses.
+type StatusAddrs struct {
+	ASAP []string `json:"asap"`
+	ENRP []string `json:"enrp"`
+	HTTP string   `json:"http,omitempty"`
+	Raft string   `json:"raft"`
+}
+
+// StatusRaft is the raft part of the status.
+type StatusRaft struct {
+	State        string `json:"state"`
+	Leader       string `json:"leader,omitempty"`
+	LeaderID     string `json:"leader_id,omitempty"`
+	Term         uint64 `json:"term"`
+	LastIndex    uint64 `json:"last_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+}
+
+// MemberInfo describes a cluster member (GET /v1/members).
+type MemberInfo struct {
+	Name   string `json:"name"`
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Gossip string `json:"gossip"`
+	Raft   string `json:"raft"`
+	ASAP   string `json:"asap"`
+	ENRP   string `json:"enrp"`
+	HTTP   string `json:"http,omitempty"`
+	Voter  bool   `json:"voter"`
+	Leader bool   `json:"leader"`
+}
+
+// PoolSummary is one entry of GET /v1/pools.
+type PoolSummary struct {
+	Handle    asap.PoolHandle `json:"handle"`
+	Policy    asap.PolicyType `json:"policy"`
+	Transport string          `json:"transport"`
+	PEs       int             `json:"pes"`
+}
+
+// PoolDetail is GET /v1/pools/{handle}.
+type PoolDetail struct {
+	Handle asap.PoolHandle `json:"handle"`
+	Policy asap.PolicyType `json:"policy"`
+	PEs    []PEInfo        `json:"pes"`
+}
+
+// PEInfo is one PE as the admin API shows it.
+type PEInfo struct {
+	ID         string           `json:"id"`
+	Home       string           `json:"home"`
+	Transport  string           `json:"transport"`
+	Addresses  []netip.Addr     `json:"addresses"`
+	Port       uint16           `json:"port"`
+	Use        string           `json:"use"`
+	Policy     asap.Policy      `json:"policy"`
+	LifetimeMS uint32           `json:"lifetime_ms"`
+	Registered time.Time        `json:"registered"`
+	ASAP       *asap.Transport  `json:"asap_transport,omitempty"`
+	Element    asap.PoolElement `json:"-"`
+}
+
+func hexID(id uint32) string { return fmt.Sprintf("0x%08x", id) }
+
+// PEInfoOf converts a stored PE for display.
+func PEInfoOf(pe store.PE) PEInfo {
+	e := pe.Element
+	info := PEInfo{
+		ID: hexID(e.ID), Home: hexID(e.Home), Transport: e.User.Kind.String(), Addresses: e.User.Addrs,
+		Port: e.User.Port, Use: "data", Policy: e.Policy, LifetimeMS: e.Lifetime,
+		Registered: time.Unix(0, pe.Registered).UTC(), Element: e,
+	}
+	if e.User.Use == asap.UseDataAndControl {
+		info.Use = "data+control"
+	}
+	if !e.ASAP.IsZero() {
+		t := e.ASAP
+		info.ASAP = &t
+	}
+	return info
+}
+
+func (r *Registrar) status() Status {
+	s := Status{ID: hexID(r.id), Version: Version, UptimeSec: time.Since(r.start).Seconds()}
+	for _, a := range r.asapLn.Addrs() {
+		s.Addresses.ASAP = append(s.Addresses.ASAP, a.Network()+":"+a.String())
+	}
+	for _, a := range r.enrpLn.Addrs() {
+		s.Addresses.ENRP = append(s.Addresses.ENRP, a.Network()+":"+a.String())
+	}
+	s.Addresses.HTTP = r.HTTPAddr()
+	s.Addresses.Raft = string(r.node.Addr())
+	rf := r.node.Raft()
+	s.Raft.State = rf.State().String()
+	addr, id := rf.LeaderWithID()
+	s.Raft.Leader, s.Raft.LeaderID = string(addr), string(id)
+	stats := rf.Stats()
+	fmt.Sscan(stats["term"], &s.Raft.Term)
+	s.Raft.LastIndex = rf.LastIndex()
+	s.Raft.AppliedIndex = r.store.LastApplied()
+	s.Stale = addr == "" || rf.State() == raft.Shutdown
+	s.Pools, s.PEs = r.store.Counts()
+	if r.live != nil {
+		r.live.mu.Lock()
+		s.OwnedPEs = len(r.live.pes)
+		r.live.mu.Unlock()
+	}
+	return s
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// APIError is the body of every error answer.
+type APIError struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, format string, a ...any) {
+	writeJSON(w, code, APIError{Error: fmt.Sprintf(format, a...)})
+}
+
+// httpHandler serves the admin API:
+//
+//	GET /v1/status            registrar, raft and handlespace summary
+//	GET /v1/pools             pools with policy and PE count
+//	GET /v1/pools/{handle}    one pool with its PEs (0x-hex for binary handles)
+//	GET /metrics              Prometheus metrics
+func (r *Registrar) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, r.status())
+	})
+	mux.HandleFunc("GET /v1/pools", func(w http.ResponseWriter, _ *http.Request) {
+		out := []PoolSummary{}
+		for _, p := range r.store.Pools() {
+			out = append(out, PoolSummary{Handle: p.Handle, Policy: p.Policy, Transport: p.Transport.String(), PEs: p.PEs})
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("GET /v1/pools/{handle}", func(w http.ResponseWriter, req *http.Request) {
+		var h asap.PoolHandle
+		if err := h.UnmarshalText([]byte(req.PathValue("handle"))); err != nil || h == "" {
+			writeError(w, http.StatusBadRequest, "pool handle %q: %v", req.PathValue("handle"), err)
+			return
+		}
+		pes := r.store.Pool(h)
+		if len(pes) == 0 {
+			writeError(w, http.StatusNotFound, "pool %q not found", h)
+			return
+		}
+		d := PoolDetail{Handle: h, Policy: pes[0].Element.Policy.Type}
+		for _, pe := range pes {
+			d.PEs = append(d.PEs, PEInfoOf(pe))
+		}
+		writeJSON(w, http.StatusOK, d)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.gatherers(), promhttp.HandlerOpts{}))
+	r.clusterHandlers(mux)
+	return mux
+}
+
+// clusterHandlers is extended by the cluster layer (members, raft peers).
+func (r *Registrar) clusterHandlers(mux *http.ServeMux) {}

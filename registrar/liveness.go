@@ -1,0 +1,468 @@
+package registrar
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/cluster"
+	"github.com/rserpool-go/registrar/enrp"
+	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/transport"
+)
+
+type peKey struct {
+	h  asap.PoolHandle
+	id uint32
+}
+
+// peState is the soft state of a PE this registrar is home for. It is not
+// replicated: after a restart or a takeover it starts afresh.
+type peState struct {
+	key      peKey
+	conn     *asapConn     // where the PE registered; nil when lost
+	asapAddr asap.Transport // the PE's ASAP endpoint, for dialing
+	lifetime time.Time      // registration life runs out
+	nextKA   time.Time      // next keep-alive
+	ackBy    time.Time      // zero unless waiting for an ACK
+	home     bool           // send H=1 (a new home after takeover)
+	dialing  bool
+	due      time.Time // min of the relevant deadlines
+	idx      int       // heap index
+}
+
+func (p *peState) reschedule() {
+	due := p.lifetime
+	if !p.ackBy.IsZero() {
+		if p.ackBy.Before(due) {
+			due = p.ackBy
+		}
+	} else if p.nextKA.Before(due) {
+		due = p.nextKA
+	}
+	p.due = due
+}
+
+type peHeap []*peState
+
+func (h peHeap) Len() int           { return len(h) }
+func (h peHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h peHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
+func (h *peHeap) Push(x any)        { p := x.(*peState); p.idx = len(*h); *h = append(*h, p) }
+func (h *peHeap) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	p.idx = -1
+	return p
+}
+
+// liveness supervises the PEs this registrar is home for: keep-alives with
+// an ACK timeout, registration lifetimes, unreachability reports. One
+// goroutine (run) owns the timing; removals and dials run in goroutines of
+// the registrar.
+type liveness struct {
+	r        *Registrar
+	interval time.Duration
+	timeout  time.Duration
+
+	mu      sync.Mutex
+	pes     map[peKey]*peState
+	q       peHeap
+	reports map[peKey]int
+	wake    chan struct{}
+	events  chan func() // work from the FSM goroutine, done by run
+}
+
+func newLiveness(r *Registrar) *liveness {
+	return &liveness{
+		r:        r,
+		interval: r.cfg.KeepAliveInterval.D(),
+		timeout:  r.cfg.KeepAliveTimeout.D(),
+		pes:      map[peKey]*peState{},
+		reports:  map[peKey]int{},
+		wake:     make(chan struct{}, 1),
+		events:   make(chan func(), 64),
+	}
+}
+
+func (l *liveness) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// upsert adds or updates a PE's state and schedules it.
+func (l *liveness) upsertLocked(key peKey, f func(p *peState)) {
+	p, ok := l.pes[key]
+	if !ok {
+		p = &peState{key: key, idx: -1}
+		l.pes[key] = p
+	}
+	f(p)
+	p.reschedule()
+	if p.idx < 0 {
+		heap.Push(&l.q, p)
+	} else {
+		heap.Fix(&l.q, p.idx)
+	}
+}
+
+func (l *liveness) dropLocked(key peKey) {
+	if p, ok := l.pes[key]; ok {
+		if p.idx >= 0 {
+			heap.Remove(&l.q, p.idx)
+		}
+		delete(l.pes, key)
+	}
+}
+
+// track records a (re-)registration through conn: a fresh lifetime and
+// keep-alive period.
+func (l *liveness) track(conn *asapConn, pe store.PE, now time.Time) {
+	key := peKey{pe.Handle, pe.Element.ID}
+	l.mu.Lock()
+	delete(l.reports, key)
+	l.upsertLocked(key, func(p *peState) {
+		p.conn = conn
+		p.asapAddr = pe.Element.ASAP
+		p.lifetime = now.Add(time.Duration(pe.Element.Lifetime) * time.Millisecond)
+		p.nextKA = now.Add(l.interval)
+		p.ackBy = time.Time{}
+		p.home = false
+	})
+	l.mu.Unlock()
+	l.poke()
+}
+
+// adoptOwned starts supervising every PE the store says this registrar
+// owns that is not supervised yet (after a restart or a takeover), with a
+// fresh lifetime; adopted ones get H=1 keep-alives at once.
+func (l *liveness) adoptOwned(now time.Time) {
+	owned := l.r.store.Owned(l.r.id)
+	l.mu.Lock()
+	n := 0
+	for _, pe := range owned {
+		key := peKey{pe.Handle, pe.Element.ID}
+		if _, ok := l.pes[key]; ok {
+			continue
+		}
+		n++
+		l.upsertLocked(key, func(p *peState) {
+			p.asapAddr = pe.Element.ASAP
+			p.lifetime = now.Add(time.Duration(pe.Element.Lifetime) * time.Millisecond)
+			p.nextKA = now.Add(l.interval)
+		})
+	}
+	l.mu.Unlock()
+	if n > 0 {
+		l.r.log.Info("supervising PEs this registrar is home for", "pes", n)
+	}
+	l.poke()
+}
+
+// adoptTakenOver supervises PEs that became ours through a takeover and
+// tells them at once with H=1 keep-alives.
+func (l *liveness) adoptTakenOver(now time.Time) {
+	owned := l.r.store.Owned(l.r.id)
+	l.mu.Lock()
+	n := 0
+	for _, pe := range owned {
+		key := peKey{pe.Handle, pe.Element.ID}
+		if _, ok := l.pes[key]; ok {
+			continue
+		}
+		n++
+		l.upsertLocked(key, func(p *peState) {
+			p.asapAddr = pe.Element.ASAP
+			p.lifetime = now.Add(time.Duration(pe.Element.Lifetime) * time.Millisecond)
+			p.nextKA = now
+			p.home = true
+		})
+	}
+	l.mu.Unlock()
+	if n > 0 {
+		l.r.log.Info("took over PEs", "pes", n)
+	}
+	l.poke()
+}
+
+// committed observes applied commands (raft's FSM goroutine: no blocking).
+func (l *liveness) committed(cmd *cluster.Command, _ *cluster.ApplyResult) {
+	switch cmd.Kind {
+	case cluster.KindTakeover:
+		for _, o := range cmd.Owners {
+			if o == l.r.id {
+				select {
+				case l.events <- func() { l.adoptTakenOver(time.Now()) }:
+				default:
+					l.r.log.Warn("liveness event queue full; adoption waits for the next tick")
+				}
+				return
+			}
+		}
+	case cluster.KindReset:
+		select {
+		case l.events <- func() { l.resync() }:
+		default:
+		}
+	}
+}
+
+// resync drops state for PEs that are no longer ours and adopts new ones.
+func (l *liveness) resync() {
+	l.mu.Lock()
+	for key := range l.pes {
+		if pe, ok := l.r.store.Lookup(key.h, key.id); !ok || pe.Element.Home != l.r.id {
+			l.dropLocked(key)
+		}
+	}
+	l.mu.Unlock()
+	l.adoptOwned(time.Now())
+}
+
+// ack handles ENDPOINT_KEEP_ALIVE_ACK.
+func (l *liveness) ack(conn *asapConn, h asap.PoolHandle, id uint32) {
+	key := peKey{h, id}
+	now := time.Now()
+	l.mu.Lock()
+	if p, ok := l.pes[key]; ok {
+		l.upsertLocked(key, func(p *peState) {
+			p.ackBy = time.Time{}
+			p.nextKA = now.Add(l.interval)
+			p.home = false
+			if p.conn == nil {
+				p.conn = conn
+			}
+		})
+		_ = p
+	}
+	l.mu.Unlock()
+	l.r.metrics.keepAliveAcks.Inc()
+}
+
+// report counts an unreachability report; true when the PE must go.
+func (l *liveness) report(h asap.PoolHandle, id uint32) bool {
+	if _, ok := l.r.store.Lookup(h, id); !ok {
+		return false
+	}
+	key := peKey{h, id}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reports[key]++
+	if l.reports[key] >= l.r.cfg.MaxBadPEReports {
+		delete(l.reports, key)
+		return true
+	}
+	return false
+}
+
+// forget stops supervising a PE (deregistered).
+func (l *liveness) forget(h asap.PoolHandle, id uint32) {
+	l.mu.Lock()
+	l.dropLocked(peKey{h, id})
+	delete(l.reports, peKey{h, id})
+	l.mu.Unlock()
+}
+
+// connClosed: PEs that registered through conn are probed through their
+// ASAP endpoint at once (a PE that died is removed after the ACK timeout;
+// one that is alive answers and stays).
+func (l *liveness) connClosed(conn *asapConn) {
+	now := time.Now()
+	l.mu.Lock()
+	for key, p := range l.pes {
+		if p.conn == conn {
+			l.upsertLocked(key, func(p *peState) {
+				p.conn = nil
+				if p.ackBy.IsZero() {
+					p.nextKA = now
+				}
+			})
+		}
+	}
+	l.mu.Unlock()
+	l.poke()
+}
+
+// remove commits DEL_PE for a PE (asynchronously), if it is still there.
+func (l *liveness) remove(h asap.PoolHandle, id uint32, reason string) {
+	l.forget(h, id)
+	l.r.goFunc(func() {
+		cur, ok := l.r.store.Lookup(h, id)
+		if !ok {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.r.cfg.WriteTimeout.D())
+		defer cancel()
+		res, err := l.r.node.Propose(ctx, cluster.NewUpdate(time.Now(), enrp.DelPE, l.r.id, h, cur.Element))
+		if err == nil {
+			err = res.Failed()
+		}
+		if err != nil {
+			l.r.log.Warn("removing PE failed", "pool", h, "pe", fmt.Sprintf("%08x", id), "reason", reason, "error", err)
+			return
+		}
+		l.r.metrics.removals.WithLabelValues(reason).Inc()
+		l.r.log.Info("PE removed", "pool", h, "pe", fmt.Sprintf("%08x", id), "reason", reason)
+	})
+}
+
+// run is the supervision loop.
+func (l *liveness) run() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		var sends []*peState
+		var gone []struct {
+			key    peKey
+			reason string
+		}
+		l.mu.Lock()
+		for len(l.q) > 0 && !l.q[0].due.After(now) {
+			p := l.q[0]
+			switch {
+			case !p.lifetime.After(now):
+				gone = append(gone, struct {
+					key    peKey
+					reason string
+				}{p.key, "lifetime expired"})
+				heap.Pop(&l.q)
+				delete(l.pes, p.key)
+			case !p.ackBy.IsZero() && !p.ackBy.After(now):
+				gone = append(gone, struct {
+					key    peKey
+					reason string
+				}{p.key, "keep-alive timeout"})
+				heap.Pop(&l.q)
+				delete(l.pes, p.key)
+				l.r.metrics.keepAlivesMissed.Inc()
+			default: // keep-alive due
+				p.ackBy = now.Add(l.timeout)
+				p.reschedule()
+				heap.Fix(&l.q, p.idx)
+				cp := *p
+				sends = append(sends, &cp)
+			}
+		}
+		var wait time.Duration = time.Hour
+		if len(l.q) > 0 {
+			wait = time.Until(l.q[0].due)
+		}
+		l.mu.Unlock()
+		for _, g := range gone {
+			l.remove(g.key.h, g.key.id, g.reason)
+		}
+		for _, p := range sends {
+			l.keepAlive(p)
+		}
+		if wait < 0 {
+			wait = 0
+		}
+		timer.Reset(wait)
+		select {
+		case <-l.r.quit:
+			return
+		case <-l.wake:
+		case f := <-l.events:
+			f()
+		case <-timer.C:
+		}
+	}
+}
+
+// keepAlive sends ENDPOINT_KEEP_ALIVE over the PE's connection, or dials
+// its ASAP endpoint when it has none.
+func (l *liveness) keepAlive(p *peState) {
+	ka := &asap.EndpointKeepAlive{Home: p.home, ServerID: l.r.id, PoolHandle: p.key.h, HasID: true, ID: p.key.id}
+	l.r.metrics.keepAlivesSent.Inc()
+	if p.conn != nil {
+		if err := p.conn.send(ka); err == nil {
+			return
+		}
+	}
+	key := p.key
+	l.mu.Lock()
+	st, ok := l.pes[key]
+	if !ok || st.dialing {
+		l.mu.Unlock()
+		return
+	}
+	st.dialing = true
+	addr := p.asapAddr
+	l.mu.Unlock()
+	l.r.goFunc(func() {
+		defer func() {
+			l.mu.Lock()
+			if st, ok := l.pes[key]; ok {
+				st.dialing = false
+			}
+			l.mu.Unlock()
+		}()
+		ac, err := l.r.dialPE(addr)
+		if err != nil {
+			l.r.log.Debug("cannot reach PE's ASAP endpoint", "pool", key.h, "pe", fmt.Sprintf("%08x", key.id), "error", err)
+			return // the ACK timeout removes it
+		}
+		l.mu.Lock()
+		if st, ok := l.pes[key]; ok {
+			st.conn = ac
+		}
+		l.mu.Unlock()
+		_ = ac.send(ka)
+	})
+}
+
+// dialPE opens an ASAP association to a PE's ASAP endpoint and serves it
+// like an accepted one (the PE answers keep-alives on it).
+func (r *Registrar) dialPE(t asap.Transport) (*asapConn, error) {
+	if t.IsZero() || t.Port == 0 || len(t.Addrs) == 0 {
+		return nil, fmt.Errorf("PE has no reachable ASAP endpoint")
+	}
+	spec := "tcp:"
+	if t.Kind == asap.ParamSCTPTransport {
+		spec = "" // auto: SCTP where the kernel has it
+	}
+	spec += hostList(t.Addrs) + ":" + strconv.Itoa(int(t.Port))
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDASAP
+	cfg.ReadTimeout = r.cfg.ConnIdleTimeout.D()
+	cfg.WriteTimeout = 5 * time.Second
+	cfg.Logger = r.log.Named("asap")
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.KeepAliveTimeout.D())
+	defer cancel()
+	c, err := r.net.Dial(ctx, spec, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ac := r.newConn(c)
+	started := r.goFunc(func() { r.serveConn(ac) })
+	if !started {
+		c.Close()
+		return nil, fmt.Errorf("shutting down")
+	}
+	return ac, nil
+}
+
+func hostList(as []netip.Addr) string {
+	s := ""
+	for i, a := range as {
+		if i > 0 {
+			s += ","
+		}
+		if a.Is6() && !a.Is4In6() {
+			s += "[" + a.String() + "]"
+		} else {
+			s += a.Unmap().String()
+		}
+	}
+	return s
+}

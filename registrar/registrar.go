@@ -1,0 +1,370 @@
+package registrar
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rserpool-go/registrar/cluster"
+	"github.com/rserpool-go/registrar/snapshot"
+	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/transport"
+)
+
+// ReadyLine is the log message written once the registrar serves.
+const ReadyLine = "registrar ready"
+
+// Registrar is one ENRP server: it serves ASAP to PEs and PUs from its
+// handlespace, which raft keeps durable (and, in a cluster, replicated).
+type Registrar struct {
+	cfg   Config
+	log   hclog.Logger
+	id    uint32
+	start time.Time
+
+	store   *store.Store
+	node    *cluster.Node
+	net     transport.Network
+	asapLn  transport.Listener
+	enrpLn  transport.Listener
+	httpLn  net.Listener
+	httpSrv *http.Server
+	metrics *metrics
+	live    *liveness
+	limits  *rateLimits
+
+	ready chan struct{}
+
+	// goroutines: started only through go(), stopped by quit.
+	mu       sync.Mutex
+	quit     chan struct{}
+	stopping bool
+	wg       sync.WaitGroup
+	conns    map[*asapConn]struct{}
+}
+
+// New checks the configuration and prepares a registrar; Run starts it.
+func New(cfg Config) (*Registrar, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.New(&hclog.LoggerOptions{
+			Name:       "registrar",
+			Level:      hclog.LevelFromString(cfg.LogLevel),
+			JSONFormat: cfg.LogJSON,
+			Output:     os.Stderr,
+		})
+	}
+	network := cfg.Network
+	if network == nil {
+		network = transport.OSNetwork()
+	}
+	return &Registrar{
+		cfg:   cfg,
+		log:   log,
+		net:   network,
+		ready: make(chan struct{}),
+		quit:  make(chan struct{}),
+		conns: map[*asapConn]struct{}{},
+	}, nil
+}
+
+// Ready is closed once the registrar serves ASAP.
+func (r *Registrar) Ready() <-chan struct{} { return r.ready }
+
+// ID is the registrar ID (known once Ready).
+func (r *Registrar) ID() uint32 { return r.id }
+
+// Store is the handlespace (for tests and tools in the same process).
+func (r *Registrar) Store() *store.Store { return r.store }
+
+// Node is the raft node.
+func (r *Registrar) Node() *cluster.Node { return r.node }
+
+// ASAPAddrs are the bound ASAP addresses (real ports).
+func (r *Registrar) ASAPAddrs() []net.Addr { return r.asapLn.Addrs() }
+
+// ENRPAddrs are the bound ENRP addresses.
+func (r *Registrar) ENRPAddrs() []net.Addr { return r.enrpLn.Addrs() }
+
+// HTTPAddr is the admin API address ("" when off).
+func (r *Registrar) HTTPAddr() string {
+	if r.httpLn == nil {
+		return ""
+	}
+	return r.httpLn.Addr().String()
+}
+
+// goFunc starts a goroutine owned by the registrar; it refuses once
+// shutdown began.
+func (r *Registrar) goFunc(f func()) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopping {
+		return false
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// Run starts the registrar and serves until ctx ends, then shuts down in
+// order: listeners and connections, supervision and announces, raft, the
+// stores. It returns the first error that stopped it.
+func (r *Registrar) Run(ctx context.Context) (err error) {
+	r.start = time.Now()
+	cleanup, err := r.open(ctx)
+	defer func() {
+		if cerr := cleanup(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	close(r.ready)
+	r.log.Info(ReadyLine, "id", fmt.Sprintf("0x%08x", r.id), "asap", addrList(r.asapLn.Addrs()),
+		"enrp", addrList(r.enrpLn.Addrs()), "http", r.HTTPAddr(), "raft", r.node.Addr(), "version", Version)
+	<-ctx.Done()
+	r.log.Info("shutting down")
+	return nil
+}
+
+func addrList(as []net.Addr) string {
+	var s []string
+	for _, a := range as {
+		s = append(s, a.Network()+":"+a.String())
+	}
+	return strings.Join(s, ",")
+}
+
+// open brings everything up; the returned cleanup undoes what was done,
+// in the fixed shutdown order, whatever the point of failure.
+func (r *Registrar) open(ctx context.Context) (func() error, error) {
+	var closers []func() error // run in reverse
+	cleanup := func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			if err := closers[i](); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	if err := os.MkdirAll(r.cfg.DataDir, 0o750); err != nil {
+		return cleanup, fmt.Errorf("data dir: %w", err)
+	}
+	id, err := loadOrCreateID(r.cfg.DataDir, r.cfg.ID)
+	if err != nil {
+		return cleanup, err
+	}
+	r.id = id
+	r.log = r.log.With("registrar", fmt.Sprintf("%08x", id))
+
+	// 4. (closed last) the handlespace.
+	r.store, err = store.Open(filepath.Join(r.cfg.DataDir, "handlespace.db"), &store.Options{NoSync: r.cfg.NoSync, Logger: r.log.Named("store")})
+	if err != nil {
+		return cleanup, err
+	}
+	closers = append(closers, r.store.Close)
+	r.metrics = newMetrics(r)
+
+	// 3. raft.
+	bootstrap := true
+	r.node, err = cluster.OpenNode(cluster.NodeConfig{
+		ID:        id,
+		Dir:       filepath.Join(r.cfg.DataDir, "raft"),
+		Raft:      r.cfg.raftConfig(),
+		Bootstrap: bootstrap,
+		Logger:    r.log.Named("raft"),
+		NoSync:    r.cfg.NoSync,
+	}, r.store, &snapshot.FSM{RegistrarID: id})
+	if err != nil {
+		return cleanup, err
+	}
+	closers = append(closers, r.node.Shutdown)
+	r.node.OnApply(r.metrics.applied)
+	if err := r.waitLeader(ctx); err != nil {
+		return cleanup, err
+	}
+
+	// 2. PE supervision and announces (stopped through quit, joined by wg).
+	closers = append(closers, r.stopGoroutines)
+	r.limits = newRateLimits(r.cfg)
+	r.live = newLiveness(r)
+	r.node.OnCommand(r.live.committed)
+	r.live.adoptOwned(time.Now())
+	r.goFunc(r.live.run)
+
+	// 1. (closed first) the listeners and their connections.
+	tcfg := transport.DefaultConfig()
+	tcfg.PPID = transport.PPIDASAP
+	tcfg.ReadTimeout = r.cfg.ConnIdleTimeout.D()
+	tcfg.WriteTimeout = 5 * time.Second
+	tcfg.Logger = r.log.Named("asap")
+	if r.asapLn, err = r.net.Listen(ctx, r.cfg.ASAP, tcfg); err != nil {
+		return cleanup, fmt.Errorf("asap listen %s: %w", r.cfg.ASAP, err)
+	}
+	closers = append(closers, r.closeConns, r.asapLn.Close)
+	ecfg := tcfg
+	ecfg.PPID = transport.PPIDENRP
+	ecfg.Logger = r.log.Named("enrp")
+	if r.enrpLn, err = r.net.Listen(ctx, r.cfg.ENRP, ecfg); err != nil {
+		return cleanup, fmt.Errorf("enrp listen %s: %w", r.cfg.ENRP, err)
+	}
+	closers = append(closers, r.enrpLn.Close)
+	if r.cfg.HTTP != "off" {
+		if r.httpLn, err = net.Listen("tcp", r.cfg.HTTP); err != nil {
+			return cleanup, fmt.Errorf("http listen %s: %w", r.cfg.HTTP, err)
+		}
+		r.httpSrv = &http.Server{Handler: r.httpHandler(), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: r.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+		ln := r.httpLn
+		r.goFunc(func() { _ = r.httpSrv.Serve(ln) })
+		closers = append(closers, func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return r.httpSrv.Shutdown(sctx)
+		})
+	}
+	r.goFunc(func() { r.acceptLoop(r.asapLn, r.serveASAP) })
+	r.goFunc(func() { r.acceptLoop(r.enrpLn, r.serveENRP) })
+	if group := r.cfg.announceGroup(); group != "off" {
+		if err := r.startAnnounce(ctx, group); err != nil {
+			return cleanup, err
+		}
+	}
+	return cleanup, nil
+}
+
+// waitLeader waits (bounded) for this node's raft to have a leader, so the
+// first registrations do not race an election.
+func (r *Registrar) waitLeader(ctx context.Context) error {
+	deadline := time.Now().Add(r.cfg.WriteTimeout.D() + 5*time.Second)
+	for {
+		if addr, _ := r.node.Raft().LeaderWithID(); addr != "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			r.log.Warn("no raft leader yet; serving resolutions from the local handlespace")
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// stopGoroutines stops supervision, announces and connection handlers.
+func (r *Registrar) stopGoroutines() error {
+	r.mu.Lock()
+	if !r.stopping {
+		r.stopping = true
+		close(r.quit)
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	return nil
+}
+
+// closeConns closes every ASAP connection (after the listener stopped).
+func (r *Registrar) closeConns() error {
+	r.mu.Lock()
+	conns := make([]*asapConn, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+	for _, c := range conns {
+		c.c.Close()
+	}
+	return nil
+}
+
+// acceptLoop accepts connections until the listener closes.
+func (r *Registrar) acceptLoop(ln transport.Listener, serve func(transport.Conn)) {
+	ctx, cancel := r.quitContext()
+	defer cancel()
+	for {
+		c, err := ln.Accept(ctx)
+		if err != nil {
+			if !errors.Is(err, transport.ErrClosed) && ctx.Err() == nil {
+				r.log.Error("accept failed", "error", err)
+			}
+			return
+		}
+		if !r.goFunc(func() { serve(c) }) {
+			c.Close()
+			return
+		}
+	}
+}
+
+// quitContext is a context cancelled when shutdown begins.
+func (r *Registrar) quitContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { // ends with cancel or quit
+		select {
+		case <-r.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// loadOrCreateID returns the registrar ID saved in dir, saving want (or a
+// random ID) the first time. A different want than the saved one is an
+// error: raft knows this node by its ID.
+func loadOrCreateID(dir string, want uint32) (uint32, error) {
+	path := filepath.Join(dir, "registrar-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		v, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 0, 32)
+		if perr != nil || v == 0 {
+			return 0, fmt.Errorf("%s: not a registrar ID: %q", path, strings.TrimSpace(string(b)))
+		}
+		if want != 0 && uint32(v) != want {
+			return 0, fmt.Errorf("data dir %s belongs to registrar 0x%08x, but -id is 0x%08x: use another -data-dir or drop -id", dir, v, want)
+		}
+		return uint32(v), nil
+	case !errors.Is(err, os.ErrNotExist):
+		return 0, fmt.Errorf("read registrar ID: %w", err)
+	}
+	id := want
+	for id == 0 {
+		var rb [4]byte
+		if _, err := rand.Read(rb[:]); err != nil {
+			return 0, err
+		}
+		id = binary.BigEndian.Uint32(rb[:])
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("0x%08x\n", id)), 0o640); err != nil {
+		return 0, fmt.Errorf("save registrar ID: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return 0, fmt.Errorf("save registrar ID: %w", err)
+	}
+	return id, nil
+}

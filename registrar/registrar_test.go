@@ -1,0 +1,483 @@
+package registrar_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/transport"
+)
+
+// testLogger sends registrar logs to t.Log (shown only for failures).
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func testLogger(t testing.TB) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "registrar", Level: hclog.Debug, Output: testWriter{t}})
+}
+
+type testRegistrar struct {
+	*registrar.Registrar
+	cancel context.CancelFunc
+	done   chan error
+	dir    string
+}
+
+// startRegistrar runs a registrar on loopback with short timers and waits
+// until it is ready; it is stopped when the test ends.
+func startRegistrar(t testing.TB, dir string, mod func(*registrar.Config)) *testRegistrar {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	cfg := registrar.DefaultTestConfig(dir)
+	cfg.Logger = testLogger(t)
+	if mod != nil {
+		mod(&cfg)
+	}
+	r, err := registrar.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tr := &testRegistrar{Registrar: r, cancel: cancel, done: make(chan error, 1), dir: dir}
+	go func() { tr.done <- r.Run(ctx) }()
+	select {
+	case <-r.Ready():
+	case err := <-tr.done:
+		t.Fatalf("registrar stopped before ready: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("registrar not ready after 20s")
+	}
+	t.Cleanup(func() { tr.stop(t) })
+	return tr
+}
+
+func (tr *testRegistrar) stop(t testing.TB) {
+	tr.cancel()
+	select {
+	case err := <-tr.done:
+		if err != nil {
+			t.Errorf("registrar Run: %v", err)
+		}
+		tr.done <- nil
+	case <-time.After(20 * time.Second):
+		t.Error("registrar did not stop within 20s")
+	}
+}
+
+// client is a hand-driven ASAP endpoint (PE or PU) using the codec.
+type client struct {
+	t    testing.TB
+	c    transport.Conn
+	mu   sync.Mutex
+	acks bool // answer keep-alives automatically
+	in   chan asap.Message
+	ka   chan *asap.EndpointKeepAlive
+}
+
+func dial(t testing.TB, r *testRegistrar, autoAck bool) *client {
+	t.Helper()
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDASAP
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := transport.Dial(ctx, "tcp:"+r.ASAPAddrs()[0].String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &client{t: t, c: c, acks: autoAck, in: make(chan asap.Message, 64), ka: make(chan *asap.EndpointKeepAlive, 64)}
+	go cl.readLoop()
+	t.Cleanup(func() { c.Close() })
+	return cl
+}
+
+func (cl *client) readLoop() {
+	for {
+		_, b, err := cl.c.Recv(context.Background())
+		if err != nil {
+			close(cl.in)
+			return
+		}
+		m, _, err := asap.Unpack(b, nil)
+		if err != nil {
+			cl.t.Logf("client: undecodable message %x: %v", b, err)
+			continue
+		}
+		if ka, ok := m.(*asap.EndpointKeepAlive); ok {
+			select {
+			case cl.ka <- ka:
+			default:
+			}
+			if cl.acks {
+				cl.send(&asap.EndpointKeepAliveAck{PoolHandle: ka.PoolHandle, ID: ka.ID})
+			}
+			continue
+		}
+		cl.in <- m
+	}
+}
+
+func (cl *client) send(m asap.Message) {
+	b, err := asap.Pack(m)
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	cl.sendRaw(b)
+}
+
+func (cl *client) sendRaw(b []byte) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if err := cl.c.Send(context.Background(), transport.PPIDASAP, b); err != nil {
+		cl.t.Errorf("send: %v", err)
+	}
+}
+
+func (cl *client) recv() asap.Message {
+	cl.t.Helper()
+	select {
+	case m, ok := <-cl.in:
+		if !ok {
+			cl.t.Fatal("connection closed")
+		}
+		return m
+	case <-time.After(10 * time.Second):
+		cl.t.Fatal("no answer within 10s")
+	}
+	return nil
+}
+
+func (cl *client) call(m asap.Message) asap.Message {
+	cl.t.Helper()
+	cl.send(m)
+	return cl.recv()
+}
+
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+func testPE(id uint32, port uint16, pol asap.Policy) asap.PoolElement {
+	return asap.PoolElement{ID: id, Lifetime: 60000, Policy: pol,
+		User: asap.Transport{Kind: asap.ParamTCPTransport, Port: port, Use: asap.UseDataAndControl, Addrs: []netip.Addr{loopback}}}
+}
+
+func register(t testing.TB, cl *client, h asap.PoolHandle, pe asap.PoolElement) *asap.RegistrationResponse {
+	t.Helper()
+	resp, ok := cl.call(&asap.Registration{PoolHandle: h, PoolElement: pe}).(*asap.RegistrationResponse)
+	if !ok {
+		t.Fatal("answer is not a registration response")
+	}
+	return resp
+}
+
+func mustRegister(t testing.TB, cl *client, h asap.PoolHandle, pe asap.PoolElement) {
+	t.Helper()
+	if resp := register(t, cl, h, pe); resp.Reject {
+		t.Fatalf("registration of %s/%08x refused: %v", h, pe.ID, resp.Error)
+	}
+}
+
+func resolve(t testing.TB, cl *client, h asap.PoolHandle, n uint32) *asap.HandleResolutionResponse {
+	t.Helper()
+	m := &asap.HandleResolution{PoolHandle: h}
+	if n > 0 {
+		m.HasItems, m.Items = true, n
+	}
+	resp, ok := cl.call(m).(*asap.HandleResolutionResponse)
+	if !ok {
+		t.Fatal("answer is not a handle resolution response")
+	}
+	return resp
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Ensure that PEs register and a PU resolves them in policy order.
+func TestRegisterResolve(t *testing.T) {
+	r := startRegistrar(t, "", nil)
+	pe := dial(t, r, true)
+	rr := asap.Policy{Type: asap.PolicyRoundRobin}
+	for i := uint32(1); i <= 3; i++ {
+		mustRegister(t, pe, "echo", testPE(i, uint16(7000+i), rr))
+	}
+	pu := dial(t, r, false)
+	seen := map[uint32]int{}
+	for i := 0; i < 6; i++ {
+		resp := resolve(t, pu, "echo", 1)
+		if resp.Error != nil || len(resp.PEs) != 1 {
+			t.Fatalf("resolution %d: %+v", i, resp)
+		}
+		got := resp.PEs[0]
+		if got.Home != r.ID() || !got.ASAP.IsZero() || got.User.Addrs[0] != loopback {
+			t.Errorf("PE as resolved: home %08x asap %+v addrs %v", got.Home, got.ASAP, got.User.Addrs)
+		}
+		seen[got.ID]++
+	}
+	for i := uint32(1); i <= 3; i++ {
+		if seen[i] != 2 {
+			t.Errorf("round robin over 6 resolutions gave PE %d %d times, want 2 (%v)", i, seen[i], seen)
+		}
+	}
+	all := resolve(t, pu, "echo", asap.ItemsAll)
+	if len(all.PEs) != 3 || all.Policy.Type != asap.PolicyRoundRobin {
+		t.Errorf("items=all gave %d PEs policy %v, want 3 rr", len(all.PEs), all.Policy.Type)
+	}
+	def := resolve(t, pu, "echo", 0)
+	if len(def.PEs) != 3 {
+		t.Errorf("default resolution gave %d PEs, want MaxHResItems=3", len(def.PEs))
+	}
+	none := resolve(t, pu, "nopool", 0)
+	if none.Error == nil || none.Error.First() != asap.CauseUnknownPoolHandle {
+		t.Errorf("unknown pool: got %+v, want cause unknown pool handle", none)
+	}
+}
+
+// Ensure that inconsistent registrations are refused with the RFC cause
+// and the offending parameter, and change nothing.
+func TestRegistrationRefused(t *testing.T) {
+	r := startRegistrar(t, "", nil)
+	pe := dial(t, r, true)
+	mustRegister(t, pe, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	cases := []struct {
+		name string
+		pe   asap.PoolElement
+		code asap.CauseCode
+	}{
+		{"policy mismatch", testPE(2, 7002, asap.Policy{Type: asap.PolicyLeastUsed}), asap.CauseInconsistentPolicy},
+		{"transport mismatch", func() asap.PoolElement {
+			p := testPE(3, 7003, asap.Policy{Type: asap.PolicyRoundRobin})
+			p.User.Kind = asap.ParamUDPTransport
+			p.User.Use = 0
+			return p
+		}(), asap.CauseInconsistentTransport},
+		{"data/control mismatch", func() asap.PoolElement {
+			p := testPE(4, 7004, asap.Policy{Type: asap.PolicyRoundRobin})
+			p.User.Use = asap.UseData
+			return p
+		}(), asap.CauseInconsistentDataControl},
+		{"PE id 0", testPE(0, 7005, asap.Policy{Type: asap.PolicyRoundRobin}), asap.CauseInvalidValues},
+		{"foreign address only", func() asap.PoolElement {
+			p := testPE(6, 7006, asap.Policy{Type: asap.PolicyRoundRobin})
+			p.User.Addrs = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
+			return p
+		}(), asap.CauseInvalidValues},
+		{"unsupported policy", testPE(7, 7007, asap.Policy{Type: 0xB0002004, Raw: []uint32{1}}), asap.CauseInvalidValues},
+	}
+	before := r.Node().Raft().LastIndex()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp := register(t, pe, "pool", c.pe)
+			if !resp.Reject || resp.Error.First() != c.code {
+				t.Fatalf("got reject=%v error %v, want cause %v", resp.Reject, resp.Error, c.code)
+			}
+			if c.code.NeedsInfo() && len(resp.Error.Causes[0].Info) < 4 {
+				t.Errorf("cause %v without the offending parameter", c.code)
+			}
+		})
+	}
+	if pes := r.Store().Pool("pool"); len(pes) != 1 {
+		t.Errorf("pool has %d PEs after refusals, want 1", len(pes))
+	}
+	if after := r.Node().Raft().LastIndex(); after != before {
+		t.Errorf("refusals wrote to raft: index %d -> %d", before, after)
+	}
+}
+
+// Ensure that addresses not belonging to the PE are dropped, and that a
+// re-registration that changes nothing costs no raft write.
+func TestAddressFilterAndRefresh(t *testing.T) {
+	r := startRegistrar(t, "", nil)
+	pe := dial(t, r, true)
+	p := testPE(9, 7009, asap.Policy{Type: asap.PolicyLeastUsed, Load: 5})
+	p.User.Kind = asap.ParamSCTPTransport
+	p.User.Addrs = []netip.Addr{netip.MustParseAddr("192.0.2.1"), loopback}
+	mustRegister(t, pe, "lu", p)
+	got, ok := r.Store().Lookup("lu", 9)
+	if !ok || len(got.Element.User.Addrs) != 1 || got.Element.User.Addrs[0] != loopback {
+		t.Fatalf("stored addresses %v, want only 127.0.0.1", got.Element.User.Addrs)
+	}
+	idx := r.Node().Raft().LastIndex()
+	mustRegister(t, pe, "lu", p)
+	if now := r.Node().Raft().LastIndex(); now != idx {
+		t.Errorf("unchanged re-registration wrote to raft: index %d -> %d", idx, now)
+	}
+	p.Policy.Load = 7 // a new load is replicated
+	mustRegister(t, pe, "lu", p)
+	if now := r.Node().Raft().LastIndex(); now == idx {
+		t.Error("re-registration with a new load did not reach raft")
+	}
+	if got, _ := r.Store().Lookup("lu", 9); got.Element.Policy.Load != 7 {
+		t.Errorf("stored load %d, want 7", got.Element.Policy.Load)
+	}
+}
+
+// Ensure deregistration removes the PE and succeeds also when it is gone.
+func TestDeregistration(t *testing.T) {
+	r := startRegistrar(t, "", nil)
+	pe := dial(t, r, true)
+	mustRegister(t, pe, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRandom}))
+	for i := 0; i < 2; i++ {
+		resp, ok := pe.call(&asap.Deregistration{PoolHandle: "pool", ID: 1}).(*asap.DeregistrationResponse)
+		if !ok || resp.Error != nil || resp.ID != 1 {
+			t.Fatalf("deregistration %d: %+v", i, resp)
+		}
+	}
+	if _, ok := r.Store().Lookup("pool", 1); ok {
+		t.Error("PE still present after deregistration")
+	}
+}
+
+// Ensure that a PE that stops answering keep-alives is removed after the
+// timeout, while one that answers stays.
+func TestKeepAliveTimeout(t *testing.T) {
+	r := startRegistrar(t, "", func(c *registrar.Config) {
+		c.KeepAliveInterval = registrar.Duration(100 * time.Millisecond)
+		c.KeepAliveTimeout = registrar.Duration(150 * time.Millisecond)
+	})
+	alive := dial(t, r, true)
+	silent := dial(t, r, false)
+	mustRegister(t, alive, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	mustRegister(t, silent, "pool", testPE(2, 7002, asap.Policy{Type: asap.PolicyRoundRobin}))
+	select {
+	case ka := <-silent.ka:
+		if ka.ServerID != r.ID() || !ka.HasID || ka.ID != 2 || ka.PoolHandle != "pool" {
+			t.Errorf("keep-alive %+v", ka)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no keep-alive received")
+	}
+	waitFor(t, 5*time.Second, "silent PE removed", func() bool { _, ok := r.Store().Lookup("pool", 2); return !ok })
+	time.Sleep(500 * time.Millisecond) // several keep-alive rounds
+	if _, ok := r.Store().Lookup("pool", 1); !ok {
+		t.Error("PE answering keep-alives was removed")
+	}
+}
+
+// Ensure that a PE whose registration life runs out is removed.
+func TestLifetimeExpiry(t *testing.T) {
+	r := startRegistrar(t, "", nil)
+	pe := dial(t, r, true)
+	p := testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin})
+	p.Lifetime = 300
+	mustRegister(t, pe, "pool", p)
+	waitFor(t, 5*time.Second, "expired PE removed", func() bool { _, ok := r.Store().Lookup("pool", 1); return !ok })
+}
+
+// Ensure that MaxBadPEReports unreachability reports remove a PE.
+func TestUnreachableReports(t *testing.T) {
+	r := startRegistrar(t, "", nil)
+	pe := dial(t, r, true)
+	mustRegister(t, pe, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	pu := dial(t, r, false)
+	for i := 0; i < 2; i++ {
+		pu.send(&asap.EndpointUnreachable{PoolHandle: "pool", ID: 1})
+	}
+	resolve(t, pu, "pool", 1) // orders after the reports
+	if _, ok := r.Store().Lookup("pool", 1); !ok {
+		t.Fatal("PE removed after 2 reports, want 3")
+	}
+	pu.send(&asap.EndpointUnreachable{PoolHandle: "pool", ID: 1})
+	waitFor(t, 5*time.Second, "reported PE removed", func() bool { _, ok := r.Store().Lookup("pool", 1); return !ok })
+}
+
+// Ensure the registrar answers bad input with the RFC's errors.
+func TestErrorReplies(t *testing.T) {
+	r := startRegistrar(t, "", nil)
+	cl := dial(t, r, false)
+	cases := []struct {
+		name string
+		wire []byte
+		code asap.CauseCode
+	}{
+		{"unknown message", []byte{0x7f, 0, 0, 8, 0, 9, 0, 4}, asap.CauseUnrecognizedMessage},
+		{"stop and report parameter", []byte{5, 0, 0, 0x14, 0, 9, 0, 8, 'e', 'c', 'h', 'o', 0x41, 0x23, 0, 8, 0xde, 0xad, 0xbe, 0xef}, asap.CauseUnrecognizedParameter},
+		{"bad parameter length", []byte{5, 0, 0, 0x0c, 0, 9, 0, 2, 'e', 'c', 'h', 'o'}, asap.CauseInvalidValues},
+	}
+	for _, c := range cases {
+		cl.sendRaw(c.wire)
+		m := cl.recv()
+		e, ok := m.(*asap.Error)
+		if !ok || e.Error.First() != c.code {
+			t.Errorf("%s: got %#v, want ASAP_ERROR cause %v", c.name, m, c.code)
+		}
+	}
+	// Skip-and-report: the resolution is answered and the parameter reported.
+	cl.sendRaw([]byte{5, 0, 0, 0x14, 0, 9, 0, 8, 'e', 'c', 'h', 'o', 0xc1, 0x23, 0, 8, 0xde, 0xad, 0xbe, 0xef})
+	first, second := cl.recv(), cl.recv()
+	if e, ok := first.(*asap.Error); !ok || e.Error.First() != asap.CauseUnrecognizedParameter {
+		t.Errorf("skip-and-report: first answer %#v, want the report", first)
+	}
+	if _, ok := second.(*asap.HandleResolutionResponse); !ok {
+		t.Errorf("skip-and-report: second answer %#v, want the resolution", second)
+	}
+}
+
+// Ensure that a registrar restarted on the same data dir serves the same
+// handlespace at once, with the same ID.
+func TestRestartKeepsHandlespace(t *testing.T) {
+	dir := t.TempDir()
+	r := startRegistrar(t, dir, nil)
+	id := r.ID()
+	pe := dial(t, r, true)
+	for i := uint32(1); i <= 20; i++ {
+		mustRegister(t, pe, "pool", testPE(i, uint16(7000+i), asap.Policy{Type: asap.PolicyRoundRobin}))
+	}
+	r.stop(t)
+	r2 := startRegistrar(t, dir, nil)
+	if r2.ID() != id {
+		t.Errorf("ID after restart %08x, want %08x", r2.ID(), id)
+	}
+	if _, n := r2.Store().Counts(); n != 20 {
+		t.Fatalf("PEs after restart: %d, want 20", n)
+	}
+	pu := dial(t, r2, false)
+	if resp := resolve(t, pu, "pool", asap.ItemsAll); len(resp.PEs) != 20 {
+		t.Errorf("resolution after restart: %d PEs, want 20", len(resp.PEs))
+	}
+}
+
+// Ensure that a bad configuration lists every problem.
+func TestConfigValidateListsAll(t *testing.T) {
+	c := registrar.DefaultConfig()
+	c.ASAP = "sctp:"
+	c.HTTP = "nope"
+	c.MaxBadPEReports = 0
+	c.AnnounceTTL = 0
+	c.LogLevel = "loud"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, field := range []string{"asap", "http", "max_bad_pe_reports", "announce_ttl", "log_level"} {
+		if !strings.Contains(err.Error(), field+":") {
+			t.Errorf("error does not name %s:\n%v", field, err)
+		}
+	}
+	if _, err := registrar.New(c); err == nil {
+		t.Error("New accepted a bad config")
+	}
+	var _ = errors.New
+}
