@@ -192,4 +192,3 @@ func (ec *enrpConn) table(hdr enrp.Header, ownOnly bool) *enrp.HandleTableRespon
 	}
 	return resp
 }
-

@@ -25,7 +25,7 @@ type peKey struct {
 // replicated: after a restart or a takeover it starts afresh.
 type peState struct {
 	key      peKey
-	conn     *asapConn     // where the PE registered; nil when lost
+	conn     *asapConn      // where the PE registered; nil when lost
 	asapAddr asap.Transport // the PE's ASAP endpoint, for dialing
 	lifetime time.Time      // registration life runs out
 	nextKA   time.Time      // next keep-alive
