@@ -9,74 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/transport"
 )
 
-// testLogger sends registrar logs to t.Log (shown only for failures).
-type testWriter struct{ t testing.TB }
+type testRegistrar = registrar.TestServer
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "registrar", Level: hclog.Debug, Output: testWriter{t}})
-}
-
-type testRegistrar struct {
-	*registrar.Registrar
-	cancel context.CancelFunc
-	done   chan error
-	dir    string
-}
-
-// startRegistrar runs a registrar on loopback with short timers and waits
-// until it is ready; it is stopped when the test ends.
 func startRegistrar(t testing.TB, dir string, mod func(*registrar.Config)) *testRegistrar {
 	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	cfg := registrar.DefaultTestConfig(dir)
-	cfg.Logger = testLogger(t)
-	if mod != nil {
-		mod(&cfg)
-	}
-	r, err := registrar.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	tr := &testRegistrar{Registrar: r, cancel: cancel, done: make(chan error, 1), dir: dir}
-	go func() { tr.done <- r.Run(ctx) }()
-	select {
-	case <-r.Ready():
-	case err := <-tr.done:
-		t.Fatalf("registrar stopped before ready: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("registrar not ready after 20s")
-	}
-	t.Cleanup(func() { tr.stop(t) })
-	return tr
-}
-
-func (tr *testRegistrar) stop(t testing.TB) {
-	tr.cancel()
-	select {
-	case err := <-tr.done:
-		if err != nil {
-			t.Errorf("registrar Run: %v", err)
-		}
-		tr.done <- nil
-	case <-time.After(20 * time.Second):
-		t.Error("registrar did not stop within 20s")
-	}
+	return registrar.StartForTest(t, dir, mod)
 }
 
 // client is a hand-driven ASAP endpoint (PE or PU) using the codec.
@@ -445,7 +387,7 @@ func TestRestartKeepsHandlespace(t *testing.T) {
 	for i := uint32(1); i <= 20; i++ {
 		mustRegister(t, pe, "pool", testPE(i, uint16(7000+i), asap.Policy{Type: asap.PolicyRoundRobin}))
 	}
-	r.stop(t)
+	r.Stop()
 	r2 := startRegistrar(t, dir, nil)
 	if r2.ID() != id {
 		t.Errorf("ID after restart %08x, want %08x", r2.ID(), id)
