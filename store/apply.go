@@ -1,0 +1,333 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/rserpool-go/registrar/asap"
+)
+
+// Apply applies a batch of operations in order and records index as the
+// last applied raft index, in one bbolt transaction. index 0 means "no raft
+// index" (tests, tools): LastApplied is then left as it is.
+//
+// Apply is deterministic: the same ops on the same contents give the same
+// results and contents on every node. An op that fails validation reports
+// it in its Result.Err and changes nothing; the batch goes on. The returned
+// error is only for I/O failures: then nothing of the batch is applied, in
+// memory or on disk, and the store should be considered broken (a raft FSM
+// must not skip a committed entry).
+//
+// Readers are not blocked by the disk I/O: the in-memory index is changed
+// first, under the write lock, and the transaction is committed after the
+// lock is released; if the commit fails, the changes are undone. A
+// concurrent reader may therefore see a batch an instant before it is
+// durable (and, only if the commit then fails, see it vanish). Apply calls
+// are serialised.
+func (s *Store) Apply(index uint64, ops []Op) ([]Result, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	res := make([]Result, len(ops))
+	var bl *batchLog
+	if s.db != nil {
+		bl = &batchLog{}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	var buf []byte
+	for i := range ops {
+		res[i] = s.applyOp(&ops[i], bl, &buf)
+	}
+	s.mu.Unlock()
+	if s.db != nil && (len(bl.disk) > 0 || index != 0) {
+		if err := s.commit(index, bl.disk); err != nil {
+			s.mu.Lock()
+			s.undo(bl)
+			s.mu.Unlock()
+			return nil, fmt.Errorf("store: apply batch at index %d to %s: %w", index, s.path, err)
+		}
+	}
+	if index != 0 {
+		s.applied.Store(index)
+	}
+	return res, nil
+}
+
+// batchLog records what a batch did: how to undo it in memory and what to
+// write to the file.
+type batchLog struct {
+	undo []undoRec
+	disk []diskOp
+}
+
+// undoRec undoes one change: undoPut restores (h, id) to old (or to absent
+// when !had); undoReset puts back a whole index.
+type undoRec struct {
+	h       asap.PoolHandle
+	id      uint32
+	had     bool
+	old     entry
+	oldMeta pmeta
+	st      *indexState // non-nil for a reset
+}
+
+// diskOp is one change of the "pes" bucket, applied in order: put (val
+// non-nil), delete (val nil) or empty the bucket (reset).
+type diskOp struct {
+	key, val []byte
+	reset    bool
+}
+
+func (s *Store) undo(bl *batchLog) {
+	for i := len(bl.undo) - 1; i >= 0; i-- {
+		u := &bl.undo[i]
+		if u.st != nil {
+			s.restoreIndex(u.st)
+			continue
+		}
+		if p := s.pools[u.h]; p != nil {
+			if slot := p.slot(u.id); slot >= 0 {
+				s.deleteEntry(p, slot)
+			}
+		}
+		if u.had {
+			s.insertEntry(u.h, u.old, u.oldMeta)
+		}
+	}
+}
+
+// logChange records that (h, e.id) changed from old (if had) to e (or to
+// absent when del).
+func (bl *batchLog) logChange(h asap.PoolHandle, id uint32, had bool, old entry, oldMeta pmeta, now *entry) {
+	if bl == nil {
+		return
+	}
+	bl.undo = append(bl.undo, undoRec{h: h, id: id, had: had, old: old, oldMeta: oldMeta})
+	d := diskOp{key: peKey(h, id)}
+	if now != nil {
+		d.val = peValue(now)
+	}
+	bl.disk = append(bl.disk, d)
+}
+
+// putEntry stores e in pool h, replacing the entry with the same ID.
+func (s *Store) putEntry(h asap.PoolHandle, e entry, m pmeta, bl *batchLog) {
+	var old entry
+	var oldMeta pmeta
+	had := false
+	if p := s.pools[h]; p != nil {
+		if slot := p.slot(e.id); slot >= 0 {
+			oldMeta = p.meta
+			old = s.deleteEntry(p, slot)
+			had = true
+		}
+	}
+	s.insertEntry(h, e, m)
+	bl.logChange(h, e.id, had, old, oldMeta, &e)
+}
+
+// removeEntry removes the entry in slot of p.
+func (s *Store) removeEntry(p *pool, slot int32, bl *batchLog) {
+	m := p.meta
+	old := s.deleteEntry(p, slot)
+	bl.logChange(p.handle, old.id, true, old, m, nil)
+}
+
+// rehome gives the entry in slot of p a new home registrar, in place.
+func (s *Store) rehome(p *pool, slot int32, home uint32, bl *batchLog) {
+	e := &p.ents[slot]
+	old := *e
+	if o := s.owners[e.home]; o != nil {
+		o.n--
+		o.sum.Remove(p.handle, e.id)
+		if o.n == 0 {
+			delete(s.owners, e.home)
+		}
+	}
+	e.enc = withHome(e.enc, home)
+	e.home = home
+	o := s.owners[home]
+	if o == nil {
+		o = &ownerStat{}
+		s.owners[home] = o
+	}
+	o.n++
+	o.sum.Add(p.handle, e.id)
+	now := *e
+	bl.logChange(p.handle, e.id, true, old, p.meta, &now)
+}
+
+// applyOp applies one op to memory (recording into bl unless nil).
+func (s *Store) applyOp(op *Op, bl *batchLog, buf *[]byte) Result {
+	switch op.Kind {
+	case OpRegister:
+		pe := &op.PE
+		enc, m, err := s.check(pe, (*buf)[:0])
+		*buf = enc
+		if err != nil {
+			return Result{Err: err}
+		}
+		e := entry{
+			enc:  string(enc),
+			reg:  pe.Registered,
+			id:   pe.Element.ID,
+			home: pe.Element.Home,
+		}
+		e.v1, e.v2 = policyValues(&pe.Element.Policy)
+		s.putEntry(pe.Handle, e, m, bl)
+		return Result{Changed: 1}
+
+	case OpDeregister:
+		h, id := op.PE.Handle, op.PE.Element.ID
+		if p := s.pools[h]; p != nil {
+			if slot := p.slot(id); slot >= 0 {
+				s.removeEntry(p, slot, bl)
+				return Result{Changed: 1}
+			}
+		}
+		return Result{Err: &poolError{handle: h, id: id, hasID: true, err: ErrPENotFound}}
+
+	case OpReassign:
+		to := slices.Clone(op.To)
+		slices.Sort(to)
+		to = slices.Compact(to)
+		if len(to) == 0 {
+			return Result{Err: fmt.Errorf("%w: reassign of registrar 0x%x without targets", ErrInvalidOp, op.From)}
+		}
+		moved := 0
+		for i, k := range s.ownedKeys(op.From) {
+			home := to[i%len(to)]
+			if home == op.From {
+				continue
+			}
+			p := s.pools[k.h]
+			s.rehome(p, p.slot(k.id), home, bl)
+			moved++
+		}
+		return Result{Changed: moved}
+
+	case OpDeleteOwner:
+		keys := s.ownedKeys(op.From)
+		for _, k := range keys {
+			p := s.pools[k.h]
+			s.removeEntry(p, p.slot(k.id), bl)
+		}
+		return Result{Changed: len(keys)}
+
+	case OpReset:
+		n := s.nPE
+		st := s.resetIndex()
+		if bl != nil {
+			bl.undo = append(bl.undo, undoRec{st: st})
+			bl.disk = append(bl.disk[:0], diskOp{reset: true})
+		}
+		return Result{Changed: n}
+	}
+	return Result{Err: fmt.Errorf("%w: unknown op kind %d", ErrInvalidOp, op.Kind)}
+}
+
+type peRef struct {
+	h  asap.PoolHandle
+	id uint32
+}
+
+// ownedKeys lists the PEs whose home is owner in (handle, ID) order. The
+// caller holds s.mu.
+func (s *Store) ownedKeys(owner uint32) []peRef {
+	o := s.owners[owner]
+	if o == nil {
+		return nil
+	}
+	keys := make([]peRef, 0, o.n)
+	for _, p := range s.sortedPools() {
+		p.ids.ascend(0, 0, func(it *ordItem) bool {
+			if p.ents[it.a].home == owner {
+				keys = append(keys, peRef{p.handle, it.key})
+			}
+			return true
+		})
+		if len(keys) == o.n {
+			break
+		}
+	}
+	return keys
+}
+
+// Check validates pe against the current handlespace without writing: the
+// PE must be storable (non-zero ID, a pool handle of 1 to 255 bytes, a
+// supported policy type, an encodable element) and consistent with its
+// pool (same policy type, user transport kind and transport use as the
+// other members; a PE that is the only member of its pool may change
+// them). The error is a *PEError; CauseOf gives the ASAP cause. Apply runs
+// the same check for every OpRegister.
+func (s *Store) Check(pe PE) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	_, _, err := s.check(&pe, nil)
+	return err
+}
+
+// MaxHandleLen is the longest pool handle the store holds (its length is
+// one byte of the file's key). The ASAP decoder's default limit (32, for
+// RSPLIB's sake) is lower.
+const MaxHandleLen = 255
+
+func peErr(pe *PE, base error, cause asap.CauseCode, detail string, info []byte) *PEError {
+	return &PEError{Handle: pe.Handle, ID: pe.Element.ID, Err: base, Detail: detail, Cause: cause, Info: info}
+}
+
+// check is Check with the caller holding s.mu; it returns the encoded
+// element (appended to buf) and the pool metadata of the PE.
+func (s *Store) check(pe *PE, buf []byte) ([]byte, pmeta, error) {
+	el := &pe.Element
+	if el.ID == 0 {
+		return buf, pmeta{}, peErr(pe, ErrInvalidPE, asap.CauseInvalidValues, "PE identifier 0", nil)
+	}
+	if len(pe.Handle) == 0 || len(pe.Handle) > MaxHandleLen {
+		return buf, pmeta{}, peErr(pe, ErrInvalidPE, asap.CauseInvalidValues, fmt.Sprintf("pool handle of %d bytes (1 to %d allowed)", len(pe.Handle), MaxHandleLen), nil)
+	}
+	if _, ok := policyKind(el.Policy.Type); !ok {
+		info, _ := asap.AppendPolicy(nil, &el.Policy)
+		return buf, pmeta{}, peErr(pe, ErrInvalidPE, asap.CauseRSPLIBUnsupportedPolicy, "unsupported policy type "+el.Policy.Type.String(), info)
+	}
+	for _, t := range [2]struct {
+		name string
+		tr   *asap.Transport
+	}{{"user_transport", &el.User}, {"asap_transport", &el.ASAP}} {
+		if t.tr.Use > asap.UseDataAndControl {
+			return buf, pmeta{}, peErr(pe, ErrInvalidPE, asap.CauseInvalidValues, fmt.Sprintf("%s: transport use %d", t.name, t.tr.Use), nil)
+		}
+		if len(t.tr.Addrs) > asap.DefaultMaxAddresses {
+			return buf, pmeta{}, peErr(pe, ErrInvalidPE, asap.CauseInvalidValues, fmt.Sprintf("%s: %d addresses (at most %d)", t.name, len(t.tr.Addrs), asap.DefaultMaxAddresses), nil)
+		}
+	}
+	enc, err := asap.AppendPoolElement(buf, el)
+	if err != nil {
+		return enc, pmeta{}, peErr(pe, ErrInvalidPE, asap.CauseInvalidValues, err.Error(), nil)
+	}
+	m := pmetaOf(el)
+	p := s.pools[pe.Handle]
+	if p == nil || len(p.ents) == 0 || (len(p.ents) == 1 && p.ents[0].id == el.ID) {
+		return enc, m, nil
+	}
+	switch {
+	case m.ptype != p.meta.ptype:
+		info, _ := asap.AppendPolicy(nil, &el.Policy)
+		return enc, m, peErr(pe, ErrPolicyMismatch, asap.CauseInconsistentPolicy,
+			"pool uses "+p.meta.ptype.String()+", PE has "+m.ptype.String(), info)
+	case m.tkind != p.meta.tkind:
+		info, _ := asap.AppendTransport(nil, &el.User)
+		return enc, m, peErr(pe, ErrTransportMismatch, asap.CauseInconsistentTransport,
+			"pool uses "+p.meta.tkind.String()+", PE has "+m.tkind.String(), info)
+	case m.tuse != p.meta.tuse:
+		return enc, m, peErr(pe, ErrDataControlMismatch, asap.CauseInconsistentDataControl,
+			fmt.Sprintf("pool uses transport use %d, PE has %d", p.meta.tuse, m.tuse), nil)
+	}
+	return enc, m, nil
+}

@@ -1,0 +1,76 @@
+// Package store holds the registrar's durable state in bbolt files: the
+// handlespace (Store: every pool and pool element, with the member
+// selection policies of RFC 5356) and the raft log and stable store
+// (RaftStore). It knows nothing about sockets or raft's state machine; the
+// cluster package drives it.
+//
+// # Handlespace
+//
+// A Store is an in-memory index backed by one bbolt file. The index holds,
+// per pool, its PEs as their encoded RFC 5354 Pool Element parameters plus
+// the few numbers selection needs, a selection structure for the pool's
+// policy, and, per home registrar, the count and PE checksum (RFC 5353) of
+// the PEs it owns. Reads (Lookup, Resolve, Iterate, ...) are served from
+// memory and never wait for disk I/O; writes come as Apply batches, each
+// one bbolt transaction that also records the raft index:
+//
+//	st, err := store.Open("handlespace.db", nil)
+//	res, err := st.Apply(index, []store.Op{{Kind: store.OpRegister, PE: pe}})
+//	pes, policy, err := st.Resolve("EchoPool", 3, now, rnd)
+//
+// Apply is deterministic (the raft FSM runs it on every node); it never
+// reads the clock: registration times come in the ops. Open rebuilds the
+// index from the file in one pass.
+//
+// # Pools and policies
+//
+// A pool exists while it has PEs. Its policy type, user transport kind and
+// transport use come from its first PE; a PE with another one is refused
+// (Check, and per op in Apply) with a *PEError whose cause (CauseOf) is the
+// ASAP one, unless it is the pool's only member (it may re-register
+// differently).
+//
+// Supported policies: Round Robin, Weighted Round Robin, Random, Weighted
+// Random, Priority, Least Used, Least Used with Degradation, Priority Least
+// Used and Randomized Least Used (RFC 5356), RSPLIB's Randomized Priority
+// LU, Randomized LU with Degradation, Priority LU with Degradation and
+// Randomized Priority LU with Degradation, and the distance penalty
+// variants WRAND-DPF, LU-DPF and LUD-DPF, which a registrar treats as
+// their base policy (its distance to a PE is 0). Ties are broken round
+// robin, as RSPLIB does with its per-PE sequence numbers. A resolution of
+// n returns n distinct PEs (all, if the pool has fewer), and no policy
+// costs O(pool size): round robin and random pick slots directly, the
+// weighted random policies sample a Fenwick tree (weight, or 0xFFFFFFFF -
+// load [- degradation], at least 1), and the deterministic ones keep
+// buckets of equal key (load, priority, round, ...) in a sorted chunk list
+// with a ring per bucket that rotates on selection. Selection state is
+// local and not persisted.
+//
+// # File layout
+//
+// Bucket "pes": key = handle length (1 byte) | handle | PE ID (4 bytes,
+// big-endian); value = version byte | registration time (8 bytes) | Pool
+// Element parameter. bbolt sorts keys byte-wise, so the order everywhere
+// (Iterate, Pools, ForEachTx, Owned, OpReassign's dealing) is by handle
+// length, then handle bytes, then ID. Bucket "meta": the format version and
+// the last applied raft index. Pool handles are at most 255 bytes.
+//
+// # Caveats
+//
+//   - A file that is not a handlespace database, is truncated or holds a
+//     value that does not decode makes Open fail with ErrCorrupt naming the
+//     file; it is never written to.
+//   - Apply changes memory before it commits, so readers may see a batch an
+//     instant before it is durable; an I/O failure undoes it in memory.
+//   - Values returned by the read methods are copies; byte slices read from
+//     a View transaction are valid only inside it.
+//   - Iterate and ForEachTx call back with locks or a transaction held:
+//     the callback must not write to the Store.
+//
+// # Raft store
+//
+// RaftStore is a hashicorp/raft LogStore and StableStore in its own bbolt
+// file (buckets "logs", "stable", "meta"): StoreLogs and DeleteRange are one
+// transaction each. It replaces raft-boltdb, which does not build with our
+// dependency versions. See OpenRaftStore.
+package store
