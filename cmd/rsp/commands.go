@@ -12,6 +12,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"bench":  {"generate registration or resolution load and measure it", runBench},
 	"decode": {"decode an ASAP or ENRP message from hex to JSON", runDecode},
 	"encode": {"encode an ASAP or ENRP message from JSON to hex", runEncode},
 }
