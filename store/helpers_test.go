@@ -255,6 +255,10 @@ func addr4(i uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 }
 
+func addr6(i uint32) netip.Addr {
+	return netip.AddrFrom16([16]byte{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
+}
+
 // mkPE builds a PE with a TCP (data+control) user transport, an SCTP ASAP
 // transport and the given policy.
 func mkPE(h string, id, home uint32, pol asap.Policy) PE {
@@ -270,12 +274,14 @@ func mkPE(h string, id, home uint32, pol asap.Policy) PE {
 	}
 }
 
-func rr() asap.Policy                  { return asap.Policy{Type: asap.PolicyRoundRobin} }
-func lu(load uint32) asap.Policy       { return asap.Policy{Type: asap.PolicyLeastUsed, Load: load} }
-func pri(p uint32) asap.Policy         { return asap.Policy{Type: asap.PolicyPriority, Priority: p} }
-func wrand(w uint32) asap.Policy       { return asap.Policy{Type: asap.PolicyWeightedRandom, Weight: w} }
-func wrr(w uint32) asap.Policy         { return asap.Policy{Type: asap.PolicyWeightedRoundRobin, Weight: w} }
-func lud(load, deg uint32) asap.Policy { return asap.Policy{Type: asap.PolicyLeastUsedDegradation, Load: load, LoadDegradation: deg} }
+func rr() asap.Policy            { return asap.Policy{Type: asap.PolicyRoundRobin} }
+func lu(load uint32) asap.Policy { return asap.Policy{Type: asap.PolicyLeastUsed, Load: load} }
+func pri(p uint32) asap.Policy   { return asap.Policy{Type: asap.PolicyPriority, Priority: p} }
+func wrand(w uint32) asap.Policy { return asap.Policy{Type: asap.PolicyWeightedRandom, Weight: w} }
+func wrr(w uint32) asap.Policy   { return asap.Policy{Type: asap.PolicyWeightedRoundRobin, Weight: w} }
+func lud(load, deg uint32) asap.Policy {
+	return asap.Policy{Type: asap.PolicyLeastUsedDegradation, Load: load, LoadDegradation: deg}
+}
 
 func reg(pe PE) Op { return Op{Kind: OpRegister, PE: pe} }
 func dereg(h string, id uint32) Op {
