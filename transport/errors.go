@@ -44,7 +44,7 @@ var (
 	ErrConnRefused = errors.New("connection refused")
 
 	// ErrMulticastOff is returned by Multicast.Recv on a Multicast opened
-	// with the spec "off" once it is closed; such a Multicast drops what
-	// it is asked to send.
+	// with the spec "off" (whose Send drops what it is given), so receive
+	// loops end at once.
 	ErrMulticastOff = errors.New("multicast is off")
 )
