@@ -63,12 +63,12 @@
 //
 //   - an ASAP message (PPID 11) is sent raw, exactly as above; its first
 //     byte is its message type, 1..14;
-//   - a message with any other PPID p is sent in a data frame:
+//   - a message with any other PPID p is sent in a data frame.
 //
-//     0xFF 0x00 length(16) p(32) payload
+// A data frame is an 8-byte header and the payload; length covers both,
+// all fields are big-endian and the second byte is reserved (0):
 //
-//     where length covers the 8-byte frame header and the payload, all
-//     big-endian. The second byte is reserved and must be 0.
+//	0xFF 0x00 length(16) p(32) payload
 //
 // Recv returns PPID 11 for raw frames and p for data frames. A data payload
 // can be at most 65527 bytes (and Config.MaxMessageSize).
