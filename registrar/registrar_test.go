@@ -33,11 +33,17 @@ type client struct {
 
 func dial(t testing.TB, r *testRegistrar, autoAck bool) *client {
 	t.Helper()
+	return dialAddr(t, r.ASAPAddr(), autoAck)
+}
+
+// dialAddr connects a client to an ASAP address spec.
+func dialAddr(t testing.TB, addr string, autoAck bool) *client {
+	t.Helper()
 	cfg := transport.DefaultConfig()
 	cfg.PPID = transport.PPIDASAP
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := transport.Dial(ctx, "tcp:"+r.ASAPAddrs()[0].String(), cfg)
+	c, err := transport.Dial(ctx, addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,246 @@
+package registrar
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// End-to-end test helpers: they run the built binaries (the etcd e2e
+// pattern). `make test` sets E2E_BIN to the bin/ directory; without it the
+// tests skip, except under CI=true where that is a failure.
+
+// BinDir returns the directory of the built binaries, or skips the test.
+func BinDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("E2E_BIN")
+	if dir == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("E2E_BIN is not set under CI=true: run the tests with `make test`")
+		}
+		t.Skip("end-to-end test: set E2E_BIN to the bin/ directory (make test does)")
+	}
+	for _, b := range []string{"registrar", "rsp"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			t.Fatalf("E2E_BIN=%s has no %s binary: run `make build`", dir, b)
+		}
+	}
+	return dir
+}
+
+// FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Process is a program started for an end-to-end test; its output is
+// collected line by line.
+type Process struct {
+	t    testing.TB
+	Name string
+	Path string
+	Args []string
+	Env  []string
+
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	lines []string
+	cond  *sync.Cond
+	done  chan struct{}
+}
+
+// StartProcess runs bin with args; it is killed when the test ends.
+func StartProcess(t testing.TB, name, bin string, args ...string) *Process {
+	t.Helper()
+	p := &Process{t: t, Name: name, Path: bin, Args: args}
+	p.cond = sync.NewCond(&p.mu)
+	p.start()
+	t.Cleanup(p.Kill)
+	return p
+}
+
+func (p *Process) start() {
+	p.t.Helper()
+	cmd := exec.Command(p.Path, p.Args...)
+	cmd.Env = append(os.Environ(), p.Env...)
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("start %s: %v", p.Name, err)
+	}
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+	go func() { // ends when the process closes its output
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.cond.Broadcast()
+			p.mu.Unlock()
+		}
+		_ = cmd.Wait()
+		p.mu.Lock()
+		close(done)
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	}()
+}
+
+// WaitLine waits until a line containing substr appears after line from
+// (use Lines() to get a position), and returns it.
+func (p *Process) WaitLine(from int, substr string, timeout time.Duration) string {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	stop := time.AfterFunc(timeout, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
+	defer stop.Stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := from; ; {
+		for ; i < len(p.lines); i++ {
+			if strings.Contains(p.lines[i], substr) {
+				return p.lines[i]
+			}
+		}
+		select {
+		case <-p.done:
+			p.t.Fatalf("%s exited before logging %q; output:\n%s", p.Name, substr, strings.Join(p.lines, "\n"))
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s did not log %q within %v; output:\n%s", p.Name, substr, timeout, strings.Join(p.lines, "\n"))
+		}
+		p.cond.Wait()
+	}
+}
+
+// Lines is the number of output lines so far.
+func (p *Process) Lines() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.lines)
+}
+
+// Output is everything the process printed.
+func (p *Process) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
+}
+
+func (p *Process) signal(sig syscall.Signal, wait time.Duration) {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	select {
+	case <-done:
+		return
+	default:
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(wait):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to end. Idempotent.
+func (p *Process) Kill() { p.signal(syscall.SIGKILL, 10*time.Second) }
+
+// Stop sends SIGTERM and waits (up to 20 s, then SIGKILL).
+func (p *Process) Stop() { p.signal(syscall.SIGTERM, 20*time.Second) }
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Restart starts the same command again (after Kill or Stop).
+func (p *Process) Restart() {
+	p.t.Helper()
+	p.Kill()
+	p.start()
+}
+
+// Agent is a `registrar agent` process on loopback ports of its own.
+type Agent struct {
+	*Process
+	Dir                    string
+	ASAP, ENRP, HTTP, Raft string
+	Gossip                 string
+}
+
+// StartAgent runs `registrar agent` in dir with free loopback ports (TCP
+// only, the local timing profile) plus extra flags, and waits for the
+// ready line.
+func StartAgent(t testing.TB, dir string, extra ...string) *Agent {
+	t.Helper()
+	bin := BinDir(t)
+	a := &Agent{Dir: dir,
+		ASAP:   fmt.Sprintf("tcp:127.0.0.1:%d", FreePort(t)),
+		ENRP:   fmt.Sprintf("tcp:127.0.0.1:%d", FreePort(t)),
+		HTTP:   fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		Raft:   fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+		Gossip: fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+	}
+	args := []string{"agent", "-data-dir", dir, "-asap", a.ASAP, "-enrp", a.ENRP, "-http", a.HTTP,
+		"-raft", a.Raft, "-profile", "local", "-log-level", "debug"}
+	if gossipFlag {
+		args = append(args, "-gossip", a.Gossip)
+	}
+	args = append(args, extra...)
+	a.Process = StartProcess(t, "registrar "+filepath.Base(dir), filepath.Join(bin, "registrar"), args...)
+	a.WaitLine(0, ReadyLine, 30*time.Second)
+	return a
+}
+
+// gossipFlag says whether the agent has the -gossip flag (set by the
+// cluster layer).
+var gossipFlag = false
+
+// RestartAndWait restarts the agent and waits for its ready line.
+func (a *Agent) RestartAndWait() {
+	a.t.Helper()
+	from := a.Lines()
+	a.Restart()
+	a.WaitLine(from, ReadyLine, 30*time.Second)
+}
+
+// CLI runs `registrar ARGS -http <this agent>` and returns its output.
+func (a *Agent) CLI(args ...string) (string, error) {
+	bin := BinDir(a.t)
+	args = append(args[:1:1], append([]string{"-http", a.HTTP}, args[1:]...)...)
+	out, err := exec.Command(filepath.Join(bin, "registrar"), args...).CombinedOutput()
+	return string(out), err
+}
