@@ -194,6 +194,9 @@ func Dial(ctx context.Context, spec string, cfg Config) (Conn, error) {
 	if len(sp.Hosts) == 0 || sp.Port == 0 {
 		return nil, fmt.Errorf("dial %s: %w: dialing needs a host and a port other than 0", spec, ErrBadSpec)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("dial %s: %w", spec, err)
+	}
 	addrs, err := sp.resolve(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", spec, err)
@@ -203,17 +206,26 @@ func Dial(ctx context.Context, spec string, cfg Config) (Conn, error) {
 		if err := cfg.checkTCPPPID(); err != nil {
 			return nil, fmt.Errorf("dial %s: %w", spec, err)
 		}
-		return dialTCP(ctx, addrs, sp.Port, cfg)
+		c, err := dialTCP(ctx, addrs, sp.Port, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", spec, err)
+		}
+		return c, nil
 	case ProtoSCTP:
 		if err := sctpSupported(); err != nil {
 			return nil, fmt.Errorf("dial %s: sctp: %w", spec, err)
 		}
-		return dialSCTP(ctx, addrs, sp.Port, cfg)
+		c, err := dialSCTP(ctx, addrs, sp.Port, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", spec, err)
+		}
+		return c, nil
 	default:
 		if err := cfg.checkTCPPPID(); err != nil {
 			return nil, fmt.Errorf("dial %s: %w", spec, err)
 		}
 		log := cfg.logger()
+		var sctpErr error
 		if autoUsesSCTP(log) {
 			sctx, cancel := context.WithTimeout(ctx, cfg.SCTPAttemptTimeout)
 			c, err := dialSCTP(sctx, addrs, sp.Port, cfg)
@@ -225,8 +237,13 @@ func Dial(ctx context.Context, spec string, cfg Config) (Conn, error) {
 				return nil, fmt.Errorf("dial %s: %w", spec, ctx.Err())
 			}
 			log.Debug("sctp dial failed; trying tcp", "spec", spec, "error", err)
+			sctpErr = fmt.Errorf("sctp attempt: %w", err)
 		}
-		return dialTCP(ctx, addrs, sp.Port, cfg)
+		c, err := dialTCP(ctx, addrs, sp.Port, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", spec, errors.Join(sctpErr, err))
+		}
+		return c, nil
 	}
 }
 

@@ -328,18 +328,35 @@ func TestSCTPAuto(t *testing.T) {
 	b.Close()
 }
 
-// TestSCTPDialCancel: a Dial to an address that never answers returns when
-// ctx ends.
+// TestSCTPDialCancel: a Dial whose INIT is never answered returns when ctx
+// ends, and an auto Dial gives up on SCTP after SCTPAttemptTimeout.
 func TestSCTPDialCancel(t *testing.T) {
 	requireSCTP(t)
 	checkLeaks(t)
-	// A listening socket that never accepts still completes associations,
-	// so use a port where nothing listens and a peer that is silent: an
-	// address on the lab's dummy interface is answered by the local stack,
-	// so instead cancel immediately.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := transport.Dial(ctx, "sctp:127.0.0.1:9", transport.DefaultConfig()); err == nil {
-		t.Fatal("Dial with a cancelled context: got nil error")
+	if _, err := transport.Dial(ctx, "sctp:127.0.0.1:9", transport.DefaultConfig()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Dial with a cancelled context: got %v, want context.Canceled", err)
 	}
+	if os.Getenv("SCTP_LAB") != "1" {
+		t.Skip("the silent-peer part runs in the SCTP lab VM only, where 10.99.0.0/24 is a dummy interface that drops everything")
+	}
+	// 10.99.0.200 is routed to dummy0 and never answers.
+	start := time.Now()
+	_, err := transport.Dial(ctxTimeout(t, 300*time.Millisecond), "sctp:10.99.0.200:3863", transport.DefaultConfig())
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial to a silent peer: got %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Dial returned %v after its deadline of 300ms", d)
+	}
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDASAP
+	cfg.SCTPAttemptTimeout = 200 * time.Millisecond
+	start = time.Now()
+	_, err = transport.Dial(ctxTimeout(t, 700*time.Millisecond), "10.99.0.200:3863", cfg)
+	if err == nil {
+		t.Fatal("auto Dial to a silent peer: got a connection")
+	}
+	t.Logf("auto Dial to a silent peer: %v after %v", err, time.Since(start))
 }
