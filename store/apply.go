@@ -138,7 +138,7 @@ func (s *Store) removeEntry(p *pool, slot int32, bl *batchLog) {
 
 // rehome gives the entry in slot of p a new home registrar, in place.
 func (s *Store) rehome(p *pool, slot int32, home uint32, bl *batchLog) {
-	e := &p.ents[slot]
+	e := p.ents.at(slot)
 	old := *e
 	if o := s.owners[e.home]; o != nil {
 		o.n--
@@ -244,7 +244,7 @@ func (s *Store) ownedKeys(owner uint32) []peRef {
 	keys := make([]peRef, 0, o.n)
 	for _, p := range s.sortedPools() {
 		p.ids.ascend(0, 0, func(it *ordItem) bool {
-			if p.ents[it.a].home == owner {
+			if p.ents.at(it.a).home == owner {
 				keys = append(keys, peRef{p.handle, it.key})
 			}
 			return true
@@ -313,7 +313,7 @@ func (s *Store) check(pe *PE, buf []byte) ([]byte, pmeta, error) {
 	}
 	m := pmetaOf(el)
 	p := s.pools[pe.Handle]
-	if p == nil || len(p.ents) == 0 || (len(p.ents) == 1 && p.ents[0].id == el.ID) {
+	if p == nil || p.ents.n == 0 || (p.ents.n == 1 && p.ents.at(0).id == el.ID) {
 		return enc, m, nil
 	}
 	switch {

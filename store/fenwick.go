@@ -63,8 +63,8 @@ func (f *fenwick) weight(slot int) uint64 {
 }
 
 // find returns the slot s with prefix(s) <= r < prefix(s+1), for
-// r < total.
-func (f *fenwick) find(r uint64) int {
+// r < total, and r - prefix(s).
+func (f *fenwick) find(r uint64) (int, uint64) {
 	n := len(f.t) - 1
 	pos := 0
 	for step := 1 << (bits.Len(uint(n)) - 1); step > 0; step >>= 1 {
@@ -73,7 +73,7 @@ func (f *fenwick) find(r uint64) int {
 			r -= f.t[next]
 		}
 	}
-	return pos // tree index pos+1 holds the slot, i.e. slot pos
+	return pos, r // tree index pos+1 holds the slot, i.e. slot pos
 }
 
 // reset empties the tree.

@@ -53,7 +53,7 @@ func contents(s *Store) []memRec {
 	defer s.mu.RUnlock()
 	for _, p := range s.sortedPools() {
 		p.ids.ascend(0, 0, func(it *ordItem) bool {
-			e := &p.ents[it.a]
+			e := p.ents.at(it.a)
 			out = append(out, memRec{p.handle, e.id, e.enc, e.reg})
 			return true
 		})
@@ -140,12 +140,12 @@ func checkStore(t testing.TB, s *Store) {
 		t.Errorf("order has %d live pools, map %d", live, len(s.pools))
 	}
 	for h, p := range s.pools {
-		if p.handle != h || p.dead || len(p.ents) == 0 {
-			t.Errorf("pool %q: handle %q dead %v with %d PEs", h, p.handle, p.dead, len(p.ents))
+		if p.handle != h || p.dead || p.ents.n == 0 {
+			t.Errorf("pool %q: handle %q dead %v with %d PEs", h, p.handle, p.dead, p.ents.n)
 		}
-		n += len(p.ents)
-		if p.ids.Len() != len(p.ents) {
-			t.Errorf("pool %q: %d IDs indexed, %d entries", h, p.ids.Len(), len(p.ents))
+		n += p.ents.n
+		if p.ids.Len() != p.ents.n {
+			t.Errorf("pool %q: %d IDs indexed, %d entries", h, p.ids.Len(), p.ents.n)
 		}
 		var prev uint32
 		first := true
@@ -154,13 +154,13 @@ func checkStore(t testing.TB, s *Store) {
 				t.Errorf("pool %q: ID index out of order at %x", h, it.key)
 			}
 			first, prev = false, it.key
-			if it.a < 0 || int(it.a) >= len(p.ents) || p.ents[it.a].id != it.key {
+			if it.a < 0 || int(it.a) >= p.ents.n || p.ents.at(it.a).id != it.key {
 				t.Errorf("pool %q: ID %x indexes slot %d", h, it.key, it.a)
 			}
 			return true
 		})
-		for i := range p.ents {
-			e := &p.ents[i]
+		for i := int32(0); i < int32(p.ents.n); i++ {
+			e := p.ents.at(i)
 			if homeOf(e.enc) != e.home {
 				t.Errorf("pool %q PE %x: home %x, encoded %x", h, e.id, e.home, homeOf(e.enc))
 			}
@@ -200,19 +200,28 @@ func checkSelection(t testing.TB, p *pool) {
 	defer p.mu.Unlock()
 	switch p.sel {
 	case selWeighted:
-		if p.fw.n() != len(p.ents) {
-			t.Errorf("pool %q: fenwick of %d slots, %d entries", p.handle, p.fw.n(), len(p.ents))
+		if len(p.fw.w) != p.ents.n || p.fw.blk.n() != (p.ents.n+wtreeBlock-1)/wtreeBlock {
+			t.Errorf("pool %q: weight tree of %d slots, %d blocks; %d entries", p.handle, len(p.fw.w), p.fw.blk.n(), p.ents.n)
 		}
 		var total uint64
-		for i := range p.ents {
-			w := p.weightOf(&p.ents[i])
-			total += w
-			if got := p.fw.weight(i); got != w {
-				t.Errorf("pool %q slot %d: fenwick weight %d, want %d", p.handle, i, got, w)
+		for i := int32(0); i < int32(p.ents.n); i++ {
+			w := p.weightOf(p.ents.at(i))
+			total += uint64(w)
+			if got := p.fw.w[i]; got != w {
+				t.Errorf("pool %q slot %d: weight %d, want %d", p.handle, i, got, w)
 			}
 		}
-		if total != p.fw.total {
-			t.Errorf("pool %q: fenwick total %d, want %d", p.handle, p.fw.total, total)
+		for b := 0; b < p.fw.blk.n(); b++ {
+			var sum uint64
+			for _, w := range p.fw.w[b*wtreeBlock : min((b+1)*wtreeBlock, len(p.fw.w))] {
+				sum += uint64(w)
+			}
+			if got := p.fw.blk.weight(b); got != sum {
+				t.Errorf("pool %q block %d: sum %d, want %d", p.handle, b, got, sum)
+			}
+		}
+		if total != p.fw.total() {
+			t.Errorf("pool %q: total %d, want %d", p.handle, p.fw.total(), total)
 		}
 	case selBucket:
 		seen := 0
@@ -225,14 +234,14 @@ func checkSelection(t testing.TB, p *pool) {
 			first, prev = false, it.key
 			s := it.a
 			for j := int32(0); j < it.b; j++ {
-				e := &p.ents[s]
+				e := p.ents.at(s)
 				if e.bkey != it.key {
 					t.Errorf("pool %q: entry %x with key %d in bucket %d", p.handle, e.id, e.bkey, it.key)
 				}
 				if p.base != asap.PolicyWeightedRoundRobin && p.keyOf(e) != e.bkey {
 					t.Errorf("pool %q: entry %x key %d, bucket %d", p.handle, e.id, p.keyOf(e), e.bkey)
 				}
-				if p.ents[e.next].prev != s {
+				if p.ents.at(e.next).prev != s {
 					t.Errorf("pool %q: broken ring at slot %d", p.handle, s)
 				}
 				s = e.next
@@ -243,8 +252,8 @@ func checkSelection(t testing.TB, p *pool) {
 			}
 			return true
 		})
-		if seen != len(p.ents) {
-			t.Errorf("pool %q: %d entries in buckets, %d entries", p.handle, seen, len(p.ents))
+		if seen != p.ents.n {
+			t.Errorf("pool %q: %d entries in buckets, %d entries", p.handle, seen, p.ents.n)
 		}
 	}
 }

@@ -118,11 +118,11 @@ type pool struct {
 	sel    selKind
 	dead   bool // removed from Store.pools (its last PE left)
 
-	ents []entry // unordered; removal moves the last entry into the hole
+	ents slab    // unordered; removal moves the last entry into the hole
 	ids  ordList // PE ID -> slot (a), in ID order
 
 	rr int     // selRR: next slot
-	fw fenwick // selWeighted: weights by slot
+	fw wtree   // selWeighted: weights by slot
 	bk ordList // selBucket: key -> ring head (a) and size (b)
 }
 
@@ -151,7 +151,7 @@ func (p *pool) slot(id uint32) int32 {
 
 // weightOf is the selection weight of an entry of a selWeighted pool
 // (never 0, so that every PE stays selectable).
-func (p *pool) weightOf(e *entry) uint64 {
+func (p *pool) weightOf(e *entry) uint32 {
 	var w uint32
 	switch p.base {
 	case asap.PolicyWeightedRandom:
@@ -163,10 +163,7 @@ func (p *pool) weightOf(e *entry) uint64 {
 	default: // RLUD, RPLUD
 		w = 0xFFFFFFFF - sat32(sat32(e.v1, e.v2), e.acc)
 	}
-	if w == 0 {
-		w = 1
-	}
-	return uint64(w)
+	return max(w, 1)
 }
 
 // keyOf is the bucket key of an entry of a selBucket pool: lower is
@@ -190,11 +187,10 @@ func (p *pool) keyOf(e *entry) uint32 {
 // add appends e (whose pool metadata the caller has checked) and links it
 // into the selection structure.
 func (p *pool) add(e entry) {
-	slot := int32(len(p.ents))
 	e.acc, e.next, e.prev = 0, -1, -1
-	p.ents = append(p.ents, e)
+	slot := p.ents.push(e)
 	p.ids.insert(ordItem{key: e.id, a: slot})
-	ne := &p.ents[slot]
+	ne := p.ents.at(slot)
 	switch p.sel {
 	case selWeighted:
 		p.fw.push(p.weightOf(ne))
@@ -216,51 +212,36 @@ func (p *pool) add(e entry) {
 
 // remove takes out the entry in slot; the last entry moves into its place.
 func (p *pool) remove(slot int32) {
-	last := int32(len(p.ents) - 1)
-	e := &p.ents[slot]
+	last := int32(p.ents.n - 1)
+	e := p.ents.at(slot)
 	p.ids.delete(e.id)
-	switch p.sel {
-	case selBucket:
+	if p.sel == selBucket {
 		p.bucketRemove(slot)
-	case selWeighted:
-		p.fw.add(int(slot), -p.weightOf(e))
 	}
 	if slot != last {
-		m := &p.ents[last]
-		var w uint64
-		if p.sel == selWeighted {
-			w = p.weightOf(m)
-			p.fw.add(int(slot), w)
-		}
-		p.ents[slot] = *m
-		moved := &p.ents[slot]
-		p.ids.get(moved.id).a = slot
-		if p.sel == selBucket {
-			if moved.next == last {
-				moved.next, moved.prev = slot, slot
+		m := p.ents.at(last)
+		*e = *m
+		p.ids.get(e.id).a = slot
+		switch p.sel {
+		case selWeighted:
+			p.fw.set(int(slot), p.fw.w[last])
+		case selBucket:
+			if e.next == last {
+				e.next, e.prev = slot, slot
 			} else {
-				p.ents[moved.prev].next = slot
-				p.ents[moved.next].prev = slot
+				p.ents.at(e.prev).next = slot
+				p.ents.at(e.next).prev = slot
 			}
-			if it := p.bk.get(moved.bkey); it.a == last {
+			if it := p.bk.get(e.bkey); it.a == last {
 				it.a = slot
 			}
 		}
-		if p.sel == selWeighted {
-			p.fw.pop(w)
-		}
-	} else if p.sel == selWeighted {
-		p.fw.pop(0)
 	}
-	p.ents[last] = entry{}
-	p.ents = p.ents[:last]
-	if c := cap(p.ents); c > 64 && len(p.ents) < c/4 {
-		p.ents = append(make([]entry, 0, len(p.ents)*2), p.ents...)
-		if p.sel == selWeighted {
-			p.fw.t = append(make([]uint64, 0, len(p.fw.t)*2), p.fw.t...)
-		}
+	if p.sel == selWeighted {
+		p.fw.pop()
 	}
-	if p.rr >= len(p.ents) {
+	p.ents.pop()
+	if p.rr >= p.ents.n {
 		p.rr = 0
 	}
 }
@@ -268,31 +249,31 @@ func (p *pool) remove(slot int32) {
 // bucketInsert puts slot at the tail of the ring of its bucket (e.bkey),
 // creating the bucket if needed.
 func (p *pool) bucketInsert(slot int32) {
-	e := &p.ents[slot]
+	e := p.ents.at(slot)
 	it, created := p.bk.insert(ordItem{key: e.bkey, a: slot, b: 1})
 	if created {
 		e.next, e.prev = slot, slot
 		return
 	}
 	head := it.a
-	tail := p.ents[head].prev
+	tail := p.ents.at(head).prev
 	e.prev, e.next = tail, head
-	p.ents[tail].next = slot
-	p.ents[head].prev = slot
+	p.ents.at(tail).next = slot
+	p.ents.at(head).prev = slot
 	it.b++
 }
 
 // bucketRemove unlinks slot from its bucket, deleting an emptied bucket.
 func (p *pool) bucketRemove(slot int32) {
-	e := &p.ents[slot]
+	e := p.ents.at(slot)
 	it := p.bk.get(e.bkey)
 	if it.b == 1 {
 		p.bk.delete(e.bkey)
 		e.next, e.prev = -1, -1
 		return
 	}
-	p.ents[e.prev].next = e.next
-	p.ents[e.next].prev = e.prev
+	p.ents.at(e.prev).next = e.next
+	p.ents.at(e.next).prev = e.prev
 	if it.a == slot {
 		it.a = e.next
 	}

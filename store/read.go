@@ -27,7 +27,7 @@ func (s *Store) Lookup(h asap.PoolHandle, id uint32) (PE, bool) {
 	defer s.mu.RUnlock()
 	if p := s.pools[h]; p != nil {
 		if slot := p.slot(id); slot >= 0 {
-			return peOf(h, &p.ents[slot]), true
+			return peOf(h, p.ents.at(slot)), true
 		}
 	}
 	return PE{}, false
@@ -57,8 +57,8 @@ func (s *Store) Resolve(h asap.PoolHandle, n int, now time.Time, rnd Rand) ([]as
 	out := make([]asap.PoolElement, len(slots))
 	for i, sl := range slots {
 		var err error
-		if out[i], err = decodeElement(p.ents[sl].enc); err != nil {
-			return nil, asap.Policy{}, fmt.Errorf("store: pool %q PE 0x%x: %w", h, p.ents[sl].id, err)
+		if out[i], err = decodeElement(p.ents.at(sl).enc); err != nil {
+			return nil, asap.Policy{}, fmt.Errorf("store: pool %q PE 0x%x: %w", h, p.ents.at(sl).id, err)
 		}
 	}
 	return out, out[0].Policy, nil
@@ -98,7 +98,7 @@ func (s *Store) ResolveAppend(dst []byte, h asap.PoolHandle, n int, now time.Tim
 		return dst, 0, err
 	}
 	for i, sl := range slots {
-		enc := p.ents[sl].enc
+		enc := p.ents.at(sl).enc
 		// enc: header(4) id home life(12) | user transport | policy | [asap transport]
 		ut := 16 + pad4(be16(enc, 18))
 		pl := be16(enc, ut+2)
@@ -130,7 +130,7 @@ func (s *Store) Pools() []PoolInfo {
 	ps := s.sortedPools()
 	out := make([]PoolInfo, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, PoolInfo{Handle: p.handle, Policy: p.meta.ptype, Transport: p.meta.tkind, PEs: len(p.ents)})
+		out = append(out, PoolInfo{Handle: p.handle, Policy: p.meta.ptype, Transport: p.meta.tkind, PEs: p.ents.n})
 	}
 	return out
 }
@@ -143,9 +143,9 @@ func (s *Store) Pool(h asap.PoolHandle) []PE {
 	if p == nil {
 		return nil
 	}
-	out := make([]PE, 0, len(p.ents))
+	out := make([]PE, 0, p.ents.n)
 	p.ids.ascend(0, 0, func(it *ordItem) bool {
-		out = append(out, peOf(h, &p.ents[it.a]))
+		out = append(out, peOf(h, p.ents.at(it.a)))
 		return true
 	})
 	return out
@@ -165,7 +165,7 @@ func (s *Store) Owned(owner uint32) []PE {
 	var out []PE
 	for _, k := range s.ownedKeys(owner) {
 		p := s.pools[k.h]
-		out = append(out, peOf(k.h, &p.ents[p.slot(k.id)]))
+		out = append(out, peOf(k.h, p.ents.at(p.slot(k.id))))
 	}
 	return out
 }
@@ -225,7 +225,7 @@ func (s *Store) Iterate(after Cursor, limit int, owner *uint32, fn func(PE) bool
 			ci, ei = p.ids.seekAfter(after.ID, true)
 		}
 		p.ids.ascend(ci, ei, func(it *ordItem) bool {
-			e := &p.ents[it.a]
+			e := p.ents.at(it.a)
 			if owner != nil && e.home != *owner {
 				return true
 			}

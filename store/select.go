@@ -34,7 +34,7 @@ func uniform(r Rand, n uint64) uint64 {
 // accumulated degradation). The caller holds p.mu. Every policy costs
 // O(k) or O(k log n), never O(n).
 func (p *pool) pick(k int, rnd Rand, out []int32) []int32 {
-	n := len(p.ents)
+	n := p.ents.n
 	if k > n {
 		k = n
 	}
@@ -67,7 +67,7 @@ func (p *pool) pick(k int, rnd Rand, out []int32) []int32 {
 
 // pickRandom selects k distinct slots uniformly.
 func (p *pool) pickRandom(k int, rnd Rand, out []int32) []int32 {
-	n := len(p.ents)
+	n := p.ents.n
 	base := len(out)
 	if 2*k > n {
 		// A large share of the pool: a partial Fisher-Yates shuffle over
@@ -115,16 +115,15 @@ func containsSlot(s []int32, v int32) bool {
 // to 0 for the rest of the draw and restored afterwards.
 func (p *pool) pickWeighted(k int, rnd Rand, out []int32) []int32 {
 	base := len(out)
-	var small [8]uint64
+	var small [8]uint32
 	saved := small[:0]
 	if k > len(small) {
-		saved = make([]uint64, 0, k)
+		saved = make([]uint32, 0, k)
 	}
 	for j := 0; j < k; j++ {
-		s := p.fw.find(uniform(rnd, p.fw.total))
-		w := p.weightOf(&p.ents[s])
-		p.fw.add(s, -w)
-		saved = append(saved, w)
+		s := p.fw.find(uniform(rnd, p.fw.total()))
+		saved = append(saved, p.fw.w[s])
+		p.fw.set(s, 0)
 		out = append(out, int32(s))
 	}
 	degrade := p.base == asap.PolicyRandomizedLeastUsedDegradation ||
@@ -132,11 +131,11 @@ func (p *pool) pickWeighted(k int, rnd Rand, out []int32) []int32 {
 	for j, s := range out[base:] {
 		w := saved[j]
 		if degrade {
-			e := &p.ents[s]
+			e := p.ents.at(s)
 			e.acc = sat32(e.acc, e.v2)
 			w = p.weightOf(e)
 		}
-		p.fw.add(int(s), w)
+		p.fw.set(int(s), w)
 	}
 	return out
 }
@@ -151,7 +150,7 @@ func (p *pool) pickBucket(k int, out []int32) []int32 {
 		s := it.a
 		for t := 0; t < m; t++ {
 			out = append(out, s)
-			s = p.ents[s].next
+			s = p.ents.at(s).next
 		}
 		it.a = s // rotate: the taken ones are now at the tail
 		return len(out)-base < k
@@ -159,7 +158,7 @@ func (p *pool) pickBucket(k int, out []int32) []int32 {
 	switch p.base {
 	case asap.PolicyWeightedRoundRobin:
 		for _, s := range out[base:] {
-			e := &p.ents[s]
+			e := p.ents.at(s)
 			if e.acc > 1 {
 				e.acc--
 				continue
@@ -174,7 +173,7 @@ func (p *pool) pickBucket(k int, out []int32) []int32 {
 		}
 	case asap.PolicyLeastUsedDegradation, asap.PolicyPriorityLeastUsedDegradation:
 		for _, s := range out[base:] {
-			e := &p.ents[s]
+			e := p.ents.at(s)
 			e.acc = sat32(e.acc, e.v2)
 			if nk := p.keyOf(e); nk != e.bkey {
 				p.bucketRemove(s)
@@ -196,8 +195,8 @@ func (p *pool) rebaseRounds() {
 	old.ascend(0, 0, func(it *ordItem) bool {
 		s := it.a
 		for t := int32(0); t < it.b; t++ {
-			next := p.ents[s].next
-			p.ents[s].bkey -= low
+			next := p.ents.at(s).next
+			p.ents.at(s).bkey -= low
 			p.bucketInsert(s)
 			s = next
 		}

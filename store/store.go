@@ -272,7 +272,7 @@ func (s *Store) insertEntry(h asap.PoolHandle, e entry, m pmeta) {
 		s.pools[h] = p
 		s.order = append(s.order, p)
 		s.ordDirt = true
-	} else if len(p.ents) == 0 {
+	} else if p.ents.n == 0 {
 		p.setMeta(m)
 	}
 	p.add(e)
@@ -288,7 +288,7 @@ func (s *Store) insertEntry(h asap.PoolHandle, e entry, m pmeta) {
 
 // deleteEntry removes the entry in slot of p and returns it.
 func (s *Store) deleteEntry(p *pool, slot int32) entry {
-	e := p.ents[slot]
+	e := *p.ents.at(slot)
 	p.remove(slot)
 	s.nPE--
 	if o := s.owners[e.home]; o != nil {
@@ -298,7 +298,7 @@ func (s *Store) deleteEntry(p *pool, slot int32) entry {
 			delete(s.owners, e.home)
 		}
 	}
-	if len(p.ents) == 0 {
+	if p.ents.n == 0 {
 		p.dead = true
 		delete(s.pools, p.handle)
 		s.ordDirt = true
