@@ -181,6 +181,23 @@ func testConn(t *testing.T, s suite) {
 		}
 	})
 
+	t.Run("DoneContext", func(t *testing.T) {
+		a, b := s.pair(t, cfg)
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := a.Send(done, s.ppids[0], mkMsg(16, 1)); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Send with a done ctx: got %v, want context.Canceled", err)
+		}
+		mustSend(t, a, s.ppids[0], mkMsg(16, 2))
+		time.Sleep(10 * time.Millisecond) // let it arrive (the check holds either way)
+		if _, _, err := b.Recv(done); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Recv with a done ctx: got %v, want context.Canceled", err)
+		}
+		if _, got := mustRecv(t, b); msgSeq(got) != 2 {
+			t.Fatalf("got seq %d, want 2 (the message sent with a done ctx must not arrive)", msgSeq(got))
+		}
+	})
+
 	t.Run("CloseUnblocksRecv", func(t *testing.T) {
 		_, b := s.pair(t, cfg)
 		errc := make(chan error, 1)

@@ -18,15 +18,15 @@ type Conn interface {
 	// write failure closes the connection and is returned by later calls.
 	// Send blocks while the send buffer is full (the peer is not reading)
 	// and then returns ctx.Err() when ctx ends; a message is either accepted
-	// whole or not at all. msg is not retained: the caller may reuse it when
-	// Send returns.
+	// whole or not at all; a ctx that is already done sends nothing. msg is
+	// not retained: the caller may reuse it when Send returns.
 	//
 	// Safe for concurrent use; concurrent messages are not interleaved.
 	Send(ctx context.Context, ppid uint32, msg []byte) error
 
 	// Recv blocks until a whole message arrives and returns it with its
-	// PPID. The returned slice belongs to the caller. When ctx ends Recv
-	// returns ctx.Err() and the connection stays usable (a partly received
+	// PPID. The returned slice belongs to the caller. When ctx ends (or is
+	// already done) Recv returns ctx.Err() and the connection stays usable (a partly received
 	// message is kept for the next call). Any other error is final: the
 	// connection has been closed (io.EOF when the peer closed it between
 	// messages; ErrBadFrame, ErrMessageTooLarge, ErrReadTimeout; ErrClosed

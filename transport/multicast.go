@@ -175,6 +175,9 @@ func (m *Multicast) LocalAddr() net.Addr {
 // Send sends payload as one datagram to the group; when off it does
 // nothing. Safe for concurrent use.
 func (m *Multicast) Send(ctx context.Context, payload []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case m.wsem <- struct{}{}:
 	case <-ctx.Done():
@@ -207,6 +210,9 @@ func (m *Multicast) Recv(ctx context.Context) ([]byte, netip.AddrPort, error) {
 	}
 	if m.cfg.SendOnly {
 		return nil, netip.AddrPort{}, errors.New("multicast recv: opened with SendOnly")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, netip.AddrPort{}, err
 	}
 	select {
 	case m.rsem <- struct{}{}:

@@ -64,7 +64,7 @@ func TestMulticastLoopback(t *testing.T) {
 		t.Run(group, func(t *testing.T) {
 			ctx := ctxTimeout(t, 10*time.Second)
 			cfg := transport.DefaultMulticastConfig()
-			cfg.TTL = 0 // this host only
+			cfg.TTL = 0          // this host only
 			cfg.Interface = "lo" // never join or send on an interface with a network behind it
 			cfg.Logger, _ = testLogger(t)
 			rx, err := transport.OpenMulticast(ctx, group, cfg)

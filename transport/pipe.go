@@ -116,6 +116,9 @@ func (c *pipeConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 		return fmt.Errorf("pipe send: peer closed: %w", io.ErrClosedPipe)
 	default:
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	m := pipeMsg{ppid: ppid, data: append([]byte(nil), msg...)}
 	select {
 	case c.peer.in <- m:
@@ -131,6 +134,9 @@ func (c *pipeConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 
 // Recv implements Conn.
 func (c *pipeConn) Recv(ctx context.Context) (uint32, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
 	select {
 	case c.rsem <- struct{}{}:
 	case <-ctx.Done():

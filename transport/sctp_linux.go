@@ -457,6 +457,9 @@ func (c *sctpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 	if len(msg) > c.cfg.MaxMessageSize {
 		return fmt.Errorf("sctp send to %s: %w: %d bytes, limit %d", c.raddr, ErrMessageTooLarge, len(msg), c.cfg.MaxMessageSize)
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case c.wsem <- struct{}{}:
 	case <-ctx.Done():
@@ -509,6 +512,9 @@ func (c *sctpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 // Recv implements Conn. A message longer than the receive buffer arrives in
 // pieces (partial delivery); Recv collects them until MSG_EOR.
 func (c *sctpConn) Recv(ctx context.Context) (uint32, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
 	select {
 	case c.rsem <- struct{}{}:
 	case <-ctx.Done():

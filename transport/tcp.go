@@ -103,6 +103,9 @@ func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 	if err != nil {
 		return fmt.Errorf("tcp send to %s: %w", c.remote, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	size := len(msg)
 	if fi.header {
 		size += muxHeaderSize
@@ -198,6 +201,9 @@ func (c *tcpConn) flush() bool {
 
 // Recv implements Conn.
 func (c *tcpConn) Recv(ctx context.Context) (uint32, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
 	select {
 	case c.rsem <- struct{}{}:
 	case <-ctx.Done():
