@@ -43,6 +43,9 @@ func (s *Store) Apply(index uint64, ops []Op) ([]Result, error) {
 	}
 	s.mu.Unlock()
 	if s.db != nil && (len(bl.disk) > 0 || index != 0) {
+		if s.hookCommit != nil {
+			s.hookCommit(index)
+		}
 		if err := s.commit(index, bl.disk); err != nil {
 			s.mu.Lock()
 			s.undo(bl)

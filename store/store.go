@@ -173,6 +173,9 @@ type Store struct {
 	ordDirt bool // order needs sorting (or holds dead pools)
 
 	applied atomic.Uint64
+
+	// hookCommit, if set (tests only), runs just before Apply commits.
+	hookCommit func(index uint64)
 }
 
 func newStore(path string, o Options) *Store {
