@@ -28,8 +28,8 @@ func echoPE(id, load uint32) store.PE {
 	}
 }
 
-// Resolve picks PEs by the pool's policy: here Least Used, so the two
-// least loaded PEs, and the tie between PE 2 and PE 3 is broken round robin.
+// Resolve picks PEs by the pool's policy: here Least Used, so one of the
+// two least loaded PEs, the tie between PE 2 and PE 3 broken round robin.
 func ExampleStore_Resolve() {
 	dir, err := os.MkdirTemp("", "handlespace")
 	if err != nil {
@@ -52,16 +52,16 @@ func ExampleStore_Resolve() {
 	}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 3; i++ {
-		pes, policy, err := st.Resolve("EchoPool", 2, time.Now(), rnd)
+		pes, policy, err := st.Resolve("EchoPool", 1, time.Now(), rnd)
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Println(policy.Type, pes[0].ID, pes[1].ID)
+		fmt.Println(policy.Type, pes[0].ID, pes[0].User.Addrs)
 	}
 	// Output:
-	// lu 2 3
-	// lu 3 2
-	// lu 2 3
+	// lu 2 [10.0.0.2]
+	// lu 3 [10.0.0.3]
+	// lu 2 [10.0.0.2]
 }
 
 // Apply reports a refused registration in the op's result; CauseOf gives
