@@ -145,12 +145,10 @@ type Node struct {
 	fsm   *FSM
 	logs  *store.RaftStore
 	snaps *raft.FileSnapshotStore
+	mux   *muxLayer
 	trans *raft.NetworkTransport
 	raft  *raft.Raft
-
-	// forward sends a command to the leader when this node is a follower
-	// (set by the membership layer; nil means "not leader" errors).
-	forward func(ctx context.Context, data []byte) (*ApplyResult, error)
+	fwd   forwardPool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -189,11 +187,15 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 			return nil, fmt.Errorf("raft advertise %q: %w", cfg.Raft.Advertise, err)
 		}
 	}
-	n.trans, err = raft.NewTCPTransportWithLogger(cfg.Raft.Bind, adv, 3, 10*time.Second, log.Named("transport"))
+	n.mux, err = newMuxLayer(cfg.Raft.Bind, adv, log.Named("transport"))
 	if err != nil {
 		n.logs.Close()
 		return nil, fmt.Errorf("raft bind %s: %w", cfg.Raft.Bind, err)
 	}
+	n.mux.serve = n.serveForward
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: n.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: log.Named("transport"),
+	})
 	n.fsm = NewFSM(st, snap, log.Named("fsm"))
 
 	rc := raft.DefaultConfig()
@@ -236,6 +238,8 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 func (n *Node) closeRes() {
 	if n.trans != nil {
 		n.trans.Close()
+	} else if n.mux != nil {
+		n.mux.Close()
 	}
 	if n.logs != nil {
 		n.logs.Close()
@@ -272,11 +276,6 @@ func (n *Node) Addr() raft.ServerAddress { return n.trans.LocalAddr() }
 
 // IsLeader reports whether this node leads.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
-
-// SetForwarder installs how followers forward writes to the leader.
-func (n *Node) SetForwarder(f func(ctx context.Context, data []byte) (*ApplyResult, error)) {
-	n.forward = f
-}
 
 // OnCommand registers a callback run for every applied command with its
 // result (from raft's FSM goroutine; must not block). Set it before
@@ -331,17 +330,40 @@ func retryable(err error) bool {
 var errForwardFailed = errors.New("forward to leader failed")
 
 func (n *Node) tryPropose(ctx context.Context, data []byte, timeout time.Duration) (*ApplyResult, error) {
+	if n.raft.State() == raft.Leader {
+		res, _, err := n.applyLocal(ctx, data, timeout)
+		return res, err
+	}
+	res, idx, err := n.forwardToLeader(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	// Read your writes: wait (bounded) until this node applied the entry,
+	// so a resolution here right after the answer sees the change.
+	n.waitApplied(ctx, idx, timeout)
+	return res, nil
+}
+
+// waitApplied waits until the local store applied index (or the time is
+// up; the write is committed either way).
+func (n *Node) waitApplied(ctx context.Context, index uint64, timeout time.Duration) {
+	if index == 0 {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for n.store.LastApplied() < index && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// applyLocal commits data as the leader; it returns the FSM's result and
+// the entry's index.
+func (n *Node) applyLocal(ctx context.Context, data []byte, timeout time.Duration) (*ApplyResult, uint64, error) {
 	if n.raft.State() != raft.Leader {
-		if n.forward == nil {
-			return nil, raft.ErrNotLeader
-		}
-		if addr, _ := n.raft.LeaderWithID(); addr == "" {
-			return nil, ErrNoLeader
-		}
-		return n.forward(ctx, data)
+		return nil, 0, raft.ErrNotLeader
 	}
 	if timeout <= 0 {
-		return nil, raft.ErrEnqueueTimeout
+		return nil, 0, raft.ErrEnqueueTimeout
 	}
 	f := n.raft.Apply(data, timeout)
 	done := make(chan struct{})
@@ -353,16 +375,16 @@ func (n *Node) tryPropose(ctx context.Context, data []byte, timeout time.Duratio
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	res, ok := f.Response().(*ApplyResult)
 	if !ok {
-		return nil, fmt.Errorf("unexpected FSM response %T", f.Response())
+		return nil, 0, fmt.Errorf("unexpected FSM response %T", f.Response())
 	}
-	return res, nil
+	return res, f.Index(), nil
 }
 
 // Shutdown stops raft and closes the transport and log store. Idempotent.
@@ -379,6 +401,7 @@ func (n *Node) Shutdown() error {
 				errs = append(errs, err)
 			}
 		}
+		n.fwd.closeAll()
 		if n.logs != nil {
 			if err := n.logs.Close(); err != nil {
 				errs = append(errs, err)

@@ -111,9 +111,28 @@ type Config struct {
 	ConnIdleTimeout Duration `json:"conn_idle_timeout"`
 
 	// Cluster settings.
-	Profile           string   `json:"profile"` // lan or local
-	Raft              string   `json:"raft"`    // raft bind address
-	RaftAdvertise     string   `json:"raft_advertise"`
+	Profile       string `json:"profile"` // lan or local
+	Raft          string `json:"raft"`    // raft bind address
+	RaftAdvertise string `json:"raft_advertise"`
+	// Gossip is the memberlist address (default 127.0.0.1:7946).
+	Gossip          string `json:"gossip"`
+	GossipAdvertise string `json:"gossip_advertise"`
+	// NodeName is the gossip name (default registrar-<id hex>).
+	NodeName string `json:"node_name"`
+	// Join lists seed gossip addresses, retried every RetryJoinInterval
+	// (doubling, up to 30 s) until one answers.
+	Join              []string `json:"join"`
+	RetryJoinInterval Duration `json:"retry_join_interval"`
+	// BootstrapExpect forms a new cluster once that many registrars see
+	// each other (none with raft state). Without it and without Join, a
+	// new registrar bootstraps a one-node cluster.
+	BootstrapExpect int `json:"bootstrap_expect"`
+	// Encrypt is the base64 gossip encryption key (16, 24 or 32 bytes).
+	Encrypt string `json:"encrypt"`
+	// LeaveOnTerminate makes SIGINT/SIGTERM a graceful leave (the cluster
+	// removes this registrar and takes over its PEs at once) instead of a
+	// plain stop (the registrar stays a member and may come back).
+	LeaveOnTerminate  bool     `json:"leave_on_terminate"`
 	SnapshotInterval  Duration `json:"snapshot_interval"`
 	SnapshotThreshold uint64   `json:"snapshot_threshold"`
 	SnapshotRetain    int      `json:"snapshot_retain"`
@@ -152,6 +171,8 @@ func DefaultConfig() Config {
 		ConnIdleTimeout:   Duration(300 * time.Second),
 		Profile:           cluster.ProfileLAN,
 		Raft:              "127.0.0.1:7947",
+		Gossip:            "127.0.0.1:7946",
+		RetryJoinInterval: Duration(time.Second),
 		SnapshotInterval:  Duration(120 * time.Second),
 		SnapshotThreshold: 8192,
 		SnapshotRetain:    2,
@@ -169,6 +190,8 @@ func DefaultTestConfig(dataDir string) Config {
 	c.ENRP = "tcp:127.0.0.1:0"
 	c.HTTP = "127.0.0.1:0"
 	c.Raft = "127.0.0.1:0"
+	c.Gossip = "127.0.0.1:0"
+	c.RetryJoinInterval = Duration(100 * time.Millisecond)
 	c.Announce = "off"
 	c.Profile = cluster.ProfileLocal
 	c.NoSync = true
@@ -186,6 +209,19 @@ func (c *Config) raftConfig() cluster.RaftConfig {
 	r.TrailingLogs = c.TrailingLogs
 	r.ApplyTimeout = c.WriteTimeout.D()
 	return r
+}
+
+// membershipConfig builds the gossip settings (without the key).
+func (c *Config) membershipConfig() cluster.MembershipConfig {
+	m := cluster.DefaultMembershipConfig(c.Profile)
+	m.NodeName = c.NodeName
+	m.Bind = c.Gossip
+	m.Advertise = c.GossipAdvertise
+	m.Join = c.Join
+	m.RetryInterval = c.RetryJoinInterval.D()
+	m.BootstrapExpect = c.BootstrapExpect
+	m.DataDir = c.DataDir
+	return m
 }
 
 // Validate checks every field and returns all problems at once.
@@ -260,6 +296,17 @@ func (c *Config) Validate() error {
 	}
 	if c.WriteTimeout.D() < 10*time.Millisecond {
 		bad("write_timeout", "%v is below 10ms", c.WriteTimeout.D())
+	}
+	mc := c.membershipConfig()
+	if key, err := cluster.ParseEncryptKey(c.Encrypt); err != nil {
+		bad("encrypt", "%v", err)
+	} else {
+		mc.EncryptKey = key
+	}
+	if err := mc.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			bad("gossip", "%v", e)
+		}
 	}
 	if err := c.raftConfig().Validate(); err != nil {
 		for _, e := range unjoin(err) {
@@ -373,6 +420,21 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.SnapshotRetain, "snapshot-retain", c.SnapshotRetain, "snapshots kept")
 	fs.Uint64Var(&c.TrailingLogs, "trailing-logs", c.TrailingLogs, "raft entries kept after a snapshot")
 	fs.TextVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "how long a registration waits for the raft commit before it is refused")
+	fs.StringVar(&c.Gossip, "gossip", c.Gossip, "gossip (memberlist) bind address")
+	fs.StringVar(&c.GossipAdvertise, "gossip-advertise", c.GossipAdvertise, "gossip address other registrars use (default: the bind address)")
+	fs.StringVar(&c.NodeName, "node", c.NodeName, "gossip node name (default registrar-<id>)")
+	fs.Func("join", "seed gossip addresses to join, host:port[,host:port] (repeatable)", func(s string) error {
+		for _, a := range strings.Split(s, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				c.Join = append(c.Join, a)
+			}
+		}
+		return nil
+	})
+	fs.TextVar(&c.RetryJoinInterval, "retry-join-interval", c.RetryJoinInterval, "first wait between join attempts (doubles up to 30s)")
+	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "form a new cluster once this many registrars see each other")
+	fs.StringVar(&c.Encrypt, "encrypt", c.Encrypt, "gossip encryption key, base64 of 16, 24 or 32 bytes")
+	fs.BoolVar(&c.LeaveOnTerminate, "leave-on-terminate", c.LeaveOnTerminate, "leave the cluster gracefully on SIGINT/SIGTERM")
 }
 
 // ParseAgentArgs builds the agent's configuration from its command line:

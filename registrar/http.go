@@ -16,17 +16,16 @@ import (
 
 // Status is what GET /v1/status returns.
 type Status struct {
-	ID        string        `json:"id"`
-	Version   string        `json:"version"`
-	UptimeSec float64       `json:"uptime_seconds"`
-	Addresses StatusAddrs   `json:"addresses"`
-	Raft      StatusRaft    `json:"raft"`
-	Stale     bool          `json:"stale"` // no raft leader: resolutions come from the local copy
-	Pools     int           `json:"pools"`
-	PEs       int           `json:"pes"`
-	OwnedPEs  int           `json:"owned_pes"`
-	Members   []MemberInfo  `json:"members,omitempty"`
-	Extra     []interface{} `json:"-"`
+	ID        string       `json:"id"`
+	Version   string       `json:"version"`
+	UptimeSec float64      `json:"uptime_seconds"`
+	Addresses StatusAddrs  `json:"addresses"`
+	Raft      StatusRaft   `json:"raft"`
+	Stale     bool         `json:"stale"` // no raft leader: resolutions come from the local copy
+	Pools     int          `json:"pools"`
+	PEs       int          `json:"pes"`
+	OwnedPEs  int          `json:"owned_pes"`
+	Members   []MemberInfo `json:"members,omitempty"`
 }
 
 // StatusAddrs lists the bound addresses.
@@ -131,6 +130,7 @@ func (r *Registrar) status() Status {
 	s.Raft.AppliedIndex = r.store.LastApplied()
 	s.Stale = addr == "" || rf.State() == raft.Shutdown
 	s.Pools, s.PEs = r.store.Counts()
+	s.Members = r.memberInfos()
 	if r.live != nil {
 		r.live.mu.Lock()
 		s.OwnedPEs = len(r.live.pes)
@@ -196,5 +196,4 @@ func (r *Registrar) httpHandler() http.Handler {
 	return mux
 }
 
-// clusterHandlers is extended by the cluster layer (members, raft peers).
-func (r *Registrar) clusterHandlers(mux *http.ServeMux) {}
+func (r *Registrar) clusterHandlers(mux *http.ServeMux) { r.clusterHandlersImpl(mux) }

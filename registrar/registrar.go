@@ -36,6 +36,7 @@ type Registrar struct {
 
 	store   *store.Store
 	node    *cluster.Node
+	members *cluster.Membership
 	net     transport.Network
 	asapLn  transport.Listener
 	enrpLn  transport.Listener
@@ -46,6 +47,11 @@ type Registrar struct {
 	limits  *rateLimits
 
 	ready chan struct{}
+	// leaveCh is closed by POST /v1/leave: Run leaves the cluster
+	// gracefully and returns.
+	leaveCh   chan struct{}
+	leaveOnce sync.Once
+	leaving   bool
 
 	// goroutines: started only through go(), stopped by quit.
 	mu       sync.Mutex
@@ -74,12 +80,13 @@ func New(cfg Config) (*Registrar, error) {
 		network = transport.OSNetwork()
 	}
 	return &Registrar{
-		cfg:   cfg,
-		log:   log,
-		net:   network,
-		ready: make(chan struct{}),
-		quit:  make(chan struct{}),
-		conns: map[*asapConn]struct{}{},
+		cfg:     cfg,
+		log:     log,
+		net:     network,
+		ready:   make(chan struct{}),
+		leaveCh: make(chan struct{}),
+		quit:    make(chan struct{}),
+		conns:   map[*asapConn]struct{}{},
 	}, nil
 }
 
@@ -141,10 +148,53 @@ func (r *Registrar) Run(ctx context.Context) (err error) {
 	}
 	close(r.ready)
 	r.log.Info(ReadyLine, "id", fmt.Sprintf("0x%08x", r.id), "asap", addrList(r.asapLn.Addrs()),
-		"enrp", addrList(r.enrpLn.Addrs()), "http", r.HTTPAddr(), "raft", r.node.Addr(), "version", Version)
-	<-ctx.Done()
-	r.log.Info("shutting down")
+		"enrp", addrList(r.enrpLn.Addrs()), "http", r.HTTPAddr(), "raft", r.node.Addr(),
+		"gossip", r.members.LocalAddr(), "version", Version)
+	select {
+	case <-ctx.Done():
+		r.leaving = r.cfg.LeaveOnTerminate
+	case <-r.leaveCh:
+		r.leaving = true
+	}
+	r.log.Info("shutting down", "leave", r.leaving)
 	return nil
+}
+
+// Leave makes Run leave the cluster gracefully and return.
+func (r *Registrar) Leave() { r.leaveOnce.Do(func() { close(r.leaveCh) }) }
+
+// Members is the gossip membership (nil before Run opened it).
+func (r *Registrar) Members() *cluster.Membership { return r.members }
+
+func specList(as []net.Addr) []string {
+	var s []string
+	for _, a := range as {
+		s = append(s, a.Network()+":"+a.String())
+	}
+	return s
+}
+
+// waitRemoved waits (bounded) until the leader removed this registrar
+// from raft after a leave, so that a quick shutdown does not leave the
+// cluster one voter short.
+func (r *Registrar) waitRemoved(d time.Duration) {
+	deadline := time.Now().Add(d)
+	me := cluster.ServerID(r.id)
+	for time.Now().Before(deadline) {
+		f := r.node.Raft().GetConfiguration()
+		if f.Error() != nil {
+			return
+		}
+		found := false
+		for _, s := range f.Configuration().Servers {
+			found = found || s.ID == me
+		}
+		if !found || len(f.Configuration().Servers) == 1 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.log.Warn("left gossip but the leader did not remove this registrar from raft in time")
 }
 
 func addrList(as []net.Addr) string {
@@ -186,8 +236,10 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	closers = append(closers, r.store.Close)
 	r.metrics = newMetrics(r)
 
-	// 3. raft.
-	bootstrap := true
+	// 3. raft. A registrar that neither joins nor expects others forms a
+	// one-node cluster the first time; others wait to be added.
+	_, perr := os.Stat(filepath.Join(r.cfg.DataDir, "peers.json"))
+	bootstrap := len(r.cfg.Join) == 0 && r.cfg.BootstrapExpect == 0 && perr != nil
 	r.node, err = cluster.OpenNode(cluster.NodeConfig{
 		ID:        id,
 		Dir:       filepath.Join(r.cfg.DataDir, "raft"),
@@ -201,8 +253,27 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	}
 	closers = append(closers, r.node.Shutdown)
 	r.node.OnApply(r.metrics.applied)
-	if err := r.waitLeader(ctx); err != nil {
+
+	// 2b. gossip membership (left and stopped after the listeners closed).
+	mc := r.cfg.membershipConfig()
+	mc.EncryptKey, _ = cluster.ParseEncryptKey(r.cfg.Encrypt)
+	mc.Logger = r.log.Named("gossip")
+	if r.members, err = cluster.StartMembership(mc, r.node, cluster.Meta{Build: Version}); err != nil {
 		return cleanup, err
+	}
+	closers = append(closers, func() error {
+		if r.leaving {
+			if err := r.members.Leave(5 * time.Second); err != nil {
+				r.log.Warn("gossip leave", "error", err)
+			}
+			r.waitRemoved(10 * time.Second)
+		}
+		return r.members.Shutdown()
+	})
+	if bootstrap {
+		if err := r.waitLeader(ctx); err != nil {
+			return cleanup, err
+		}
 	}
 
 	// 2. PE supervision and announces (stopped through quit, joined by wg).
@@ -246,6 +317,9 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	}
 	r.goFunc(func() { r.acceptLoop(r.asapLn, r.serveASAP) })
 	r.goFunc(func() { r.acceptLoop(r.enrpLn, r.serveENRP) })
+	r.members.SetMeta(func(m *cluster.Meta) {
+		m.ASAP, m.ENRP, m.HTTP = specList(r.asapLn.Addrs()), specList(r.enrpLn.Addrs()), r.HTTPAddr()
+	})
 	if group := r.cfg.announceGroup(); group != "off" {
 		if err := r.startAnnounce(ctx, group); err != nil {
 			return cleanup, err

@@ -91,3 +91,9 @@ func (ts *TestServer) Stop() {
 		ts.t.Error("registrar did not stop within 30s")
 	}
 }
+
+// Crash stops the registrar without leaving the cluster (what the others
+// see of a killed process: it stops answering). Idempotent.
+func (ts *TestServer) Crash() {
+	ts.Stop()
+}

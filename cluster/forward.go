@@ -1,0 +1,356 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/rserpool-go/registrar/store"
+)
+
+// The raft port carries two kinds of connections, told apart by their
+// first byte: raft's own RPCs, and writes forwarded by followers to the
+// leader (raft does not forward). One port to open in firewalls, one
+// address in the gossip metadata.
+const (
+	connRaft    byte = 'R'
+	connForward byte = 'F'
+)
+
+// muxLayer is a raft.StreamLayer that hands raft its connections and
+// serves forwarded writes itself.
+type muxLayer struct {
+	ln      net.Listener
+	adv     net.Addr
+	raftCh  chan net.Conn
+	serve   func(net.Conn)
+	log     hclog.Logger
+	closed  chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	connsMu sync.Mutex
+	conns   map[net.Conn]struct{}
+}
+
+var _ raft.StreamLayer = (*muxLayer)(nil)
+
+func newMuxLayer(bind string, adv net.Addr, log hclog.Logger) (*muxLayer, error) {
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, err
+	}
+	if adv == nil {
+		adv = ln.Addr()
+		if ta := adv.(*net.TCPAddr); ta.IP.IsUnspecified() {
+			ln.Close()
+			return nil, fmt.Errorf("raft bind %s is a wildcard address: set an advertise address", bind)
+		}
+	}
+	m := &muxLayer{ln: ln, adv: adv, raftCh: make(chan net.Conn), log: log, closed: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	m.wg.Add(1)
+	go m.acceptLoop()
+	return m, nil
+}
+
+func (m *muxLayer) acceptLoop() {
+	defer m.wg.Done()
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			select {
+			case <-m.closed:
+				return
+			default:
+			}
+			m.log.Warn("raft port accept failed", "error", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		m.wg.Add(1)
+		go m.classify(c)
+	}
+}
+
+// classify reads the first byte and routes the connection.
+func (m *muxLayer) classify(c net.Conn) {
+	defer m.wg.Done()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	switch b[0] {
+	case connRaft:
+		select {
+		case m.raftCh <- c:
+		case <-m.closed:
+			c.Close()
+		}
+	case connForward:
+		if m.serve == nil {
+			c.Close()
+			return
+		}
+		m.track(c, true)
+		defer m.track(c, false)
+		m.serve(c)
+	default:
+		m.log.Warn("unknown connection type on the raft port", "remote", c.RemoteAddr(), "byte", b[0])
+		c.Close()
+	}
+}
+
+func (m *muxLayer) track(c net.Conn, add bool) {
+	m.connsMu.Lock()
+	defer m.connsMu.Unlock()
+	if add {
+		m.conns[c] = struct{}{}
+	} else {
+		delete(m.conns, c)
+	}
+}
+
+// Accept gives raft its next connection.
+func (m *muxLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-m.raftCh:
+		return c, nil
+	case <-m.closed:
+		return nil, errors.New("raft transport closed")
+	}
+}
+
+// Close stops accepting and closes forwarded-write connections.
+func (m *muxLayer) Close() error {
+	m.once.Do(func() {
+		close(m.closed)
+		m.ln.Close()
+		m.connsMu.Lock()
+		for c := range m.conns {
+			c.Close()
+		}
+		m.connsMu.Unlock()
+	})
+	m.wg.Wait()
+	return nil
+}
+
+// Addr is the advertised address.
+func (m *muxLayer) Addr() net.Addr { return m.adv }
+
+// Dial opens a raft connection.
+func (m *muxLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return dialKind(string(address), timeout, connRaft)
+}
+
+func dialKind(addr string, timeout time.Duration, kind byte) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Write([]byte{kind}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// forwardReply is the leader's answer to a forwarded write.
+type forwardReply struct {
+	Index     uint64          `json:"index"`
+	Err       string          `json:"err,omitempty"`
+	Retryable bool            `json:"retryable,omitempty"` // not the leader, no leader, shutting down
+	Results   []forwardResult `json:"results,omitempty"`
+}
+
+type forwardResult struct {
+	Err     string `json:"err,omitempty"`
+	Kind    string `json:"kind,omitempty"` // which store sentinel
+	Changed int    `json:"changed,omitempty"`
+}
+
+var storeErrKinds = map[string]error{
+	"pool_not_found":        store.ErrPoolNotFound,
+	"pe_not_found":          store.ErrPENotFound,
+	"policy_mismatch":       store.ErrPolicyMismatch,
+	"transport_mismatch":    store.ErrTransportMismatch,
+	"data_control_mismatch": store.ErrDataControlMismatch,
+	"invalid_pe":            store.ErrInvalidPE,
+}
+
+// remoteError carries a store error across the forward so errors.Is works.
+type remoteError struct {
+	msg  string
+	kind error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.kind }
+
+// serveForward answers forwarded writes on one connection: a 4-byte
+// length and the command, answered by a 4-byte length and JSON.
+func (n *Node) serveForward(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		var hdr [4]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return
+		}
+		size := binary.BigEndian.Uint32(hdr[:])
+		if size > 1<<20 {
+			n.log.Warn("forwarded write too large", "remote", c.RemoteAddr(), "bytes", size)
+			return
+		}
+		data := make([]byte, size)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return
+		}
+		var rep forwardReply
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Raft.ApplyTimeout)
+		res, idx, err := n.applyLocal(ctx, data, n.cfg.Raft.ApplyTimeout)
+		cancel()
+		rep.Index = idx
+		if err != nil {
+			rep.Err = err.Error()
+			rep.Retryable = retryable(err)
+		} else {
+			if res.Err != nil {
+				rep.Err = res.Err.Error()
+			}
+			for _, r := range res.Results {
+				fr := forwardResult{Changed: r.Changed}
+				if r.Err != nil {
+					fr.Err = r.Err.Error()
+					for k, v := range storeErrKinds {
+						if errors.Is(r.Err, v) {
+							fr.Kind = k
+						}
+					}
+				}
+				rep.Results = append(rep.Results, fr)
+			}
+		}
+		out, _ := json.Marshal(rep)
+		binary.BigEndian.PutUint32(hdr[:], uint32(len(out)))
+		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(append(hdr[:], out...)); err != nil {
+			return
+		}
+	}
+}
+
+// forwardPool keeps idle connections to the leader for forwarded writes.
+type forwardPool struct {
+	mu   sync.Mutex
+	idle map[string][]net.Conn
+}
+
+func (p *forwardPool) get(addr string) (net.Conn, error) {
+	p.mu.Lock()
+	if cs := p.idle[addr]; len(cs) > 0 {
+		c := cs[len(cs)-1]
+		p.idle[addr] = cs[:len(cs)-1]
+		p.mu.Unlock()
+		return c, nil
+	}
+	p.mu.Unlock()
+	return dialKind(addr, 5*time.Second, connForward)
+}
+
+func (p *forwardPool) put(addr string, c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.idle == nil {
+		p.idle = map[string][]net.Conn{}
+	}
+	if len(p.idle[addr]) >= 64 {
+		c.Close()
+		return
+	}
+	p.idle[addr] = append(p.idle[addr], c)
+}
+
+func (p *forwardPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, cs := range p.idle {
+		for _, c := range cs {
+			c.Close()
+		}
+	}
+	p.idle = nil
+}
+
+// forwardToLeader sends a command to the leader and waits for its answer.
+func (n *Node) forwardToLeader(ctx context.Context, data []byte) (*ApplyResult, uint64, error) {
+	addr, _ := n.raft.LeaderWithID()
+	if addr == "" {
+		return nil, 0, ErrNoLeader
+	}
+	c, err := n.fwd.get(string(addr))
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: dial leader %s: %v", errForwardFailed, addr, err)
+	}
+	ok := false
+	defer func() {
+		if ok {
+			n.fwd.put(string(addr), c)
+		} else {
+			c.Close()
+		}
+	}()
+	deadline := time.Now().Add(n.cfg.Raft.ApplyTimeout + 5*time.Second)
+	if d, has := ctx.Deadline(); has && d.Before(deadline) {
+		deadline = d
+	}
+	c.SetDeadline(deadline)
+	msg := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+	if _, err := c.Write(append(msg, data...)); err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", errForwardFailed, err)
+	}
+	var hdr [4]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", errForwardFailed, err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+	if _, err := io.ReadFull(c, body); err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", errForwardFailed, err)
+	}
+	c.SetDeadline(time.Time{})
+	ok = true
+	var rep forwardReply
+	if err := json.Unmarshal(body, &rep); err != nil {
+		return nil, 0, fmt.Errorf("%w: bad reply: %v", errForwardFailed, err)
+	}
+	if rep.Err != "" && rep.Results == nil {
+		if rep.Retryable {
+			return nil, 0, fmt.Errorf("%w: leader: %s", errForwardFailed, rep.Err)
+		}
+		return nil, 0, errors.New("leader: " + rep.Err)
+	}
+	res := &ApplyResult{}
+	if rep.Err != "" {
+		res.Err = errors.New(rep.Err)
+	}
+	for _, fr := range rep.Results {
+		r := store.Result{Changed: fr.Changed}
+		if fr.Err != "" {
+			r.Err = &remoteError{msg: fr.Err, kind: storeErrKinds[fr.Kind]}
+		}
+		res.Results = append(res.Results, r)
+	}
+	return res, rep.Index, nil
+}

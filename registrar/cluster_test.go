@@ -1,0 +1,305 @@
+package registrar_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/transport"
+)
+
+// startCluster runs n registrars in-process: the first bootstraps, the
+// others join it by gossip; it waits until all are raft voters.
+func startCluster(t *testing.T, n int, mod func(*registrar.Config)) []*testRegistrar {
+	t.Helper()
+	nodes := []*testRegistrar{startRegistrar(t, "", mod)}
+	seed := nodes[0].Members().LocalAddr()
+	for i := 1; i < n; i++ {
+		nodes = append(nodes, startRegistrar(t, "", func(c *registrar.Config) {
+			c.Join = []string{seed}
+			if mod != nil {
+				mod(c)
+			}
+		}))
+	}
+	waitFor(t, 20*time.Second, fmt.Sprintf("%d raft voters", n), func() bool {
+		for _, r := range nodes {
+			f := r.Node().Raft().GetConfiguration()
+			if f.Error() != nil || len(f.Configuration().Servers) != n {
+				return false
+			}
+		}
+		return leaderOf(nodes) != nil
+	})
+	return nodes
+}
+
+func leaderOf(nodes []*testRegistrar) *testRegistrar {
+	for _, r := range nodes {
+		if r.Node().IsLeader() {
+			return r
+		}
+	}
+	return nil
+}
+
+func followerOf(nodes []*testRegistrar) *testRegistrar {
+	for _, r := range nodes {
+		if !r.Node().IsLeader() {
+			return r
+		}
+	}
+	return nil
+}
+
+// asapPE is a test PE with its own ASAP endpoint: registrars that take it
+// over dial it there. It answers every keep-alive and records them.
+type asapPE struct {
+	t     testing.TB
+	ln    transport.Listener
+	port  uint16
+	mu    sync.Mutex
+	homes map[uint32]int // keep-alives with H=1, by sender
+	kas   int
+}
+
+func newASAPPE(t testing.TB) *asapPE {
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDASAP
+	ln, err := transport.Listen(context.Background(), "tcp:127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap, _ := netip.ParseAddrPort(ln.Addrs()[0].String())
+	p := &asapPE{t: t, ln: ln, port: ap.Port(), homes: map[uint32]int{}}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *asapPE) serve(c transport.Conn) {
+	defer c.Close()
+	for {
+		_, b, err := c.Recv(context.Background())
+		if err != nil {
+			return
+		}
+		m, _, err := asap.Unpack(b, nil)
+		if err != nil {
+			continue
+		}
+		if ka, ok := m.(*asap.EndpointKeepAlive); ok {
+			p.mu.Lock()
+			p.kas++
+			if ka.Home {
+				p.homes[ka.ServerID]++
+			}
+			p.mu.Unlock()
+			ack, _ := asap.Pack(&asap.EndpointKeepAliveAck{PoolHandle: ka.PoolHandle, ID: ka.ID})
+			c.Send(context.Background(), transport.PPIDASAP, ack)
+		}
+	}
+}
+
+func (p *asapPE) element(id uint32) asap.PoolElement {
+	e := testPE(id, uint16(7000+id%1000), asap.Policy{Type: asap.PolicyRoundRobin})
+	e.ASAP = asap.Transport{Kind: asap.ParamTCPTransport, Port: p.port, Addrs: []netip.Addr{loopback}}
+	return e
+}
+
+func (p *asapPE) homeKeepAlives() map[uint32]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[uint32]int{}
+	for k, v := range p.homes {
+		out[k] = v
+	}
+	return out
+}
+
+// Ensure writes at a follower are forwarded to the leader and visible at
+// every registrar, and resolutions work everywhere.
+func TestCluster3_ForwardAndReplicate(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	f := followerOf(nodes)
+	cl := dial(t, f, true)
+	for i := uint32(1); i <= 10; i++ {
+		mustRegister(t, cl, "pool", testPE(i, uint16(7000+i), asap.Policy{Type: asap.PolicyRoundRobin}))
+	}
+	// Read your writes at the follower that answered.
+	if resp := resolve(t, dial(t, f, false), "pool", asap.ItemsAll); len(resp.PEs) != 10 {
+		t.Fatalf("follower resolves %d PEs right after the answers, want 10", len(resp.PEs))
+	}
+	for _, r := range nodes {
+		waitFor(t, 5*time.Second, "replication", func() bool { _, n := r.Store().Counts(); return n == 10 })
+		if got := r.Store().Owned(f.ID()); len(got) != 10 {
+			t.Errorf("registrar %08x: %d PEs homed at the follower, want 10", r.ID(), len(got))
+		}
+	}
+	// A refusal made by the leader's FSM travels back with its cause.
+	resp := register(t, cl, "pool", testPE(99, 7099, asap.Policy{Type: asap.PolicyLeastUsed}))
+	if !resp.Reject || resp.Error.First() != asap.CauseInconsistentPolicy {
+		t.Errorf("policy mismatch through a follower: %+v", resp)
+	}
+}
+
+// Ensure that when a registrar dies, the leader gives its PEs new homes
+// among the survivors, spread evenly, the new homes send H=1 keep-alives,
+// and the PEs stay resolvable.
+func TestCluster3_Takeover(t *testing.T) {
+	nodes := startCluster(t, 3, func(c *registrar.Config) {
+		c.KeepAliveInterval = registrar.Duration(200 * time.Millisecond)
+		c.KeepAliveTimeout = registrar.Duration(500 * time.Millisecond)
+	})
+	victim := followerOf(nodes)
+	pe := newASAPPE(t)
+	cl := dial(t, victim, true)
+	const n = 12
+	for i := uint32(1); i <= n; i++ {
+		mustRegister(t, cl, "pool", pe.element(i))
+	}
+	var survivors []*testRegistrar
+	for _, r := range nodes {
+		if r != victim {
+			survivors = append(survivors, r)
+		}
+	}
+	waitFor(t, 5*time.Second, "replication", func() bool { _, c := survivors[0].Store().Counts(); return c == n })
+	start := time.Now()
+	victim.Crash()
+	waitFor(t, 20*time.Second, "all PEs re-homed", func() bool {
+		for _, r := range survivors {
+			if len(r.Store().Owned(victim.ID())) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("kill to last PE re-homed: %v", time.Since(start))
+	for _, r := range survivors {
+		got := len(r.Store().Owned(r.ID()))
+		if got != n/2 {
+			t.Errorf("registrar %08x is home for %d PEs, want %d (even spread)", r.ID(), got, n/2)
+		}
+	}
+	waitFor(t, 10*time.Second, "H=1 keep-alives from both new homes", func() bool {
+		h := pe.homeKeepAlives()
+		return h[survivors[0].ID()] > 0 && h[survivors[1].ID()] > 0
+	})
+	time.Sleep(time.Second) // several keep-alive rounds: nobody removes them
+	for _, r := range survivors {
+		if resp := resolve(t, dial(t, r, false), "pool", asap.ItemsAll); len(resp.PEs) != n {
+			t.Errorf("registrar %08x resolves %d PEs after the takeover, want %d", r.ID(), len(resp.PEs), n)
+		}
+	}
+}
+
+// Ensure that losing quorum keeps resolutions working (marked stale) and
+// refuses registrations after the bounded wait.
+func TestCluster3_QuorumLoss(t *testing.T) {
+	nodes := startCluster(t, 3, func(c *registrar.Config) { c.WriteTimeout = registrar.Duration(800 * time.Millisecond) })
+	cl := dial(t, nodes[0], true)
+	mustRegister(t, cl, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	for _, r := range nodes[1:] {
+		waitFor(t, 5*time.Second, "replication", func() bool { _, c := r.Store().Counts(); return c == 1 })
+	}
+	survivor := nodes[2]
+	nodes[0].Crash()
+	nodes[1].Crash()
+	pu := dial(t, survivor, false)
+	if resp := resolve(t, pu, "pool", 1); len(resp.PEs) != 1 {
+		t.Fatalf("resolution without quorum: %+v", resp)
+	}
+	pe := dial(t, survivor, true)
+	t0 := time.Now()
+	resp := register(t, pe, "pool", testPE(2, 7002, asap.Policy{Type: asap.PolicyRoundRobin}))
+	if !resp.Reject || resp.Error.First() != asap.CauseLackOfResources {
+		t.Fatalf("registration without quorum: %+v, want refused with lack of resources", resp)
+	}
+	if d := time.Since(t0); d > 10*time.Second {
+		t.Errorf("refusal took %v", d)
+	}
+	waitFor(t, 10*time.Second, "status stale", func() bool { return survivorStale(survivor) })
+}
+
+func survivorStale(r *testRegistrar) bool {
+	addr, _ := r.Node().Raft().LeaderWithID()
+	return addr == ""
+}
+
+// Ensure a graceful leave removes the registrar from raft and its PEs get
+// new homes at once.
+func TestCluster3_Leave(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	leaver := followerOf(nodes)
+	pe := newASAPPE(t)
+	cl := dial(t, leaver, true)
+	for i := uint32(1); i <= 4; i++ {
+		mustRegister(t, cl, "pool", pe.element(i))
+	}
+	leaver.Leave()
+	var rest []*testRegistrar
+	for _, r := range nodes {
+		if r != leaver {
+			rest = append(rest, r)
+		}
+	}
+	waitFor(t, 20*time.Second, "leaver removed from raft and its PEs re-homed", func() bool {
+		f := rest[0].Node().Raft().GetConfiguration()
+		return f.Error() == nil && len(f.Configuration().Servers) == 2 && len(rest[0].Store().Owned(leaver.ID())) == 0
+	})
+	if _, c := rest[0].Store().Counts(); c != 4 {
+		t.Errorf("after leave: %d PEs, want 4", c)
+	}
+}
+
+// Ensure 5 registrars elect a new leader when the leader dies and keep
+// accepting registrations; nothing acknowledged is lost.
+func TestCluster5_LeaderFailover(t *testing.T) {
+	nodes := startCluster(t, 5, nil)
+	leader := leaderOf(nodes)
+	var others []*testRegistrar
+	for _, r := range nodes {
+		if r != leader {
+			others = append(others, r)
+		}
+	}
+	cl := dial(t, others[0], true)
+	acked := 0
+	for i := uint32(1); i <= 20; i++ {
+		mustRegister(t, cl, "pool", testPE(i, uint16(7000+i), asap.Policy{Type: asap.PolicyRoundRobin}))
+		acked++
+	}
+	t0 := time.Now()
+	leader.Crash()
+	waitFor(t, 20*time.Second, "a new leader", func() bool { return leaderOf(others) != nil })
+	t.Logf("leader failover: %v", time.Since(t0))
+	for i := uint32(21); i <= 40; i++ {
+		mustRegister(t, cl, "pool", testPE(i, uint16(7000+i), asap.Policy{Type: asap.PolicyRoundRobin}))
+		acked++
+	}
+	for _, r := range others {
+		waitFor(t, 10*time.Second, "every acknowledged PE at "+strconv.FormatUint(uint64(r.ID()), 16), func() bool {
+			_, c := r.Store().Counts()
+			return c == acked
+		})
+	}
+	if out := strings.TrimSpace(fmt.Sprint(acked)); out != "40" {
+		t.Fatalf("acked %s", out)
+	}
+}

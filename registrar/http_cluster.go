@@ -1,0 +1,151 @@
+package registrar
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/rserpool-go/registrar/cluster"
+)
+
+// RaftPeer is one entry of GET /v1/raft/peers.
+type RaftPeer struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+	Alive    bool   `json:"alive"`
+}
+
+func (r *Registrar) memberInfos() []MemberInfo {
+	var out []MemberInfo
+	cf := r.node.Raft().GetConfiguration()
+	voters := map[string]bool{}
+	if cf.Error() == nil {
+		for _, s := range cf.Configuration().Servers {
+			voters[string(s.ID)] = s.Suffrage == raft.Voter
+		}
+	}
+	_, leader := r.node.Raft().LeaderWithID()
+	for _, m := range r.members.Members() {
+		sid := string(cluster.ServerID(m.Meta.ID))
+		out = append(out, MemberInfo{Name: m.Name, ID: hexID(m.Meta.ID), Status: m.Status, Gossip: m.Addr,
+			Raft: m.Meta.Raft, ASAP: strings.Join(m.Meta.ASAP, ","), ENRP: strings.Join(m.Meta.ENRP, ","),
+			HTTP: m.Meta.HTTP, Voter: voters[sid], Leader: sid == string(leader)})
+	}
+	return out
+}
+
+func (r *Registrar) raftPeers() ([]RaftPeer, error) {
+	cf := r.node.Raft().GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, err
+	}
+	alive := map[string]bool{}
+	for _, m := range r.members.Members() {
+		if m.Status == "alive" {
+			alive[string(cluster.ServerID(m.Meta.ID))] = true
+		}
+	}
+	_, leader := r.node.Raft().LeaderWithID()
+	var out []RaftPeer
+	for _, s := range cf.Configuration().Servers {
+		out = append(out, RaftPeer{ID: "0x" + string(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String(),
+			Leader: s.ID == leader, Alive: alive[string(s.ID)]})
+	}
+	return out, nil
+}
+
+// leaderHTTP is the admin API address of the raft leader, from gossip.
+func (r *Registrar) leaderHTTP() string {
+	_, leader := r.node.Raft().LeaderWithID()
+	for _, m := range r.members.Members() {
+		if cluster.ServerID(m.Meta.ID) == leader {
+			return m.Meta.HTTP
+		}
+	}
+	return ""
+}
+
+// proxyToLeader forwards an admin request that only the leader can carry
+// out; it returns false when this node is the leader.
+func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool {
+	if r.node.IsLeader() {
+		return false
+	}
+	addr := r.leaderHTTP()
+	if addr == "" {
+		writeError(w, http.StatusServiceUnavailable, "no raft leader (or its admin API address is unknown): try again when `registrar status` shows a leader")
+		return true
+	}
+	out, err := http.NewRequest(req.Method, "http://"+addr+req.URL.Path, req.Body)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "%v", err)
+		return true
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(out)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "leader at %s: %v", addr, err)
+		return true
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+	return true
+}
+
+// clusterHandlers serves:
+//
+//	GET    /v1/members            registrars as gossip sees them, with raft roles
+//	POST   /v1/leave              this registrar leaves the cluster and stops
+//	GET    /v1/raft/peers         the raft configuration
+//	DELETE /v1/raft/peers/{id}    remove a raft server (done by the leader)
+func (r *Registrar) clusterHandlersImpl(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, r.memberInfos())
+	})
+	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusAccepted, map[string]string{"result": "leaving: the registrar leaves the cluster and stops"})
+		r.Leave()
+	})
+	mux.HandleFunc("GET /v1/raft/peers", func(w http.ResponseWriter, _ *http.Request) {
+		peers, err := r.raftPeers()
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "%v", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, peers)
+	})
+	mux.HandleFunc("DELETE /v1/raft/peers/{id}", func(w http.ResponseWriter, req *http.Request) {
+		id := strings.TrimPrefix(strings.ToLower(req.PathValue("id")), "0x")
+		var v uint32
+		if _, err := fmt.Sscanf(id, "%x", &v); err != nil || len(id) == 0 || len(id) > 8 {
+			writeError(w, http.StatusBadRequest, "raft peer id %q: want the registrar ID in hex", req.PathValue("id"))
+			return
+		}
+		sid := cluster.ServerID(v)
+		if r.proxyToLeader(w, req) {
+			return
+		}
+		peers, _ := r.raftPeers()
+		found := false
+		for _, p := range peers {
+			found = found || p.ID == "0x"+string(sid)
+		}
+		if !found {
+			writeError(w, http.StatusNotFound, "raft peer 0x%s is not in the configuration", sid)
+			return
+		}
+		if err := r.node.Raft().RemoveServer(sid, 0, 10*time.Second).Error(); err != nil {
+			writeError(w, http.StatusInternalServerError, "remove 0x%s: %v", sid, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"result": "removed 0x" + string(sid)})
+	})
+}
