@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/enrp"
+	"github.com/rserpool-go/registrar/store"
+)
+
+func pe(id, home uint32) asap.PoolElement {
+	return asap.PoolElement{ID: id, Home: home, Lifetime: 30000,
+		User:   asap.Transport{Kind: asap.ParamTCPTransport, Port: 7000, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
+		Policy: asap.Policy{Type: asap.PolicyRoundRobin},
+		ASAP:   asap.Transport{Kind: asap.ParamSCTPTransport, Port: 7001, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}}}
+}
+
+// Ensure every command kind survives the envelope, and bad envelopes are
+// refused with ErrBadCommand.
+func TestCommand_RoundTrip(t *testing.T) {
+	at := time.Unix(1700000000, 123456789)
+	cmds := []Command{
+		NewUpdate(at, enrp.AddPE, 1, "pool", pe(5, 1)),
+		NewUpdate(at, enrp.DelPE, 1, "pool", pe(5, 1)),
+		NewTakeover(at, 1, 2, []uint32{1, 3}),
+		{Kind: KindDropOwner, Time: at, Target: enrp.NewTakeoverServer(1, 0, 9)},
+		{Kind: KindReset, Time: at},
+		{Kind: KindBatch, Time: at, Updates: []*enrp.HandleUpdate{
+			{Action: enrp.AddPE, PoolHandle: "a", PoolElement: pe(1, 7)},
+			{Action: enrp.AddPE, PoolHandle: "b", PoolElement: pe(2, 7)},
+		}},
+	}
+	for _, c := range cmds {
+		b, err := c.Marshal()
+		if err != nil {
+			t.Fatalf("%v: %v", c.Kind, err)
+		}
+		got, err := UnmarshalCommand(b)
+		if err != nil {
+			t.Fatalf("%v: %v", c.Kind, err)
+		}
+		if !got.Time.Equal(c.Time) || got.Kind != c.Kind || !reflect.DeepEqual(got.Updates, c.Updates) ||
+			!reflect.DeepEqual(got.Target, c.Target) || !reflect.DeepEqual(got.Owners, c.Owners) {
+			t.Errorf("%v: got %+v, want %+v", c.Kind, got, c)
+		}
+	}
+	good, _ := cmds[0].Marshal()
+	bad := [][]byte{nil, good[:5], append([]byte{9}, good[1:]...), append([]byte{1, 99}, good[2:]...), good[:len(good)-3],
+		func() []byte { b, _ := cmds[2].Marshal(); return b[:len(b)-2] }()}
+	for i, b := range bad {
+		if _, err := UnmarshalCommand(b); !errors.Is(err, ErrBadCommand) {
+			t.Errorf("bad envelope %d: got %v, want ErrBadCommand", i, err)
+		}
+	}
+}
+
+func logOf(t *testing.T, index uint64, c Command) *raft.Log {
+	b, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: b}
+}
+
+// Ensure the FSM applies a batch in one store transaction with the last
+// index, reports per-command results, and skips entries the store already
+// holds (the replay after a restart with NoSnapshotRestoreOnStart).
+func TestFSM_ApplyBatchAndReplay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hs.db")
+	st, err := store.Open(path, &store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsm := NewFSM(st, nil, nil)
+	var seen []Kind
+	fsm.onCommand = func(c *Command, _ *ApplyResult) { seen = append(seen, c.Kind) }
+	at := time.Unix(1700000000, 0)
+	logs := []*raft.Log{
+		logOf(t, 1, NewUpdate(at, enrp.AddPE, 1, "pool", pe(1, 1))),
+		{Index: 2, Type: raft.LogConfiguration},
+		logOf(t, 3, NewUpdate(at, enrp.AddPE, 1, "pool", pe(2, 1))),
+		logOf(t, 4, NewUpdate(at, enrp.AddPE, 1, "pool", func() asap.PoolElement {
+			p := pe(3, 1)
+			p.Policy.Type = asap.PolicyLeastUsed // inconsistent with the pool
+			return p
+		}())),
+		{Index: 5, Type: raft.LogCommand, Data: []byte("garbage")},
+	}
+	resp := fsm.ApplyBatch(logs)
+	if st.LastApplied() != 5 {
+		t.Errorf("LastApplied %d, want 5", st.LastApplied())
+	}
+	if r := resp[0].(*ApplyResult); r.Failed() != nil {
+		t.Errorf("first update: %v", r.Failed())
+	}
+	if resp[1] != nil {
+		t.Errorf("configuration entry got %v", resp[1])
+	}
+	if r := resp[3].(*ApplyResult); !errors.Is(r.Failed(), store.ErrPolicyMismatch) {
+		t.Errorf("inconsistent update: %v, want ErrPolicyMismatch", r.Failed())
+	}
+	if r := resp[4].(*ApplyResult); !errors.Is(r.Err, ErrBadCommand) {
+		t.Errorf("garbage entry: %v, want ErrBadCommand", r.Err)
+	}
+	if len(seen) != 3 {
+		t.Errorf("observer saw %d commands, want 3", len(seen))
+	}
+	// Replay: entries up to 5 are skipped, 6 applies.
+	logs = append(logs[:1], logOf(t, 6, NewUpdate(at, enrp.DelPE, 1, "pool", pe(2, 1))))
+	logs[0] = logOf(t, 3, NewUpdate(at, enrp.DelPE, 1, "pool", pe(1, 1))) // would delete PE 1 if applied
+	resp = fsm.ApplyBatch(logs)
+	if resp[0] != nil {
+		t.Errorf("replayed entry applied: %v", resp[0])
+	}
+	if _, ok := st.Lookup("pool", 1); !ok {
+		t.Error("a replayed entry changed the store")
+	}
+	if _, ok := st.Lookup("pool", 2); ok {
+		t.Error("entry 6 not applied")
+	}
+	if st.LastApplied() != 6 {
+		t.Errorf("LastApplied %d, want 6", st.LastApplied())
+	}
+	st.Close()
+	// The applied index survives a reopen.
+	st, err = store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.LastApplied() != 6 {
+		t.Errorf("after reopen LastApplied %d, want 6", st.LastApplied())
+	}
+}
+
+// Ensure a takeover command spreads the target's PEs over the owners.
+func TestFSM_Takeover(t *testing.T) {
+	st := store.OpenMemory(nil)
+	fsm := NewFSM(st, nil, nil)
+	at := time.Unix(1700000000, 0)
+	var logs []*raft.Log
+	for i := uint32(1); i <= 6; i++ {
+		logs = append(logs, logOf(t, uint64(i), NewUpdate(at, enrp.AddPE, 9, "pool", pe(i, 9))))
+	}
+	logs = append(logs, logOf(t, 7, NewTakeover(at, 1, 9, []uint32{1, 2, 3})))
+	fsm.ApplyBatch(logs)
+	if n := len(st.Owned(9)); n != 0 {
+		t.Errorf("target still owns %d PEs", n)
+	}
+	for _, o := range []uint32{1, 2, 3} {
+		if n := len(st.Owned(o)); n != 2 {
+			t.Errorf("owner %d has %d PEs, want 2", o, n)
+		}
+	}
+}

@@ -1,0 +1,41 @@
+// Package cluster makes several registrars one: raft replicates the
+// handlespace, memberlist gossip finds the registrars and detects
+// failures, and the raft leader reconciles one into the other.
+//
+// # Commands
+//
+// Every handlespace change is an ENRP message in its RFC wire encoding
+// (HANDLE_UPDATE, TAKEOVER_SERVER) inside a small envelope (version, kind,
+// time), committed to the raft log (Command). The FSM decodes committed
+// commands and applies them to package store. It implements
+// raft.BatchingFSM, so a batch of entries is one bbolt transaction that
+// also records the last applied index; with NoSnapshotRestoreOnStart a
+// restarted node does not replay what its bbolt file already holds. The
+// FSM never reads the clock: time travels in the envelope.
+//
+// # Membership and reconciliation
+//
+// Each registrar gossips its metadata (registrar ID, raft/RPC, ASAP, ENRP
+// and admin addresses, expected cluster size, whether it has raft state).
+// The leader's reconcile loop makes alive registrars raft voters, removes
+// the ones that left gracefully, never removes voters below a quorum, and
+// takes over the PEs of registrars that failed: one TAKEOVER command gives
+// each of their PEs a new home among the live registrars, dealt evenly and
+// deterministically. A node that is gone from gossip and raft entirely
+// (its data dir was wiped) is taken over after TakeoverGrace.
+//
+// # Writes at followers
+//
+// raft does not forward writes. The raft port carries, besides raft's
+// RPCs, connections on which followers forward encoded commands to the
+// leader (the first byte of a connection tells which). A follower answers
+// a write only once its own store applied it, so a client reads its
+// writes at the registrar it talks to.
+//
+// # Caveats
+//
+// Snapshots are written from a bbolt read transaction opened in Persist,
+// after raft chose the snapshot index; the content may be newer than the
+// index. That is safe because the content carries its own applied index
+// and the FSM skips entries at or below it.
+package cluster
