@@ -69,7 +69,16 @@ func StartProcess(t testing.TB, name, bin string, args ...string) *Process {
 	p := &Process{t: t, Name: name, Path: bin, Args: args}
 	p.cond = sync.NewCond(&p.mu)
 	p.start()
-	t.Cleanup(p.Kill)
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			out := p.Output()
+			if len(out) > 20000 {
+				out = "..." + out[len(out)-20000:]
+			}
+			t.Logf("output of %s %v:\n%s", p.Name, p.Args, out)
+		}
+	})
 	return p
 }
 
@@ -216,18 +225,34 @@ func StartAgent(t testing.TB, dir string, extra ...string) *Agent {
 	}
 	args := []string{"agent", "-data-dir", dir, "-asap", a.ASAP, "-enrp", a.ENRP, "-http", a.HTTP,
 		"-raft", a.Raft, "-profile", "local", "-log-level", "debug"}
-	if gossipFlag {
+	if gossipFlag && !hasFlag(extra, "-gossip") {
 		args = append(args, "-gossip", a.Gossip)
 	}
 	args = append(args, extra...)
+	for i, x := range extra {
+		if x == "-gossip" && i+1 < len(extra) {
+			a.Gossip = extra[i+1]
+		}
+	}
 	a.Process = StartProcess(t, "registrar "+filepath.Base(dir), filepath.Join(bin, "registrar"), args...)
 	a.WaitLine(0, ReadyLine, 30*time.Second)
 	return a
 }
 
+func hasFlag(args []string, name string) bool {
+	for i, a := range args {
+		if a == name {
+			if i+1 < len(args) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // gossipFlag says whether the agent has the -gossip flag (set by the
 // cluster layer).
-var gossipFlag = false
+var gossipFlag = true
 
 // RestartAndWait restarts the agent and waits for its ready line.
 func (a *Agent) RestartAndWait() {
@@ -237,10 +262,12 @@ func (a *Agent) RestartAndWait() {
 	a.WaitLine(from, ReadyLine, 30*time.Second)
 }
 
-// CLI runs `registrar ARGS -http <this agent>` and returns its output.
+// CLI runs `registrar ARGS` against this agent's admin API (through
+// REGISTRAR_HTTP_ADDR) and returns its output.
 func (a *Agent) CLI(args ...string) (string, error) {
 	bin := BinDir(a.t)
-	args = append(args[:1:1], append([]string{"-http", a.HTTP}, args[1:]...)...)
-	out, err := exec.Command(filepath.Join(bin, "registrar"), args...).CombinedOutput()
+	cmd := exec.Command(filepath.Join(bin, "registrar"), args...)
+	cmd.Env = append(os.Environ(), "REGISTRAR_HTTP_ADDR="+a.HTTP)
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

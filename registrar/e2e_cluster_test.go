@@ -1,0 +1,200 @@
+package registrar_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/registrar"
+)
+
+// e2eCluster is three `registrar agent` processes joined by seeds.
+type e2eCluster struct {
+	t      *testing.T
+	agents []*registrar.Agent
+	dirs   []string
+}
+
+func startE2ECluster(t *testing.T, extra ...string) *e2eCluster {
+	t.Helper()
+	registrar.BinDir(t)
+	base := t.TempDir()
+	c := &e2eCluster{t: t}
+	// Choose every gossip port first so each agent can name the others.
+	gossip := make([]string, 3)
+	for i := range gossip {
+		gossip[i] = fmt.Sprintf("127.0.0.1:%d", registrar.FreePort(t))
+	}
+	type res struct {
+		i int
+		a *registrar.Agent
+	}
+	done := make(chan res, 3)
+	for i := 0; i < 3; i++ {
+		dir := filepath.Join(base, fmt.Sprintf("r%d", i+1))
+		c.dirs = append(c.dirs, dir)
+		args := append([]string{"-gossip", gossip[i], "-join", strings.Join(gossip, ","), "-bootstrap-expect", "3"}, extra...)
+		go func(i int) { done <- res{i, registrar.StartAgent(t, dir, args...)} }(i)
+	}
+	c.agents = make([]*registrar.Agent, 3)
+	for i := 0; i < 3; i++ {
+		r := <-done
+		c.agents[r.i] = r.a
+	}
+	c.waitVoters(3, c.agents...)
+	return c
+}
+
+// peers returns the raft peers an agent reports.
+func (c *e2eCluster) peers(a *registrar.Agent) []registrar.RaftPeer {
+	out, err := a.CLI("raft", "peers", "-json")
+	if err != nil {
+		return nil
+	}
+	var p []registrar.RaftPeer
+	_ = json.Unmarshal([]byte(out), &p)
+	return p
+}
+
+func (c *e2eCluster) status(a *registrar.Agent) registrar.Status {
+	out, err := a.CLI("status", "-json")
+	var s registrar.Status
+	if err == nil {
+		_ = json.Unmarshal([]byte(out), &s)
+	}
+	return s
+}
+
+func (c *e2eCluster) waitVoters(n int, on ...*registrar.Agent) {
+	c.t.Helper()
+	waitFor(c.t, 30*time.Second, fmt.Sprintf("%d raft voters with a leader", n), func() bool {
+		for _, a := range on {
+			p := c.peers(a)
+			leader := false
+			for _, x := range p {
+				leader = leader || x.Leader
+			}
+			if len(p) != n || !leader {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (c *e2eCluster) leader() *registrar.Agent {
+	for _, a := range c.agents {
+		if a.Exited() {
+			continue
+		}
+		if s := c.status(a); s.Raft.State == "Leader" {
+			return a
+		}
+	}
+	return nil
+}
+
+// Ensure the cluster behaves as the issue describes, with the built
+// binaries on loopback.
+func TestE2E_Cluster(t *testing.T) {
+	c := startE2ECluster(t)
+	pe := newASAPPE(t)
+	const per = 6
+	var ids [3][]uint32
+	for i, a := range c.agents {
+		cl := dialAddr(t, a.ASAP, true)
+		for j := 0; j < per; j++ {
+			id := uint32(100*(i+1) + j)
+			mustRegister(t, cl, "pool", pe.element(id))
+			ids[i] = append(ids[i], id)
+		}
+	}
+	resolveAll := func(a *registrar.Agent) int {
+		return len(resolve(t, dialAddr(t, a.ASAP, false), "pool", asap.ItemsAll).PEs)
+	}
+	for _, a := range c.agents {
+		waitFor(t, 10*time.Second, "replication", func() bool { return resolveAll(a) == 3*per })
+	}
+
+	// kill -9 a registrar: all its PEs get a new home at the survivors.
+	victim := c.agents[2]
+	victimID := c.status(victim).ID
+	start := time.Now()
+	victim.Kill()
+	survivors := c.agents[:2]
+	waitFor(t, 30*time.Second, "PEs of the killed registrar re-homed", func() bool {
+		out, err := survivors[0].CLI("pools", "-json", "pool")
+		if err != nil {
+			return false
+		}
+		var d registrar.PoolDetail
+		if json.Unmarshal([]byte(out), &d) != nil || len(d.PEs) != 3*per {
+			return false
+		}
+		for _, p := range d.PEs {
+			if p.Home == victimID {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("kill -9 to last PE re-homed: %v", time.Since(start))
+	for _, a := range survivors {
+		if n := resolveAll(a); n != 3*per {
+			t.Errorf("survivor resolves %d PEs, want %d", n, 3*per)
+		}
+	}
+
+	// Restart it: it catches up.
+	victim.RestartAndWait()
+	waitFor(t, 20*time.Second, "restarted registrar caught up", func() bool { return resolveAll(victim) == 3*per })
+	c.waitVoters(3, c.agents...)
+
+	// Wipe its data dir: it comes back as a new member, the old one removed.
+	victim.Kill()
+	if err := os.RemoveAll(victim.Dir); err != nil {
+		t.Fatal(err)
+	}
+	victim.RestartAndWait()
+	newID := c.status(victim).ID
+	if newID == victimID {
+		t.Fatalf("wiped registrar kept its ID %s", newID)
+	}
+	waitFor(t, 30*time.Second, "old ID removed and new ID a voter", func() bool {
+		p := c.peers(c.agents[0])
+		has := map[string]bool{}
+		for _, x := range p {
+			has[x.ID] = true
+		}
+		return len(p) == 3 && has[newID] && !has[victimID]
+	})
+	waitFor(t, 20*time.Second, "new member caught up", func() bool { return resolveAll(victim) == 3*per })
+
+	// Kill two of three: resolution still answers, registration refused.
+	c.agents[0].Kill()
+	c.agents[1].Kill()
+	if n := resolveAll(victim); n != 3*per {
+		t.Errorf("lone survivor resolves %d PEs, want %d", n, 3*per)
+	}
+	cl := dialAddr(t, victim.ASAP, true)
+	resp := register(t, cl, "pool", pe.element(999))
+	if !resp.Reject || resp.Error.First() != asap.CauseLackOfResources {
+		t.Errorf("registration without quorum: %+v, want refused (lack of resources)", resp)
+	}
+	waitFor(t, 10*time.Second, "status says stale", func() bool { return c.status(victim).Stale })
+
+	// Bring one back: everything converges and registrations work again.
+	c.agents[0].RestartAndWait()
+	waitFor(t, 30*time.Second, "quorum back", func() bool {
+		r := register(t, cl, "pool", pe.element(999))
+		return !r.Reject
+	})
+	waitFor(t, 20*time.Second, "converged", func() bool {
+		return resolveAll(c.agents[0]) == 3*per+1 && resolveAll(victim) == 3*per+1
+	})
+}
