@@ -198,3 +198,115 @@ func TestE2E_Cluster(t *testing.T) {
 		return resolveAll(c.agents[0]) == 3*per+1 && resolveAll(victim) == 3*per+1
 	})
 }
+
+// Ensure no acknowledged registration is ever lost: PEs register at every
+// registrar while the leader is killed (and restarted) again and again;
+// afterwards every acknowledged PE is present at every registrar.
+func TestE2E_NoAckedRegistrationLost(t *testing.T) {
+	c := startE2ECluster(t)
+	pe := newASAPPE(t)
+	stop := make(chan struct{})
+	type acked struct{ ids []uint32 }
+	const perAgent = 4
+	results := make(chan acked, 3*perAgent)
+	for k := 0; k < 3*perAgent; k++ {
+		i, a := k, c.agents[k%3]
+		go func(i int, a *registrar.Agent) {
+			var got []uint32
+			defer func() { results <- acked{got} }()
+			var cl *client
+			id := uint32(1_000_000 * (i + 1))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if cl == nil {
+					cl = tryDial(t, a.ASAP)
+					if cl == nil {
+						time.Sleep(50 * time.Millisecond)
+						continue
+					}
+				}
+				id++
+				cl.send(&asap.Registration{PoolHandle: "durable", PoolElement: pe.element(id)})
+				select {
+				case m, ok := <-cl.in:
+					if !ok {
+						cl = nil // registrar killed: reconnect
+						continue
+					}
+					if r, isResp := m.(*asap.RegistrationResponse); isResp && !r.Reject && r.ID == id {
+						got = append(got, id)
+					}
+				case <-time.After(10 * time.Second):
+					cl.c.Close()
+					cl = nil
+				}
+			}
+		}(i, a)
+	}
+	for round := 0; round < 3; round++ {
+		time.Sleep(700 * time.Millisecond)
+		l := c.leader()
+		if l == nil {
+			t.Fatal("no leader")
+		}
+		l.Kill()
+		time.Sleep(700 * time.Millisecond)
+		l.RestartAndWait()
+		c.waitVoters(3, c.agents...)
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	var all []uint32
+	for i := 0; i < 3*perAgent; i++ {
+		all = append(all, (<-results).ids...)
+	}
+	if len(all) < 1000 {
+		t.Fatalf("only %d registrations acknowledged", len(all))
+	}
+	for _, a := range c.agents {
+		waitFor(t, 30*time.Second, "every acknowledged PE at "+a.HTTP, func() bool {
+			out, err := a.CLI("pools", "-json", "durable")
+			if err != nil {
+				return false
+			}
+			var d registrar.PoolDetail
+			if json.Unmarshal([]byte(out), &d) != nil {
+				return false
+			}
+			have := map[string]bool{}
+			for _, p := range d.PEs {
+				have[p.ID] = true
+			}
+			for _, id := range all {
+				if !have[fmt.Sprintf("0x%08x", id)] {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	t.Logf("%d acknowledged registrations across 3 leader kills, all present at every registrar", len(all))
+}
+
+// tryDial connects a client, or returns nil when the registrar is down.
+func tryDial(t *testing.T, addr string) (cl *client) {
+	defer func() {
+		if recover() != nil {
+			cl = nil
+		}
+	}()
+	ft := &failSoft{TB: t}
+	return dialAddr(ft, addr, true)
+}
+
+// failSoft turns Fatal into a panic caught by tryDial (the registrar may
+// be down while a test dials it).
+type failSoft struct{ testing.TB }
+
+func (f *failSoft) Fatal(args ...any)                 { panic(fmt.Sprint(args...)) }
+func (f *failSoft) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+func (f *failSoft) Errorf(format string, args ...any) { f.TB.Logf("(ignored) "+format, args...) }
