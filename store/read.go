@@ -97,8 +97,20 @@ func (s *Store) ResolveAppend(dst []byte, h asap.PoolHandle, n int, now time.Tim
 	if err != nil {
 		return dst, 0, err
 	}
-	for i, sl := range slots {
-		enc := p.ents.at(sl).enc
+	// Load the entries, then their encodings, before using any of them:
+	// for random slots every load is a cache miss, and independent loads
+	// overlap (a third of the time of the 3-PE random resolution).
+	var encBuf [8]string
+	encs := encBuf[:0]
+	for _, sl := range slots {
+		encs = append(encs, p.ents.at(sl).enc)
+	}
+	ut0 := 0
+	for _, enc := range encs {
+		ut0 += int(enc[19])
+	}
+	_ = ut0
+	for i, enc := range encs {
 		// enc: header(4) id home life(12) | user transport | policy | [asap transport]
 		ut := 16 + pad4(be16(enc, 18))
 		pl := be16(enc, ut+2)
