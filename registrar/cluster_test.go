@@ -77,6 +77,10 @@ func newASAPPE(t testing.TB) *asapPE {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return wrapPE(t, ln)
+}
+
+func wrapPE(t testing.TB, ln transport.Listener) *asapPE {
 	ap, _ := netip.ParseAddrPort(ln.Addrs()[0].String())
 	p := &asapPE{t: t, ln: ln, port: ap.Port(), homes: map[uint32]int{}}
 	t.Cleanup(func() { ln.Close() })
