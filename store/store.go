@@ -87,6 +87,7 @@ const (
 	OpReset
 )
 
+// String gives the lower-case name (register, deregister, ...).
 func (k OpKind) String() string {
 	switch k {
 	case OpRegister:
