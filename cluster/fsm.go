@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -44,6 +45,11 @@ func (r *ApplyResult) Failed() error {
 // already holds, so nothing is applied twice.
 //
 // The FSM never reads the clock: time travels in the command envelope.
+//
+// Restore takes the applied index from the snapshot's content. Snapshots
+// an operator restores into a running cluster (raft.Restore) must carry
+// index 0 there: their index belongs to another raft log, and raft applies
+// the entries after the restore on top of it.
 type FSM struct {
 	store *store.Store
 	log   hclog.Logger
@@ -138,13 +144,18 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	return resp
 }
 
-// Snapshot captures the handlespace from a bbolt read transaction; applies
-// continue while it is written.
+// Snapshot captures the handlespace: it opens a bbolt read transaction
+// here, in the FSM goroutine, so the content is exactly the state at the
+// index raft records; Persist writes it while applies continue.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if f.snap == nil {
 		return nil, errors.New("cluster: no snapshotter configured")
 	}
-	return &fsmSnapshot{f: f}, nil
+	tx, err := f.store.BeginRead()
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	return &fsmSnapshot{f: f, tx: tx}, nil
 }
 
 // Restore replaces the handlespace with a snapshot.
@@ -156,27 +167,29 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.snap.Restore(rc, f.store); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	f.log.Info("restored handlespace from snapshot", "applied-index", f.store.LastApplied())
+	f.log.Info("restored handlespace from snapshot", "content-index", f.store.LastApplied())
 	return nil
 }
 
-type fsmSnapshot struct{ f *FSM }
+type fsmSnapshot struct {
+	f    *FSM
+	tx   *bbolt.Tx
+	once sync.Once
+}
 
-// Persist writes the snapshot from one read transaction. raft calls it
-// from its snapshot goroutine while the FSM keeps applying, so the content
-// may include entries after the index raft records for the snapshot. That
-// is safe: the content carries its own applied index, and the FSM skips
-// entries at or below it when raft replays the log after a restore.
+// Persist writes the snapshot from the read transaction opened in
+// Snapshot. raft calls it from its snapshot goroutine while the FSM keeps
+// applying.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	err := s.f.store.View(func(tx *bbolt.Tx) error {
-		return s.f.snap.Write(sink, s.f.store, tx)
-	})
-	if err != nil {
+	defer s.Release()
+	if err := s.f.snap.Write(sink, s.f.store, s.tx); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}
 	return sink.Close()
 }
 
-// Release does nothing: the read transaction ended in Persist.
-func (s *fsmSnapshot) Release() {}
+// Release ends the read transaction. Idempotent.
+func (s *fsmSnapshot) Release() {
+	s.once.Do(func() { _ = s.tx.Rollback() })
+}

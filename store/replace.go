@@ -35,3 +35,21 @@ func (s *Store) ReplaceAll(index uint64, fill func(put func(PE) error) error) er
 	}
 	return nil
 }
+
+// BeginRead opens a bbolt read transaction on the handlespace file: a
+// consistent view that later applies do not change. The caller must
+// Rollback it (it may hand it to another goroutine, but not use it from
+// two at once). The raft FSM opens it in Snapshot and writes it in
+// Persist, so the snapshot matches the index raft records for it.
+func (s *Store) BeginRead() (*bolt.Tx, error) {
+	s.mu.RLock()
+	closed, db := s.closed, s.db
+	s.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if db == nil {
+		return nil, ErrNoFile
+	}
+	return db.Begin(false)
+}
