@@ -250,10 +250,11 @@ func (s *Store) load(size int64) error {
 
 func (s *Store) boltOptions(readOnly bool, file **os.File) *bolt.Options {
 	return &bolt.Options{
-		Timeout:      s.opts.Timeout,
-		NoSync:       s.opts.NoSync,
-		ReadOnly:     readOnly,
-		FreelistType: bolt.FreelistMapType,
+		Timeout:         s.opts.Timeout,
+		InitialMmapSize: s.opts.InitialMmapSize,
+		NoSync:          s.opts.NoSync,
+		ReadOnly:        readOnly,
+		FreelistType:    bolt.FreelistMapType,
 		// Rebuild the freelist at open instead of writing it with every
 		// commit (etcd's choice): fewer pages per Apply.
 		NoFreelistSync: true,

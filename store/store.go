@@ -42,6 +42,14 @@ type Options struct {
 
 	// FileMode is the permission of a file Open creates. Default 0600.
 	FileMode fs.FileMode
+
+	// InitialMmapSize is passed to bbolt (bytes). bbolt must remap the
+	// file when it grows past its mapping, and a remap waits until every
+	// open read transaction ends: an FSM snapshot that keeps a View or
+	// read transaction open while it is streamed would stall Apply. A
+	// mapping larger than the file expected (1 GiB costs only address
+	// space) avoids that. Default 0: bbolt's default (grow as needed).
+	InitialMmapSize int
 }
 
 // DefaultTimeout is how long Open waits for the file lock by default.
