@@ -221,6 +221,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	if cur, ok := r.store.Lookup(m.PoolHandle, pe.ID); ok && samePE(&cur.Element, &pe) {
 		r.live.track(ac, spe, now)
 		r.metrics.registrations.WithLabelValues("refreshed").Inc()
+		r.peers.announce(enrp.AddPE, m.PoolHandle, pe) // peers refresh its lifetime
 		return resp
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout.D())

@@ -142,6 +142,25 @@ type Config struct {
 	// so the PE can try another registrar. Default 5s.
 	WriteTimeout Duration `json:"write_timeout"`
 
+	// ENRP peering with registrars outside the cluster (RSPLIB's, ...).
+	// ENRPPeers are static peers' ENRP addresses.
+	ENRPPeers []string `json:"enrp_peers"`
+	// ENRPAnnounce is the multicast group:port for ENRP_PRESENCE, or off.
+	// Default: off when the ENRP address is loopback, else
+	// 239.0.0.51:9901.
+	ENRPAnnounce string `json:"enrp_announce"`
+	// PeerHeartbeat is the PRESENCE period to each peer (RSPLIB 2.444s,
+	// jittered by 12.5 %).
+	PeerHeartbeat Duration `json:"peer_heartbeat"`
+	// MaxTimeLastHeard is the silence after which a peer is probed with
+	// PRESENCE R=1; MaxTimeNoResponse how long the probe may go
+	// unanswered before the peer counts as dead (RSPLIB 5s and 5s).
+	MaxTimeLastHeard  Duration `json:"max_time_last_heard"`
+	MaxTimeNoResponse Duration `json:"max_time_no_response"`
+	// TakeoverExpiry is how long INIT_TAKEOVER_ACKs are collected (RSPLIB
+	// 5s).
+	TakeoverExpiry Duration `json:"takeover_expiry"`
+
 	// NoSync skips fsync of the stores (tests only: loses durability).
 	NoSync bool `json:"-"`
 	// Logger overrides the logger built from LogLevel/LogJSON.
@@ -178,6 +197,10 @@ func DefaultConfig() Config {
 		SnapshotRetain:    2,
 		TrailingLogs:      10240,
 		WriteTimeout:      Duration(5 * time.Second),
+		PeerHeartbeat:     Duration(2444 * time.Millisecond),
+		MaxTimeLastHeard:  Duration(5 * time.Second),
+		MaxTimeNoResponse: Duration(5 * time.Second),
+		TakeoverExpiry:    Duration(5 * time.Second),
 	}
 }
 
@@ -191,6 +214,7 @@ func DefaultTestConfig(dataDir string) Config {
 	c.HTTP = "127.0.0.1:0"
 	c.Raft = "127.0.0.1:0"
 	c.Gossip = "127.0.0.1:0"
+	c.ENRPAnnounce = "off"
 	c.RetryJoinInterval = Duration(100 * time.Millisecond)
 	c.Announce = "off"
 	c.Profile = cluster.ProfileLocal
@@ -294,6 +318,25 @@ func (c *Config) Validate() error {
 	if c.Profile != cluster.ProfileLAN && c.Profile != cluster.ProfileLocal {
 		bad("profile", "%q is not lan or local", c.Profile)
 	}
+	for i, p := range c.ENRPPeers {
+		if _, err := transport.ParseSpec(p); err != nil {
+			bad(fmt.Sprintf("enrp_peers[%d]", i), "%v", err)
+		}
+	}
+	if c.ENRPAnnounce != "" {
+		if _, err := transport.ParseMulticastSpec(c.ENRPAnnounce); err != nil {
+			bad("enrp_announce", "%v", err)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"peer_heartbeat", c.PeerHeartbeat}, {"max_time_last_heard", c.MaxTimeLastHeard},
+		{"max_time_no_response", c.MaxTimeNoResponse}, {"takeover_expiry", c.TakeoverExpiry}} {
+		if d.v.D() < 10*time.Millisecond {
+			bad(d.name, "%v is below 10ms", d.v.D())
+		}
+	}
 	if c.WriteTimeout.D() < 10*time.Millisecond {
 		bad("write_timeout", "%v is below 10ms", c.WriteTimeout.D())
 	}
@@ -325,10 +368,20 @@ func unjoin(err error) []error {
 
 // announceGroup resolves the announce default: off on loopback.
 func (c *Config) announceGroup() string {
-	if c.Announce != "" {
-		return c.Announce
+	return defaultGroup(c.Announce, c.ASAP, "239.0.0.50:3863")
+}
+
+// enrpAnnounceGroup resolves the ENRP PRESENCE multicast default.
+func (c *Config) enrpAnnounceGroup() string {
+	return defaultGroup(c.ENRPAnnounce, c.ENRP, "239.0.0.51:9901")
+}
+
+// defaultGroup is set, else off when addr is loopback, else def.
+func defaultGroup(set, addr, def string) string {
+	if set != "" {
+		return set
 	}
-	spec, err := transport.ParseSpec(c.ASAP)
+	spec, err := transport.ParseSpec(addr)
 	if err != nil {
 		return "off"
 	}
@@ -337,10 +390,10 @@ func (c *Config) announceGroup() string {
 		if h == "localhost" || (err == nil && a.IsLoopback()) {
 			continue
 		}
-		return "239.0.0.50:3863"
+		return def
 	}
 	if len(spec.Hosts) == 0 {
-		return "239.0.0.50:3863" // the wildcard address
+		return def // the wildcard address
 	}
 	return "off"
 }
@@ -435,6 +488,19 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "form a new cluster once this many registrars see each other")
 	fs.StringVar(&c.Encrypt, "encrypt", c.Encrypt, "gossip encryption key, base64 of 16, 24 or 32 bytes")
 	fs.BoolVar(&c.LeaveOnTerminate, "leave-on-terminate", c.LeaveOnTerminate, "leave the cluster gracefully on SIGINT/SIGTERM")
+	fs.Func("enrp-peer", "ENRP address of a registrar outside the cluster to peer with (repeatable, or comma list)", func(s string) error {
+		for _, a := range strings.Split(s, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				c.ENRPPeers = append(c.ENRPPeers, a)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&c.ENRPAnnounce, "enrp-announce", c.ENRPAnnounce, "ENRP PRESENCE multicast group:port, or off (default: off on loopback, else 239.0.0.51:9901)")
+	fs.TextVar(&c.PeerHeartbeat, "peer-heartbeat", c.PeerHeartbeat, "PRESENCE period to ENRP peers")
+	fs.TextVar(&c.MaxTimeLastHeard, "max-time-last-heard", c.MaxTimeLastHeard, "silence before an ENRP peer is probed")
+	fs.TextVar(&c.MaxTimeNoResponse, "max-time-no-response", c.MaxTimeNoResponse, "unanswered probe time before an ENRP peer counts as dead")
+	fs.TextVar(&c.TakeoverExpiry, "takeover-expiry", c.TakeoverExpiry, "time to collect INIT_TAKEOVER_ACKs")
 }
 
 // ParseAgentArgs builds the agent's configuration from its command line:

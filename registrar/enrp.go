@@ -35,10 +35,16 @@ type tableKey struct {
 	ownOnly bool
 }
 
-// serveENRP answers ENRP requests on one connection.
+// serveENRP serves an accepted ENRP association.
 func (r *Registrar) serveENRP(c transport.Conn) {
+	r.serveENRPConn(&enrpConn{r: r, c: c, next: map[tableKey]store.Cursor{}})
+}
+
+// serveENRPConn reads ENRP messages from one association (accepted, or
+// dialed to a peer) until it closes.
+func (r *Registrar) serveENRPConn(ec *enrpConn) {
+	c := ec.c
 	defer c.Close()
-	ec := &enrpConn{r: r, c: c, next: map[tableKey]store.Cursor{}}
 	ctx, cancel := r.quitContext()
 	defer cancel()
 	for {
@@ -91,18 +97,54 @@ func (ec *enrpConn) handle(msg []byte) {
 	}
 	switch m := m.(type) {
 	case *enrp.Presence:
-		if m.ReplyRequired {
+		r.peers.onPresence(ec, m)
+		if m.ReplyRequired && r.peers.isMember(peer) {
 			ec.send(r.presence(peer, false))
 		}
 	case *enrp.HandleTableRequest:
 		ec.send(ec.table(hdr, m.OwnOnly))
+	case *enrp.HandleTableResponse:
+		r.peers.onTable(m)
+	case *enrp.HandleUpdate:
+		r.peers.onUpdate(m)
 	case *enrp.ListRequest:
-		ec.send(&enrp.ListResponse{Header: hdr, Servers: []asap.ServerInfo{r.serverInfo()}})
+		ec.send(r.listResponse(hdr))
+	case *enrp.ListResponse:
+		r.peers.onList(m)
+	case *enrp.InitTakeover:
+		r.peers.onInitTakeover(ec, m)
+	case *enrp.InitTakeoverAck:
+		r.peers.onInitTakeoverAck(m)
+	case *enrp.TakeoverServer:
+		r.peers.onTakeoverServer(m)
 	case *enrp.Error:
-		r.log.Debug("peer reported an ENRP error", "peer", hexID(peer), "causes", m.Error.Error())
-	default:
-		r.log.Debug("ignoring ENRP message", "type", m.Type(), "peer", hexID(peer))
+		// RSPLIB keeps the offender's IDs in its errors: do not trust Sender.
+		r.log.Debug("ENRP error received", "causes", m.Error.Error())
 	}
+}
+
+// listResponse lists this registrar and the peers it knows by ID.
+func (r *Registrar) listResponse(hdr enrp.Header) *enrp.ListResponse {
+	resp := &enrp.ListResponse{Header: hdr, Servers: []asap.ServerInfo{r.serverInfo()}}
+	r.peers.mu.Lock()
+	defer r.peers.mu.Unlock()
+	for _, fp := range r.peers.all {
+		if fp.id == 0 || fp.id == hdr.Receiver {
+			continue
+		}
+		if spec, err := transport.ParseSpec(fp.addr); err == nil {
+			si := asap.ServerInfo{ID: fp.id, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Port: spec.Port}}
+			for _, h := range spec.Hosts {
+				if a, err := netip.ParseAddr(h); err == nil {
+					si.Transport.Addrs = append(si.Transport.Addrs, a)
+				}
+			}
+			if len(si.Transport.Addrs) > 0 {
+				resp.Servers = append(resp.Servers, si)
+			}
+		}
+	}
+	return resp
 }
 
 // presence builds our ENRP_PRESENCE for a peer.

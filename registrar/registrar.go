@@ -44,6 +44,7 @@ type Registrar struct {
 	httpSrv *http.Server
 	metrics *metrics
 	live    *liveness
+	peers   *peers
 	limits  *rateLimits
 
 	ready chan struct{}
@@ -255,9 +256,11 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	r.node.OnApply(r.metrics.applied)
 
 	// 2b. gossip membership (left and stopped after the listeners closed).
+	r.peers = newPeers(r)
 	mc := r.cfg.membershipConfig()
 	mc.EncryptKey, _ = cluster.ParseEncryptKey(r.cfg.Encrypt)
 	mc.Logger = r.log.Named("gossip")
+	mc.IsForeign = r.peers.isForeign
 	if r.members, err = cluster.StartMembership(mc, r.node, cluster.Meta{Build: Version}); err != nil {
 		return cleanup, err
 	}
@@ -280,7 +283,10 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	closers = append(closers, r.stopGoroutines)
 	r.limits = newRateLimits(r.cfg)
 	r.live = newLiveness(r)
-	r.node.OnCommand(r.live.committed)
+	r.node.OnCommand(func(c *cluster.Command, res *cluster.ApplyResult) {
+		r.live.committed(c, res)
+		r.peers.committed(c, res)
+	})
 	r.live.adoptOwned(time.Now())
 	r.goFunc(r.live.run)
 
@@ -325,6 +331,12 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 			return cleanup, err
 		}
 	}
+	if group := r.cfg.enrpAnnounceGroup(); group != "off" {
+		if err := r.peers.startMulticast(ctx, group); err != nil {
+			return cleanup, err
+		}
+	}
+	r.goFunc(r.peers.run)
 	return cleanup, nil
 }
 

@@ -1,0 +1,62 @@
+package registrar_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/registrar"
+)
+
+func fastPeering(c *registrar.Config) {
+	c.PeerHeartbeat = registrar.Duration(100 * time.Millisecond)
+	c.MaxTimeLastHeard = registrar.Duration(300 * time.Millisecond)
+	c.MaxTimeNoResponse = registrar.Duration(300 * time.Millisecond)
+	c.TakeoverExpiry = registrar.Duration(500 * time.Millisecond)
+	c.KeepAliveInterval = registrar.Duration(200 * time.Millisecond)
+	c.KeepAliveTimeout = registrar.Duration(500 * time.Millisecond)
+}
+
+// Ensure two registrars that are not one cluster peer over ENRP: the
+// initial handle table sync, HANDLE_UPDATEs both ways, deregistration,
+// and the takeover of a peer that dies (its PEs get H=1 keep-alives from
+// the survivor and stay).
+func TestENRPPeering(t *testing.T) {
+	a := startRegistrar(t, "", fastPeering)
+	pe := newASAPPE(t)
+	clA := dial(t, a, true)
+	for i := uint32(1); i <= 3; i++ {
+		mustRegister(t, clA, "pool", pe.element(i))
+	}
+	// B starts later and peers with A: the initial sync brings A's PEs.
+	b := startRegistrar(t, "", func(c *registrar.Config) {
+		fastPeering(c)
+		c.ENRPPeers = []string{a.ENRPAddrs()[0].Network() + ":" + a.ENRPAddrs()[0].String()}
+	})
+	waitFor(t, 10*time.Second, "A's PEs at B", func() bool { return len(b.Store().Owned(a.ID())) == 3 })
+
+	// Updates both ways.
+	clB := dial(t, b, true)
+	mustRegister(t, clB, "pool", pe.element(10))
+	waitFor(t, 10*time.Second, "B's PE at A", func() bool { return len(a.Store().Owned(b.ID())) == 1 })
+	mustRegister(t, clA, "pool", pe.element(4))
+	waitFor(t, 10*time.Second, "A's new PE at B", func() bool { return len(b.Store().Owned(a.ID())) == 4 })
+	if resp, ok := clA.call(&asap.Deregistration{PoolHandle: "pool", ID: 4}).(*asap.DeregistrationResponse); !ok || resp.Error != nil {
+		t.Fatalf("deregistration: %+v", resp)
+	}
+	waitFor(t, 10*time.Second, "deregistration at B", func() bool { return len(b.Store().Owned(a.ID())) == 3 })
+	if a.Store().Checksum(a.ID()) != b.Store().Checksum(a.ID()) {
+		t.Errorf("checksums of A's PEs differ: A %04x, B %04x", a.Store().Checksum(a.ID()), b.Store().Checksum(a.ID()))
+	}
+
+	// A dies: B takes its PEs over and becomes their home.
+	a.Crash()
+	waitFor(t, 15*time.Second, "takeover of A's PEs by B", func() bool {
+		return len(b.Store().Owned(a.ID())) == 0 && len(b.Store().Owned(b.ID())) == 4
+	})
+	waitFor(t, 10*time.Second, "H=1 keep-alives from B", func() bool { return pe.homeKeepAlives()[b.ID()] > 0 })
+	time.Sleep(time.Second) // keep-alive rounds: the PEs stay
+	if resp := resolve(t, clB, "pool", asap.ItemsAll); len(resp.PEs) != 4 {
+		t.Errorf("after the takeover B resolves %d PEs, want 4", len(resp.PEs))
+	}
+}
