@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/ishidawataru/sctp"
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/cluster"
@@ -263,9 +265,7 @@ func (r *Registrar) asapTransport(ac *asapConn, given asap.Transport, peer []net
 	if ac.c.Kind() == transport.KindSCTP {
 		t.Kind = asap.ParamSCTPTransport
 	}
-	if ap, err := netip.ParseAddrPort(ac.c.RemoteAddr().String()); err == nil {
-		t.Port = ap.Port()
-	}
+	t.Port = addrPort(ac.c.RemoteAddr())
 	if len(t.Addrs) == 0 {
 		t.Addrs = []netip.Addr{netip.IPv4Unspecified()}
 	}
@@ -273,6 +273,20 @@ func (r *Registrar) asapTransport(ac *asapConn, given asap.Transport, peer []net
 		t.Addrs = t.Addrs[:1]
 	}
 	return t
+}
+
+// addrPort is the port of a TCP or SCTP address (0 if unknown).
+func addrPort(a net.Addr) uint16 {
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		return uint16(v.Port)
+	case *sctp.SCTPAddr:
+		return uint16(v.Port)
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Port()
+	}
+	return 0
 }
 
 // samePE reports whether a re-registration changes nothing that is

@@ -143,7 +143,8 @@ func (p *peers) peerLocked(id uint32, si *asap.ServerInfo) *foreignPeer {
 func serverInfoSpec(si *asap.ServerInfo) string {
 	var as []netip.Addr
 	for _, a := range si.Transport.Addrs {
-		if !a.IsUnspecified() {
+		// Link-local addresses need a zone we do not know.
+		if !a.IsUnspecified() && !a.IsLinkLocalUnicast() {
 			as = append(as, a)
 		}
 	}

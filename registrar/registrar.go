@@ -326,14 +326,22 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	r.members.SetMeta(func(m *cluster.Meta) {
 		m.ASAP, m.ENRP, m.HTTP = specList(r.asapLn.Addrs()), specList(r.enrpLn.Addrs()), r.HTTPAddr()
 	})
+	// Multicast the operator asked for must work; the default (on for
+	// non-loopback addresses) only warns where the host cannot do it.
 	if group := r.cfg.announceGroup(); group != "off" {
 		if err := r.startAnnounce(ctx, group); err != nil {
-			return cleanup, err
+			if r.cfg.Announce != "" {
+				return cleanup, fmt.Errorf("announce %s: %w", group, err)
+			}
+			r.log.Warn("ASAP announces off: multicast unavailable (set -announce off to silence)", "group", group, "error", err)
 		}
 	}
 	if group := r.cfg.enrpAnnounceGroup(); group != "off" {
 		if err := r.peers.startMulticast(ctx, group); err != nil {
-			return cleanup, err
+			if r.cfg.ENRPAnnounce != "" {
+				return cleanup, fmt.Errorf("enrp multicast %s: %w", group, err)
+			}
+			r.log.Warn("ENRP presence multicast off: multicast unavailable (set -enrp-announce off to silence)", "group", group, "error", err)
 		}
 	}
 	r.goFunc(r.peers.run)

@@ -267,6 +267,12 @@ func TestAddressFilterAndRefresh(t *testing.T) {
 	if !ok || len(got.Element.User.Addrs) != 1 || got.Element.User.Addrs[0] != loopback {
 		t.Fatalf("stored addresses %v, want only 127.0.0.1", got.Element.User.Addrs)
 	}
+	// Without an ASAP transport in the registration, the registrar records
+	// the connection's endpoint, with its real port (RSPLIB refuses port 0).
+	local, _ := netip.ParseAddrPort(pe.c.LocalAddr().String())
+	if a := got.Element.ASAP; a.Port == 0 || a.Port != local.Port() || a.Use != asap.UseData {
+		t.Errorf("stored ASAP transport %+v, want port %d, use data", a, local.Port())
+	}
 	idx := r.Node().Raft().LastIndex()
 	mustRegister(t, pe, "lu", p)
 	if now := r.Node().Raft().LastIndex(); now != idx {
