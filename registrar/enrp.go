@@ -24,10 +24,11 @@ const (
 // enrpConn is one ENRP association with another registrar (or a tool such
 // as hsdump).
 type enrpConn struct {
-	r    *Registrar
-	c    transport.Conn
-	buf  []byte
-	next map[tableKey]store.Cursor // continuation per requester and W flag
+	r       *Registrar
+	c       transport.Conn
+	inbound bool // accepted on our ENRP port
+	buf     []byte
+	next    map[tableKey]store.Cursor // continuation per requester and W flag
 }
 
 type tableKey struct {
@@ -37,14 +38,17 @@ type tableKey struct {
 
 // serveENRP serves an accepted ENRP association.
 func (r *Registrar) serveENRP(c transport.Conn) {
-	r.serveENRPConn(&enrpConn{r: r, c: c, next: map[tableKey]store.Cursor{}})
+	r.serveENRPConn(&enrpConn{r: r, c: c, inbound: true, next: map[tableKey]store.Cursor{}})
 }
 
 // serveENRPConn reads ENRP messages from one association (accepted, or
 // dialed to a peer) until it closes.
 func (r *Registrar) serveENRPConn(ec *enrpConn) {
 	c := ec.c
-	defer c.Close()
+	defer func() {
+		c.Close()
+		r.peers.connClosed(ec)
+	}()
 	ctx, cancel := r.quitContext()
 	defer cancel()
 	for {
@@ -106,7 +110,7 @@ func (ec *enrpConn) handle(msg []byte) {
 	case *enrp.HandleTableResponse:
 		r.peers.onTable(m)
 	case *enrp.HandleUpdate:
-		r.peers.onUpdate(m)
+		r.peers.onUpdate(ec, m)
 	case *enrp.ListRequest:
 		ec.send(r.listResponse(hdr))
 	case *enrp.ListResponse:
@@ -116,7 +120,7 @@ func (ec *enrpConn) handle(msg []byte) {
 	case *enrp.InitTakeoverAck:
 		r.peers.onInitTakeoverAck(m)
 	case *enrp.TakeoverServer:
-		r.peers.onTakeoverServer(m)
+		r.peers.onTakeoverServer(ec, m)
 	case *enrp.Error:
 		// RSPLIB keeps the offender's IDs in its errors: do not trust Sender.
 		r.log.Debug("ENRP error received", "causes", m.Error.Error())

@@ -29,6 +29,11 @@ type foreignPeer struct {
 	addr   string // ENRP address spec to dial
 	static bool
 	conn   *enrpConn // our association to it (nil: not connected)
+	// inbound is an association the peer opened to our ENRP port. RSPLIB
+	// only accepts a PRESENCE whose ENRP port is the association's port,
+	// so messages to the peer prefer it over ours (whose local port is
+	// ephemeral).
+	inbound *enrpConn
 
 	lastHeard time.Time
 	probeAt   time.Time // PRESENCE R=1 sent (zero: not probing)
@@ -274,10 +279,28 @@ func (p *peers) dial(fp *foreignPeer) {
 	p.mu.Unlock()
 }
 
-// sendTo sends a message on our association to a peer (if connected).
+// connClosed forgets an association that ended.
+func (p *peers) connClosed(ec *enrpConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, fp := range p.all {
+		if fp.inbound == ec {
+			fp.inbound = nil
+		}
+		if fp.conn == ec {
+			fp.conn = nil
+		}
+	}
+}
+
+// sendTo sends a message to a peer: on the association it opened to our
+// ENRP port if there is one, else on ours.
 func (p *peers) sendTo(fp *foreignPeer, m enrp.Message) {
 	p.mu.Lock()
 	ec := fp.conn
+	if fp.inbound != nil {
+		ec = fp.inbound
+	}
 	m.IDs().Receiver = fp.id
 	p.mu.Unlock()
 	if ec != nil {
@@ -295,8 +318,8 @@ func (p *peers) broadcast(m func(receiver uint32) enrp.Message) {
 	}
 }
 
-// heard records traffic from a peer.
-func (p *peers) heard(id uint32, si *asap.ServerInfo) *foreignPeer {
+// heard records traffic from a peer on association ec.
+func (p *peers) heard(ec *enrpConn, id uint32, si *asap.ServerInfo) *foreignPeer {
 	if id == 0 || p.isMember(id) {
 		return nil
 	}
@@ -305,6 +328,9 @@ func (p *peers) heard(id uint32, si *asap.ServerInfo) *foreignPeer {
 	fp := p.peerLocked(id, si)
 	if fp == nil {
 		return nil
+	}
+	if ec != nil && ec.inbound {
+		fp.inbound = ec
 	}
 	fp.lastHeard = time.Now()
 	fp.probeAt = time.Time{}
@@ -319,7 +345,7 @@ func (p *peers) heard(id uint32, si *asap.ServerInfo) *foreignPeer {
 
 // onPresence handles ENRP_PRESENCE from a peer.
 func (p *peers) onPresence(ec *enrpConn, m *enrp.Presence) {
-	fp := p.heard(m.Sender, &m.ServerInfo)
+	fp := p.heard(ec, m.Sender, &m.ServerInfo)
 	if fp == nil {
 		return
 	}
@@ -434,8 +460,8 @@ func (p *peers) applyTable(owner uint32, table map[peKey]store.PE) {
 
 // onUpdate handles a HANDLE_UPDATE from a peer: its PE enters (or leaves)
 // our handlespace through raft, homed at the peer.
-func (p *peers) onUpdate(m *enrp.HandleUpdate) {
-	if p.heard(m.Sender, nil) == nil {
+func (p *peers) onUpdate(ec *enrpConn, m *enrp.HandleUpdate) {
+	if p.heard(ec, m.Sender, nil) == nil {
 		return
 	}
 	pe := m.PoolElement
@@ -575,7 +601,7 @@ func (p *peers) dropLocked(fp *foreignPeer) {
 
 // onInitTakeover handles INIT_TAKEOVER from a peer.
 func (p *peers) onInitTakeover(ec *enrpConn, m *enrp.InitTakeover) {
-	p.heard(m.Sender, nil)
+	p.heard(ec, m.Sender, nil)
 	target := m.Target
 	if target == p.r.id {
 		// We are alive: tell everyone.
@@ -668,8 +694,8 @@ func (p *peers) completeTakeover(target uint32) {
 
 // onTakeoverServer: a peer took over another server's PEs; record their
 // new home so checksums keep matching.
-func (p *peers) onTakeoverServer(m *enrp.TakeoverServer) {
-	p.heard(m.Sender, nil)
+func (p *peers) onTakeoverServer(ec *enrpConn, m *enrp.TakeoverServer) {
+	p.heard(ec, m.Sender, nil)
 	if p.isMember(m.Target) || len(p.r.store.Owned(m.Target)) == 0 {
 		return
 	}
@@ -742,7 +768,7 @@ func (p *peers) startMulticast(ctx context.Context, group string) error {
 				continue
 			}
 			if pr, ok := msg.(*enrp.Presence); ok && pr.Sender != p.r.id {
-				p.heard(pr.Sender, &pr.ServerInfo)
+				p.heard(nil, pr.Sender, &pr.ServerInfo)
 			}
 		}
 	})
