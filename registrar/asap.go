@@ -137,7 +137,7 @@ func (r *Registrar) handleASAP(ctx context.Context, ac *asapConn, msg []byte) {
 	case *asap.Deregistration:
 		ac.send(r.deregister(ctx, m))
 	case *asap.HandleResolution:
-		ac.send(r.resolve(ac, m))
+		r.resolve(ac, m)
 	case *asap.EndpointKeepAliveAck:
 		r.live.ack(ac, m.PoolHandle, m.ID)
 	case *asap.EndpointUnreachable:
@@ -334,13 +334,16 @@ func (r *Registrar) deregister(ctx context.Context, m *asap.Deregistration) *asa
 	return resp
 }
 
-// resolve handles ASAP_HANDLE_RESOLUTION from the local handlespace.
-func (r *Registrar) resolve(ac *asapConn, m *asap.HandleResolution) *asap.HandleResolutionResponse {
-	resp := &asap.HandleResolutionResponse{PoolHandle: m.PoolHandle}
+// resolve handles ASAP_HANDLE_RESOLUTION from the local handlespace. The
+// answer is built straight from the stored parameter bytes (no decoding).
+func (r *Registrar) resolve(ac *asapConn, m *asap.HandleResolution) {
+	fail := func(code asap.CauseCode, label string) {
+		r.metrics.resolutions.WithLabelValues(label).Inc()
+		ac.send(&asap.HandleResolutionResponse{PoolHandle: m.PoolHandle, Error: asap.NewOperationError(code, nil)})
+	}
 	if !r.limits.allowResolution(ac.remote) {
-		r.metrics.resolutions.WithLabelValues("rate_limited").Inc()
-		resp.Error = asap.NewOperationError(asap.CauseLackOfResources, nil)
-		return resp
+		fail(asap.CauseLackOfResources, "rate_limited")
+		return
 	}
 	n := r.cfg.MaxHResItems
 	if m.HasItems && m.Items > 0 {
@@ -349,18 +352,27 @@ func (r *Registrar) resolve(ac *asapConn, m *asap.HandleResolution) *asap.Handle
 			n = int(m.Items)
 		}
 	}
-	pes, pol, err := r.store.Resolve(m.PoolHandle, n, time.Now(), ac.rnd)
+	ac.sendMu.Lock()
+	b := append(ac.buf[:0], byte(asap.TypeHandleResolutionResponse), 0, 0, 0)
+	b, err := asap.AppendPoolHandle(b, m.PoolHandle)
+	if err == nil {
+		b, _, err = r.store.ResolveAppend(b, m.PoolHandle, n, time.Now(), ac.rnd)
+	}
+	if err != nil || len(b) > asap.DefaultMaxMessageSize {
+		ac.sendMu.Unlock()
+		fail(asap.CauseUnknownPoolHandle, "unknown_pool")
+		return
+	}
+	b[2], b[3] = byte(len(b)>>8), byte(len(b))
+	ac.buf = b
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	err = ac.c.Send(ctx, transport.PPIDASAP, b)
+	cancel()
+	ac.sendMu.Unlock()
 	if err != nil {
-		r.metrics.resolutions.WithLabelValues("unknown_pool").Inc()
-		resp.Error = asap.NewOperationError(asap.CauseUnknownPoolHandle, nil)
-		return resp
+		ac.log.Debug("send failed", "type", asap.TypeHandleResolutionResponse, "error", err)
 	}
-	for i := range pes {
-		pes[i].ASAP = asap.Transport{} // PUs get no ASAP transport (as RSPLIB)
-	}
-	resp.Policy, resp.PEs = pol, pes
 	r.metrics.resolutions.WithLabelValues("ok").Inc()
-	return resp
 }
 
 // unreachable handles ASAP_ENDPOINT_UNREACHABLE: after MaxBadPEReports

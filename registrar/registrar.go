@@ -230,7 +230,10 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	r.log = r.log.With("registrar", fmt.Sprintf("%08x", id))
 
 	// 4. (closed last) the handlespace.
-	r.store, err = store.Open(filepath.Join(r.cfg.DataDir, "handlespace.db"), &store.Options{NoSync: r.cfg.NoSync, Logger: r.log.Named("store")})
+	r.store, err = store.Open(filepath.Join(r.cfg.DataDir, "handlespace.db"), &store.Options{NoSync: r.cfg.NoSync, Logger: r.log.Named("store"),
+		// Room to grow without a remap while a snapshot's read
+		// transaction is open (a remap would wait for it).
+		InitialMmapSize: 1 << 30})
 	if err != nil {
 		return cleanup, err
 	}
