@@ -161,6 +161,10 @@ type Config struct {
 	// 5s).
 	TakeoverExpiry Duration `json:"takeover_expiry"`
 
+	// EnableDebug serves Go's pprof profiles on the admin API under
+	// /debug/pprof/.
+	EnableDebug bool `json:"enable_debug"`
+
 	// NoSync skips fsync of the stores (tests only: loses durability).
 	NoSync bool `json:"-"`
 	// Logger overrides the logger built from LogLevel/LogJSON.
@@ -501,6 +505,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.TextVar(&c.MaxTimeLastHeard, "max-time-last-heard", c.MaxTimeLastHeard, "silence before an ENRP peer is probed")
 	fs.TextVar(&c.MaxTimeNoResponse, "max-time-no-response", c.MaxTimeNoResponse, "unanswered probe time before an ENRP peer counts as dead")
 	fs.TextVar(&c.TakeoverExpiry, "takeover-expiry", c.TakeoverExpiry, "time to collect INIT_TAKEOVER_ACKs")
+	fs.BoolVar(&c.EnableDebug, "enable-debug", c.EnableDebug, "serve pprof profiles on the admin API under /debug/pprof/")
 }
 
 // ParseAgentArgs builds the agent's configuration from its command line:

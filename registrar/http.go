@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"time"
 
@@ -192,6 +193,13 @@ func (r *Registrar) httpHandler() http.Handler {
 		writeJSON(w, http.StatusOK, d)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.gatherers(), promhttp.HandlerOpts{}))
+	if r.cfg.EnableDebug {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	r.clusterHandlers(mux)
 	return mux
 }
