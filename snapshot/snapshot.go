@@ -1,34 +1,3 @@
-// Package snapshot is the one archive format for handlespace snapshots:
-// the raft FSM's snapshots and the operator's `registrar snapshot save`,
-// `inspect` and `restore` all use it.
-//
-// # Format
-//
-// A snapshot is a stream:
-//
-//	header   8 bytes   magic "RSPSNAP\x00"
-//	         2 bytes   format version (1), big-endian
-//	         4 bytes   metadata length n, big-endian
-//	         n bytes   metadata, JSON (Meta)
-//	body     RFC 5354 parameters back to back, each padded to 4 bytes:
-//	         a Pool Handle parameter starts a pool; the Pool Element
-//	         parameters that follow belong to it (sorted by handle, then
-//	         PE identifier, as the store iterates)
-//	trailer  8 bytes   magic "RSPSEND\x00"
-//	         8 bytes   number of pools
-//	         8 bytes   number of PEs
-//	        32 bytes   SHA-256 of every byte before the trailer
-//
-// The sum covers the header, the metadata and the body, so one flipped bit
-// anywhere is detected; the counts are checked against the body. Readers
-// verify the sum before they report success, and Restore applies nothing
-// until it has.
-//
-// # Caveats
-//
-// The PE's time of last registration is not part of the format (the
-// snapshot is the handlespace as RFC parameters); a restored PE counts as
-// registered at the snapshot's creation time.
 package snapshot
 
 import (
@@ -50,66 +19,139 @@ import (
 // FormatVersion is the version this package writes and reads.
 const FormatVersion = 1
 
+// ParamRegistrationTime is the registrar-private parameter that carries
+// the time of last registration (8 bytes, unix nanoseconds) of the Pool
+// Element parameter that follows it. The upper two bits (10) make RFC 5354
+// parsers skip it.
+const ParamRegistrationTime asap.ParamType = 0xBF01
+
 var (
 	headerMagic  = []byte("RSPSNAP\x00")
 	trailerMagic = []byte("RSPSEND\x00")
 )
 
-const trailerSize = 8 + 8 + 8 + sha256.Size
-
-// Errors. Every read error wraps one of them.
-var (
-	// ErrNotSnapshot: the data does not start like a snapshot.
-	ErrNotSnapshot = errors.New("not a registrar snapshot")
-	// ErrVersion: the snapshot has a format version this build cannot read.
-	ErrVersion = errors.New("unsupported snapshot format version")
-	// ErrCorrupt: the content does not match its checksum or is malformed.
-	ErrCorrupt = errors.New("snapshot is corrupt")
-	// ErrTruncated: the snapshot ends early.
-	ErrTruncated = errors.New("snapshot is truncated")
+const (
+	fixedHeaderSize = 8 + 2 + 4
+	// TrailerSize is the length of the trailer: magic, pool and PE
+	// counts, SHA-256.
+	TrailerSize = 8 + 8 + 8 + sha256.Size
+	// MaxMetaSize bounds the metadata JSON.
+	MaxMetaSize = 64 << 10
+	// maxParam is the longest parameter (its length field is 16 bits).
+	maxParam = 0xFFFF + 3
 )
 
 // Meta describes a snapshot.
 type Meta struct {
-	FormatVersion int       `json:"format_version"`
-	ClusterID     string    `json:"cluster_id,omitempty"`
-	RegistrarID   uint32    `json:"registrar_id,omitempty"`
-	RaftIndex     uint64    `json:"raft_index"`
-	RaftTerm      uint64    `json:"raft_term,omitempty"`
-	Created       time.Time `json:"created"`
-	// Pools and PEs are filled from the trailer when reading.
+	// FormatVersion is the archive format version (FormatVersion).
+	FormatVersion int `json:"format_version"`
+	// ClusterID is reserved for the identity of the cluster the snapshot
+	// comes from; empty for now (there is no cluster identity yet).
+	ClusterID string `json:"cluster_id,omitempty"`
+	// RegistrarID is the registrar that wrote the snapshot (the raft
+	// leader for `registrar snapshot save`).
+	RegistrarID uint32 `json:"registrar_id,omitempty"`
+	// Build is that registrar's version.
+	Build string `json:"build,omitempty"`
+	// RaftIndex is the last raft index whose effect the content includes
+	// (0: none, or a snapshot prepared for raft.Restore).
+	RaftIndex uint64 `json:"raft_index"`
+	// RaftTerm is the raft term of the writer when it took the snapshot
+	// (0 for the raft FSM's own snapshots: raft records theirs).
+	RaftTerm uint64 `json:"raft_term,omitempty"`
+	// Created is when the snapshot was taken.
+	Created time.Time `json:"created"`
+	// Pools and PEs are the counts from the trailer, filled by readers
+	// once the whole snapshot verified, and by Writer.Close.
 	Pools int64 `json:"pools"`
 	PEs   int64 `json:"pes"`
 }
 
-// Writer writes a snapshot stream.
-type Writer struct {
-	w       *bufio.Writer
-	h       hash.Hash
-	buf     []byte
-	handle  asap.PoolHandle
-	started bool
-	pools   int64
-	pes     int64
-	err     error
+// headerMeta is the metadata as stored in the header (the counts are in
+// the trailer).
+type headerMeta struct {
+	FormatVersion int       `json:"format_version"`
+	ClusterID     string    `json:"cluster_id,omitempty"`
+	RegistrarID   uint32    `json:"registrar_id,omitempty"`
+	Build         string    `json:"build,omitempty"`
+	RaftIndex     uint64    `json:"raft_index"`
+	RaftTerm      uint64    `json:"raft_term,omitempty"`
+	Created       time.Time `json:"created"`
 }
 
-// NewWriter writes the header and metadata and returns a Writer for the
-// body. Close writes the trailer.
+// encodeHeader returns the header for m.
+func encodeHeader(m Meta) ([]byte, error) {
+	js, err := json.Marshal(headerMeta{
+		FormatVersion: FormatVersion, ClusterID: m.ClusterID, RegistrarID: m.RegistrarID, Build: m.Build,
+		RaftIndex: m.RaftIndex, RaftTerm: m.RaftTerm, Created: m.Created,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot metadata: %w", err)
+	}
+	if len(js) > MaxMetaSize {
+		return nil, fmt.Errorf("snapshot metadata of %d bytes (at most %d)", len(js), MaxMetaSize)
+	}
+	hdr := make([]byte, 0, fixedHeaderSize+len(js))
+	hdr = append(hdr, headerMagic...)
+	hdr = binary.BigEndian.AppendUint16(hdr, FormatVersion)
+	hdr = binary.BigEndian.AppendUint32(hdr, uint32(len(js)))
+	return append(hdr, js...), nil
+}
+
+// poolKey is what every PE of a pool shares (as the store requires).
+type poolKey struct {
+	policy asap.PolicyType
+	kind   asap.ParamType
+	use    asap.TransportUse
+}
+
+func keyOf(el *asap.PoolElement) poolKey {
+	k := poolKey{policy: el.Policy.Type, kind: el.User.Kind}
+	if k.kind == asap.ParamSCTPTransport || k.kind == asap.ParamTCPTransport {
+		k.use = el.User.Use
+	}
+	return k
+}
+
+// handleLess orders pool handles as the store does: by length, then bytes.
+func handleLess(a, b asap.PoolHandle) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
+	}
+	return a < b
+}
+
+// Writer writes a snapshot stream. Add PEs in the store's order (as
+// store.ForEachTx yields them), then Close.
+type Writer struct {
+	bw     *bufio.Writer
+	h      hash.Hash
+	buf    []byte
+	meta   Meta
+	handle asap.PoolHandle
+	key    poolKey
+	lastID uint32
+	pools  int64
+	pes    int64
+	err    error
+	closed bool
+}
+
+// NewWriter writes the header with the metadata m (its FormatVersion and
+// counts are ignored) and returns a Writer for the body.
 func NewWriter(w io.Writer, m Meta) (*Writer, error) {
-	sw := &Writer{w: bufio.NewWriterSize(w, 256<<10), h: sha256.New(), buf: make([]byte, 0, 512)}
-	m.FormatVersion = FormatVersion
-	m.Pools, m.PEs = 0, 0
-	js, err := json.Marshal(m)
+	hdr, err := encodeHeader(m)
 	if err != nil {
 		return nil, err
 	}
-	hdr := append([]byte(nil), headerMagic...)
-	hdr = binary.BigEndian.AppendUint16(hdr, FormatVersion)
-	hdr = binary.BigEndian.AppendUint32(hdr, uint32(len(js)))
-	hdr = append(hdr, js...)
+	m.FormatVersion = FormatVersion
+	m.Pools, m.PEs = 0, 0
+	sw := &Writer{bw: bufio.NewWriterSize(w, 256<<10), h: sha256.New(), buf: make([]byte, 0, 512), meta: m}
 	sw.write(hdr)
-	return sw, sw.err
+	if sw.err != nil {
+		return nil, sw.err
+	}
+	return sw, nil
 }
 
 func (sw *Writer) write(b []byte) {
@@ -117,195 +159,336 @@ func (sw *Writer) write(b []byte) {
 		return
 	}
 	sw.h.Write(b)
-	_, sw.err = sw.w.Write(b)
+	if _, err := sw.bw.Write(b); err != nil {
+		sw.err = fmt.Errorf("write snapshot: %w", err)
+	}
 }
 
-// Add appends one PE. PEs must come in (handle, ID) order, grouped by
-// pool.
-func (sw *Writer) Add(h asap.PoolHandle, pe *asap.PoolElement) error {
+// Add appends one PE. PEs must come grouped by pool, pools in the store's
+// order (handle length, then bytes), PEs of a pool by increasing ID, and
+// all PEs of a pool must share policy type and user transport; otherwise
+// Add fails and the Writer is unusable.
+func (sw *Writer) Add(pe store.PE) error {
 	if sw.err != nil {
 		return sw.err
 	}
+	if sw.closed {
+		return errors.New("snapshot: Add after Close")
+	}
+	el := &pe.Element
 	b := sw.buf[:0]
-	if !sw.started || h != sw.handle {
-		var err error
-		if b, err = asap.AppendPoolHandle(b, h); err != nil {
-			return err
+	var err error
+	if sw.pools == 0 || pe.Handle != sw.handle {
+		if sw.pools > 0 && !handleLess(sw.handle, pe.Handle) {
+			sw.err = fmt.Errorf("snapshot: pool %q after pool %q: pools must come in store order", pe.Handle, sw.handle)
+			return sw.err
 		}
-		sw.handle, sw.started = h, true
+		if len(pe.Handle) > store.MaxHandleLen {
+			sw.err = fmt.Errorf("snapshot: pool handle of %d bytes (at most %d)", len(pe.Handle), store.MaxHandleLen)
+			return sw.err
+		}
+		if b, err = asap.AppendPoolHandle(b, pe.Handle); err != nil {
+			sw.err = fmt.Errorf("snapshot: pool %q: %w", pe.Handle, err)
+			return sw.err
+		}
+		sw.handle, sw.key, sw.lastID = pe.Handle, keyOf(el), 0
 		sw.pools++
+	} else if k := keyOf(el); k != sw.key {
+		sw.err = fmt.Errorf("snapshot: pool %q PE 0x%08x: policy %s / transport %s differs from the pool's %s / %s", pe.Handle, el.ID, k.policy, k.kind, sw.key.policy, sw.key.kind)
+		return sw.err
 	}
-	b, err := asap.AppendPoolElement(b, pe)
-	if err != nil {
-		return err
+	if el.ID == 0 || el.ID <= sw.lastID {
+		sw.err = fmt.Errorf("snapshot: pool %q PE 0x%08x after 0x%08x: PE identifiers must be non-zero and increase", pe.Handle, el.ID, sw.lastID)
+		return sw.err
 	}
+	if pe.Registered != 0 {
+		b = appendRegistrationTime(b, pe.Registered)
+	}
+	if b, err = asap.AppendPoolElement(b, el); err != nil {
+		sw.err = fmt.Errorf("snapshot: pool %q PE 0x%08x: %w", pe.Handle, el.ID, err)
+		return sw.err
+	}
+	sw.lastID = el.ID
 	sw.buf = b
 	sw.pes++
 	sw.write(b)
 	return sw.err
 }
 
-// Close writes the trailer and flushes. It does not close the underlying
-// writer.
-func (sw *Writer) Close() error {
+func appendRegistrationTime(b []byte, ns int64) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(ParamRegistrationTime))
+	b = binary.BigEndian.AppendUint16(b, 12)
+	return binary.BigEndian.AppendUint64(b, uint64(ns))
+}
+
+// Close writes the trailer and flushes; it returns the metadata with the
+// counts. It does not close the underlying writer.
+func (sw *Writer) Close() (Meta, error) {
 	if sw.err != nil {
-		return sw.err
+		return sw.meta, sw.err
 	}
-	t := append([]byte(nil), trailerMagic...)
+	if sw.closed {
+		return sw.meta, errors.New("snapshot: Close called twice")
+	}
+	sw.closed = true
+	t := make([]byte, 0, TrailerSize)
+	t = append(t, trailerMagic...)
 	t = binary.BigEndian.AppendUint64(t, uint64(sw.pools))
 	t = binary.BigEndian.AppendUint64(t, uint64(sw.pes))
-	t = sw.h.Sum(t)
-	if _, err := sw.w.Write(t); err != nil {
-		return err
+	sw.write(t)
+	if sw.err != nil {
+		return sw.meta, sw.err
 	}
-	return sw.w.Flush()
+	if _, err := sw.bw.Write(sw.h.Sum(nil)); err != nil {
+		sw.err = fmt.Errorf("write snapshot: %w", err)
+		return sw.meta, sw.err
+	}
+	if err := sw.bw.Flush(); err != nil {
+		sw.err = fmt.Errorf("write snapshot: %w", err)
+		return sw.meta, sw.err
+	}
+	sw.meta.Pools, sw.meta.PEs = sw.pools, sw.pes
+	return sw.meta, nil
 }
 
 // Counts returns the pools and PEs written so far.
 func (sw *Writer) Counts() (pools, pes int64) { return sw.pools, sw.pes }
 
-// Reader reads a snapshot stream. Next returns PEs until io.EOF, which it
-// returns only after the trailer's counts and checksum matched.
+// Reader reads and verifies a snapshot stream. Next returns PEs until
+// io.EOF, which it returns only after the trailer's counts and checksum
+// matched and nothing followed.
 type Reader struct {
 	r      *bufio.Reader
 	h      hash.Hash
+	off    int64
 	meta   Meta
 	handle asap.PoolHandle
+	key    poolKey
+	poolN  int64 // PEs of the current pool
+	lastID uint32
+	reg    int64
+	hasReg bool
 	pools  int64
 	pes    int64
-	off    int64
 	buf    []byte
-	done   bool
+	err    error // sticky; io.EOF once verified
 }
 
 // NewReader reads and checks the header and metadata.
 func NewReader(r io.Reader) (*Reader, error) {
 	sr := &Reader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New(), buf: make([]byte, 0, 512)}
-	fixed := make([]byte, 14)
-	if err := sr.full(fixed, "header"); err != nil {
-		if errors.Is(err, ErrTruncated) {
-			return nil, fmt.Errorf("%w (%d bytes of header)", ErrNotSnapshot, sr.off)
-		}
-		return nil, err
-	}
-	if !bytes.Equal(fixed[:8], headerMagic) {
-		return nil, fmt.Errorf("%w: bad magic %q", ErrNotSnapshot, fixed[:8])
+	fixed := make([]byte, fixedHeaderSize)
+	n, err := io.ReadFull(sr.r, fixed)
+	sr.h.Write(fixed[:n])
+	sr.off = int64(n)
+	switch {
+	case n < len(headerMagic) && !bytes.Equal(fixed[:n], headerMagic[:n]):
+		return nil, fmt.Errorf("%w: starts with %q", ErrNotSnapshot, fixed[:n])
+	case n < len(headerMagic) && isEOF(err):
+		return nil, fmt.Errorf("%w: only %d bytes", ErrNotSnapshot, n)
+	case !bytes.Equal(fixed[:len(headerMagic)], headerMagic) && (err == nil || isEOF(err)):
+		return nil, fmt.Errorf("%w: starts with %q, not %q", ErrNotSnapshot, fixed[:len(headerMagic)], headerMagic)
+	case isEOF(err):
+		return nil, fmt.Errorf("%w: the header ends at byte %d", ErrTruncated, n)
+	case err != nil:
+		return nil, fmt.Errorf("read snapshot header: %w", err)
 	}
 	if v := binary.BigEndian.Uint16(fixed[8:]); v != FormatVersion {
-		return nil, fmt.Errorf("%w %d (this build reads %d)", ErrVersion, v, FormatVersion)
+		return nil, fmt.Errorf("%w %d (this registrar reads version %d; a newer registrar wrote it, or the header is damaged)", ErrVersion, v, FormatVersion)
 	}
-	n := binary.BigEndian.Uint32(fixed[10:])
-	if n > 1<<20 {
-		return nil, fmt.Errorf("%w: metadata of %d bytes", ErrCorrupt, n)
+	mlen := binary.BigEndian.Uint32(fixed[10:])
+	if mlen > MaxMetaSize || mlen < 2 {
+		return nil, fmt.Errorf("%w: metadata length %d at byte 10 (2 to %d allowed)", ErrCorrupt, mlen, MaxMetaSize)
 	}
-	js := make([]byte, n)
+	js := make([]byte, mlen)
 	if err := sr.full(js, "metadata"); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(js, &sr.meta); err != nil {
-		return nil, fmt.Errorf("%w: metadata: %v", ErrCorrupt, err)
+	var hm headerMeta
+	if err := json.Unmarshal(js, &hm); err != nil {
+		return nil, fmt.Errorf("%w: metadata at byte %d: %v", ErrCorrupt, fixedHeaderSize, err)
 	}
-	if sr.meta.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("%w: metadata says format %d", ErrCorrupt, sr.meta.FormatVersion)
+	if hm.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("%w: metadata says format version %d, header %d", ErrCorrupt, hm.FormatVersion, FormatVersion)
 	}
+	sr.meta = Meta{FormatVersion: hm.FormatVersion, ClusterID: hm.ClusterID, RegistrarID: hm.RegistrarID, Build: hm.Build,
+		RaftIndex: hm.RaftIndex, RaftTerm: hm.RaftTerm, Created: hm.Created}
 	return sr, nil
 }
 
+func isEOF(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) }
+
+// full reads len(b) bytes into b and hashes them.
 func (sr *Reader) full(b []byte, what string) error {
 	n, err := io.ReadFull(sr.r, b)
 	sr.h.Write(b[:n])
 	sr.off += int64(n)
 	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return fmt.Errorf("%w: %s ends at byte %d", ErrTruncated, what, sr.off)
+		if isEOF(err) {
+			return fmt.Errorf("%w: %s ends at byte %d (%d bytes missing)", ErrTruncated, what, sr.off, len(b)-n)
 		}
-		return err
+		return fmt.Errorf("read snapshot at byte %d: %w", sr.off, err)
 	}
 	return nil
 }
 
-// Meta returns the metadata; Pools and PEs are known once Next returned
+// Meta returns the metadata; Pools and PEs are set once Next returned
 // io.EOF.
 func (sr *Reader) Meta() Meta { return sr.meta }
 
-// Next returns the next PE and its pool handle. At the end it checks the
-// trailer and returns io.EOF; any mismatch is ErrCorrupt or ErrTruncated.
-// The returned PoolElement is freshly decoded and owned by the caller.
-func (sr *Reader) Next() (asap.PoolHandle, asap.PoolElement, error) {
+// Offset is the number of bytes read and checked so far (for progress).
+func (sr *Reader) Offset() int64 { return sr.off }
+
+// Next returns the next PE. At the end it checks the trailer and returns
+// io.EOF; every mismatch is an error wrapping ErrCorrupt or ErrTruncated
+// with the byte offset. After an error, Next returns it again. The PE is
+// freshly decoded and owned by the caller, but not verified until Next
+// returned io.EOF.
+func (sr *Reader) Next() (store.PE, error) {
+	if sr.err != nil {
+		return store.PE{}, sr.err
+	}
+	pe, err := sr.next()
+	if err != nil {
+		sr.err = err
+	}
+	return pe, err
+}
+
+func (sr *Reader) corrupt(at int64, format string, a ...any) error {
+	return fmt.Errorf("%w: %s at byte %d", ErrCorrupt, fmt.Sprintf(format, a...), at)
+}
+
+func (sr *Reader) next() (store.PE, error) {
 	for {
-		if sr.done {
-			return "", asap.PoolElement{}, io.EOF
-		}
 		start := sr.off
 		hdr, err := sr.r.Peek(4)
 		if err != nil {
-			return "", asap.PoolElement{}, fmt.Errorf("%w: body ends at byte %d without trailer", ErrTruncated, sr.off)
+			if isEOF(err) {
+				return store.PE{}, fmt.Errorf("%w: the body ends at byte %d without a trailer", ErrTruncated, sr.off+int64(len(hdr)))
+			}
+			return store.PE{}, fmt.Errorf("read snapshot at byte %d: %w", sr.off, err)
 		}
 		if bytes.Equal(hdr, trailerMagic[:4]) {
-			return "", asap.PoolElement{}, sr.trailer()
+			return store.PE{}, sr.trailer()
 		}
 		t := asap.ParamType(binary.BigEndian.Uint16(hdr))
 		l := int(binary.BigEndian.Uint16(hdr[2:]))
 		if l < 4 {
-			return "", asap.PoolElement{}, fmt.Errorf("%w: parameter of length %d at byte %d", ErrCorrupt, l, start)
+			return store.PE{}, sr.corrupt(start, "parameter %s of length %d", t, l)
 		}
 		padded := (l + 3) &^ 3
-		b := sr.buf[:padded]
 		if cap(sr.buf) < padded {
-			b = make([]byte, padded)
-			sr.buf = b
+			sr.buf = make([]byte, 0, padded)
 		}
-		if err := sr.full(b, "body"); err != nil {
-			return "", asap.PoolElement{}, err
+		b := sr.buf[:padded]
+		if err := sr.full(b, "parameter "+t.String()); err != nil {
+			return store.PE{}, err
 		}
 		switch t {
 		case asap.ParamPoolHandle:
-			d := asap.NewDecoder(b, &asap.Limits{MaxPoolHandle: 0xFFFF}, "snapshot")
-			h, err := d.Region(0, l).PoolHandle()
-			if err != nil {
-				return "", asap.PoolElement{}, fmt.Errorf("%w: pool handle at byte %d: %v", ErrCorrupt, start, err)
+			if sr.hasReg {
+				return store.PE{}, sr.corrupt(start, "registration time not followed by a pool element")
 			}
-			sr.handle = h
+			if sr.pools > 0 && sr.poolN == 0 {
+				return store.PE{}, sr.corrupt(start, "pool %q has no pool elements", sr.handle)
+			}
+			d := asap.GetDecoder(b[:l], &asap.Limits{MaxPoolHandle: store.MaxHandleLen}, "snapshot")
+			h, err := d.Region(0, l).PoolHandle()
+			d.Release()
+			if err != nil {
+				return store.PE{}, sr.corrupt(start, "pool handle: %v", err)
+			}
+			if sr.pools > 0 && !handleLess(sr.handle, h) {
+				return store.PE{}, sr.corrupt(start, "pool %q after pool %q (out of order or repeated)", h, sr.handle)
+			}
+			sr.handle, sr.poolN, sr.lastID = h, 0, 0
 			sr.pools++
+		case ParamRegistrationTime:
+			if l != 12 || sr.hasReg || sr.pools == 0 {
+				return store.PE{}, sr.corrupt(start, "misplaced registration time parameter of length %d", l)
+			}
+			sr.reg, sr.hasReg = int64(binary.BigEndian.Uint64(b[4:])), true
 		case asap.ParamPoolElement:
 			if sr.pools == 0 {
-				return "", asap.PoolElement{}, fmt.Errorf("%w: pool element before any pool handle at byte %d", ErrCorrupt, start)
+				return store.PE{}, sr.corrupt(start, "pool element before any pool handle")
 			}
-			d := asap.NewDecoder(b, nil, "snapshot")
-			pe, err := d.Region(0, l).PoolElement()
+			d := asap.GetDecoder(b[:l], nil, "snapshot")
+			r := d.Region(0, l)
+			el, err := r.PoolElement()
+			if err == nil {
+				err = r.AtEnd()
+			}
+			d.Release()
 			if err != nil {
-				return "", asap.PoolElement{}, fmt.Errorf("%w: pool element at byte %d: %v", ErrCorrupt, start, err)
+				return store.PE{}, sr.corrupt(start, "pool %q: pool element: %v", sr.handle, err)
 			}
+			if el.ID == 0 || el.ID <= sr.lastID {
+				return store.PE{}, sr.corrupt(start, "pool %q: PE 0x%08x after 0x%08x (identifiers must be non-zero and increase)", sr.handle, el.ID, sr.lastID)
+			}
+			k := keyOf(&el)
+			if sr.poolN == 0 {
+				sr.key = k
+			} else if k != sr.key {
+				return store.PE{}, sr.corrupt(start, "pool %q: PE 0x%08x has policy %s / transport %s, the pool %s / %s", sr.handle, el.ID, k.policy, k.kind, sr.key.policy, sr.key.kind)
+			}
+			reg := sr.meta.Created.UnixNano()
+			if sr.hasReg {
+				reg, sr.hasReg = sr.reg, false
+			}
+			sr.lastID = el.ID
+			sr.poolN++
 			sr.pes++
-			return sr.handle, pe, nil
+			return store.PE{Handle: sr.handle, Element: el, Registered: reg}, nil
 		default:
-			return "", asap.PoolElement{}, fmt.Errorf("%w: unexpected parameter %v at byte %d", ErrCorrupt, t, start)
+			if t&0x8000 == 0 {
+				return store.PE{}, sr.corrupt(start, "unexpected parameter %s", t)
+			}
+			// An optional parameter of a later writer: skip it.
 		}
 	}
 }
 
 func (sr *Reader) trailer() error {
-	sum := sr.h.Sum(nil)
-	t := make([]byte, trailerSize)
-	if _, err := io.ReadFull(sr.r, t); err != nil {
-		return fmt.Errorf("%w: trailer at byte %d", ErrTruncated, sr.off)
+	start := sr.off
+	if sr.hasReg {
+		return sr.corrupt(start, "registration time not followed by a pool element")
+	}
+	if sr.pools > 0 && sr.poolN == 0 {
+		return sr.corrupt(start, "pool %q has no pool elements", sr.handle)
+	}
+	t := make([]byte, 24)
+	if err := sr.full(t, "trailer"); err != nil {
+		return err
 	}
 	if !bytes.Equal(t[:8], trailerMagic) {
-		return fmt.Errorf("%w: bad trailer at byte %d", ErrCorrupt, sr.off)
+		return sr.corrupt(start, "bad trailer magic %q", t[:8])
+	}
+	sum := sr.h.Sum(nil)
+	got := make([]byte, sha256.Size)
+	n, err := io.ReadFull(sr.r, got)
+	sr.off += int64(n)
+	if err != nil {
+		if isEOF(err) {
+			return fmt.Errorf("%w: the checksum ends at byte %d (%d bytes missing)", ErrTruncated, sr.off, sha256.Size-n)
+		}
+		return fmt.Errorf("read snapshot at byte %d: %w", sr.off, err)
+	}
+	if !bytes.Equal(got, sum) {
+		return fmt.Errorf("%w: SHA-256 mismatch: the content sums to %x..., the trailer at byte %d says %x...", ErrCorrupt, sum[:8], sr.off-sha256.Size, got[:8])
 	}
 	pools := int64(binary.BigEndian.Uint64(t[8:]))
 	pes := int64(binary.BigEndian.Uint64(t[16:]))
-	if !bytes.Equal(t[24:], sum) {
-		return fmt.Errorf("%w: SHA-256 mismatch (content %x, trailer says %x)", ErrCorrupt, sum[:8], t[24:32])
-	}
 	if pools != sr.pools || pes != sr.pes {
-		return fmt.Errorf("%w: trailer counts %d pools / %d PEs, body has %d / %d", ErrCorrupt, pools, pes, sr.pools, sr.pes)
+		return fmt.Errorf("%w: the trailer counts %d pools and %d PEs, the body has %d and %d", ErrCorrupt, pools, pes, sr.pools, sr.pes)
 	}
 	if _, err := sr.r.ReadByte(); err != io.EOF {
-		return fmt.Errorf("%w: data after the trailer", ErrCorrupt)
+		if err != nil {
+			return fmt.Errorf("read snapshot at byte %d: %w", sr.off, err)
+		}
+		return fmt.Errorf("%w: data after the trailer at byte %d", ErrCorrupt, sr.off)
 	}
 	sr.meta.Pools, sr.meta.PEs = pools, pes
-	sr.done = true
 	return io.EOF
 }
 
@@ -317,29 +500,10 @@ func Verify(r io.Reader) (Meta, error) {
 		return Meta{}, err
 	}
 	for {
-		if _, _, err := sr.Next(); err == io.EOF {
+		if _, err := sr.Next(); err == io.EOF {
 			return sr.Meta(), nil
 		} else if err != nil {
 			return sr.Meta(), err
 		}
 	}
-}
-
-// WriteStore writes the handlespace seen by a bbolt read transaction of
-// st. Meta.RaftIndex defaults to the store's applied index in that
-// transaction.
-func WriteStore(w io.Writer, st *store.Store, m Meta, each func(fn func(store.PE) error) error) (Meta, error) {
-	sw, err := NewWriter(w, m)
-	if err != nil {
-		return m, err
-	}
-	if err := each(func(pe store.PE) error { return sw.Add(pe.Handle, &pe.Element) }); err != nil {
-		return m, err
-	}
-	if err := sw.Close(); err != nil {
-		return m, err
-	}
-	m.FormatVersion = FormatVersion
-	m.Pools, m.PEs = sw.Counts()
-	return m, nil
 }

@@ -1,8 +1,6 @@
 package store
 
 import (
-	"fmt"
-
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -12,28 +10,26 @@ import (
 func (s *Store) AppliedIndexTx(tx *bolt.Tx) uint64 { return readApplied(tx) }
 
 // ReplaceAll replaces the whole handlespace with the PEs fill passes to
-// put, recording index as the last applied raft index. fill runs first and
-// may fail (a snapshot that does not verify): then nothing changes. The
-// replacement itself is one Apply batch (reset, then every PE).
+// put, recording index as the last applied raft index (0 leaves it as it
+// is). It is all or nothing: fill runs first and may fail (a snapshot that
+// does not verify), and every PE must pass Check against the new
+// handlespace (a PE with the same handle and ID as an earlier one
+// replaces it); only then is the new handlespace written to a new file
+// beside the store's, made durable and swapped in with the in-memory
+// index. On an error before the swap nothing changes; an I/O failure
+// during the swap closes the store (every later call fails with
+// ErrClosed). Readers that open a bbolt transaction during the swap get
+// ErrNoFile; in-memory reads see the old handlespace, then the new one.
 func (s *Store) ReplaceAll(index uint64, fill func(put func(PE) error) error) error {
-	ops := []Op{{Kind: OpReset}}
-	err := fill(func(pe PE) error {
-		ops = append(ops, Op{Kind: OpRegister, PE: pe})
-		return nil
-	})
-	if err != nil {
-		return err
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
 	}
-	res, err := s.Apply(index, ops)
-	if err != nil {
-		return err
-	}
-	for i, r := range res {
-		if r.Err != nil {
-			return fmt.Errorf("store: replace: PE %d of %d refused: %w (the handlespace is now partly replaced; restore again)", i, len(ops)-1, r.Err)
-		}
-	}
-	return nil
+	return s.replaceBulk(index, fill)
 }
 
 // BeginRead opens a bbolt read transaction on the handlespace file: a
