@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -60,6 +61,8 @@ type FSM struct {
 	onApply func(n int)
 	// onCommand is called for each applied command with its result.
 	onCommand func(cmd *Command, res *ApplyResult)
+	// onRestore is called after a snapshot replaced the handlespace.
+	onRestore atomic.Pointer[func()]
 }
 
 // Snapshotter converts between the store and raft snapshot streams.
@@ -168,6 +171,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.log.Info("restored handlespace from snapshot", "content-index", f.store.LastApplied())
+	if fn := f.onRestore.Load(); fn != nil {
+		(*fn)()
+	}
 	return nil
 }
 

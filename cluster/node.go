@@ -282,6 +282,12 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // writes start.
 func (n *Node) OnCommand(f func(cmd *Command, res *ApplyResult)) { n.fsm.onCommand = f }
 
+// OnRestore registers a callback run after a snapshot replaced the
+// handlespace: a user restore (raft.Restore) or a snapshot installed from
+// the leader (called from raft's FSM goroutine; must not block). It may
+// be set at any time.
+func (n *Node) OnRestore(f func()) { n.fsm.onRestore.Store(&f) }
+
 // OnApply registers a callback run after each applied batch with the
 // number of entries (called from raft's FSM goroutine; must not block).
 func (n *Node) OnApply(f func(n int)) { n.fsm.onApply = f }
