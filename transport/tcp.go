@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -51,13 +52,15 @@ type tcpConn struct {
 
 	// Writing.
 	wmu     sync.Mutex
-	pending *[]byte       // frames queued for the writer; nil when none
-	space   chan struct{} // closed when the writer takes pending; nil if nobody waits
-	werr    error         // final error for Send
-	kick    chan struct{} // wakes the writer (one slot)
-	closing chan struct{} // closed by Close: flush, then exit
-	dead    chan struct{} // closed by fail: exit now
-	wdone   chan struct{} // closed when the writer has exited
+	raw     syscall.RawConn // for the direct, non-blocking write of Send
+	writing bool            // a write is in progress (Send's direct write or the writer's)
+	pending *[]byte         // frames queued for the writer; nil when none
+	space   chan struct{}   // closed when the writer takes pending; nil if nobody waits
+	werr    error           // final error for Send
+	kick    chan struct{}   // wakes the writer (one slot)
+	closing chan struct{}   // closed by Close: flush, then exit
+	dead    chan struct{}   // closed by fail: exit now
+	wdone   chan struct{}   // closed when the writer has exited
 
 	failOnce  sync.Once
 	closeOnce sync.Once
@@ -78,8 +81,43 @@ func newTCPConn(nc *net.TCPConn, cfg Config) *tcpConn {
 	}
 	c.rdl.set = nc.SetReadDeadline
 	c.log = cfg.logger().With("transport", "tcp", "local", nc.LocalAddr().String(), "remote", c.remote)
+	c.raw, _ = nc.SyscallConn()
 	go c.writeLoop()
 	return c
+}
+
+// directWrite tries to write b at once without blocking (the socket is
+// non-blocking; the write is attempted once). It returns what the kernel
+// did not take: all of b when its buffer is full, the tail after a
+// partial write, nothing in the common case.
+func (c *tcpConn) directWrite(b []byte) (rest []byte, err error) {
+	if c.raw == nil {
+		return b, nil
+	}
+	n := 0
+	cerr := c.raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, werr := syscall.Write(int(fd), b[n:])
+			if m > 0 {
+				n += m
+			}
+			if werr == syscall.EINTR {
+				continue
+			}
+			if werr != nil && werr != syscall.EAGAIN {
+				err = werr
+			}
+			break
+		}
+		return true // never wait for writability here: the writer goroutine does
+	})
+	if err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tcp send to %s: %w", c.remote, err)
+	}
+	return b[n:], nil
 }
 
 // Kind implements Conn.
@@ -121,6 +159,48 @@ func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 			c.pending = sendBufPool.Get().(*[]byte)
 			*c.pending = (*c.pending)[:0]
 		}
+		if q := *c.pending; len(q) == 0 && !c.writing {
+			// Fast path: nothing queued, nobody writing. Write on this
+			// goroutine without blocking; queue only what the socket did
+			// not take (before anything queued meanwhile).
+			c.writing = true
+			frame := msg
+			var fb *[]byte
+			if fi.header {
+				fb = sendBufPool.Get().(*[]byte)
+				frame = appendFrame((*fb)[:0], fi, msg)
+			}
+			c.wmu.Unlock()
+			rest, err := c.directWrite(frame)
+			c.wmu.Lock()
+			c.writing = false
+			if err != nil {
+				c.wmu.Unlock()
+				if fb != nil {
+					sendBufPool.Put(fb)
+				}
+				c.fail(err)
+				return err
+			}
+			if len(rest) > 0 {
+				nq := sendBufPool.Get().(*[]byte)
+				*nq = append(append((*nq)[:0], rest...), *c.pending...)
+				sendBufPool.Put(c.pending)
+				c.pending = nq
+			}
+			kick := len(*c.pending) > 0
+			c.wmu.Unlock()
+			if fb != nil {
+				sendBufPool.Put(fb)
+			}
+			if kick {
+				select {
+				case c.kick <- struct{}{}:
+				default:
+				}
+			}
+			return nil
+		}
 		if q := *c.pending; len(q) == 0 || len(q)+size <= sendQueueLimit {
 			*c.pending = appendFrame(q, fi, msg)
 			c.wmu.Unlock()
@@ -153,7 +233,17 @@ func (c *tcpConn) writeLoop() {
 				return
 			}
 		case <-c.closing:
-			c.flush()
+			// Flush everything, including what a direct write in progress
+			// leaves queued when it finishes.
+			for c.flush() {
+				c.wmu.Lock()
+				busy := c.writing || (c.pending != nil && len(*c.pending) > 0)
+				c.wmu.Unlock()
+				if !busy {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
 			return
 		case <-c.dead:
 			return
@@ -165,11 +255,20 @@ func (c *tcpConn) writeLoop() {
 func (c *tcpConn) flush() bool {
 	for {
 		c.wmu.Lock()
+		if c.writing {
+			// Send is writing directly; it kicks us again if it leaves
+			// anything queued.
+			c.wmu.Unlock()
+			return true
+		}
 		bp := c.pending
 		c.pending = nil
 		if c.space != nil {
 			close(c.space)
 			c.space = nil
+		}
+		if bp != nil && len(*bp) > 0 {
+			c.writing = true
 		}
 		c.wmu.Unlock()
 		if bp == nil {
@@ -183,6 +282,9 @@ func (c *tcpConn) flush() bool {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 		}
 		_, err := c.nc.Write(*bp)
+		c.wmu.Lock()
+		c.writing = false
+		c.wmu.Unlock()
 		if cap(*bp) <= 2*sendQueueLimit {
 			sendBufPool.Put(bp)
 		}
