@@ -20,3 +20,10 @@ func SimulateNoSCTP(t testing.TB) {
 
 // KernelSCTP reports the real probe's result.
 func KernelSCTP() error { return probeSCTP() }
+
+// ForcePartialDirectWrites makes Send's direct write take at most limit
+// bytes and run after() before it queues the rest. Not for parallel tests.
+func ForcePartialDirectWrites(t testing.TB, limit int, after func()) {
+	testDirectWriteLimit, testAfterDirectWrite = limit, after
+	t.Cleanup(func() { testDirectWriteLimit, testAfterDirectWrite = 0, nil })
+}

@@ -86,6 +86,14 @@ func newTCPConn(nc *net.TCPConn, cfg Config) *tcpConn {
 	return c
 }
 
+// Test hooks: testDirectWriteLimit (> 0) caps what one direct write
+// takes, to force partial writes; testAfterDirectWrite runs after a direct
+// write, before Send queues what is left (a concurrent Send fits there).
+var (
+	testDirectWriteLimit int
+	testAfterDirectWrite func()
+)
+
 // directWrite tries to write b at once without blocking (the socket is
 // non-blocking; the write is attempted once). It returns what the kernel
 // did not take: all of b when its buffer is full, the tail after a
@@ -95,9 +103,13 @@ func (c *tcpConn) directWrite(b []byte) (rest []byte, err error) {
 		return b, nil
 	}
 	n := 0
+	lim := len(b)
+	if testDirectWriteLimit > 0 && testDirectWriteLimit < lim {
+		lim = testDirectWriteLimit
+	}
 	cerr := c.raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, werr := syscall.Write(int(fd), b[n:])
+		for n < lim {
+			m, werr := syscall.Write(int(fd), b[n:lim])
 			if m > 0 {
 				n += m
 			}
@@ -172,6 +184,9 @@ func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 			}
 			c.wmu.Unlock()
 			rest, err := c.directWrite(frame)
+			if testAfterDirectWrite != nil {
+				testAfterDirectWrite()
+			}
 			c.wmu.Lock()
 			c.writing = false
 			if err != nil {

@@ -487,3 +487,102 @@ func TestListenDial_Errors(t *testing.T) {
 		t.Errorf("Dial to a closed port: got %v, want connection refused", err)
 	}
 }
+
+// Ensure that concurrent senders of large messages against a slow reader
+// (the socket buffer fills, so direct writes are partial and the writer
+// goroutine finishes them) deliver every message intact and in each
+// sender's order, in plain and mux framing.
+func TestTCPSend_ConcurrentLargeSlowReader(t *testing.T) {
+	for _, mux := range []bool{false, true} {
+		cfg := transport.DefaultConfig()
+		a, b := tcpPair("tcp:127.0.0.1:0", mux)(t, cfg)
+		const senders, each = 4, 60
+		errc := make(chan error, senders)
+		for s := 0; s < senders; s++ {
+			go func(s int) {
+				for i := 0; i < each; i++ {
+					size := 20000 + (s*each+i)%9000
+					msg := make([]byte, size)
+					msg[0], msg[1] = 1, 0 // an ASAP registration header
+					binary.BigEndian.PutUint16(msg[2:], uint16(size))
+					msg[4], msg[5] = byte(s), byte(i)
+					for j := 6; j < size; j++ {
+						msg[j] = byte(s + i + j)
+					}
+					if err := a.Send(ctxTimeout(t, 20*time.Second), transport.PPIDASAP, msg); err != nil {
+						errc <- err
+						return
+					}
+				}
+				errc <- nil
+			}(s)
+		}
+		next := make([]int, senders)
+		for n := 0; n < senders*each; n++ {
+			if n%20 == 0 {
+				time.Sleep(5 * time.Millisecond) // read slowly: the sender's socket buffer fills
+			}
+			_, msg, err := b.Recv(ctxTimeout(t, 20*time.Second))
+			if err != nil {
+				t.Fatalf("mux=%v: Recv %d: %v", mux, n, err)
+			}
+			s, i := int(msg[4]), int(msg[5])
+			if s >= senders || i != next[s] {
+				t.Fatalf("mux=%v: message %d from sender %d, want %d", mux, i, s, next[s])
+			}
+			next[s]++
+			if want := 20000 + (s*each+i)%9000; len(msg) != want {
+				t.Fatalf("mux=%v: message %d/%d has %d bytes, want %d", mux, s, i, len(msg), want)
+			}
+			for j := 6; j < len(msg); j++ {
+				if msg[j] != byte(s+i+j) {
+					t.Fatalf("mux=%v: message %d/%d corrupt at byte %d", mux, s, i, j)
+				}
+			}
+		}
+		for s := 0; s < senders; s++ {
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// Ensure the tail of a partial direct write goes out before a message
+// another goroutine queued while that write was in progress.
+func TestTCPSend_PartialDirectWriteKeepsOrder(t *testing.T) {
+	cfg := transport.DefaultConfig()
+	a, b := tcpPair("tcp:127.0.0.1:0", false)(t, cfg)
+	mk := func(tag byte) []byte {
+		m := make([]byte, 64)
+		m[0], m[3] = 5, 64
+		for i := 4; i < len(m); i++ {
+			m[i] = tag
+		}
+		return m
+	}
+	once := false
+	transport.ForcePartialDirectWrites(t, 10, func() {
+		if once {
+			return
+		}
+		once = true
+		done := make(chan error)
+		go func() { done <- a.Send(context.Background(), transport.PPIDASAP, mk(2)) }()
+		if err := <-done; err != nil { // queued: the first write is in progress
+			t.Error(err)
+		}
+	})
+	if err := a.Send(context.Background(), transport.PPIDASAP, mk(1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []byte{1, 2} {
+		_, msg, err := b.Recv(ctxTimeout(t, 5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(msg, mk(want)) {
+			t.Fatalf("got message %x, want the one tagged %d", msg, want)
+		}
+	}
+}
