@@ -201,6 +201,7 @@ func (r *Registrar) httpHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	r.clusterHandlers(mux)
+	r.snapshotHandlers(mux)
 	return mux
 }
 

@@ -292,6 +292,9 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	})
 	r.live.adoptOwned(time.Now())
 	r.goFunc(r.live.run)
+	if err := r.startSnapshots(ctx, bootstrap); err != nil {
+		return cleanup, err
+	}
 
 	// 1. (closed first) the listeners and their connections.
 	tcfg := transport.DefaultConfig()

@@ -1,0 +1,335 @@
+package registrar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
+
+	"github.com/rserpool-go/registrar/snapshot"
+)
+
+// Snapshots through the admin API and the offline restore hook.
+//
+// A save is taken at the raft leader: after a barrier (every entry
+// committed before the request is applied), one bbolt read transaction
+// is written to a spool file in the data directory, which is verified and
+// then streamed to the client; the transaction lives only as long as the
+// local write. A restore is carried out by the leader through raft
+// (raft.Restore): raft installs the snapshot in its FSM and sends it to
+// the followers as an InstallSnapshot, and every later member gets it the
+// same way, because the log has a hole where the restore happened.
+
+// PendingRestoreFile is the snapshot `registrar snapshot restore -data-dir`
+// leaves in a new data directory; the registrar installs it at its first
+// start and renames it to PendingRestoreFile + ".done".
+const PendingRestoreFile = "restore.snap"
+
+// spoolPrefix starts the names of the temporary files of saves and
+// uploads in the data directory (removed at start when left by a crash).
+const spoolPrefix = ".snapshot-"
+
+// SnapshotRestoreResult is the answer of PUT /v1/snapshot.
+type SnapshotRestoreResult struct {
+	// Snapshot is the restored snapshot's metadata with its counts.
+	Snapshot snapshot.Meta `json:"snapshot"`
+	// RaftIndex is the raft index of the restore in this cluster's log.
+	RaftIndex uint64 `json:"raft_index"`
+}
+
+// Response headers of GET /v1/snapshot.
+const (
+	HeaderSnapshotIndex = "X-Snapshot-Raft-Index"
+	HeaderSnapshotPools = "X-Snapshot-Pools"
+	HeaderSnapshotPEs   = "X-Snapshot-PEs"
+	headerProxied       = "X-Registrar-Proxied"
+)
+
+// restoreMu lets one restore run at a time in this process.
+var restoreMu sync.Mutex
+
+// snapshotHandlers serves:
+//
+//	GET /v1/snapshot   a verified snapshot of the handlespace, taken at the raft leader
+//	PUT /v1/snapshot   replace the cluster's handlespace with the snapshot in the body
+//	                   (verified by the leader first, then installed through raft)
+func (r *Registrar) snapshotHandlers(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/snapshot", r.handleSnapshotSave)
+	mux.HandleFunc("PUT /v1/snapshot", r.handleSnapshotRestore)
+}
+
+func (r *Registrar) handleSnapshotSave(w http.ResponseWriter, req *http.Request) {
+	if r.proxySnapshot(w, req) {
+		return
+	}
+	if err := r.node.Raft().Barrier(r.cfg.WriteTimeout.D()).Error(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "snapshot: wait for the raft log to be applied: %v", err)
+		return
+	}
+	path, meta, err := r.saveSpool()
+	if path != "" {
+		defer os.Remove(path)
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+	w.Header().Set(HeaderSnapshotIndex, strconv.FormatUint(meta.RaftIndex, 10))
+	w.Header().Set(HeaderSnapshotPools, strconv.FormatInt(meta.Pools, 10))
+	w.Header().Set(HeaderSnapshotPEs, strconv.FormatInt(meta.PEs, 10))
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, f); err != nil {
+		r.log.Warn("snapshot download aborted", "remote", req.RemoteAddr, "error", err)
+		return
+	}
+	r.log.Info("snapshot saved for a client", "remote", req.RemoteAddr, "raft-index", meta.RaftIndex, "pools", meta.Pools, "pes", meta.PEs, "bytes", fi.Size())
+}
+
+// saveSpool writes a verified snapshot of the handlespace, from one read
+// transaction, to a new file in the data directory and returns its path.
+func (r *Registrar) saveSpool() (string, snapshot.Meta, error) {
+	f, err := os.CreateTemp(r.cfg.DataDir, spoolPrefix+"save-*.snap")
+	if err != nil {
+		return "", snapshot.Meta{}, fmt.Errorf("snapshot spool file: %w", err)
+	}
+	path := f.Name()
+	f.Close()
+	var term uint64
+	fmt.Sscan(r.node.Raft().Stats()["term"], &term)
+	meta, err := snapshot.WriteFile(nil, path, func(w io.Writer) error {
+		tx, err := r.store.BeginRead()
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		_, err = snapshot.WriteTx(w, r.store, tx, snapshot.Meta{RegistrarID: r.id, Build: Version, RaftTerm: term})
+		return err
+	})
+	return path, meta, err
+}
+
+func (r *Registrar) handleSnapshotRestore(w http.ResponseWriter, req *http.Request) {
+	if r.proxySnapshot(w, req) {
+		return
+	}
+	if !restoreMu.TryLock() {
+		writeError(w, http.StatusConflict, "another snapshot restore is in progress")
+		return
+	}
+	defer restoreMu.Unlock()
+	f, err := os.CreateTemp(r.cfg.DataDir, spoolPrefix+"upload-*.snap")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "snapshot upload spool: %v", err)
+		return
+	}
+	path := f.Name()
+	defer os.Remove(path)
+	_, err = io.Copy(f, req.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "receive the snapshot: %v (the handlespace is unchanged)", err)
+		return
+	}
+	meta, err := r.restoreSnapshotFile(req.Context(), path)
+	if snapshot.IsFormatError(err) {
+		writeError(w, http.StatusBadRequest, "the uploaded snapshot does not verify: %v (the handlespace is unchanged)", strings.TrimPrefix(err.Error(), "snapshot "+path+": "))
+		return
+	}
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			code = http.StatusServiceUnavailable
+		}
+		writeError(w, code, "restore: %v", err)
+		return
+	}
+	r.log.Info("handlespace replaced by an uploaded snapshot", "remote", req.RemoteAddr, "pools", meta.Pools, "pes", meta.PEs,
+		"snapshot-raft-index", meta.RaftIndex, "snapshot-created", meta.Created)
+	writeJSON(w, http.StatusOK, SnapshotRestoreResult{Snapshot: meta, RaftIndex: r.node.Raft().LastIndex()})
+}
+
+// restoreSnapshotFile verifies the snapshot file at path and installs it
+// through raft (this node must lead): raft writes it into its snapshot
+// store, restores the FSM from it and sends it to the followers. The
+// stream handed to raft carries RaftIndex 0 (the snapshot's index belongs
+// to another raft log).
+func (r *Registrar) restoreSnapshotFile(ctx context.Context, path string) (snapshot.Meta, error) {
+	meta, err := snapshot.VerifyFile(path)
+	if err != nil {
+		return meta, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return meta, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return meta, err
+	}
+	deadline := time.Now().Add(r.cfg.WriteTimeout.D() + 10*time.Second)
+	for {
+		rd, n, err := snapshot.Rewrap(f, fi.Size(), func(m *snapshot.Meta) { m.RaftIndex = 0 })
+		if err != nil {
+			return meta, err
+		}
+		err = r.node.Raft().Restore(&raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: n}, rd, 30*time.Second)
+		// Right after an election the configuration entry may not be
+		// applied yet: raft refuses a restore until it is.
+		if err == nil || !strings.Contains(err.Error(), "wait until the configuration entry") || time.Now().After(deadline) {
+			return meta, err
+		}
+		select {
+		case <-ctx.Done():
+			return meta, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// snapshotClient talks to the leader for proxied snapshot requests; the
+// incoming request's context bounds them.
+var snapshotClient = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 10 * time.Minute}}
+
+// proxySnapshot forwards a snapshot request to the leader, streaming both
+// ways; it returns false when this node is the leader.
+func (r *Registrar) proxySnapshot(w http.ResponseWriter, req *http.Request) bool {
+	if r.node.IsLeader() {
+		return false
+	}
+	addr := r.leaderHTTP()
+	if addr == "" || req.Header.Get(headerProxied) != "" {
+		writeError(w, http.StatusServiceUnavailable, "no raft leader (or its admin API address is unknown): try again when `registrar status` shows a leader")
+		return true
+	}
+	out, err := http.NewRequestWithContext(req.Context(), req.Method, "http://"+addr+req.URL.Path, req.Body)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "%v", err)
+		return true
+	}
+	out.ContentLength = req.ContentLength
+	out.Header.Set(headerProxied, hexID(r.id))
+	if ct := req.Header.Get("Content-Type"); ct != "" {
+		out.Header.Set("Content-Type", ct)
+	}
+	resp, err := snapshotClient.Do(out)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "leader at %s: %v", addr, err)
+		return true
+	}
+	defer resp.Body.Close()
+	for _, h := range []string{"Content-Type", "Content-Length", HeaderSnapshotIndex, HeaderSnapshotPools, HeaderSnapshotPEs} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		r.log.Warn("proxied snapshot transfer aborted", "leader", addr, "error", err)
+	}
+	return true
+}
+
+// startSnapshots is called once by open, after raft and the PE
+// supervision started and before the listeners open. It removes spool
+// files a crash left, makes PE supervision follow snapshot restores, and
+// installs a pending offline restore (PendingRestoreFile): that needs this
+// registrar to have formed a new one-node cluster (bootstrap) and to lead
+// it; the other registrars join afterwards and receive the handlespace
+// from raft.
+func (r *Registrar) startSnapshots(ctx context.Context, bootstrap bool) error {
+	if stale, _ := filepath.Glob(filepath.Join(r.cfg.DataDir, spoolPrefix+"*")); len(stale) > 0 {
+		for _, p := range stale {
+			_ = os.Remove(p)
+		}
+	}
+	r.node.OnRestore(r.snapshotRestored)
+	r.snapshotRestored() // a snapshot installed before the hook was set
+
+	pending := filepath.Join(r.cfg.DataDir, PendingRestoreFile)
+	if _, err := os.Stat(pending); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if !bootstrap {
+		return fmt.Errorf("%s: a snapshot restore is pending: start this registrar alone first (without -join and -bootstrap-expect) so that it forms a new cluster and installs the snapshot; then start the other registrars with -join", pending)
+	}
+	deadline := time.Now().Add(r.cfg.WriteTimeout.D() + 10*time.Second)
+	for !r.node.IsLeader() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: a snapshot restore is pending, but this registrar did not become raft leader in time", pending)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	start := time.Now()
+	meta, err := r.restoreSnapshotFile(ctx, pending)
+	if err != nil {
+		return fmt.Errorf("install the pending restore %s: %w", pending, err)
+	}
+	if err := os.Rename(pending, pending+".done"); err != nil {
+		return fmt.Errorf("installed %s, but cannot rename it: %w", pending, err)
+	}
+	r.log.Info("handlespace restored from snapshot", "file", pending, "pools", meta.Pools, "pes", meta.PEs,
+		"snapshot-created", meta.Created, "snapshot-registrar", hexID(meta.RegistrarID), "duration", time.Since(start))
+	return nil
+}
+
+// snapshotRestored makes PE supervision follow a restored handlespace:
+// PEs no longer here or no longer ours are dropped, the ones this
+// registrar is now home for are supervised. Called from raft's FSM
+// goroutine: it must not block.
+func (r *Registrar) snapshotRestored() {
+	l := r.live
+	ev := func() { l.resync() }
+	select {
+	case l.events <- ev:
+	default:
+		r.goFunc(func() {
+			select {
+			case l.events <- ev:
+			case <-r.quit:
+			}
+		})
+	}
+}
+
+// SaveSnapshotTo writes a verified snapshot of this registrar's
+// handlespace (one read transaction) to path atomically (for tools and
+// tests in the same process; the admin API's GET /v1/snapshot is the
+// operator's way).
+func (r *Registrar) SaveSnapshotTo(path string) (snapshot.Meta, error) {
+	return snapshot.WriteFile(nil, path, func(w io.Writer) error {
+		return r.store.View(func(tx *bbolt.Tx) error {
+			_, err := snapshot.WriteTx(w, r.store, tx, snapshot.Meta{RegistrarID: r.id, Build: Version})
+			return err
+		})
+	})
+}
