@@ -19,12 +19,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"agent":   {"run a registrar", runAgent},
-	"status":  {"show a running registrar's status", runStatus},
-	"pools":   {"list pools, or show one pool's PEs", runPools},
-	"members": {"list the registrars of the cluster", runMembers},
-	"leave":   {"make a registrar leave the cluster gracefully and stop", runLeave},
-	"raft":    {"raft peers | raft remove-peer ID", runRaft},
+	"agent":    {"run a registrar", runAgent},
+	"status":   {"show a running registrar's status", runStatus},
+	"pools":    {"list pools, or show one pool's PEs", runPools},
+	"members":  {"list the registrars of the cluster", runMembers},
+	"leave":    {"make a registrar leave the cluster gracefully and stop", runLeave},
+	"raft":     {"raft peers | raft remove-peer ID", runRaft},
+	"snapshot": {"save, inspect or restore handlespace snapshots", runSnapshot},
 }
 
 func usage() {
