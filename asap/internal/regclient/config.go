@@ -1,0 +1,87 @@
+package regclient
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/transport"
+)
+
+// Defaults of the registrar client, RSPLIB's where it has one.
+const (
+	DefaultAnnounceTimeout = 5 * time.Second // T7-ENRPoutdate
+	DefaultRequestTimeout  = 3 * time.Second // RSPLIB's request timeout
+	DefaultRequestRetries  = 1               // RSPLIB's request retries before a new hunt
+	DefaultDialTimeout     = 5 * time.Second
+)
+
+// Config configures a Client. The packages pe and pu fill it from their own
+// configurations, which validate every field and name it in their errors;
+// New only checks what it needs to run.
+type Config struct {
+	// Registrars are ASAP address specs ([tcp:|sctp:]host:port), tried in
+	// order.
+	Registrars []string
+	// Announce is the ASAP_SERVER_ANNOUNCE multicast group:port, "off",
+	// or "" for the default: transport.DefaultASAPAnnounce when Registrars
+	// is empty, off otherwise.
+	Announce string
+	// AnnounceInterface is the interface to join the group on ("" lets
+	// the kernel choose by route).
+	AnnounceInterface string
+	// AnnounceTimeout is how long a registrar learnt from announces stays
+	// a candidate after its last announce (T7).
+	AnnounceTimeout time.Duration
+	// RequestTimeout bounds the wait for one response.
+	RequestTimeout time.Duration
+	// RequestRetries is how often a request is sent again on the same
+	// connection before the client hunts for another registrar.
+	RequestRetries int
+	// DialTimeout bounds one connection attempt to a registrar.
+	DialTimeout time.Duration
+	// Network opens connections; nil means transport.OSNetwork().
+	Network transport.Network
+	// Logger; nil means silent.
+	Logger hclog.Logger
+	// Handler receives the messages that are not responses to a pending
+	// request (ENDPOINT_KEEP_ALIVE, ASAP_ERROR, ...), with the connection
+	// they came on. It runs on that connection's reader goroutine and must
+	// not block for long. nil drops them.
+	Handler func(c *Conn, m asap.Message)
+}
+
+// announceGroup resolves the announce default.
+func (c *Config) announceGroup() string {
+	if c.Announce != "" {
+		return c.Announce
+	}
+	if len(c.Registrars) == 0 {
+		return transport.DefaultASAPAnnounce
+	}
+	return "off"
+}
+
+func (c *Config) check() error {
+	var errs []error
+	if c.announceGroup() == "off" && len(c.Registrars) == 0 {
+		errs = append(errs, errors.New("no registrar: give registrar addresses or turn announces on"))
+	}
+	for i, r := range c.Registrars {
+		if _, err := transport.ParseSpec(r); err != nil {
+			errs = append(errs, fmt.Errorf("registrar %d: %w", i, err))
+		}
+	}
+	if g := c.announceGroup(); g != "off" {
+		if _, err := transport.ParseMulticastSpec(g); err != nil {
+			errs = append(errs, fmt.Errorf("announce: %w", err))
+		}
+	}
+	if c.AnnounceTimeout <= 0 || c.RequestTimeout <= 0 || c.DialTimeout <= 0 || c.RequestRetries < 0 {
+		errs = append(errs, errors.New("timeouts must be positive and retries not negative"))
+	}
+	return errors.Join(errs...)
+}
