@@ -1,0 +1,203 @@
+package pu
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/asap/internal/regclient"
+	"github.com/rserpool-go/registrar/transport"
+)
+
+// Defaults (RSPLIB's where it has one).
+const (
+	// DefaultCacheTime is how long a resolution is reused before the
+	// registrar is asked again (the stale-cache time).
+	DefaultCacheTime = 5 * time.Second
+	// DefaultRequestTimeout is how long a registrar has to answer.
+	DefaultRequestTimeout = regclient.DefaultRequestTimeout
+	// DefaultRequestRetries is how often a request is repeated before
+	// the PU hunts for another registrar.
+	DefaultRequestRetries = regclient.DefaultRequestRetries
+	// DefaultAnnounceTimeout is how long a registrar heard in an announce
+	// stays usable (T7-ENRPoutdate).
+	DefaultAnnounceTimeout = regclient.DefaultAnnounceTimeout
+	// DefaultDialTimeout bounds one connection attempt to a registrar or
+	// a PE.
+	DefaultDialTimeout = regclient.DefaultDialTimeout
+	// DefaultFailoverTimeout bounds one automatic failover.
+	DefaultFailoverTimeout = 30 * time.Second
+)
+
+// Config configures a User. Start from DefaultConfig.
+type Config struct {
+	// Registrars are the registrars' ASAP addresses ([tcp:|sctp:]host:port),
+	// tried in order. Default none.
+	Registrars []string
+
+	// Announce is the ASAP_SERVER_ANNOUNCE multicast group:port to learn
+	// registrars from, or "off". "" means 239.0.0.50:3863 when Registrars
+	// is empty and off otherwise. Default "".
+	Announce string
+
+	// AnnounceInterface is the interface to hear announces on ("" lets the
+	// kernel choose by route). Default "".
+	AnnounceInterface string
+
+	// AnnounceTimeout is how long a registrar learnt from announces stays
+	// a candidate after its last announce (T7). Default 5 s.
+	AnnounceTimeout time.Duration
+
+	// RequestTimeout bounds the wait for one registrar answer. Default 3 s.
+	RequestTimeout time.Duration
+
+	// RequestRetries is how often a request is sent again to the same
+	// registrar before the PU hunts for another one. Default 1.
+	RequestRetries int
+
+	// DialTimeout bounds one connection attempt to a registrar. Default 5 s.
+	DialTimeout time.Duration
+
+	// CacheTime is how long the PEs of a resolution are reused before the
+	// registrar is asked again (the stale-cache time); while cached,
+	// successive selections rotate through them. A PE reported
+	// unreachable leaves the cache at once. 0 disables the cache.
+	// Default 5 s.
+	CacheTime time.Duration
+
+	// Items is how many PEs a resolution asks for (the Handle Resolution
+	// Option); 0 leaves it to the registrar (RSPLIB's and ours: 3), and
+	// asap.ItemsAll asks for all. Default 0.
+	Items uint32
+
+	// Network opens sockets; nil means transport.OSNetwork().
+	Network transport.Network
+
+	// Logger; nil means silent.
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns the defaults documented on each field.
+func DefaultConfig() Config {
+	return Config{
+		AnnounceTimeout: DefaultAnnounceTimeout,
+		RequestTimeout:  DefaultRequestTimeout,
+		RequestRetries:  DefaultRequestRetries,
+		DialTimeout:     DefaultDialTimeout,
+		CacheTime:       DefaultCacheTime,
+	}
+}
+
+// Validate reports every invalid field, joined with errors.Join; each
+// error names the field and says what is allowed.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("pu config: "+format, a...)) }
+	for i, r := range c.Registrars {
+		if _, err := transport.ParseSpec(r); err != nil {
+			bad("Registrars[%d]: %v", i, err)
+		}
+	}
+	if c.Announce != "" {
+		if _, err := transport.ParseMulticastSpec(c.Announce); err != nil {
+			bad("Announce: %v", err)
+		}
+	}
+	if c.Announce == "off" && len(c.Registrars) == 0 {
+		bad("Registrars is empty and Announce is off: the PU cannot find a registrar")
+	}
+	if c.AnnounceTimeout <= 0 {
+		bad("AnnounceTimeout %v must be positive", c.AnnounceTimeout)
+	}
+	if c.RequestTimeout <= 0 {
+		bad("RequestTimeout %v must be positive", c.RequestTimeout)
+	}
+	if c.RequestRetries < 0 {
+		bad("RequestRetries %d is negative", c.RequestRetries)
+	}
+	if c.DialTimeout <= 0 {
+		bad("DialTimeout %v must be positive", c.DialTimeout)
+	}
+	if c.CacheTime < 0 {
+		bad("CacheTime %v is negative (0 disables the cache)", c.CacheTime)
+	}
+	return errors.Join(errs...)
+}
+
+// SessionConfig configures a Session. Start from DefaultSessionConfig.
+type SessionConfig struct {
+	// PPID is the payload protocol identifier Send uses (any but 11,
+	// ASAP's). Default 0 (unspecified).
+	PPID uint32
+
+	// DialTimeout bounds one connection attempt to a PE. Default 5 s.
+	DialTimeout time.Duration
+
+	// FailoverTimeout bounds an automatic failover (the PE failed while
+	// the session was receiving). Default 30 s.
+	FailoverTimeout time.Duration
+
+	// ReportUnreachable tells the registrar about a PE that failed
+	// (ASAP_ENDPOINT_UNREACHABLE), so that it removes the PE after a few
+	// reports. Default true.
+	ReportUnreachable bool
+
+	// MaxMessageSize is the largest message, in bytes (4 to 65535; over
+	// TCP at most 65527 fit in a mux data frame). Default 65535.
+	MaxMessageSize int
+
+	// OnFailover is called after each failover, on the goroutine that
+	// detected the failure; it must not block. Default nil.
+	OnFailover func(Failover)
+}
+
+// DefaultSessionConfig returns the defaults documented on each field.
+func DefaultSessionConfig() SessionConfig {
+	return SessionConfig{
+		DialTimeout:       DefaultDialTimeout,
+		FailoverTimeout:   DefaultFailoverTimeout,
+		ReportUnreachable: true,
+		MaxMessageSize:    transport.MaxFrameSize,
+	}
+}
+
+// Validate reports every invalid field.
+func (c SessionConfig) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("pu session config: "+format, a...)) }
+	if c.PPID == transport.PPIDASAP {
+		bad("PPID 11 is ASAP's; choose the application's")
+	}
+	if c.DialTimeout <= 0 {
+		bad("DialTimeout %v must be positive", c.DialTimeout)
+	}
+	if c.FailoverTimeout <= 0 {
+		bad("FailoverTimeout %v must be positive", c.FailoverTimeout)
+	}
+	if c.MaxMessageSize < 4 || c.MaxMessageSize > transport.MaxFrameSize {
+		bad("MaxMessageSize %d out of range [4, %d]", c.MaxMessageSize, transport.MaxFrameSize)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) clientConfig(log hclog.Logger) regclient.Config {
+	return regclient.Config{
+		Registrars:        c.Registrars,
+		Announce:          c.Announce,
+		AnnounceInterface: c.AnnounceInterface,
+		AnnounceTimeout:   c.AnnounceTimeout,
+		RequestTimeout:    c.RequestTimeout,
+		RequestRetries:    c.RequestRetries,
+		DialTimeout:       c.DialTimeout,
+		Network:           c.Network,
+		Logger:            log,
+		Handler: func(c *regclient.Conn, m asap.Message) {
+			if m.Type() != asap.TypeError {
+				log.Debug("ignoring a message a PU does not handle", "registrar", c.Label(), "type", m.Type())
+			}
+		},
+	}
+}
