@@ -66,12 +66,12 @@ func newUser(t testing.TB, mod func(*pu.Config), registrars ...string) *pu.User 
 // "<id>:<message>", then sends a cookie holding the number of messages it
 // answered in the session; on a cookie echo it continues from there.
 type testPE struct {
-	t    testing.TB
-	el   *pe.Element
-	srv  *pe.Server
+	t      testing.TB
+	el     *pe.Element
+	srv    *pe.Server
 	mu     sync.Mutex
 	card   *asap.BusinessCard // sent to each new session
-	echoes [][]byte // cookies echoed to this PE
+	echoes [][]byte           // cookies echoed to this PE
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 }
