@@ -33,10 +33,21 @@ test-unit:
 # SCTP_PKGS) with RSP_REQUIRE_SCTP=1: natively where /proc/net/protocols lists
 # SCTP, otherwise in one boot of the SCTP lab VM ($(SHARED)/tools/sctp-lab,
 # built on first use). Add packages to SCTP_PKGS; see .ci/sctp-tests.
-SCTP_PKGS ?= ./transport/...
-SCTP_RUN  ?= SCTP
-test-sctp:
-	GO=$(GO) bash .ci/sctp-tests -run '$(SCTP_RUN)' $(SCTP_PKGS)
+SCTP_PKGS ?= ./transport/... ./registrar
+SCTP_RUN  ?= SCTP|Interop
+CAPTURES  ?= $(abspath $(BIN))/captures
+# test-sctp also runs the RSPLIB interop tests (registrar, -run Interop) in
+# the same VM boot, then checks their packet captures with tshark on the host.
+test-sctp: build
+	rm -rf $(CAPTURES)
+	GO=$(GO) bash .ci/sctp-tests -bin -captures $(CAPTURES) -run '$(SCTP_RUN)' $(SCTP_PKGS)
+	RSP_INTEROP_CAPTURES=$(CAPTURES) $(GO) test -count=1 -run '^TestInteropCaptures$$' -v ./registrar
+
+# test-interop runs only the RSPLIB interop tests (and their capture check).
+test-interop: build
+	rm -rf $(CAPTURES)
+	GO=$(GO) bash .ci/sctp-tests -bin -captures $(CAPTURES) -run 'Interop' ./registrar
+	RSP_INTEROP_CAPTURES=$(CAPTURES) $(GO) test -count=1 -run '^TestInteropCaptures$$' -v ./registrar
 
 race:
 	$(GO) test -race $(TESTFLAGS) -timeout $(TIMEOUT) ./...

@@ -1,0 +1,344 @@
+package registrar_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rserpool-go/registrar/asap/wiretest"
+	"github.com/rserpool-go/registrar/registrar"
+)
+
+// Interoperability with RSPLIB (rspregistrar, rspserver, rspterminal,
+// hsdump) over kernel SCTP. These tests run inside the SCTP lab VM (see
+// `make test-sctp`), which has RSPLIB's programs, SCTP and the addresses
+// 10.99.0.1-3. They record an SCTP capture per test into
+// RSP_CAPTURE_DIR; `TestInteropCaptures` checks those on the host with
+// tshark.
+
+const (
+	ourAddr  = "10.99.0.1" // our registrar
+	rsplAddr = "10.99.0.2" // RSPLIB's registrar
+)
+
+// needInterop skips (or fails, when RSP_REQUIRE_SCTP=1) without the lab.
+func needInterop(t *testing.T) string {
+	t.Helper()
+	fail := func(why string) {
+		if os.Getenv("RSP_REQUIRE_SCTP") == "1" {
+			t.Fatalf("interop test required (RSP_REQUIRE_SCTP=1) but %s", why)
+		}
+		t.Skipf("RSPLIB interop: %s; run `make test-sctp` (it boots the SCTP lab VM)", why)
+	}
+	if b, _ := os.ReadFile("/proc/net/protocols"); !strings.Contains(string(b), "SCTP") {
+		fail("the kernel has no SCTP")
+	}
+	for _, p := range []string{"rspregistrar", "rspserver", "rspterminal", "hsdump"} {
+		if _, err := exec.LookPath(p); err != nil {
+			fail("RSPLIB's " + p + " is not installed")
+		}
+	}
+	if os.Getenv("E2E_BIN") == "" {
+		fail("E2E_BIN does not point at our binaries")
+	}
+	return registrar.BinDir(t)
+}
+
+// capture runs tcpdump for the test when RSP_CAPTURE_DIR is set.
+func labCapture(t *testing.T) {
+	dir := os.Getenv("RSP_CAPTURE_DIR")
+	if dir == "" {
+		return
+	}
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Fatal("RSP_CAPTURE_DIR is set but tcpdump is missing")
+	}
+	os.MkdirAll(dir, 0o755)
+	file := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".pcap")
+	cmd := exec.Command("tcpdump", "-i", "any", "-U", "-w", file, "sctp or udp port 3863 or udp port 9901")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("tcpdump: %v", err)
+	}
+	t.Cleanup(func() {
+		time.Sleep(300 * time.Millisecond)
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	})
+	waitFor(t, 10*time.Second, "tcpdump to start", func() bool { _, err := os.Stat(file); return err == nil })
+}
+
+// ourAgent runs our registrar on 10.99.0.1 (SCTP and TCP).
+func ourAgent(t *testing.T, bin string, extra ...string) *registrar.Agent {
+	a := &registrar.Agent{Dir: t.TempDir(), ASAP: "tcp:" + ourAddr + ":3863", ENRP: ourAddr + ":9901", HTTP: "127.0.0.1:8863"}
+	args := append([]string{"agent", "-data-dir", a.Dir, "-asap", ourAddr + ":3863", "-enrp", ourAddr + ":9901",
+		"-http", a.HTTP, "-raft", "127.0.0.1:7947", "-gossip", "127.0.0.1:7946", "-profile", "local",
+		"-announce", "off", "-enrp-announce", "off"}, extra...)
+	a.Process = registrar.StartProcess(t, "our registrar", filepath.Join(bin, "registrar"), args...)
+	a.WaitLine(0, registrar.ReadyLine, 60*time.Second)
+	return a
+}
+
+// rsplibRegistrar runs RSPLIB's registrar on 10.99.0.2, peered with ours.
+// It waits out RSPLIB's 5 s start-up (mentor discovery) phase.
+func rsplibRegistrar(t *testing.T) *registrar.Process {
+	p := registrar.StartProcess(t, "rspregistrar", "rspregistrar", "-asap="+rsplAddr+":3863", "-enrp="+rsplAddr+":9901",
+		"-asapannounce=off", "-enrpannounce=off", "-peer="+ourAddr+":9901", "-loglevel=2", "-logcolor=off")
+	p.WaitLine(0, "The registrar is ready", 60*time.Second)
+	return p
+}
+
+// rspServer runs RSPLIB's echo PE in a pool at a registrar.
+func rspServer(t *testing.T, pool, reg string) *registrar.Process {
+	return registrar.StartProcess(t, "rspserver "+pool, "rspserver", "-echo", "-poolhandle="+pool,
+		"-registrar="+reg+":3863", "-asapannounce=off", "-loglevel=2", "-logcolor=off", "-quiet")
+}
+
+// ourPool is a pool as our registrar's admin API shows it.
+func ourPool(a *registrar.Agent, pool string) (registrar.PoolDetail, bool) {
+	out, err := a.CLI("pools", "-json", pool)
+	var d registrar.PoolDetail
+	if err != nil || json.Unmarshal([]byte(out), &d) != nil {
+		return d, false
+	}
+	return d, true
+}
+
+var ownershipLine = regexp.MustCompile(`\$([0-9a-f]{8}) -> "([^"]+)" / \$([0-9a-f]{8})`)
+
+// hsdump asks a registrar for its handle table and returns, per pool, the
+// home registrar of each PE ("pool" -> PE id -> home), both as 8 hex digits.
+func hsdump(t *testing.T, addr string) (map[string]map[string]string, string) {
+	cmd := exec.Command("hsdump", addr+":9901", "-logcolor=off")
+	out, _ := runWithTimeout(cmd, 20*time.Second)
+	homes := map[string]map[string]string{}
+	for _, m := range ownershipLine.FindAllStringSubmatch(out, -1) {
+		if homes[m[2]] == nil {
+			homes[m[2]] = map[string]string{}
+		}
+		homes[m[2]][m[3]] = m[1]
+	}
+	return homes, out
+}
+
+func runWithTimeout(cmd *exec.Cmd, d time.Duration) (string, error) {
+	var buf strings.Builder
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return buf.String(), err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		return buf.String(), fmt.Errorf("timed out")
+	}
+}
+
+func idOf(t *testing.T, a *registrar.Agent) string {
+	out, err := a.CLI("status", "-json")
+	var s registrar.Status
+	if err != nil || json.Unmarshal([]byte(out), &s) != nil {
+		t.Fatalf("status: %v %s", err, out)
+	}
+	return strings.TrimPrefix(s.ID, "0x")
+}
+
+// Ensure RSPLIB's PE registers at our registrar over SCTP, RSPLIB's
+// terminal reaches it by pool handle through us, and hsdump lists it.
+func TestInterop_RSPLIBClientsAtOurRegistrar(t *testing.T) {
+	bin := needInterop(t)
+	labCapture(t)
+	a := ourAgent(t, bin)
+	rspServer(t, "EchoPool", ourAddr)
+	var pe registrar.PEInfo
+	waitFor(t, 30*time.Second, "rspserver registered at our registrar", func() bool {
+		d, ok := ourPool(a, "EchoPool")
+		if ok && len(d.PEs) == 1 {
+			pe = d.PEs[0]
+		}
+		return ok && len(d.PEs) == 1
+	})
+	if pe.Transport != "sctp" || pe.ASAP == nil || pe.ASAP.Port == 0 {
+		t.Errorf("registered PE %+v: want SCTP with an ASAP endpoint", pe)
+	}
+
+	term := exec.Command("sh", "-c", "( printf 'Hello RSerPool\\n'; sleep 30 ) | rspterminal -poolhandle=EchoPool -registrar="+ourAddr+":3863 -logcolor=off -loglevel=2")
+	var echoed bool
+	var out string
+	for try := 0; try < 3 && !echoed; try++ {
+		out, _ = runUntil(term, "> Hello RSerPool", 20*time.Second)
+		echoed = regexp.MustCompile(`from PE.*Hello RSerPool`).MatchString(out)
+		term = exec.Command(term.Path, term.Args[1:]...)
+	}
+	if !echoed {
+		t.Errorf("rspterminal did not get the echo through our registrar:\n%s", out)
+	}
+
+	homes, dump := hsdump(t, ourAddr)
+	if _, ok := homes["EchoPool"][strings.TrimPrefix(pe.ID, "0x")]; !ok {
+		t.Errorf("hsdump of our registrar does not list EchoPool/%s:\n%s", pe.ID, dump)
+	}
+}
+
+// runUntil runs cmd (in a process group of its own) until its output
+// contains want or the time is up, then kills the whole group.
+func runUntil(cmd *exec.Cmd, want string, d time.Duration) (string, error) {
+	var buf syncBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && !strings.Contains(buf.String(), want) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	cmd.Wait()
+	return buf.String(), nil
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Ensure our registrar peers with RSPLIB's: PEs registered at either are
+// known at both, our `rsp serve` registers at RSPLIB's registrar, and
+// when RSPLIB's registrar dies ours takes over its PEs.
+func TestInterop_PeeringAndWeTakeOver(t *testing.T) {
+	bin := needInterop(t)
+	labCapture(t)
+	rsp := rsplibRegistrar(t)
+	a := ourAgent(t, bin, "-enrp-peer", rsplAddr+":9901")
+	ours := idOf(t, a)
+
+	rspServer(t, "AtRSPLIB", rsplAddr)
+	rspServer(t, "AtOurs", ourAddr)
+	serve := registrar.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+rsplAddr+":3863",
+		"-pool", "OursAtRSPLIB", "-service", "echo", "-listen", "sctp:"+ourAddr+":0")
+	serve.WaitLine(0, "pe registered", 30*time.Second)
+
+	var rsplID string
+	waitFor(t, 40*time.Second, "RSPLIB's PEs at our registrar", func() bool {
+		d1, ok1 := ourPool(a, "AtRSPLIB")
+		d2, ok2 := ourPool(a, "OursAtRSPLIB")
+		if ok1 && len(d1.PEs) == 1 {
+			rsplID = strings.TrimPrefix(d1.PEs[0].Home, "0x")
+		}
+		return ok1 && ok2 && len(d1.PEs) == 1 && len(d2.PEs) == 1 && rsplID != ours
+	})
+	waitFor(t, 40*time.Second, "our PE at RSPLIB's registrar", func() bool {
+		homes, _ := hsdump(t, rsplAddr)
+		for _, home := range homes["AtOurs"] {
+			if home == ours {
+				return true
+			}
+		}
+		return false
+	})
+
+	// RSPLIB's registrar dies: ours takes over its PEs.
+	start := time.Now()
+	rsp.Kill()
+	waitFor(t, 60*time.Second, "our registrar took over RSPLIB's PEs", func() bool {
+		for _, pool := range []string{"AtRSPLIB", "OursAtRSPLIB"} {
+			d, ok := ourPool(a, pool)
+			if !ok || len(d.PEs) != 1 || strings.TrimPrefix(d.PEs[0].Home, "0x") != ours {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("RSPLIB registrar killed; its PEs homed at ours after %v", time.Since(start))
+	_ = rsplID
+}
+
+// Ensure that when our registrar dies, RSPLIB's takes over our PEs, and
+// our PE (rsp serve) accepts its new home.
+func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
+	bin := needInterop(t)
+	labCapture(t)
+	rsplibRegistrar(t)
+	a := ourAgent(t, bin, "-enrp-peer", rsplAddr+":9901")
+	ours := idOf(t, a)
+	serve := registrar.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+ourAddr+":3863",
+		"-pool", "OurPool", "-service", "echo", "-listen", "sctp:"+ourAddr+":0")
+	serve.WaitLine(0, "pe registered", 30*time.Second)
+	waitFor(t, 40*time.Second, "RSPLIB's registrar knows our PE", func() bool {
+		homes, _ := hsdump(t, rsplAddr)
+		for _, home := range homes["OurPool"] {
+			if home == ours {
+				return true
+			}
+		}
+		return false
+	})
+	start := time.Now()
+	a.Kill()
+	waitFor(t, 90*time.Second, "RSPLIB's registrar took over our PE", func() bool {
+		homes, _ := hsdump(t, rsplAddr)
+		for _, home := range homes["OurPool"] {
+			if home != ours {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("our registrar killed; RSPLIB's registrar is home of our PE after %v", time.Since(start))
+}
+
+// Ensure the captures the interop tests recorded in the lab VM decode in
+// Wireshark without a malformed packet or an expert warning. It runs on the
+// host after the VM (`make test-sctp` sets RSP_INTEROP_CAPTURES).
+func TestInteropCaptures(t *testing.T) {
+	dir := os.Getenv("RSP_INTEROP_CAPTURES")
+	if dir == "" {
+		t.Skip("RSP_INTEROP_CAPTURES is not set: `make test-sctp` runs this after the lab VM")
+	}
+	wiretest.Require(t)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pcap"))
+	if len(files) == 0 {
+		t.Fatalf("no captures in %s: the interop tests did not run", dir)
+	}
+	for _, f := range files {
+		pkts := wiretest.Read(t, f, []string{"asap.message_type", "enrp.message_type"},
+			"-Y", "asap || enrp || _ws.malformed || _ws.expert.severity >= 6291456")
+		asapN, enrpN := 0, 0
+		for _, p := range pkts {
+			if pr := p.Problems(); pr != "" {
+				t.Errorf("%s: packet with %s (asap %v, enrp %v)", filepath.Base(f), pr, p.Fields["asap.message_type"], p.Fields["enrp.message_type"])
+			}
+			asapN += len(p.Fields["asap.message_type"])
+			enrpN += len(p.Fields["enrp.message_type"])
+		}
+		t.Logf("%s: %d ASAP and %d ENRP messages decoded", filepath.Base(f), asapN, enrpN)
+		if asapN+enrpN == 0 {
+			t.Errorf("%s: no ASAP or ENRP message captured", filepath.Base(f))
+		}
+	}
+}
