@@ -7,6 +7,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/store"
 )
 
@@ -22,7 +23,10 @@ func WriteTx(w io.Writer, st *store.Store, tx *bbolt.Tx, m Meta) (Meta, error) {
 	if err != nil {
 		return m, err
 	}
-	if err := st.ForEachTx(tx, sw.Add); err != nil {
+	err = st.ForEachRawTx(tx, func(h asap.PoolHandle, _ uint32, registered int64, element []byte) error {
+		return sw.AddEncoded(h, registered, element)
+	})
+	if err != nil {
 		return m, err
 	}
 	return sw.Close()

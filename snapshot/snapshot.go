@@ -215,6 +215,56 @@ func (sw *Writer) Add(pe store.PE) error {
 	return sw.err
 }
 
+// AddEncoded appends one PE given as its encoded Pool Element parameter
+// (as the store holds it: store.ForEachRawTx), without decoding it. The
+// order rules of Add apply to the handle and the identifier; the element
+// itself is trusted to be valid and consistent with its pool (the store
+// checked it when it was stored; readers check it again).
+func (sw *Writer) AddEncoded(h asap.PoolHandle, registered int64, element []byte) error {
+	if sw.err != nil {
+		return sw.err
+	}
+	if sw.closed {
+		return errors.New("snapshot: Add after Close")
+	}
+	if len(element) < 16 || asap.ParamType(binary.BigEndian.Uint16(element)) != asap.ParamPoolElement ||
+		int(binary.BigEndian.Uint16(element[2:])) > len(element) {
+		sw.err = fmt.Errorf("snapshot: pool %q: malformed pool element parameter of %d bytes", h, len(element))
+		return sw.err
+	}
+	id := binary.BigEndian.Uint32(element[4:])
+	b := sw.buf[:0]
+	if sw.pools == 0 || h != sw.handle {
+		if sw.pools > 0 && !handleLess(sw.handle, h) {
+			sw.err = fmt.Errorf("snapshot: pool %q after pool %q: pools must come in store order", h, sw.handle)
+			return sw.err
+		}
+		var err error
+		if b, err = asap.AppendPoolHandle(b, h); err != nil {
+			sw.err = fmt.Errorf("snapshot: pool %q: %w", h, err)
+			return sw.err
+		}
+		sw.handle, sw.lastID = h, 0
+		sw.pools++
+	}
+	if id == 0 || id <= sw.lastID {
+		sw.err = fmt.Errorf("snapshot: pool %q PE 0x%08x after 0x%08x: PE identifiers must be non-zero and increase", h, id, sw.lastID)
+		return sw.err
+	}
+	if registered != 0 {
+		b = appendRegistrationTime(b, registered)
+	}
+	b = append(b, element...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	sw.lastID = id
+	sw.buf = b
+	sw.pes++
+	sw.write(b)
+	return sw.err
+}
+
 func appendRegistrationTime(b []byte, ns int64) []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(ParamRegistrationTime))
 	b = binary.BigEndian.AppendUint16(b, 12)

@@ -665,3 +665,37 @@ func TestVerifyFile_NamesFile(t *testing.T) {
 		t.Errorf("missing file: got %v", err)
 	}
 }
+
+// Ensure AddEncoded writes the same bytes as Add, and refuses a
+// malformed parameter or a PE out of order.
+func TestWriter_AddEncoded(t *testing.T) {
+	rr := asap.Policy{Type: asap.PolicyRoundRobin}
+	var a, b bytes.Buffer
+	wa, _ := snapshot.NewWriter(&a, snapshot.Meta{Created: created})
+	wb, _ := snapshot.NewWriter(&b, snapshot.Meta{Created: created})
+	for i, h := range []asap.PoolHandle{"a", "a", "bb"} {
+		el := element(uint32(10+i), rr, 1)
+		if err := wa.Add(store.PE{Handle: h, Element: el, Registered: int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+		enc, _ := asap.AppendPoolElement(nil, &el)
+		if err := wb.AddEncoded(h, int64(i), enc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wa.Close()
+	wb.Close()
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Error("AddEncoded and Add wrote different bytes")
+	}
+	w, _ := snapshot.NewWriter(io.Discard, snapshot.Meta{})
+	if err := w.AddEncoded("a", 0, []byte{0, 9, 0, 4}); err == nil {
+		t.Error("malformed parameter accepted")
+	}
+	w, _ = snapshot.NewWriter(io.Discard, snapshot.Meta{})
+	enc, _ := asap.AppendPoolElement(nil, &asap.PoolElement{ID: 5, Policy: rr, User: element(5, rr, 0).User})
+	w.AddEncoded("a", 0, enc)
+	if err := w.AddEncoded("a", 0, enc); err == nil {
+		t.Error("repeated PE identifier accepted")
+	}
+}
