@@ -1,0 +1,122 @@
+package registrar_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rserpool-go/registrar/registrar"
+)
+
+// Measurements for docs/performance.md, with the built binaries on
+// loopback. They print numbers and assert nothing about speed; run them
+// with `RSP_MEASURE=1 E2E_BIN=$PWD/bin go test -run Measure -v ./registrar`.
+
+func needMeasure(t *testing.T) {
+	if os.Getenv("RSP_MEASURE") != "1" {
+		t.Skip("measurement: set RSP_MEASURE=1")
+	}
+}
+
+// TestMeasure_Takeover: kill -9 of a registrar to the last of its PEs
+// re-homed at the survivors, and leader failover, per timing profile.
+func TestMeasure_Takeover(t *testing.T) {
+	needMeasure(t)
+	for _, profile := range []string{"local", "lan"} {
+		t.Run(profile, func(t *testing.T) {
+			c := startE2ECluster(t, "-profile", profile)
+			pe := newASAPPE(t)
+			victim := c.agents[2]
+			if c.status(victim).Raft.State == "Leader" {
+				victim = c.agents[1]
+			}
+			cl := dialAddr(t, victim.ASAP, true)
+			for i := uint32(1); i <= 50; i++ {
+				mustRegister(t, cl, "pool", pe.element(i))
+			}
+			id := c.status(victim).ID
+			waitFor(t, 10*time.Second, "replication", func() bool {
+				d, ok := ourPool(c.agents[0], "pool")
+				return ok && len(d.PEs) == 50
+			})
+			start := time.Now()
+			victim.Kill()
+			waitFor(t, 60*time.Second, "re-homed", func() bool {
+				d, ok := ourPool(c.agents[0], "pool")
+				if !ok || len(d.PEs) != 50 {
+					return false
+				}
+				for _, p := range d.PEs {
+					if p.Home == id {
+						return false
+					}
+				}
+				return true
+			})
+			t.Logf("profile %s: kill -9 of a follower to its 50 PEs re-homed: %v", profile, time.Since(start).Round(10*time.Millisecond))
+
+			victim.RestartAndWait()
+			c.waitVoters(3, c.agents...)
+			leader := c.leader()
+			start = time.Now()
+			leader.Kill()
+			var others []*registrar.Agent
+			for _, a := range c.agents {
+				if a != leader {
+					others = append(others, a)
+				}
+			}
+			waitFor(t, 60*time.Second, "new leader", func() bool {
+				for _, a := range others {
+					if c.status(a).Raft.State == "Leader" {
+						return true
+					}
+				}
+				return false
+			})
+			t.Logf("profile %s: kill -9 of the leader to a new leader: %v", profile, time.Since(start).Round(10*time.Millisecond))
+		})
+	}
+}
+
+// TestMeasure_ClusterThroughput: durable registrations with 64
+// connections at the leader and at a follower, resolutions at a follower.
+func TestMeasure_ClusterThroughput(t *testing.T) {
+	needMeasure(t)
+	c := startE2ECluster(t, "-profile", "lan")
+	leader := c.leader()
+	var follower *registrar.Agent
+	for _, a := range c.agents {
+		if a != leader {
+			follower = a
+			break
+		}
+	}
+	bench := func(args ...string) string {
+		out, err := exec.Command(filepath.Join(registrar.BinDir(t), "rsp"), append([]string{"bench"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("rsp bench: %v\n%s", err, out)
+		}
+		var r struct {
+			OpsPerSec float64 `json:"ops_per_sec"`
+			P50us     float64 `json:"p50_us"`
+			P99us     float64 `json:"p99_us"`
+		}
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatalf("rsp bench output: %s", out)
+		}
+		return fmt.Sprintf("%.0f ops/s (p50 %.0f us, p99 %.0f us)", r.OpsPerSec, r.P50us, r.P99us)
+	}
+	t.Logf("durable registrations, 64 connections at the leader: %s",
+		bench("register", "-registrar", leader.ASAP, "-conns", "64", "-pes", "20", "-duration", "10s", "-json"))
+	t.Logf("durable registrations, 64 connections at a follower: %s",
+		bench("register", "-registrar", follower.ASAP, "-conns", "64", "-pes", "20", "-duration", "10s", "-json"))
+	t.Logf("resolutions, 8 connections at a follower: %s",
+		bench("resolve", "-registrar", follower.ASAP, "-conns", "8", "-pes", "100", "-duration", "10s", "-json"))
+	_ = strings.TrimSpace
+}
