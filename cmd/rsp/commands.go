@@ -12,9 +12,12 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"bench":  {"generate registration or resolution load and measure it", runBench},
-	"decode": {"decode an ASAP or ENRP message from hex to JSON", runDecode},
-	"encode": {"encode an ASAP or ENRP message from JSON to hex", runEncode},
+	"bench":   {"generate registration or resolution load and measure it", runBench},
+	"connect": {"a terminal to a pool: lines to a PE, replies back, with failover", runConnect},
+	"decode":  {"decode an ASAP or ENRP message from hex to JSON", runDecode},
+	"encode":  {"encode an ASAP or ENRP message from JSON to hex", runEncode},
+	"resolve": {"print the PEs a registrar chooses for a pool handle", runResolve},
+	"serve":   {"run a PE with a demo service (echo, discard, daytime, chargen)", runServe},
 }
 
 func usage() {

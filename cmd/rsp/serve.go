@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/asap/pe"
+)
+
+func runServe(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, args, os.Stderr)
+}
+
+// service is a demo application: what a PE answers to a message.
+type service interface {
+	// reply answers the n-th message of a session (n counts from 0); nil
+	// sends nothing.
+	reply(msg []byte, n uint64) []byte
+}
+
+type echoService struct{}
+
+func (echoService) reply(msg []byte, _ uint64) []byte { return msg }
+
+type discardService struct{}
+
+func (discardService) reply([]byte, uint64) []byte { return nil }
+
+type daytimeService struct{ now func() time.Time }
+
+func (d daytimeService) reply([]byte, uint64) []byte {
+	return []byte(d.now().Format("Monday, January 2, 2006 15:04:05-MST") + "\n")
+}
+
+// chargenService answers each message with a line of 72 printable
+// characters, starting one character further each time (RFC 864's
+// pattern).
+type chargenService struct{}
+
+func (chargenService) reply(_ []byte, n uint64) []byte {
+	const first, count, width = ' ', 95, 72
+	line := make([]byte, 0, width+1)
+	for i := uint64(0); i < width; i++ {
+		line = append(line, byte(first+(n+i)%count))
+	}
+	return append(line, '\n')
+}
+
+// services are the demo services. Replies carry the PPID of the message
+// they answer.
+var services = map[string]service{
+	"echo":    echoService{},
+	"discard": discardService{},
+	"daytime": daytimeService{now: time.Now},
+	"chargen": chargenService{},
+}
+
+// The session cookie of rsp serve: a tag and the number of messages the
+// session was served, 12 bytes (a multiple of 4, as RSPLIB's parser
+// needs).
+var cookieTag = [4]byte{'r', 's', 'p', '1'}
+
+func encodeCookie(served uint64) []byte {
+	return binary.BigEndian.AppendUint64(cookieTag[:], served)
+}
+
+func decodeCookie(b []byte) (uint64, bool) {
+	if len(b) != 12 || [4]byte(b[:4]) != cookieTag {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b[4:]), true
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var rf registrarFlags
+	rf.bind(fs)
+	pool := fs.String("pool", "", "pool handle to register in (required)")
+	svcName := fs.String("service", "echo", "demo service: echo, discard, daytime or chargen")
+	listen := fs.String("listen", ":0", "service address, [tcp:|sctp:]host:port (no prefix: SCTP and TCP; wildcard hosts register the address the registrar sees)")
+	asapAddr := fs.String("asap", pe.DefaultASAP, "the PE's ASAP endpoint, where a registrar that takes it over reaches it")
+	policyFlag := fs.String("policy", "rr", "member selection policy and values: rr, wrr:W, rand, wrand:W, pri:P, lu[:LOAD], lud[:LOAD[:DEG]], ... (LOAD as 25% or 0.25)")
+	idFlag := fs.String("id", "0", "PE identifier, decimal or 0x-hex (0: random)")
+	lifetime := fs.Duration("lifetime", 0, "registration life (default 3 x -rereg)")
+	rereg := fs.Duration("rereg", pe.DefaultReregInterval, "re-registration interval")
+	cookies := fs.Bool("cookies", false, "send an ASAP cookie with the session's state after each message, and restore it from a cookie echo (default on for echo)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `usage: rsp serve -pool HANDLE [-service echo|discard|daytime|chargen] [flags]
+
+Runs a pool element with a demo service: registers it in the pool at a
+registrar, renews the registration, answers keep-alives, and serves pool
+users. Logs "pe registered" once registered; SIGINT or SIGTERM deregisters
+it and exits.`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "rsp serve: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	cookiesSet := false
+	fs.Visit(func(f *flag.Flag) { cookiesSet = cookiesSet || f.Name == "cookies" })
+	if !cookiesSet {
+		*cookies = *svcName == "echo"
+	}
+	svc, ok := services[*svcName]
+	if !ok {
+		fmt.Fprintf(stderr, "rsp serve: -service %q: want echo, discard, daytime or chargen\n", *svcName)
+		return 2
+	}
+	if *pool == "" {
+		fmt.Fprintln(stderr, "rsp serve: -pool is required: the pool handle to register in")
+		return 2
+	}
+	pol, err := parsePolicy(*policyFlag)
+	if err != nil {
+		fmt.Fprintln(stderr, "rsp serve: -policy:", err)
+		return 2
+	}
+	id, err := parseID(*idFlag)
+	if err != nil {
+		fmt.Fprintln(stderr, "rsp serve: -id:", err)
+		return 2
+	}
+	log, err := rf.logger("rsp-serve", stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "rsp serve:", err)
+		return 2
+	}
+
+	scfg := pe.DefaultServerConfig()
+	scfg.Logger = log.Named("server")
+	srv, err := pe.Listen(ctx, *listen, scfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "rsp serve:", err)
+		return 1
+	}
+	defer srv.Close()
+	cfg := pe.DefaultConfig()
+	cfg.PoolHandle = asap.PoolHandle(*pool)
+	cfg.ID = id
+	cfg.User = srv.Transport()
+	cfg.Policy = pol
+	cfg.ReregInterval = *rereg
+	cfg.Lifetime = *lifetime
+	cfg.ASAP = *asapAddr
+	cfg.Registrars = rf.list()
+	cfg.Announce = rf.announce
+	cfg.AnnounceInterface = rf.ifname
+	cfg.Logger = log
+	el, err := pe.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "rsp serve:", err)
+		return 2
+	}
+	closeElement := func() int {
+		if err := el.Close(); err != nil {
+			log.Warn("deregistration failed", "error", err)
+		}
+		return 0
+	}
+	if code, done := registerUntilDone(ctx, el, log, stderr); done {
+		closeElement()
+		return code
+	}
+	d := &demo{svc: svc, cookies: *cookies, log: log}
+	log.Info("serving", "service", *svcName, "listen", transportLabel(srv.Transport()), "cookies", *cookies)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			s, err := srv.Accept(ctx)
+			if err != nil {
+				if ctx.Err() == nil && !errors.Is(err, pe.ErrClosed) {
+					log.Error("accepting pool users failed", "error", err)
+				}
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer s.Close()
+				d.session(ctx, s)
+			}()
+		}
+	}()
+	<-ctx.Done()
+	log.Info("shutting down: deregistering")
+	code := closeElement()
+	srv.Close()
+	wg.Wait()
+	return code
+}
+
+// registerUntilDone registers, retrying while no registrar answers. done
+// is true when serve must stop: refused (exit 1) or interrupted (exit 0).
+func registerUntilDone(ctx context.Context, el *pe.Element, log hclog.Logger, stderr io.Writer) (code int, done bool) {
+	backoff := time.Second
+	for {
+		err := el.Register(ctx)
+		if err == nil {
+			return 0, false
+		}
+		if ctx.Err() != nil {
+			return 0, true
+		}
+		var rerr *pe.RegistrationError
+		if errors.As(err, &rerr) {
+			fmt.Fprintln(stderr, "rsp serve:", err)
+			return 1, true
+		}
+		log.Warn("registration failed; retrying", "error", explain(err), "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, true
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// demo serves pool users with a service.
+type demo struct {
+	svc     service
+	cookies bool
+	log     hclog.Logger
+}
+
+func (d *demo) session(ctx context.Context, s *pe.Session) {
+	log := d.log.With("pu", s.RemoteAddr().String())
+	log.Info("pool user connected")
+	var served uint64
+	for {
+		m, err := s.Recv(ctx)
+		if err != nil {
+			log.Info("pool user left", "messages_served", served)
+			return
+		}
+		switch m.Kind {
+		case pe.KindCookieEcho:
+			n, ok := decodeCookie(m.Data)
+			if !ok {
+				log.Warn("ignoring a cookie echo that rsp serve did not make", "bytes", len(m.Data))
+				continue
+			}
+			served = n
+			log.Info("restored session from cookie", "messages_served_before", n)
+		case pe.KindBusinessCard:
+			log.Debug("business card from the pool user", "pool", string(m.BusinessCard.PoolHandle), "pes", len(m.BusinessCard.PEs))
+		case pe.KindData:
+			reply := d.svc.reply(m.Data, served)
+			served++
+			if reply != nil {
+				if err := s.Send(ctx, m.PPID, reply); err != nil {
+					log.Info("pool user left", "messages_served", served, "error", err)
+					return
+				}
+			}
+			if d.cookies {
+				if err := s.SendCookie(ctx, encodeCookie(served)); err != nil {
+					log.Info("pool user left", "messages_served", served, "error", err)
+					return
+				}
+			}
+		}
+	}
+}
+
+// transportLabel formats a transport parameter: "tcp 127.0.0.1:7000".
+func transportLabel(t asap.Transport) string {
+	s := t.Kind.String() + " "
+	for i, a := range t.Addrs {
+		if i > 0 {
+			s += ","
+		}
+		if a.Is6() && !a.Is4In6() {
+			s += "[" + a.String() + "]"
+		} else {
+			s += a.Unmap().String()
+		}
+	}
+	return fmt.Sprintf("%s:%d", s, t.Port)
+}
