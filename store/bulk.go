@@ -11,7 +11,7 @@ import (
 )
 
 // bulkTxSize is how many PEs one transaction of the bulk file write puts.
-const bulkTxSize = 100_000
+const bulkTxSize = 10_000
 
 // replaceBulk is ReplaceAll's engine: it builds the new handlespace beside
 // the current one (a scratch index in memory and a new file next to the
