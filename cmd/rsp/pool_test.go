@@ -149,7 +149,9 @@ func TestServeResolveConnect(t *testing.T) {
 	stdin, feed := io.Pipe()
 	cout, cerr := &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- connectCmd(ctx, []string{"-registrar", reg, "-timeout", "3s", "echo"}, stdin, cout, cerr) }()
+	go func() {
+		done <- connectCmd(ctx, []string{"-registrar", reg, "-timeout", "3s", "echo"}, stdin, cout, cerr)
+	}()
 	first := cerr.wait(t, "connect line", regexp.MustCompile(`connected to PE (0x0000100[12])`), 10*time.Second)[1]
 	for _, line := range []string{"one", "two"} {
 		fmt.Fprintln(feed, line)
