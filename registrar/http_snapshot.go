@@ -108,27 +108,32 @@ func (r *Registrar) handleSnapshotSave(w http.ResponseWriter, req *http.Request)
 	r.log.Info("snapshot saved for a client", "remote", req.RemoteAddr, "raft-index", meta.RaftIndex, "pools", meta.Pools, "pes", meta.PEs, "bytes", fi.Size())
 }
 
-// saveSpool writes a verified snapshot of the handlespace, from one read
+// saveSpool writes a snapshot of the handlespace, from one read
 // transaction, to a new file in the data directory and returns its path.
+// The file is not synced or verified here: it is read back at once, and
+// the client verifies what it receives before it keeps it.
 func (r *Registrar) saveSpool() (string, snapshot.Meta, error) {
 	f, err := os.CreateTemp(r.cfg.DataDir, spoolPrefix+"save-*.snap")
 	if err != nil {
 		return "", snapshot.Meta{}, fmt.Errorf("snapshot spool file: %w", err)
 	}
 	path := f.Name()
-	f.Close()
+	defer f.Close()
 	var term uint64
 	fmt.Sscan(r.node.Raft().Stats()["term"], &term)
-	meta, err := snapshot.WriteFile(nil, path, func(w io.Writer) error {
-		tx, err := r.store.BeginRead()
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		_, err = snapshot.WriteTx(w, r.store, tx, snapshot.Meta{RegistrarID: r.id, Build: Version, RaftTerm: term})
-		return err
-	})
-	return path, meta, err
+	tx, err := r.store.BeginRead()
+	if err != nil {
+		return path, snapshot.Meta{}, fmt.Errorf("snapshot: %w", err)
+	}
+	meta, err := snapshot.WriteTx(f, r.store, tx, snapshot.Meta{RegistrarID: r.id, Build: Version, RaftTerm: term})
+	_ = tx.Rollback()
+	if err == nil {
+		err = f.Close()
+	}
+	if err != nil {
+		return path, meta, fmt.Errorf("snapshot spool %s: %w", path, err)
+	}
+	return path, meta, nil
 }
 
 func (r *Registrar) handleSnapshotRestore(w http.ResponseWriter, req *http.Request) {

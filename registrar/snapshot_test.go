@@ -375,3 +375,80 @@ func TestSnapshot_CompactionAndRestart(t *testing.T) {
 	}
 	mustRegister(t, dial(t, a, true), "after", testPE(5000, 7000, asap.Policy{Type: asap.PolicyRoundRobin}))
 }
+
+// Measure the registrar's snapshot paths with 1 000 000 PEs (1 000 pools):
+// online restore (PUT /v1/snapshot: spool, verify, raft.Restore), save
+// (GET /v1/snapshot: barrier, write, verify, download into a verified
+// file) and the pending restore of a new data dir (start until ready).
+// RSP_SNAPSHOT_1M=1 runs it; the numbers are in docs/performance.md.
+func TestSnapshot_Registrar1M(t *testing.T) {
+	if os.Getenv("RSP_SNAPSHOT_1M") == "" {
+		t.Skip("set RSP_SNAPSHOT_1M=1 to measure the registrar's snapshot paths with 1M PEs")
+	}
+	const id = 0x1234
+	dir := t.TempDir()
+	file := filepath.Join(dir, "1m.snap")
+	pols := []asap.Policy{{Type: asap.PolicyRoundRobin}, {Type: asap.PolicyLeastUsed, Load: 1 << 20}, {Type: asap.PolicyWeightedRandom, Weight: 5}}
+	_, err := snapshot.WriteFile(nil, file, func(w io.Writer) error {
+		sw, err := snapshot.NewWriter(w, snapshot.Meta{Created: time.Now()})
+		if err != nil {
+			return err
+		}
+		for p := 0; p < 1000; p++ {
+			for i := 1; i <= 1000; i++ {
+				el := testPE(uint32(p*1000+i), uint16(1024+i), pols[p%3])
+				el.Home = id
+				el.ASAP = asap.Transport{Kind: asap.ParamTCPTransport, Port: 9, Addrs: el.User.Addrs}
+				if err := sw.Add(store.PE{Handle: asap.PoolHandle(fmt.Sprintf("pool-%04d", p)), Element: el, Registered: 1}); err != nil {
+					return err
+				}
+			}
+		}
+		_, err = sw.Close()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(file)
+	quiet := func(c *registrar.Config) {
+		c.ID = id
+		c.KeepAliveInterval = registrar.Duration(time.Hour)
+		c.KeepAliveTimeout = registrar.Duration(time.Hour)
+		c.Logger = hclog.NewNullLogger()
+	}
+	r := startRegistrar(t, "", quiet)
+	start := time.Now()
+	if code, msg := putSnapshot(t, r.HTTPAddr(), data); code != http.StatusOK {
+		t.Fatalf("restore: %d %s", code, msg)
+	}
+	t.Logf("online restore of 1M PEs (upload %d bytes, spool, verify, raft.Restore): %v", len(data), time.Since(start))
+
+	start = time.Now()
+	out := filepath.Join(dir, "saved.snap")
+	m, err := snapshot.WriteFile(nil, out, func(w io.Writer) error {
+		resp, err := http.Get("http://" + r.HTTPAddr() + "/v1/snapshot")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, err = io.Copy(w, resp.Body)
+		return err
+	})
+	if err != nil || m.PEs != 1_000_000 {
+		t.Fatalf("save: %v (%d PEs)", err, m.PEs)
+	}
+	t.Logf("save of 1M PEs through the admin API into a verified file: %v", time.Since(start))
+	r.Stop()
+
+	newDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(newDir, registrar.PendingRestoreFile), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	r2 := startRegistrar(t, newDir, quiet)
+	t.Logf("first start with a pending restore of 1M PEs, until ready: %v", time.Since(start))
+	if _, n := r2.Store().Counts(); n != 1_000_000 {
+		t.Fatalf("restored %d PEs", n)
+	}
+}
