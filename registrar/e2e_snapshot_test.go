@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,6 +182,32 @@ func TestE2E_Snapshot(t *testing.T) {
 	out, err = follower.CLI("snapshot", "restore", file, "-data-dir", follower.Dir)
 	if err == nil || !strings.Contains(out, "not empty") {
 		t.Errorf("restore into a used data dir: %v\n%s", err, out)
+	}
+
+	// a full disk: the old file stays, no temporary file is left
+	if os.Geteuid() == 0 {
+		full := filepath.Join(dir, "full")
+		os.Mkdir(full, 0o700)
+		if err := syscall.Mount("tmpfs", full, "tmpfs", 0, "size=64k"); err == nil {
+			defer syscall.Unmount(full, 0)
+			old := filepath.Join(full, "backup.snap")
+			os.WriteFile(old, []byte("previous backup"), 0o600)
+			filler, _ := os.Create(filepath.Join(full, "filler"))
+			filler.Write(make([]byte, 64<<10)) // fails when the disk is full: that is the point
+			filler.Close()
+			out, err := follower.CLI("snapshot", "save", old)
+			if err == nil || !strings.Contains(out, "no space left on device") || !strings.Contains(out, old) {
+				t.Errorf("save to a full disk: %v\n%s", err, out)
+			}
+			if b, _ := os.ReadFile(old); string(b) != "previous backup" {
+				t.Error("a failed save changed the old file")
+			}
+			if ents, _ := os.ReadDir(full); len(ents) != 2 {
+				t.Errorf("a failed save left files behind: %v", ents)
+			}
+		} else {
+			t.Logf("no tmpfs for the full-disk case: %v", err)
+		}
 	}
 
 	// offline restore into a new cluster
