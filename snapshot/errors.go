@@ -2,8 +2,10 @@ package snapshot
 
 import "errors"
 
-// Errors. Every error of a reader wraps exactly one of them, with the byte
-// offset and what was wrong; the file helpers add the file name.
+// Errors. Every format error of a reader wraps exactly one of them, with
+// the byte offset and what was wrong (I/O errors of the underlying reader
+// are passed on wrapped, IsFormatError tells them apart); the file helpers
+// add the file name.
 var (
 	// ErrNotSnapshot: the data does not start like a snapshot (another
 	// kind of file, or one too short to tell).
