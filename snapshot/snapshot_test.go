@@ -188,7 +188,7 @@ func TestSnapshot_Empty(t *testing.T) {
 
 // Ensure the Writer refuses PEs out of the store's order or mixing a
 // pool's policy.
-func TestWriter_Order(t *testing.T) {
+func TestSnapshotWriter_Order(t *testing.T) {
 	rr := asap.Policy{Type: asap.PolicyRoundRobin}
 	cases := []struct {
 		name string
@@ -226,7 +226,7 @@ func TestWriter_Order(t *testing.T) {
 // Ensure that one flipped byte anywhere (header, metadata, body, trailer)
 // gives a format error from Verify and leaves a store that Restore is
 // given unchanged.
-func TestReader_FlippedByte(t *testing.T) {
+func TestSnapshotReader_FlippedByte(t *testing.T) {
 	src := openStore(t)
 	fill(t, src)
 	data := encode(t, src)
@@ -267,7 +267,7 @@ func TestReader_FlippedByte(t *testing.T) {
 
 // Ensure every truncation gives ErrTruncated (or ErrNotSnapshot when too
 // little is left to tell), and data appended after the trailer is refused.
-func TestReader_Truncated(t *testing.T) {
+func TestSnapshotReader_Truncated(t *testing.T) {
 	src := openStore(t)
 	fill(t, src)
 	data := encode(t, src)
@@ -288,7 +288,7 @@ func TestReader_Truncated(t *testing.T) {
 
 // Ensure files that are no snapshot, and snapshots of another format
 // version, are refused with a clear error.
-func TestReader_NotSnapshotAndVersion(t *testing.T) {
+func TestSnapshotReader_NotSnapshotAndVersion(t *testing.T) {
 	src := openStore(t)
 	fill(t, src)
 	data := encode(t, src)
@@ -363,7 +363,7 @@ func rebuild(t testing.TB, data []byte, editMeta func([]byte) []byte, editBody f
 
 // Ensure optional parameters of a later writer (upper type bit set) are
 // skipped and other unknown ones refused, even with a matching checksum.
-func TestReader_UnknownParameters(t *testing.T) {
+func TestSnapshotReader_UnknownParameters(t *testing.T) {
 	src := openStore(t)
 	fill(t, src)
 	data := encode(t, src)
@@ -388,7 +388,7 @@ func TestReader_UnknownParameters(t *testing.T) {
 
 // Ensure a snapshot whose checksum matches but whose PE the store cannot
 // hold (an unknown policy) fails to restore and changes nothing.
-func TestRestore_RefusedPEChangesNothing(t *testing.T) {
+func TestSnapshotRestore_RefusedPEChangesNothing(t *testing.T) {
 	src := openStore(t)
 	fill(t, src)
 	data := encode(t, src)
@@ -431,7 +431,7 @@ func TestRestore_RefusedPEChangesNothing(t *testing.T) {
 
 // Ensure Rewrap changes the metadata (RaftIndex 0 for raft.Restore) and
 // gives a snapshot that verifies with the same PEs and exact length.
-func TestRewrap(t *testing.T) {
+func TestSnapshotRewrap(t *testing.T) {
 	src := openStore(t)
 	fill(t, src)
 	data := encode(t, src)
@@ -469,7 +469,7 @@ func TestRewrap(t *testing.T) {
 }
 
 // Ensure Summarize lists the pools with their policy and PE count.
-func TestSummarize(t *testing.T) {
+func TestSnapshotSummarize(t *testing.T) {
 	src := openStore(t)
 	fill(t, src)
 	s, err := snapshot.Summarize(bytes.NewReader(encode(t, src)), nil)
@@ -491,7 +491,7 @@ func TestSummarize(t *testing.T) {
 // ---- saving files ----
 
 // Ensure WriteFile writes atomically and verifies what it wrote.
-func TestWriteFile(t *testing.T) {
+func TestSnapshotWriteFile(t *testing.T) {
 	src := openStore(t)
 	fill(t, src)
 	data := encode(t, src)
@@ -586,7 +586,7 @@ func (f *fullFile) Write(p []byte) (int, error) {
 
 // Ensure a full disk gives a clear error, removes the temporary file and
 // leaves the old file unchanged.
-func TestWriteFile_DiskFull(t *testing.T) {
+func TestSnapshotWriteFile_DiskFull(t *testing.T) {
 	src := openStore(t)
 	fill(t, src)
 	data := encode(t, src)
@@ -615,7 +615,7 @@ func TestWriteFile_DiskFull(t *testing.T) {
 }
 
 // Ensure the same on a real full file system: a 64 KiB tmpfs (root only).
-func TestWriteFile_DiskFullTmpfs(t *testing.T) {
+func TestSnapshotWriteFile_DiskFullTmpfs(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs")
 	}
@@ -651,7 +651,7 @@ func TestWriteFile_DiskFullTmpfs(t *testing.T) {
 }
 
 // Ensure VerifyFile names the file in its errors.
-func TestVerifyFile_NamesFile(t *testing.T) {
+func TestSnapshotVerifyFile_NamesFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "notes.txt")
 	if err := os.WriteFile(path, []byte("not a snapshot"), 0o600); err != nil {
 		t.Fatal(err)
@@ -668,7 +668,7 @@ func TestVerifyFile_NamesFile(t *testing.T) {
 
 // Ensure AddEncoded writes the same bytes as Add, and refuses a
 // malformed parameter or a PE out of order.
-func TestWriter_AddEncoded(t *testing.T) {
+func TestSnapshotWriter_AddEncoded(t *testing.T) {
 	rr := asap.Policy{Type: asap.PolicyRoundRobin}
 	var a, b bytes.Buffer
 	wa, _ := snapshot.NewWriter(&a, snapshot.Meta{Created: created})
