@@ -78,9 +78,16 @@ type testPE struct {
 
 func startPE(t testing.TB, r *registrar.TestServer, pool string, id uint32) *testPE {
 	t.Helper()
+	return startPEOn(t, r, pool, id, "tcp:127.0.0.1:0", "tcp:127.0.0.1:0")
+}
+
+// startPEOn starts a PE whose service listens on listen and whose ASAP
+// endpoint is asapSpec.
+func startPEOn(t testing.TB, r *registrar.TestServer, pool string, id uint32, listen, asapSpec string) *testPE {
+	t.Helper()
 	scfg := pe.DefaultServerConfig()
 	scfg.Logger = registrar.TestLogger(t, fmt.Sprintf("server-%x", id))
-	srv, err := pe.Listen(context.Background(), "tcp:127.0.0.1:0", scfg)
+	srv, err := pe.Listen(context.Background(), listen, scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +96,7 @@ func startPE(t testing.TB, r *registrar.TestServer, pool string, id uint32) *tes
 	cfg.ID = id
 	cfg.User = srv.Transport()
 	cfg.Registrars = []string{r.ASAPAddr()}
-	cfg.ASAP = "tcp:127.0.0.1:0"
+	cfg.ASAP = asapSpec
 	cfg.ReregInterval = time.Minute
 	cfg.Logger = registrar.TestLogger(t, fmt.Sprintf("pe-%x", id))
 	el, err := pe.New(cfg)
