@@ -353,3 +353,72 @@ func TestConfig_Validate(t *testing.T) {
 		t.Errorf("minimal config with announces: %v", err)
 	}
 }
+
+// startCluster runs n registrars in this process: the first bootstraps,
+// the others join it; it waits until all are raft voters.
+func startCluster(t *testing.T, n int) []*registrar.TestServer {
+	t.Helper()
+	nodes := []*registrar.TestServer{startRegistrar(t, nil)}
+	seed := nodes[0].Members().LocalAddr()
+	for i := 1; i < n; i++ {
+		nodes = append(nodes, startRegistrar(t, func(c *registrar.Config) { c.Join = []string{seed} }))
+	}
+	waitFor(t, 20*time.Second, fmt.Sprintf("%d raft voters", n), func() bool {
+		leader := false
+		for _, r := range nodes {
+			f := r.Node().Raft().GetConfiguration()
+			if f.Error() != nil || len(f.Configuration().Servers) != n {
+				return false
+			}
+			leader = leader || r.Node().IsLeader()
+		}
+		return leader
+	})
+	return nodes
+}
+
+// The PE's home registrar dies; the cluster gives the PE a new home,
+// which reaches it on its ASAP endpoint with an H=1 keep-alive: the PE
+// follows and renews there, although its list names only the dead one.
+func TestElement_ClusterTakeover(t *testing.T) {
+	leakcheck.Check(t)
+	nodes := startCluster(t, 3)
+	var home *registrar.TestServer
+	for _, r := range nodes {
+		if !r.Node().IsLeader() {
+			home = r
+			break
+		}
+	}
+	srv := listenServer(t)
+	cfg := testConfig(t, "echo", srv, home.ASAPAddr())
+	cfg.ReregInterval = 300 * time.Millisecond
+	el := newElement(t, cfg)
+	if err := el.Register(ctxTimeout(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	home.Crash()
+	var next *registrar.TestServer
+	waitFor(t, 30*time.Second, "a new home registrar", func() bool {
+		st := el.Status()
+		for _, r := range nodes {
+			if r != home && st.Home == r.ID() {
+				next = r
+			}
+		}
+		return next != nil
+	})
+	waitFor(t, 10*time.Second, "renewals at the new home", func() bool {
+		st := el.Status()
+		return st.Err == nil && strings.Contains(st.Registrar, fmt.Sprintf("0x%08x", next.ID())) &&
+			time.Since(st.LastRegistration) < time.Second
+	})
+	for _, r := range nodes {
+		if r == home {
+			continue
+		}
+		if got, ok := r.Store().Lookup("echo", el.ID()); !ok || got.Element.Home != next.ID() {
+			t.Errorf("registrar 0x%08x: PE %+v (found %v), want home 0x%08x", r.ID(), got.Element, ok, next.ID())
+		}
+	}
+}

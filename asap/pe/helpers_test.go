@@ -10,6 +10,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
+	"github.com/rserpool-go/registrar/asap/internal/testlog"
 	"github.com/rserpool-go/registrar/asap/pe"
 	"github.com/rserpool-go/registrar/registrar"
 )
@@ -25,9 +26,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// startRegistrar runs a registrar for the test; its log stops when it
+// stopped (see testlog).
 func startRegistrar(t testing.TB, mod func(*registrar.Config)) *registrar.TestServer {
 	t.Helper()
-	return registrar.StartForTest(t, "", mod)
+	return registrar.StartForTest(t, "", func(c *registrar.Config) {
+		c.Logger = testlog.Logger(t, "registrar")
+		if mod != nil {
+			mod(c)
+		}
+	})
 }
 
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {
@@ -40,7 +48,7 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 func listenServer(t testing.TB) *pe.Server {
 	t.Helper()
 	cfg := pe.DefaultServerConfig()
-	cfg.Logger = registrar.TestLogger(t, "server")
+	cfg.Logger = testlog.Logger(t, "server")
 	srv, err := pe.Listen(context.Background(), "tcp:127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +66,7 @@ func testConfig(t testing.TB, pool string, srv *pe.Server, registrars ...string)
 	cfg.Registrars = registrars
 	cfg.ASAP = "tcp:127.0.0.1:0"
 	cfg.RequestTimeout = time.Second
-	cfg.Logger = registrar.TestLogger(t, "pe")
+	cfg.Logger = testlog.Logger(t, "pe")
 	return cfg
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
+	"github.com/rserpool-go/registrar/asap/internal/testlog"
 	"github.com/rserpool-go/registrar/asap/pe"
 	"github.com/rserpool-go/registrar/asap/pu"
 	"github.com/rserpool-go/registrar/registrar"
@@ -25,6 +26,18 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// startRegistrar runs a registrar for the test; its log stops when it
+// stopped (see testlog).
+func startRegistrar(t testing.TB, mod func(*registrar.Config)) *registrar.TestServer {
+	t.Helper()
+	return registrar.StartForTest(t, "", func(c *registrar.Config) {
+		c.Logger = testlog.Logger(t, "registrar")
+		if mod != nil {
+			mod(c)
+		}
+	})
 }
 
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {
@@ -50,7 +63,7 @@ func newUser(t testing.TB, mod func(*pu.Config), registrars ...string) *pu.User 
 	cfg := pu.DefaultConfig()
 	cfg.Registrars = registrars
 	cfg.RequestTimeout = time.Second
-	cfg.Logger = registrar.TestLogger(t, "pu")
+	cfg.Logger = testlog.Logger(t, "pu")
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -86,7 +99,7 @@ func startPE(t testing.TB, r *registrar.TestServer, pool string, id uint32) *tes
 func startPEOn(t testing.TB, r *registrar.TestServer, pool string, id uint32, listen, asapSpec string) *testPE {
 	t.Helper()
 	scfg := pe.DefaultServerConfig()
-	scfg.Logger = registrar.TestLogger(t, fmt.Sprintf("server-%x", id))
+	scfg.Logger = testlog.Logger(t, fmt.Sprintf("server-%x", id))
 	srv, err := pe.Listen(context.Background(), listen, scfg)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +111,7 @@ func startPEOn(t testing.TB, r *registrar.TestServer, pool string, id uint32, li
 	cfg.Registrars = []string{r.ASAPAddr()}
 	cfg.ASAP = asapSpec
 	cfg.ReregInterval = time.Minute
-	cfg.Logger = registrar.TestLogger(t, fmt.Sprintf("pe-%x", id))
+	cfg.Logger = testlog.Logger(t, fmt.Sprintf("pe-%x", id))
 	el, err := pe.New(cfg)
 	if err != nil {
 		srv.Close()

@@ -37,7 +37,7 @@ func needSCTP(t *testing.T) {
 func TestSCTP_SessionFailover(t *testing.T) {
 	needSCTP(t)
 	leakcheck.Check(t)
-	r := registrar.StartForTest(t, "", func(c *registrar.Config) { c.ASAP = "sctp:127.0.0.1:0" })
+	r := startRegistrar(t, func(c *registrar.Config) { c.ASAP = "sctp:127.0.0.1:0" })
 	pes := map[uint32]*testPE{}
 	for id := uint32(1); id <= 2; id++ {
 		pes[id] = startPEOn(t, r, "echo", id, "sctp:127.0.0.1:0", "sctp:127.0.0.1:0")

@@ -11,7 +11,6 @@ import (
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
 	"github.com/rserpool-go/registrar/asap/pu"
-	"github.com/rserpool-go/registrar/registrar"
 )
 
 // failovers collects the session's failover events.
@@ -62,7 +61,7 @@ func exchange(t testing.TB, s *pu.Session, msg string) string {
 
 func TestSession_SendRecv(t *testing.T) {
 	leakcheck.Check(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := startRegistrar(t, nil)
 	startPE(t, r, "echo", 1)
 	u := newUser(t, nil, r.ASAPAddr())
 	s, _ := connect(t, u, "echo")
@@ -90,7 +89,7 @@ func TestSession_SendRecv(t *testing.T) {
 // last cookie first and carries on from it.
 func TestSession_FailoverCookieEcho(t *testing.T) {
 	leakcheck.Check(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := startRegistrar(t, nil)
 	pes := map[uint32]*testPE{1: startPE(t, r, "echo", 1), 2: startPE(t, r, "echo", 2)}
 	u := newUser(t, nil, r.ASAPAddr())
 	s, fo := connect(t, u, "echo")
@@ -131,7 +130,7 @@ func TestSession_FailoverCookieEcho(t *testing.T) {
 // A business card from the PE names the PE to fail over to.
 func TestSession_BusinessCardPreferred(t *testing.T) {
 	leakcheck.Check(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := startRegistrar(t, nil)
 	pes := map[uint32]*testPE{}
 	for id := uint32(1); id <= 3; id++ {
 		pes[id] = startPE(t, r, "card", id)
@@ -160,7 +159,7 @@ func TestSession_BusinessCardPreferred(t *testing.T) {
 // When every PE is gone the session says so.
 func TestSession_NoPELeft(t *testing.T) {
 	leakcheck.Check(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := startRegistrar(t, nil)
 	p := startPE(t, r, "echo", 1)
 	u := newUser(t, nil, r.ASAPAddr())
 	s, _ := connect(t, u, "echo")
@@ -178,7 +177,7 @@ func TestSession_NoPELeft(t *testing.T) {
 // Failover on request (the application's timeout).
 func TestSession_ForcedFailover(t *testing.T) {
 	leakcheck.Check(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := startRegistrar(t, nil)
 	startPE(t, r, "echo", 1)
 	startPE(t, r, "echo", 2)
 	u := newUser(t, nil, r.ASAPAddr())

@@ -13,8 +13,8 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
+	"github.com/rserpool-go/registrar/asap/internal/testlog"
 	"github.com/rserpool-go/registrar/asap/pu"
-	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -28,7 +28,7 @@ func ids(pes []asap.PoolElement) []uint32 {
 
 func TestUser_ResolveCache(t *testing.T) {
 	leakcheck.Check(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := startRegistrar(t, nil)
 	startPE(t, r, "echo", 1)
 	u := newUser(t, func(c *pu.Config) { c.CacheTime = 300 * time.Millisecond }, r.ASAPAddr())
 	ctx := ctxTimeout(t, 10*time.Second)
@@ -57,7 +57,7 @@ func TestUser_ResolveCache(t *testing.T) {
 
 func TestUser_NoCache(t *testing.T) {
 	leakcheck.Check(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := startRegistrar(t, nil)
 	startPE(t, r, "echo", 1)
 	u := newUser(t, func(c *pu.Config) { c.CacheTime = 0; c.Items = asap.ItemsAll }, r.ASAPAddr())
 	ctx := ctxTimeout(t, 10*time.Second)
@@ -72,7 +72,7 @@ func TestUser_NoCache(t *testing.T) {
 
 func TestUser_UnknownPool(t *testing.T) {
 	leakcheck.Check(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := startRegistrar(t, nil)
 	u := newUser(t, nil, r.ASAPAddr())
 	_, err := u.Resolve(ctxTimeout(t, 10*time.Second), "nopool")
 	var upe *pu.UnknownPoolError
@@ -87,7 +87,7 @@ func TestUser_UnknownPool(t *testing.T) {
 // Three reports make the registrar remove the PE (MaxBadPEReports).
 func TestUser_ReportUnreachable(t *testing.T) {
 	leakcheck.Check(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := startRegistrar(t, nil)
 	p := startPE(t, r, "echo", 7)
 	u := newUser(t, nil, r.ASAPAddr())
 	ctx := ctxTimeout(t, 10*time.Second)
@@ -120,7 +120,7 @@ func TestUser_NoRegistrar(t *testing.T) {
 // A registrar heard in SERVER_ANNOUNCE is used; no address is configured.
 func TestUser_Announce(t *testing.T) {
 	leakcheck.Check(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := startRegistrar(t, nil)
 	startPE(t, r, "echo", 1)
 	group := fmt.Sprintf("239.0.0.79:%d", 20000+os.Getpid()%20000)
 	mc := transport.DefaultMulticastConfig()
@@ -133,7 +133,7 @@ func TestUser_Announce(t *testing.T) {
 	u, err := pu.New(func() pu.Config {
 		c := pu.DefaultConfig()
 		c.Announce, c.AnnounceInterface = group, "lo"
-		c.Logger = registrar.TestLogger(t, "pu")
+		c.Logger = testlog.Logger(t, "pu")
 		return c
 	}())
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/rserpool-go/registrar/registrar"
 )
 
@@ -44,6 +46,27 @@ func checkLeaks(t *testing.T) {
 		}
 	})
 }
+
+// quietAfterTest is a registrar logger writing to t.Log until the test's
+// cleanups ran; later lines (memberlist goroutines outlive the registrar)
+// are dropped rather than panicking the test binary.
+func quietAfterTest(t *testing.T) hclog.Logger {
+	var mu sync.Mutex
+	done := false
+	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })
+	return hclog.New(&hclog.LoggerOptions{Name: "registrar", Level: hclog.Debug, Output: writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			t.Log(strings.TrimRight(string(p), "\n"))
+		}
+		return len(p), nil
+	})})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // syncBuffer collects a command's output; tests wait for lines in it.
 type syncBuffer struct {
@@ -115,7 +138,7 @@ func (p *inProcessPE) stop(t *testing.T) {
 // registers, resolve lists, connect fails over with the cookie.
 func TestServeResolveConnect(t *testing.T) {
 	checkLeaks(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := registrar.StartForTest(t, "", func(c *registrar.Config) { c.Logger = quietAfterTest(t) })
 	reg := r.ASAPAddr()
 	pes := map[string]*inProcessPE{}
 	for _, id := range []string{"0x00001001", "0x00001002"} {
