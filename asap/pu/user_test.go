@@ -15,6 +15,7 @@ import (
 	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
 	"github.com/rserpool-go/registrar/asap/internal/testlog"
 	"github.com/rserpool-go/registrar/asap/pu"
+	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -165,5 +166,35 @@ func TestUser_Announce(t *testing.T) {
 	pes, err := u.Resolve(ctxTimeout(t, 10*time.Second), "echo")
 	if err != nil || len(pes) != 1 {
 		t.Fatalf("Resolve through an announced registrar: got %v, %v", ids(pes), err)
+	}
+}
+
+// A registrar listening on the wildcard address announces itself in a way
+// no PU can use: registrar bug, see the skip message.
+func TestUser_AnnounceFromWildcardRegistrar(t *testing.T) {
+	if os.Getenv("RSP_REGISTRAR_BUGS") == "" {
+		t.Skip("registrar bug (set RSP_REGISTRAR_BUGS=1 to run): with -asap on a wildcard address, " +
+			"registrar/announce.go announceMessage drops the unspecified addresses, so SERVER_ANNOUNCE carries no transport " +
+			"parameter; receivers then take the UDP source address and port (RSPLIB's rule), but the announce socket is " +
+			"SendOnly on an ephemeral port, not the ASAP port, so the registrar cannot be reached from its announces")
+	}
+	leakcheck.Check(t)
+	group := fmt.Sprintf("239.0.0.81:%d", 20000+os.Getpid()%20000)
+	r := startRegistrar(t, func(c *registrar.Config) {
+		c.ASAP = "tcp::0"
+		c.Announce, c.AnnounceInterface, c.AnnounceInterval = group, "lo", registrar.Duration(50*time.Millisecond)
+	})
+	_ = r
+	cfg := pu.DefaultConfig()
+	cfg.Announce, cfg.AnnounceInterface = group, "lo"
+	cfg.Logger = testlog.Logger(t, "pu")
+	u, err := pu.New(cfg)
+	if err != nil {
+		t.Skipf("cannot join %s on lo: %v", group, err)
+	}
+	defer u.Close()
+	_, err = u.Resolve(ctxTimeout(t, 10*time.Second), "nopool")
+	if !errors.Is(err, pu.ErrUnknownPool) {
+		t.Fatalf("resolution through the announced registrar: got %v, want the registrar's answer (unknown pool)", err)
 	}
 }
