@@ -74,14 +74,61 @@ func (r *Registrar) announceMessage() *asap.ServerAnnounce {
 			continue
 		}
 		for _, ip := range ips {
-			if a, ok := netip.AddrFromSlice(ip); ok && !a.IsUnspecified() {
-				t.Addrs = append(t.Addrs, a.Unmap())
+			a, ok := netip.AddrFromSlice(ip)
+			if !ok {
+				continue
 			}
+			if a.IsUnspecified() {
+				// A wildcard listener: announce the host's addresses.
+				t.Addrs = append(t.Addrs, hostAddrs(a.Unmap().Is4())...)
+				continue
+			}
+			t.Addrs = append(t.Addrs, a.Unmap())
 		}
 		t.Port = uint16(port)
-		if len(t.Addrs) > 0 && t.Port != 0 {
-			a.Transports = append(a.Transports, t)
+		if len(t.Addrs) == 0 || t.Port == 0 {
+			continue
+		}
+		if t.Kind == asap.ParamSCTPTransport {
+			a.Transports = append(a.Transports, t) // multi-homed: one parameter
+			continue
+		}
+		for _, addr := range t.Addrs { // TCP: one address per parameter
+			one := t
+			one.Addrs = []netip.Addr{addr}
+			a.Transports = append(a.Transports, one)
 		}
 	}
 	return a
+}
+
+// hostAddrs lists this host's addresses of one family, loopback last and
+// link-local left out (unusable without a zone), for announcing a wildcard
+// listener.
+func hostAddrs(v4 bool) []netip.Addr {
+	ifas, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out, loop []netip.Addr
+	for _, ifa := range ifas {
+		ipn, ok := ifa.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		a, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok {
+			continue
+		}
+		a = a.Unmap()
+		if a.Is4() != v4 || a.IsLinkLocalUnicast() || a.IsMulticast() {
+			continue
+		}
+		if a.IsLoopback() {
+			loop = append(loop, a)
+		} else {
+			out = append(out, a)
+		}
+	}
+	return append(out, loop...)
 }
