@@ -212,6 +212,10 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
 
+	if err := n.catchUpFromSnapshot(); err != nil {
+		n.closeRes()
+		return nil, err
+	}
 	has, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
 	if err != nil {
 		n.closeRes()
@@ -244,6 +248,37 @@ func (n *Node) closeRes() {
 	if n.logs != nil {
 		n.logs.Close()
 	}
+}
+
+// catchUpFromSnapshot restores the newest raft snapshot into the store
+// when the store is behind it. raft does not restore snapshots at start
+// (NoSnapshotRestoreOnStart: the store normally holds more), so a crash
+// after raft stored an installed snapshot but before the store had it
+// would otherwise lose the snapshot's content: raft replays only the log
+// after the snapshot.
+func (n *Node) catchUpFromSnapshot() error {
+	snaps, err := n.snaps.List()
+	if err != nil || len(snaps) == 0 {
+		return err
+	}
+	latest := snaps[0] // newest first
+	if latest.Index <= n.store.LastApplied() {
+		return nil
+	}
+	n.log.Warn("the handlespace is behind raft's newest snapshot: restoring it", "snapshot-index", latest.Index,
+		"applied-index", n.store.LastApplied(), "snapshot", latest.ID)
+	_, rc, err := n.snaps.Open(latest.ID)
+	if err != nil {
+		return fmt.Errorf("open raft snapshot %s: %w", latest.ID, err)
+	}
+	if err := n.fsm.Restore(rc); err != nil {
+		return fmt.Errorf("restore raft snapshot %s: %w", latest.ID, err)
+	}
+	// The store now holds exactly the state at the snapshot's index.
+	if _, err := n.store.Apply(latest.Index, nil); err != nil {
+		return fmt.Errorf("record applied index %d: %w", latest.Index, err)
+	}
+	return nil
 }
 
 // HasState reports whether dir holds raft state (a log, a term or a
