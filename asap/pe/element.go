@@ -50,8 +50,8 @@ type Element struct {
 
 // Status is a snapshot of an Element's registration.
 type Status struct {
-	// Registered is true once a registration was accepted (it stays true
-	// while renewals fail, until the registration would have lapsed).
+	// Registered is true from the first accepted registration until its
+	// registration life runs out without a renewal (or Close).
 	Registered bool
 	// Home is the home registrar's ID (0 while unknown: the PE learns it
 	// from the registrar's keep-alives and announces).
@@ -132,7 +132,7 @@ func (e *Element) PoolElement() asap.PoolElement {
 func (e *Element) Status() Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := Status{Registered: e.registered, Home: e.home, LastRegistration: e.lastAt, Err: e.lastErr}
+	st := Status{Registered: e.registered && time.Since(e.lastAt) < e.cfg.lifetime(), Home: e.home, LastRegistration: e.lastAt, Err: e.lastErr}
 	if e.lastVia != nil {
 		st.Registrar = e.lastVia.Label()
 	}
@@ -444,6 +444,11 @@ func (e *Element) Close() error {
 	e.closed = true
 	registered := e.registered
 	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.registered = false
+		e.mu.Unlock()
+	}()
 	e.cancel()
 	e.wg.Wait()
 	var err error
