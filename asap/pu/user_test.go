@@ -169,15 +169,9 @@ func TestUser_Announce(t *testing.T) {
 	}
 }
 
-// A registrar listening on the wildcard address announces itself in a way
-// no PU can use: registrar bug, see the skip message.
+// A registrar listening on the wildcard address announces endpoints a PU
+// can use (the registrar's announces name the host's addresses).
 func TestUser_AnnounceFromWildcardRegistrar(t *testing.T) {
-	if os.Getenv("RSP_REGISTRAR_BUGS") == "" {
-		t.Skip("registrar bug (set RSP_REGISTRAR_BUGS=1 to run): with -asap on a wildcard address, " +
-			"registrar/announce.go announceMessage drops the unspecified addresses, so SERVER_ANNOUNCE carries no transport " +
-			"parameter; receivers then take the UDP source address and port (RSPLIB's rule), but the announce socket is " +
-			"SendOnly on an ephemeral port, not the ASAP port, so the registrar cannot be reached from its announces")
-	}
 	leakcheck.Check(t)
 	group := fmt.Sprintf("239.0.0.81:%d", 20000+os.Getpid()%20000)
 	r := startRegistrar(t, func(c *registrar.Config) {
