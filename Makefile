@@ -33,7 +33,7 @@ test-unit:
 # SCTP_PKGS) with RSP_REQUIRE_SCTP=1: natively where /proc/net/protocols lists
 # SCTP, otherwise in one boot of the SCTP lab VM ($(SHARED)/tools/sctp-lab,
 # built on first use). Add packages to SCTP_PKGS; see .ci/sctp-tests.
-SCTP_PKGS ?= ./transport/... ./registrar
+SCTP_PKGS ?= ./transport/... ./registrar ./asap/pu ./cmd/rsp
 SCTP_RUN  ?= SCTP|Interop
 CAPTURES  ?= $(abspath $(BIN))/captures
 # test-sctp also runs the RSPLIB interop tests (registrar, -run Interop) in

@@ -89,8 +89,17 @@ func ourAgent(t *testing.T, bin string, extra ...string) *registrar.Agent {
 // rsplibRegistrar runs RSPLIB's registrar on 10.99.0.2, peered with ours.
 // It waits out RSPLIB's 5 s start-up (mentor discovery) phase.
 func rsplibRegistrar(t *testing.T) *registrar.Process {
-	p := registrar.StartProcess(t, "rspregistrar", "rspregistrar", "-asap="+rsplAddr+":3863", "-enrp="+rsplAddr+":9901",
-		"-asapannounce=off", "-enrpannounce=off", "-peer="+ourAddr+":9901", "-loglevel=2", "-logcolor=off")
+	return rsplibRegistrarAt(t, rsplAddr, ourAddr)
+}
+
+// rsplibRegistrarAt runs RSPLIB's registrar on addr with static peers.
+func rsplibRegistrarAt(t *testing.T, addr string, peers ...string) *registrar.Process {
+	args := []string{"-asap=" + addr + ":3863", "-enrp=" + addr + ":9901", "-asapannounce=off", "-enrpannounce=off",
+		"-loglevel=3", "-logcolor=off"}
+	for _, p := range peers {
+		args = append(args, "-peer="+p+":9901")
+	}
+	p := registrar.StartProcess(t, "rspregistrar@"+addr, "rspregistrar", args...)
 	p.WaitLine(0, "The registrar is ready", 60*time.Second)
 	return p
 }
@@ -278,13 +287,21 @@ func TestInterop_PeeringAndWeTakeOver(t *testing.T) {
 	_ = rsplID
 }
 
-// Ensure that when our registrar dies, RSPLIB's takes over our PEs, and
-// our PE (rsp serve) accepts its new home.
+// Ensure that when our registrar dies, RSPLIB's take over our PEs, and our
+// PE (rsp serve) accepts its new home. RSPLIB completes a takeover only
+// when another peer acknowledges its INIT_TAKEOVER (a lone rspregistrar
+// never takes over), so two RSPLIB registrars peer with each other and
+// with ours, as in an RSerPool network that mixes them.
 func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 	bin := needInterop(t)
 	labCapture(t)
-	rsplibRegistrar(t)
-	a := ourAgent(t, bin, "-enrp-peer", rsplAddr+":9901")
+	const rspl2 = "10.99.0.3"
+	done := make(chan struct{}, 2)
+	go func() { rsplibRegistrarAt(t, rsplAddr, ourAddr, rspl2); done <- struct{}{} }()
+	go func() { rsplibRegistrarAt(t, rspl2, ourAddr, rsplAddr); done <- struct{}{} }()
+	<-done
+	<-done
+	a := ourAgent(t, bin, "-enrp-peer", rsplAddr+":9901", "-enrp-peer", rspl2+":9901")
 	ours := idOf(t, a)
 	serve := registrar.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+ourAddr+":3863",
 		"-pool", "OurPool", "-service", "echo", "-listen", "sctp:"+ourAddr+":0")
@@ -298,9 +315,18 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 		}
 		return false
 	})
+	// hsdump joins RSPLIB's peer list as a peer of its own, and RSPLIB's
+	// takeover waits for an INIT_TAKEOVER_ACK from every peer it lists: let
+	// those entries expire (max-time-last-heard 5 s + no-response 5 s)
+	// before our registrar dies, or RSPLIB abandons the takeover.
+	time.Sleep(12 * time.Second)
 	start := time.Now()
 	a.Kill()
-	waitFor(t, 90*time.Second, "RSPLIB's registrar took over our PE", func() bool {
+	// No hsdump while RSPLIB detects the death and takes over (about 10 s
+	// plus its 5 s takeover expiry), for the same reason.
+	time.Sleep(25 * time.Second)
+	waitFor(t, 60*time.Second, "RSPLIB's registrar took over our PE", func() bool {
+		defer time.Sleep(2 * time.Second)
 		homes, _ := hsdump(t, rsplAddr)
 		for _, home := range homes["OurPool"] {
 			if home != ours {
@@ -310,6 +336,8 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 		return false
 	})
 	t.Logf("our registrar killed; RSPLIB's registrar is home of our PE after %v", time.Since(start))
+	// Our PE followed the H=1 keep-alive of its new home.
+	serve.WaitLine(0, "new home registrar", 30*time.Second)
 }
 
 // Ensure the captures the interop tests recorded in the lab VM decode in
