@@ -143,9 +143,10 @@ func (l *liveness) track(conn *asapConn, pe store.PE, now time.Time) {
 }
 
 // adoptOwned starts supervising every PE the store says this registrar
-// owns that is not supervised yet (after a restart or a takeover), with a
-// fresh lifetime; adopted ones get H=1 keep-alives at once.
-func (l *liveness) adoptOwned(now time.Time) {
+// owns that is not supervised yet, with a fresh lifetime: after a restart
+// (first keep-alive after the interval) or after a takeover (takenOver:
+// H=1 keep-alives at once, so the PEs switch home).
+func (l *liveness) adoptOwned(now time.Time, takenOver bool) {
 	owned := l.r.store.Owned(l.r.id)
 	l.mu.Lock()
 	n := 0
@@ -159,37 +160,17 @@ func (l *liveness) adoptOwned(now time.Time) {
 			p.asapAddr = pe.Element.ASAP
 			p.lifetime = now.Add(time.Duration(pe.Element.Lifetime) * time.Millisecond)
 			p.nextKA = now.Add(l.interval)
+			if takenOver {
+				p.nextKA, p.home = now, true
+			}
 		})
 	}
 	l.mu.Unlock()
-	if n > 0 {
-		l.r.log.Info("supervising PEs this registrar is home for", "pes", n)
-	}
-	l.poke()
-}
-
-// adoptTakenOver supervises PEs that became ours through a takeover and
-// tells them at once with H=1 keep-alives.
-func (l *liveness) adoptTakenOver(now time.Time) {
-	owned := l.r.store.Owned(l.r.id)
-	l.mu.Lock()
-	n := 0
-	for _, pe := range owned {
-		key := peKey{pe.Handle, pe.Element.ID}
-		if _, ok := l.pes[key]; ok {
-			continue
-		}
-		n++
-		l.upsertLocked(key, func(p *peState) {
-			p.asapAddr = pe.Element.ASAP
-			p.lifetime = now.Add(time.Duration(pe.Element.Lifetime) * time.Millisecond)
-			p.nextKA = now
-			p.home = true
-		})
-	}
-	l.mu.Unlock()
-	if n > 0 {
+	switch {
+	case n > 0 && takenOver:
 		l.r.log.Info("took over PEs", "pes", n)
+	case n > 0:
+		l.r.log.Info("supervising PEs this registrar is home for", "pes", n)
 	}
 	l.poke()
 }
@@ -201,7 +182,7 @@ func (l *liveness) committed(cmd *cluster.Command, _ *cluster.ApplyResult) {
 		for _, o := range cmd.Owners {
 			if o == l.r.id {
 				select {
-				case l.events <- func() { l.adoptTakenOver(time.Now()) }:
+				case l.events <- func() { l.adoptOwned(time.Now(), true) }:
 				default:
 					l.r.log.Warn("liveness event queue full; adoption waits for the next tick")
 				}
@@ -225,7 +206,7 @@ func (l *liveness) resync() {
 		}
 	}
 	l.mu.Unlock()
-	l.adoptOwned(time.Now())
+	l.adoptOwned(time.Now(), false)
 }
 
 // ack handles ENDPOINT_KEEP_ALIVE_ACK.

@@ -290,7 +290,7 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 		r.live.committed(c, res)
 		r.peers.committed(c, res)
 	})
-	r.live.adoptOwned(time.Now())
+	r.live.adoptOwned(time.Now(), false)
 	r.goFunc(r.live.run)
 	if err := r.startSnapshots(ctx, bootstrap); err != nil {
 		return cleanup, err
