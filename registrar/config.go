@@ -480,32 +480,30 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Gossip, "gossip", c.Gossip, "gossip (memberlist) bind address")
 	fs.StringVar(&c.GossipAdvertise, "gossip-advertise", c.GossipAdvertise, "gossip address other registrars use (default: the bind address)")
 	fs.StringVar(&c.NodeName, "node", c.NodeName, "gossip node name (default registrar-<id>)")
-	fs.Func("join", "seed gossip addresses to join, host:port[,host:port] (repeatable)", func(s string) error {
-		for _, a := range strings.Split(s, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				c.Join = append(c.Join, a)
-			}
-		}
-		return nil
-	})
+	fs.Func("join", "seed gossip addresses to join, host:port[,host:port] (repeatable)", listFlag(&c.Join))
 	fs.TextVar(&c.RetryJoinInterval, "retry-join-interval", c.RetryJoinInterval, "first wait between join attempts (doubles up to 30s)")
 	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "form a new cluster once this many registrars see each other")
 	fs.StringVar(&c.Encrypt, "encrypt", c.Encrypt, "gossip encryption key, base64 of 16, 24 or 32 bytes")
 	fs.BoolVar(&c.LeaveOnTerminate, "leave-on-terminate", c.LeaveOnTerminate, "leave the cluster gracefully on SIGINT/SIGTERM")
-	fs.Func("enrp-peer", "ENRP address of a registrar outside the cluster to peer with (repeatable, or comma list)", func(s string) error {
-		for _, a := range strings.Split(s, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				c.ENRPPeers = append(c.ENRPPeers, a)
-			}
-		}
-		return nil
-	})
+	fs.Func("enrp-peer", "ENRP address of a registrar outside the cluster to peer with (repeatable, or comma list)", listFlag(&c.ENRPPeers))
 	fs.StringVar(&c.ENRPAnnounce, "enrp-announce", c.ENRPAnnounce, "ENRP PRESENCE multicast group:port, or off (default: off on loopback, else 239.0.0.51:9901)")
 	fs.TextVar(&c.PeerHeartbeat, "peer-heartbeat", c.PeerHeartbeat, "PRESENCE period to ENRP peers")
 	fs.TextVar(&c.MaxTimeLastHeard, "max-time-last-heard", c.MaxTimeLastHeard, "silence before an ENRP peer is probed")
 	fs.TextVar(&c.MaxTimeNoResponse, "max-time-no-response", c.MaxTimeNoResponse, "unanswered probe time before an ENRP peer counts as dead")
 	fs.TextVar(&c.TakeoverExpiry, "takeover-expiry", c.TakeoverExpiry, "time to collect INIT_TAKEOVER_ACKs")
 	fs.BoolVar(&c.EnableDebug, "enable-debug", c.EnableDebug, "serve pprof profiles on the admin API under /debug/pprof/")
+}
+
+// listFlag appends a comma-separated flag value (the flag may repeat).
+func listFlag(dst *[]string) func(string) error {
+	return func(s string) error {
+		for _, a := range strings.Split(s, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				*dst = append(*dst, a)
+			}
+		}
+		return nil
+	}
 }
 
 // ParseAgentArgs builds the agent's configuration from its command line:
