@@ -233,7 +233,8 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	r.store, err = store.Open(filepath.Join(r.cfg.DataDir, "handlespace.db"), &store.Options{NoSync: r.cfg.NoSync, Logger: r.log.Named("store"),
 		// Room to grow without a remap while a snapshot's read
 		// transaction is open (a remap would wait for it).
-		InitialMmapSize: 1 << 30})
+		InitialMmapSize: 1 << 30,
+		CommitDelay:     r.cfg.CommitDelay.D()})
 	if err != nil {
 		return cleanup, err
 	}
@@ -279,6 +280,13 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	if bootstrap {
 		if err := r.waitLeader(ctx); err != nil {
 			return cleanup, err
+		}
+		// Serve the whole handlespace at once: the log entries the file
+		// did not have yet (group commit) are replayed before we answer.
+		if r.node.IsLeader() {
+			if err := r.node.Raft().Barrier(r.cfg.WriteTimeout.D()).Error(); err != nil {
+				r.log.Warn("raft barrier before serving failed", "error", err)
+			}
 		}
 	}
 

@@ -32,6 +32,9 @@ func (s *Store) Apply(index uint64, ops []Op) ([]Result, error) {
 	if s.db != nil {
 		bl = &batchLog{}
 	}
+	if err := s.fatalErr(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -42,7 +45,11 @@ func (s *Store) Apply(index uint64, ops []Op) ([]Result, error) {
 		res[i] = s.applyOp(&ops[i], bl, &buf)
 	}
 	s.mu.Unlock()
-	if s.db != nil && (len(bl.disk) > 0 || index != 0) {
+	if s.db != nil && s.opts.CommitDelay > 0 && (len(bl.disk) > 0 || index != 0) {
+		if err := s.queue(index, bl.disk); err != nil {
+			return nil, err
+		}
+	} else if s.db != nil && (len(bl.disk) > 0 || index != 0) {
 		if s.hookCommit != nil {
 			s.hookCommit(index)
 		}

@@ -379,6 +379,9 @@ func (s *Store) commit(index uint64, ops []diskOp) error {
 // (for raft FSM snapshots: tx.WriteTo, or ForEachTx). Byte slices read
 // from tx are valid only inside fn.
 func (s *Store) View(fn func(tx *bolt.Tx) error) error {
+	if err := s.Flush(); err != nil {
+		return err
+	}
 	s.mu.RLock()
 	closed, db := s.closed, s.db
 	s.mu.RUnlock()

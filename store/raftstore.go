@@ -270,10 +270,14 @@ func checkRaftStoreFile(path string, size int64, o RaftStoreOptions) error {
 // panics halfway through Open.
 func raftBoltOptions(o RaftStoreOptions, readOnly bool, file **os.File) *bolt.Options {
 	return &bolt.Options{
-		Timeout:      o.Timeout,
-		NoSync:       o.NoSync,
-		ReadOnly:     readOnly,
-		FreelistType: bolt.FreelistMapType,
+		Timeout:  o.Timeout,
+		NoSync:   o.NoSync,
+		ReadOnly: readOnly,
+		// The freelist is rebuilt at open instead of written with every
+		// commit: log compaction frees pages all the time, and each
+		// StoreLogs would rewrite the list.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
 		OpenFile: func(name string, flag int, perm fs.FileMode) (*os.File, error) {
 			f, err := os.OpenFile(name, flag, perm)
 			if err == nil {

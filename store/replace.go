@@ -23,6 +23,9 @@ func (s *Store) AppliedIndexTx(tx *bolt.Tx) uint64 { return readApplied(tx) }
 func (s *Store) ReplaceAll(index uint64, fill func(put func(PE) error) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if err := s.flush(); err != nil {
+		return err
+	}
 	s.mu.RLock()
 	closed := s.closed
 	s.mu.RUnlock()
@@ -38,6 +41,9 @@ func (s *Store) ReplaceAll(index uint64, fill func(put func(PE) error) error) er
 // two at once). The raft FSM opens it in Snapshot and writes it in
 // Persist, so the snapshot matches the index raft records for it.
 func (s *Store) BeginRead() (*bolt.Tx, error) {
+	if err := s.Flush(); err != nil {
+		return nil, err
+	}
 	s.mu.RLock()
 	closed, db := s.closed, s.db
 	s.mu.RUnlock()

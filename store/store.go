@@ -50,6 +50,18 @@ type Options struct {
 	// mapping larger than the file expected (1 GiB costs only address
 	// space) avoids that. Default 0: bbolt's default (grow as needed).
 	InitialMmapSize int
+
+	// CommitDelay, when positive, takes the file's commit off Apply's
+	// path (group commit): Apply changes memory and queues its writes;
+	// everything queued is committed in one transaction (with fsync) once
+	// CommitDelay has passed, or when 8192 writes are queued. A crash then
+	// loses the last queued batches from the file, which is fine when
+	// something else replays them: the raft FSM records the applied index
+	// with the data, and raft replays the log after it. Readers of the
+	// file (View, BeginRead, snapshots) and Close and ReplaceAll commit
+	// what is queued first. Default 0: every Apply commits before it
+	// returns.
+	CommitDelay time.Duration
 }
 
 // DefaultTimeout is how long Open waits for the file lock by default.
@@ -185,6 +197,15 @@ type Store struct {
 
 	// hookCommit, if set (tests only), runs just before Apply commits.
 	hookCommit func(index uint64)
+
+	// Group commit (Options.CommitDelay): queued writes, committed by
+	// flush. pmu guards the queue; cmu serialises commits.
+	pmu     sync.Mutex
+	pend    []diskOp
+	pendIdx uint64
+	timer   *time.Timer
+	cmu     sync.Mutex
+	fatal   error // the first failed deferred commit (pmu)
 }
 
 func newStore(path string, o Options) *Store {
@@ -216,6 +237,7 @@ func (s *Store) LastApplied() uint64 { return s.applied.Load() }
 func (s *Store) Close() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	flushErr := s.flush()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -232,7 +254,7 @@ func (s *Store) Close() error {
 			return s.errf("close", err)
 		}
 	}
-	return nil
+	return flushErr
 }
 
 // handleLess orders pool handles as the file does: by length, then bytes.

@@ -1,0 +1,140 @@
+package store
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+const groupKillChildEnv = "STORE_TEST_GROUP_KILL_CHILD"
+
+// Ensure that with group commit a process killed at any moment leaves a
+// file that reopens to exactly the state after some applied batch (a
+// consistent prefix the raft log can be replayed on), never a mix.
+func TestStore_KillDuringGroupCommit(t *testing.T) {
+	if path := os.Getenv(groupKillChildEnv); path != "" {
+		groupKillChild(path)
+		return
+	}
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	dir := t.TempDir()
+	for round := 0; round < 6; round++ {
+		path := filepath.Join(dir, fmt.Sprintf("group-%d.db", round))
+		cmd := exec.Command(os.Args[0], "-test.run=^TestStore_KillDuringGroupCommit$")
+		cmd.Env = append(os.Environ(), groupKillChildEnv+"="+path)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		killAt := uint64(30 + 37*round)
+		var last uint64
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if n, err := strconv.ParseUint(strings.TrimPrefix(sc.Text(), "applied "), 10, 64); err == nil {
+				last = n
+				if n == killAt {
+					cmd.Process.Signal(syscall.SIGKILL)
+					break
+				}
+			}
+		}
+		_ = cmd.Wait()
+		s, err := Open(path, &Options{NoSync: true})
+		if err != nil {
+			t.Fatalf("round %d: reopen after kill: %v", round, err)
+		}
+		got := s.LastApplied()
+		if got > last {
+			t.Fatalf("round %d: file at index %d, but only %d batches were applied", round, got, last)
+		}
+		want := OpenMemory(nil)
+		for i := uint64(1); i <= got; i++ {
+			if _, err := want.Apply(i, killBatch(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if g, w := contents(s), contents(want); !slices.Equal(g, w) {
+			t.Errorf("round %d: the file at index %d holds %d PEs, the replay of batches 1..%d %d", round, got, len(g), got, len(w))
+		}
+		checkStore(t, s)
+		t.Logf("round %d: killed after applying %d, the file reopened at %d", round, last, got)
+		s.Close()
+	}
+}
+
+// groupKillChild applies batches with group commit (2 ms) and reports
+// each applied (not yet durable) index.
+func groupKillChild(path string) {
+	s, err := Open(path, &Options{CommitDelay: 2 * time.Millisecond})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := uint64(1); time.Now().Before(deadline); i++ {
+		if _, err := s.Apply(i, killBatch(i)); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println("applied", i)
+	}
+	os.Exit(0)
+}
+
+// Ensure queued writes reach the file on Close, View and ReplaceAll, and
+// that readers of the file see everything applied.
+func TestStore_GroupCommitFlushes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hs.db")
+	s, err := Open(path, &Options{NoSync: true, CommitDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 5; i++ {
+		if _, err := s.Apply(i, killBatch(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	if err := s.View(func(tx *bolt.Tx) error {
+		if got := s.AppliedIndexTx(tx); got != 5 {
+			t.Errorf("View sees applied index %d, want 5 (queued writes flushed first)", got)
+		}
+		return s.ForEachTx(tx, func(PE) error { n++; return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, c := s.Counts(); c != n {
+		t.Errorf("file holds %d PEs, memory %d", n, c)
+	}
+	if _, err := s.Apply(6, killBatch(6)); err != nil {
+		t.Fatal(err)
+	}
+	want := contents(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.LastApplied() != 6 || !slices.Equal(contents(s), want) {
+		t.Errorf("after Close and reopen: index %d, %d PEs; want 6, %d", s.LastApplied(), len(contents(s)), len(want))
+	}
+}
