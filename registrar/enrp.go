@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/ishidawataru/sctp"
@@ -26,7 +27,8 @@ const (
 type enrpConn struct {
 	r       *Registrar
 	c       transport.Conn
-	inbound bool // accepted on our ENRP port
+	inbound bool       // accepted on our ENRP port
+	sendMu  sync.Mutex // guards buf; sends come from several goroutines
 	buf     []byte
 	next    map[tableKey]store.Cursor // continuation per requester and W flag
 }
@@ -65,6 +67,8 @@ func (r *Registrar) serveENRPConn(ec *enrpConn) {
 }
 
 func (ec *enrpConn) send(m enrp.Message) {
+	ec.sendMu.Lock()
+	defer ec.sendMu.Unlock()
 	b, err := enrp.Append(ec.buf[:0], m)
 	if err != nil {
 		ec.r.log.Error("cannot encode ENRP reply", "type", m.Type(), "error", err)

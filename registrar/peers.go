@@ -70,11 +70,15 @@ type peers struct {
 	rnd       *rand.Rand
 	mcast     *transport.Multicast
 	wake      chan struct{}
+	// outbox holds our HANDLE_UPDATEs in commit order; run sends them
+	// (the FSM's observer must not do network I/O).
+	outbox chan *enrp.HandleUpdate
 }
 
 func newPeers(r *Registrar) *peers {
 	p := &peers{r: r, takeovers: map[uint32]*takeover{}, acked: map[uint32]uint32{}, refreshed: map[peKey]time.Time{},
-		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), wake: make(chan struct{}, 1)}
+		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), wake: make(chan struct{}, 1),
+		outbox: make(chan *enrp.HandleUpdate, 4096)}
 	for _, a := range r.cfg.ENRPPeers {
 		p.all = append(p.all, &foreignPeer{addr: a, static: true})
 	}
@@ -187,6 +191,9 @@ func (p *peers) run() {
 			return
 		case <-tick.C:
 		case <-p.wake:
+		case u := <-p.outbox:
+			p.send(u)
+			continue
 		}
 		now := time.Now()
 		p.heartbeat(now)
@@ -503,15 +510,31 @@ func (p *peers) onUpdate(ec *enrpConn, m *enrp.HandleUpdate) {
 	})
 }
 
-// announce tells every peer about a change of a PE homed here (ADD_PE for
-// registrations and re-registrations, DEL_PE for removals).
+// announce queues, for every peer, a change of a PE homed here (ADD_PE for
+// registrations and re-registrations, DEL_PE for removals). It never
+// blocks: a full queue drops the update, and the peers' checksum check
+// repairs their tables.
 func (p *peers) announce(action enrp.UpdateAction, h asap.PoolHandle, pe asap.PoolElement) {
-	if len(p.all) == 0 {
+	p.mu.Lock()
+	n := len(p.all)
+	p.mu.Unlock()
+	if n == 0 {
 		return
 	}
 	pe.ASAP = enrpASAPTransport(pe.ASAP)
+	select {
+	case p.outbox <- &enrp.HandleUpdate{Header: enrp.Header{Sender: p.r.id}, Action: action, PoolHandle: h, PoolElement: pe}:
+	default:
+		p.r.log.Warn("ENRP update queue full: peers resynchronise by checksum", "pool", h, "pe", fmt.Sprintf("%08x", pe.ID))
+	}
+}
+
+// send delivers one queued update to every peer.
+func (p *peers) send(u *enrp.HandleUpdate) {
 	p.broadcast(func(rcv uint32) enrp.Message {
-		return &enrp.HandleUpdate{Header: enrp.Header{Sender: p.r.id, Receiver: rcv}, Action: action, PoolHandle: h, PoolElement: pe}
+		m := *u
+		m.Receiver = rcv
+		return &m
 	})
 }
 
