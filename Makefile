@@ -27,7 +27,7 @@ run: build
 test: build test-unit test-sctp
 
 test-unit:
-	E2E_BIN=$(abspath $(BIN)) $(GO) test $(TESTFLAGS) -timeout $(TIMEOUT) ./...
+	E2E_BIN=$(abspath $(BIN)) $(GO) test -race $(TESTFLAGS) -timeout $(TIMEOUT) ./...
 
 # test-sctp runs the tests that need kernel SCTP (names matching SCTP_RUN in
 # SCTP_PKGS) with RSP_REQUIRE_SCTP=1: natively where /proc/net/protocols lists
