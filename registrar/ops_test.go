@@ -1,0 +1,70 @@
+package registrar_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/registrar"
+)
+
+// Ensure the per-PU rate limits refuse resolutions beyond the burst (lack
+// of resources) and ignore unreachability reports beyond theirs.
+func TestRateLimits(t *testing.T) {
+	r := startRegistrar(t, "", func(c *registrar.Config) {
+		c.ResolutionRate, c.ResolutionBurst = 0.001, 2
+		c.UnreachableRate, c.UnreachableBurst = 0.001, 2
+	})
+	pe := dial(t, r, true)
+	mustRegister(t, pe, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	pu := dial(t, r, false)
+	for i := 0; i < 2; i++ {
+		if resp := resolve(t, pu, "pool", 1); resp.Error != nil {
+			t.Fatalf("resolution %d within the burst: %v", i, resp.Error)
+		}
+	}
+	if resp := resolve(t, pu, "pool", 1); resp.Error == nil || resp.Error.First() != asap.CauseLackOfResources {
+		t.Errorf("resolution beyond the burst: %+v, want lack of resources", resp)
+	}
+	// Three reports, but only two count: the PE stays (MaxBadPEReports 3).
+	for i := 0; i < 3; i++ {
+		pu.send(&asap.EndpointUnreachable{PoolHandle: "pool", ID: 1})
+	}
+	time.Sleep(300 * time.Millisecond) // nothing to poll for: the PE must not go
+	if _, ok := r.Store().Lookup("pool", 1); !ok {
+		t.Error("rate-limited reports removed the PE")
+	}
+}
+
+// Ensure /metrics serves the registrar's metrics and the bridged raft
+// metrics, with the counts of what happened.
+func TestMetricsEndpoint(t *testing.T) {
+	r := startRegistrar(t, "", nil)
+	pe := dial(t, r, true)
+	mustRegister(t, pe, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	resolve(t, dial(t, r, false), "pool", 1)
+	var body string
+	waitFor(t, 10*time.Second, "metrics", func() bool {
+		resp, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return strings.Contains(body, "rsp_raft_apply") // raft's own, bridged from go-metrics
+	})
+	for _, want := range []string{
+		`rsp_registrations_total{result="accepted"} 1`,
+		`rsp_resolutions_total{result="ok"} 1`,
+		"rsp_pes 1", "rsp_pools 1", "rsp_owned_pes 1",
+		"rsp_raft_commit_seconds_count 1",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
