@@ -64,7 +64,9 @@ func (r *Registrar) serveConn(ac *asapConn) {
 	ctx, cancel := r.quitContext()
 	defer cancel()
 	for {
-		ppid, msg, err := c.Recv(ctx)
+		// Recv without a cancellable context (no per-message cancellation
+		// hook): shutdown closes every connection, which ends it.
+		ppid, msg, err := c.Recv(context.Background())
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, transport.ErrClosed) {
 				ac.log.Debug("asap connection ended", "error", err)

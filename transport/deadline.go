@@ -21,7 +21,7 @@ func (d *ioDeadline) arm(ctx context.Context, timeout time.Time) (disarm func())
 	if cd, ok := ctx.Deadline(); ok && (dl.IsZero() || cd.Before(dl)) {
 		dl = cd
 	}
-	if !dl.Equal(d.cur) {
+	if !dl.Equal(d.cur) && !d.farEnough(dl) {
 		_ = d.set(dl)
 		d.cur = dl
 	}
@@ -39,6 +39,20 @@ func (d *ioDeadline) arm(ctx context.Context, timeout time.Time) (disarm func())
 			d.cur = aLongTimeAgo
 		}
 	}
+}
+
+// farEnough reports that the deadline already set may stay although dl
+// is later: it is still at least half of dl's remaining time away, and
+// that remaining time is long (an idle timeout). Moving it on every I/O
+// call would cost a timer update per message; when it expires early,
+// expired reports it stale and the caller re-arms it.
+func (d *ioDeadline) farEnough(dl time.Time) bool {
+	if d.cur.IsZero() || dl.IsZero() || dl.Before(d.cur) {
+		return false
+	}
+	now := time.Now()
+	remaining := dl.Sub(now)
+	return remaining > 10*time.Second && d.cur.Sub(now) > remaining/2
 }
 
 // expired tells which deadline ended an I/O call that failed with
