@@ -256,3 +256,38 @@ func (testSnapshotter) Restore(r io.Reader, st *store.Store) error {
 		return nil
 	})
 }
+
+// Ensure entries an older version kept in raft.db move to the WAL once.
+func TestOpenLog_MigratesRaftDB(t *testing.T) {
+	dir := t.TempDir()
+	old, err := store.OpenRaftStore(filepath.Join(dir, "raft.db"), &store.RaftStoreOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []*raft.Log
+	for i := uint64(5); i <= 600; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 3, Type: raft.LogCommand, Data: []byte{byte(i)}})
+	}
+	if err := old.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	w, err := openLog(dir, old, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	defer old.Close()
+	if f, _ := w.FirstIndex(); f != 5 {
+		t.Errorf("WAL first index %d, want 5", f)
+	}
+	if l, _ := w.LastIndex(); l != 600 {
+		t.Errorf("WAL last index %d, want 600", l)
+	}
+	var got raft.Log
+	if err := w.GetLog(300, &got); err != nil || got.Data[0] != byte(300%256) || got.Term != 3 {
+		t.Errorf("migrated entry 300: %+v, %v", got, err)
+	}
+	if l, _ := old.LastIndex(); l != 0 {
+		t.Errorf("raft.db still holds entries up to %d", l)
+	}
+}

@@ -343,7 +343,7 @@ func (d *mlDelegate) NodeMeta(limit int) []byte {
 	m.mu.Lock()
 	meta := m.meta
 	m.mu.Unlock()
-	if has, err := raft.HasExistingState(m.node.logs, m.node.logs, m.node.snaps); err == nil {
+	if has, err := raft.HasExistingState(m.node.wal, m.node.logs, m.node.snaps); err == nil {
 		meta.State = has
 	}
 	b, _ := json.Marshal(meta)

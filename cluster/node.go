@@ -143,7 +143,8 @@ type Node struct {
 	log   hclog.Logger
 	store *store.Store
 	fsm   *FSM
-	logs  *store.RaftStore
+	logs  *store.RaftStore // stable store (term, vote); its log bucket is migrated to wal
+	wal   *store.WAL       // the raft log
 	snaps *raft.FileSnapshotStore
 	mux   *muxLayer
 	trans *raft.NetworkTransport
@@ -175,21 +176,25 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 	if err != nil {
 		return nil, err
 	}
+	if n.wal, err = openLog(cfg.Dir, n.logs, cfg.NoSync); err != nil {
+		n.logs.Close()
+		return nil, err
+	}
 	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.Raft.SnapshotRetain, log.Named("snapshot"))
 	if err != nil {
-		n.logs.Close()
+		n.closeRes()
 		return nil, fmt.Errorf("raft snapshot store: %w", err)
 	}
 	var adv net.Addr
 	if cfg.Raft.Advertise != "" {
 		if adv, err = net.ResolveTCPAddr("tcp", cfg.Raft.Advertise); err != nil {
-			n.logs.Close()
+			n.closeRes()
 			return nil, fmt.Errorf("raft advertise %q: %w", cfg.Raft.Advertise, err)
 		}
 	}
 	n.mux, err = newMuxLayer(cfg.Raft.Bind, adv, log.Named("transport"))
 	if err != nil {
-		n.logs.Close()
+		n.closeRes()
 		return nil, fmt.Errorf("raft bind %s: %w", cfg.Raft.Bind, err)
 	}
 	n.mux.serve = n.serveForward
@@ -216,12 +221,12 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 		n.closeRes()
 		return nil, err
 	}
-	has, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
+	has, err := raft.HasExistingState(n.wal, n.logs, n.snaps)
 	if err != nil {
 		n.closeRes()
 		return nil, fmt.Errorf("raft state: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snaps, n.trans)
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.wal, n.logs, n.snaps, n.trans)
 	if err != nil {
 		n.closeRes()
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -245,9 +250,46 @@ func (n *Node) closeRes() {
 	} else if n.mux != nil {
 		n.mux.Close()
 	}
+	if n.wal != nil {
+		n.wal.Close()
+	}
 	if n.logs != nil {
 		n.logs.Close()
 	}
+}
+
+// openLog opens the raft log (a WAL in dir/wal). Entries an older version
+// kept in raft.db's log bucket move to the WAL once.
+func openLog(dir string, old *store.RaftStore, noSync bool) (*store.WAL, error) {
+	w, err := store.OpenWAL(filepath.Join(dir, "wal"), &store.WALOptions{NoSync: noSync})
+	if err != nil {
+		return nil, err
+	}
+	first, _ := old.FirstIndex()
+	last, _ := old.LastIndex()
+	if wl, _ := w.LastIndex(); first == 0 || wl != 0 {
+		return w, nil
+	}
+	for i := first; i <= last; i += 256 {
+		var batch []*raft.Log
+		for j := i; j <= last && j < i+256; j++ {
+			l := new(raft.Log)
+			if err := old.GetLog(j, l); err != nil {
+				w.Close()
+				return nil, fmt.Errorf("migrate raft log entry %d: %w", j, err)
+			}
+			batch = append(batch, l)
+		}
+		if err := w.StoreLogs(batch); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("migrate raft log: %w", err)
+		}
+	}
+	if err := old.DeleteRange(first, last); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("migrate raft log: %w", err)
+	}
+	return w, nil
 }
 
 // catchUpFromSnapshot restores the newest raft snapshot into the store
@@ -293,11 +335,16 @@ func HasState(dir string) (bool, error) {
 		return false, err
 	}
 	defer logs.Close()
+	w, err := openLog(dir, logs, false)
+	if err != nil {
+		return false, err
+	}
+	defer w.Close()
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 1, hclog.NewNullLogger())
 	if err != nil {
 		return false, err
 	}
-	return raft.HasExistingState(logs, logs, snaps)
+	return raft.HasExistingState(w, logs, snaps)
 }
 
 // Raft gives access to the raft instance (membership changes, stats).
@@ -443,6 +490,11 @@ func (n *Node) Shutdown() error {
 			}
 		}
 		n.fwd.closeAll()
+		if n.wal != nil {
+			if err := n.wal.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if n.logs != nil {
 			if err := n.logs.Close(); err != nil {
 				errs = append(errs, err)

@@ -45,7 +45,7 @@ func (m *Membership) maybeBootstrap() {
 	if n == 0 {
 		return
 	}
-	if has, err := raft.HasExistingState(m.node.logs, m.node.logs, m.node.snaps); err != nil || has {
+	if has, err := raft.HasExistingState(m.node.wal, m.node.logs, m.node.snaps); err != nil || has {
 		return
 	}
 	m.mu.Lock()

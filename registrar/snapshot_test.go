@@ -353,7 +353,7 @@ func TestSnapshot_CompactionAndRestart(t *testing.T) {
 	b.Stop()
 	a.Stop()
 
-	logs, err := store.OpenRaftStore(filepath.Join(dir, "raft", "raft.db"), nil)
+	logs, err := store.OpenWAL(filepath.Join(dir, "raft", "wal"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,10 +361,10 @@ func TestSnapshot_CompactionAndRestart(t *testing.T) {
 	last, _ := logs.LastIndex()
 	logs.Close()
 	if first <= 1 || last-first > 600 {
-		t.Errorf("raft.db holds entries %d to %d: the log was not compacted", first, last)
+		t.Errorf("the raft log holds entries %d to %d: it was not compacted", first, last)
 	}
 	snaps, _ := filepath.Glob(filepath.Join(dir, "raft", "snapshots", "*"))
-	t.Logf("raft.db entries %d..%d, %d snapshots kept", first, last, len(snaps))
+	t.Logf("raft log entries %d..%d, %d snapshots kept", first, last, len(snaps))
 	if len(snaps) == 0 || len(snaps) > 2 {
 		t.Errorf("%d raft snapshots kept, want 1 or 2 (retain 2)", len(snaps))
 	}
