@@ -176,31 +176,8 @@ func (c Config) Validate() error {
 	if _, err := transport.ParseSpec(c.ASAP); err != nil {
 		bad("ASAP: %v", err)
 	}
-	for i, r := range c.Registrars {
-		if _, err := transport.ParseSpec(r); err != nil {
-			bad("Registrars[%d]: %v", i, err)
-		}
-	}
-	if c.Announce != "" {
-		if _, err := transport.ParseMulticastSpec(c.Announce); err != nil {
-			bad("Announce: %v", err)
-		}
-	}
-	if c.Announce == "off" && len(c.Registrars) == 0 {
-		bad("Registrars is empty and Announce is off: the PE cannot find a registrar")
-	}
-	if c.AnnounceTimeout <= 0 {
-		bad("AnnounceTimeout %v must be positive", c.AnnounceTimeout)
-	}
-	if c.RequestTimeout <= 0 {
-		bad("RequestTimeout %v must be positive", c.RequestTimeout)
-	}
-	if c.RequestRetries < 0 {
-		bad("RequestRetries %d is negative", c.RequestRetries)
-	}
-	if c.DialTimeout <= 0 {
-		bad("DialTimeout %v must be positive", c.DialTimeout)
-	}
+	cc := c.clientConfig(nil, nil)
+	cc.Validate("PE", bad)
 	return errors.Join(errs...)
 }
 

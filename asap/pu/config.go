@@ -96,31 +96,8 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("pu config: "+format, a...)) }
-	for i, r := range c.Registrars {
-		if _, err := transport.ParseSpec(r); err != nil {
-			bad("Registrars[%d]: %v", i, err)
-		}
-	}
-	if c.Announce != "" {
-		if _, err := transport.ParseMulticastSpec(c.Announce); err != nil {
-			bad("Announce: %v", err)
-		}
-	}
-	if c.Announce == "off" && len(c.Registrars) == 0 {
-		bad("Registrars is empty and Announce is off: the PU cannot find a registrar")
-	}
-	if c.AnnounceTimeout <= 0 {
-		bad("AnnounceTimeout %v must be positive", c.AnnounceTimeout)
-	}
-	if c.RequestTimeout <= 0 {
-		bad("RequestTimeout %v must be positive", c.RequestTimeout)
-	}
-	if c.RequestRetries < 0 {
-		bad("RequestRetries %d is negative", c.RequestRetries)
-	}
-	if c.DialTimeout <= 0 {
-		bad("DialTimeout %v must be positive", c.DialTimeout)
-	}
+	cc := c.clientConfig(nil)
+	cc.Validate("PU", bad)
 	if c.CacheTime < 0 {
 		bad("CacheTime %v is negative (0 disables the cache)", c.CacheTime)
 	}

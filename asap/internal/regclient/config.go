@@ -20,8 +20,7 @@ const (
 )
 
 // Config configures a Client. The packages pe and pu fill it from their own
-// configurations, which validate every field and name it in their errors;
-// New only checks what it needs to run.
+// configurations and validate it with Validate, which names each field.
 type Config struct {
 	// Registrars are ASAP address specs ([tcp:|sctp:]host:port), tried in
 	// order.
@@ -65,23 +64,39 @@ func (c *Config) announceGroup() string {
 	return "off"
 }
 
-func (c *Config) check() error {
-	var errs []error
-	if c.announceGroup() == "off" && len(c.Registrars) == 0 {
-		errs = append(errs, errors.New("no registrar: give registrar addresses or turn announces on"))
-	}
+// Validate reports each invalid field through bad, naming it as the pe and
+// pu configurations name theirs; role ("PE", "PU") is who would be left
+// without a registrar.
+func (c *Config) Validate(role string, bad func(format string, a ...any)) {
 	for i, r := range c.Registrars {
 		if _, err := transport.ParseSpec(r); err != nil {
-			errs = append(errs, fmt.Errorf("registrar %d: %w", i, err))
+			bad("Registrars[%d]: %v", i, err)
 		}
 	}
-	if g := c.announceGroup(); g != "off" {
-		if _, err := transport.ParseMulticastSpec(g); err != nil {
-			errs = append(errs, fmt.Errorf("announce: %w", err))
+	if c.Announce != "" {
+		if _, err := transport.ParseMulticastSpec(c.Announce); err != nil {
+			bad("Announce: %v", err)
 		}
 	}
-	if c.AnnounceTimeout <= 0 || c.RequestTimeout <= 0 || c.DialTimeout <= 0 || c.RequestRetries < 0 {
-		errs = append(errs, errors.New("timeouts must be positive and retries not negative"))
+	if c.Announce == "off" && len(c.Registrars) == 0 {
+		bad("Registrars is empty and Announce is off: the %s cannot find a registrar", role)
 	}
+	if c.AnnounceTimeout <= 0 {
+		bad("AnnounceTimeout %v must be positive", c.AnnounceTimeout)
+	}
+	if c.RequestTimeout <= 0 {
+		bad("RequestTimeout %v must be positive", c.RequestTimeout)
+	}
+	if c.RequestRetries < 0 {
+		bad("RequestRetries %d is negative", c.RequestRetries)
+	}
+	if c.DialTimeout <= 0 {
+		bad("DialTimeout %v must be positive", c.DialTimeout)
+	}
+}
+
+func (c *Config) check() error {
+	var errs []error
+	c.Validate("client", func(format string, a ...any) { errs = append(errs, fmt.Errorf("registrar client: "+format, a...)) })
 	return errors.Join(errs...)
 }
