@@ -463,7 +463,8 @@ func (w *WAL) writeFirst() error {
 	if err != nil {
 		return fmt.Errorf("raft log: %w", err)
 	}
-	if _, err := f.Write(b); err == nil && !w.noSync {
+	_, err = f.Write(b)
+	if err == nil && !w.noSync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +120,26 @@ func TestWAL_DeleteRange(t *testing.T) {
 	w.Close()
 	w = mustOpenWAL(t, dir, 2048)
 	walCheck(t, w, 1001, 1010)
+}
+
+// Ensure a failure to write the first-index file fails the compaction
+// rather than being dropped (the write error was once shadowed).
+func TestWAL_FirstIndexWriteError(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	dir := t.TempDir()
+	w := mustOpenWAL(t, dir, 2048)
+	defer w.Close()
+	walAppend(t, w, 1, 100, 10)
+	// Writes to /dev/full fail with ENOSPC.
+	if err := os.Symlink("/dev/full", filepath.Join(dir, walFirstFile+".tmp")); err != nil {
+		t.Fatal(err)
+	}
+	err := w.DeleteRange(1, 50)
+	if err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("compaction with an unwritable first-index file: got %v, want ENOSPC", err)
+	}
 }
 
 // Ensure a write torn by a crash at the end is cut off at open, and damage
