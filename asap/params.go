@@ -189,16 +189,11 @@ type Decoder struct {
 	root  Reader
 }
 
-// NewDecoder prepares decoding msg with the given limits (nil = defaults).
-// proto names the protocol in error messages ("asap" or "enrp").
-func NewDecoder(msg []byte, lim *Limits, proto string) *Decoder {
-	return &Decoder{Msg: msg, Lim: lim.withDefaults(), Proto: proto}
-}
-
 var decoders = sync.Pool{New: func() any { return new(Decoder) }}
 
-// GetDecoder is NewDecoder from a pool; call Release when done. The
-// Unrec slice stays valid after Release.
+// GetDecoder prepares decoding msg with the given limits (nil = defaults),
+// from a pool; call Release when done. proto names the protocol in error
+// messages ("asap" or "enrp"). The Unrec slice stays valid after Release.
 func GetDecoder(msg []byte, lim *Limits, proto string) *Decoder {
 	d := decoders.Get().(*Decoder)
 	*d = Decoder{Msg: msg, Lim: lim.withDefaults(), Proto: proto}
@@ -428,12 +423,6 @@ func endParam(b []byte, start int, path string) ([]byte, error) {
 	}
 	return b, nil
 }
-
-// BeginParam and EndParam are exported for package enrp.
-func BeginParam(b []byte, t ParamType) ([]byte, int) { return beginParam(b, t) }
-
-// EndParam closes a parameter opened with BeginParam.
-func EndParam(b []byte, start int, path string) ([]byte, error) { return endParam(b, start, path) }
 
 // AppendU32 appends a big-endian 32-bit value.
 func AppendU32(b []byte, v uint32) []byte { return appendU32(b, v) }

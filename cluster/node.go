@@ -323,30 +323,6 @@ func (n *Node) catchUpFromSnapshot() error {
 	return nil
 }
 
-// HasState reports whether dir holds raft state (a log, a term or a
-// snapshot), without starting raft.
-func HasState(dir string) (bool, error) {
-	if _, err := os.Stat(filepath.Join(dir, "raft.db")); errors.Is(err, os.ErrNotExist) {
-		snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*"))
-		return len(snaps) > 0, nil
-	}
-	logs, err := store.OpenRaftStore(filepath.Join(dir, "raft.db"), nil)
-	if err != nil {
-		return false, err
-	}
-	defer logs.Close()
-	w, err := openLog(dir, logs, false)
-	if err != nil {
-		return false, err
-	}
-	defer w.Close()
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 1, hclog.NewNullLogger())
-	if err != nil {
-		return false, err
-	}
-	return raft.HasExistingState(w, logs, snaps)
-}
-
 // Raft gives access to the raft instance (membership changes, stats).
 func (n *Node) Raft() *raft.Raft { return n.raft }
 

@@ -37,8 +37,6 @@ const (
 	TrailerSize = 8 + 8 + 8 + sha256.Size
 	// MaxMetaSize bounds the metadata JSON.
 	MaxMetaSize = 64 << 10
-	// maxParam is the longest parameter (its length field is 16 bits).
-	maxParam = 0xFFFF + 3
 )
 
 // Meta describes a snapshot.
@@ -300,9 +298,6 @@ func (sw *Writer) Close() (Meta, error) {
 	sw.meta.Pools, sw.meta.PEs = sw.pools, sw.pes
 	return sw.meta, nil
 }
-
-// Counts returns the pools and PEs written so far.
-func (sw *Writer) Counts() (pools, pes int64) { return sw.pools, sw.pes }
 
 // Reader reads and verifies a snapshot stream. Next returns PEs until
 // io.EOF, which it returns only after the trailer's counts and checksum

@@ -21,9 +21,7 @@ func transportOf(addrs []net.Addr, use asap.TransportUse) asap.Transport {
 	for _, a := range addrs {
 		if sa, ok := a.(*sctp.SCTPAddr); ok {
 			t = asap.Transport{Kind: asap.ParamSCTPTransport, Port: uint16(sa.Port), Use: use}
-			for _, ip := range regclient.IPs(sa) {
-				t.Addrs = append(t.Addrs, ip)
-			}
+			t.Addrs = append(t.Addrs, regclient.IPs(sa)...)
 			if len(t.Addrs) == 0 {
 				t.Addrs = []netip.Addr{netip.IPv4Unspecified()}
 			}
