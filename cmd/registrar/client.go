@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -58,19 +59,15 @@ func (c *clientFlags) do(method, path string, body io.Reader, v any) error {
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the registrar's admin API at %s (is `registrar agent` running? set -http or REGISTRAR_HTTP_ADDR): %v", c.http, err)
+		return unreachable(c, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return apiError(resp)
+	}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e registrar.APIError
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s", e.Error)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
 	if v == nil {
 		return nil
@@ -80,6 +77,20 @@ func (c *clientFlags) do(method, path string, body io.Reader, v any) error {
 		return nil
 	}
 	return json.Unmarshal(data, v)
+}
+
+// apiError turns an error answer of the admin API into an error.
+func apiError(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e registrar.APIError
+	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		return errors.New(e.Error)
+	}
+	return fmt.Errorf("%s %s: %s", resp.Request.Method, resp.Request.URL.Path, resp.Status)
+}
+
+func unreachable(cf *clientFlags, err error) error {
+	return fmt.Errorf("cannot reach the registrar's admin API at %s (is `registrar agent` running? set -http or REGISTRAR_HTTP_ADDR): %v", cf.http, err)
 }
 
 func printJSON(v any) {

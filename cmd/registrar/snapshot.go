@@ -169,20 +169,6 @@ func byteSize(n int64) string {
 // it takes; the server answers the headers within minutes.
 var snapshotHTTP = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, ResponseHeaderTimeout: 10 * time.Minute}}
 
-// apiError turns an error answer of the admin API into an error.
-func apiError(resp *http.Response) error {
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e registrar.APIError
-	if json.Unmarshal(data, &e) == nil && e.Error != "" {
-		return errors.New(e.Error)
-	}
-	return fmt.Errorf("%s %s: %s", resp.Request.Method, resp.Request.URL.Path, resp.Status)
-}
-
-func unreachable(cf *clientFlags, err error) error {
-	return fmt.Errorf("cannot reach the registrar's admin API at %s (is `registrar agent` running? set -http or REGISTRAR_HTTP_ADDR): %v", cf.http, err)
-}
-
 func runSnapshotSave(args []string) int {
 	var cf clientFlags
 	fs := newSnapshotFlags("save")
