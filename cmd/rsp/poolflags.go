@@ -131,24 +131,30 @@ func parsePolicy(s string) (asap.Policy, error) {
 		if err != nil {
 			return asap.Policy{}, fmt.Errorf("policy %q: %s %q: %v", s, f, v, err)
 		}
-		switch f {
-		case "weight":
-			p.Weight = n
-		case "priority":
-			p.Priority = n
-		case "load":
-			p.Load = n
-		case "degradation":
-			p.LoadDegradation = n
-		case "load-dpf":
-			p.LoadDPF = n
-		case "weight-dpf":
-			p.WeightDPF = n
-		case "distance":
-			p.Distance = n
-		}
+		*policyField(&p, f) = n
 	}
 	return p, nil
+}
+
+// policyField is the value of p that policyFields names f.
+func policyField(p *asap.Policy, f string) *uint32 {
+	switch f {
+	case "weight":
+		return &p.Weight
+	case "priority":
+		return &p.Priority
+	case "load":
+		return &p.Load
+	case "degradation":
+		return &p.LoadDegradation
+	case "load-dpf":
+		return &p.LoadDPF
+	case "weight-dpf":
+		return &p.WeightDPF
+	case "distance":
+		return &p.Distance
+	}
+	panic("rsp: unknown policy field " + f)
 }
 
 // parseValue reads a 32-bit value; for fractions also "25%" and "0.25".
@@ -175,23 +181,7 @@ func policyString(p asap.Policy) string {
 	var b strings.Builder
 	b.WriteString(p.Type.String())
 	for _, f := range policyFields[p.Type] {
-		var v uint32
-		switch f {
-		case "weight":
-			v = p.Weight
-		case "priority":
-			v = p.Priority
-		case "load":
-			v = p.Load
-		case "degradation":
-			v = p.LoadDegradation
-		case "load-dpf":
-			v = p.LoadDPF
-		case "weight-dpf":
-			v = p.WeightDPF
-		case "distance":
-			v = p.Distance
-		}
+		v := *policyField(&p, f)
 		if fraction(f) {
 			fmt.Fprintf(&b, " %s=%.4g%%", f, float64(v)*100/0xFFFFFFFF)
 		} else {
