@@ -67,7 +67,6 @@ type peers struct {
 	// refreshed: when each foreign PE was last confirmed by its owner
 	// (PEs learnt by ENRP expire after their registration life).
 	refreshed map[peKey]time.Time
-	rnd       *rand.Rand
 	mcast     *transport.Multicast
 	wake      chan struct{}
 	// outbox holds our HANDLE_UPDATEs in commit order; run sends them
@@ -77,8 +76,7 @@ type peers struct {
 
 func newPeers(r *Registrar) *peers {
 	p := &peers{r: r, takeovers: map[uint32]*takeover{}, acked: map[uint32]uint32{}, refreshed: map[peKey]time.Time{},
-		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), wake: make(chan struct{}, 1),
-		outbox: make(chan *enrp.HandleUpdate, 4096)}
+		wake: make(chan struct{}, 1), outbox: make(chan *enrp.HandleUpdate, 4096)}
 	for _, a := range r.cfg.ENRPPeers {
 		p.all = append(p.all, &foreignPeer{addr: a, static: true})
 	}
@@ -114,9 +112,11 @@ func (p *peers) isMember(id uint32) bool {
 	return false
 }
 
+// jitter is safe for concurrent use: the peering loop and the multicast
+// sender both call it.
 func (p *peers) jitter(d time.Duration) time.Duration {
 	// RSPLIB jitters its heartbeat by ±12.5 %.
-	return time.Duration(float64(d) * (0.875 + 0.25*p.rnd.Float64()))
+	return time.Duration(float64(d) * (0.875 + 0.25*rand.Float64()))
 }
 
 // peerLocked finds or adds the peer with this ID (learning its address
