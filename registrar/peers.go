@@ -67,7 +67,6 @@ type peers struct {
 	// refreshed: when each foreign PE was last confirmed by its owner
 	// (PEs learnt by ENRP expire after their registration life).
 	refreshed map[peKey]time.Time
-	mcast     *transport.Multicast
 	wake      chan struct{}
 	// outbox holds our HANDLE_UPDATEs in commit order; run sends them
 	// (the FSM's observer must not do network I/O).
@@ -772,7 +771,6 @@ func (p *peers) startMulticast(ctx context.Context, group string) error {
 	if err != nil {
 		return err
 	}
-	p.mcast = m
 	p.r.goFunc(func() {
 		<-p.r.quit
 		m.Close()
