@@ -311,20 +311,7 @@ func (r *Registrar) startSnapshots(ctx context.Context, bootstrap bool) error {
 // PEs no longer here or no longer ours are dropped, the ones this
 // registrar is now home for are supervised. Called from raft's FSM
 // goroutine: it must not block.
-func (r *Registrar) snapshotRestored() {
-	l := r.live
-	ev := func() { l.resync() }
-	select {
-	case l.events <- ev:
-	default:
-		r.goFunc(func() {
-			select {
-			case l.events <- ev:
-			case <-r.quit:
-			}
-		})
-	}
-}
+func (r *Registrar) snapshotRestored() { r.live.post(r.live.resync) }
 
 // SaveSnapshotTo writes a verified snapshot of this registrar's
 // handlespace (one read transaction) to path atomically (for tools and

@@ -175,25 +175,34 @@ func (l *liveness) adoptOwned(now time.Time, takenOver bool) {
 	l.poke()
 }
 
+// post hands f to the supervision loop without blocking (it is called
+// from raft's FSM goroutine): when the queue is full, a goroutine of the
+// registrar waits to deliver it.
+func (l *liveness) post(f func()) {
+	select {
+	case l.events <- f:
+	default:
+		l.r.goFunc(func() {
+			select {
+			case l.events <- f:
+			case <-l.r.quit:
+			}
+		})
+	}
+}
+
 // committed observes applied commands (raft's FSM goroutine: no blocking).
 func (l *liveness) committed(cmd *cluster.Command, _ *cluster.ApplyResult) {
 	switch cmd.Kind {
 	case cluster.KindTakeover:
 		for _, o := range cmd.Owners {
 			if o == l.r.id {
-				select {
-				case l.events <- func() { l.adoptOwned(time.Now(), true) }:
-				default:
-					l.r.log.Warn("liveness event queue full; adoption waits for the next tick")
-				}
+				l.post(func() { l.adoptOwned(time.Now(), true) })
 				return
 			}
 		}
 	case cluster.KindReset:
-		select {
-		case l.events <- func() { l.resync() }:
-		default:
-		}
+		l.post(l.resync)
 	}
 }
 
