@@ -194,12 +194,15 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 		ac.log.Info("registration refused", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "reason", reason)
 		return reject(resp, code, info)
 	}
-	peParam := encodeParam(func(b []byte) ([]byte, error) { return asap.AppendPoolElement(b, &pe) })
+	// The PE parameter as received, encoded only for a refusal.
+	peParam := func() []byte {
+		return encodeParam(func(b []byte) ([]byte, error) { return asap.AppendPoolElement(b, &pe) })
+	}
 	if pe.ID == 0 {
-		return refuse("PE identifier 0", asap.CauseInvalidValues, peParam)
+		return refuse("PE identifier 0", asap.CauseInvalidValues, peParam())
 	}
 	if pe.Lifetime == 0 {
-		return refuse("registration life 0", asap.CauseInvalidValues, peParam)
+		return refuse("registration life 0", asap.CauseInvalidValues, peParam())
 	}
 	if !pe.Policy.Type.Known() {
 		return refuse("unsupported policy "+pe.Policy.Type.String(), asap.CauseInvalidValues,
