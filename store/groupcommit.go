@@ -35,16 +35,16 @@ func (s *Store) queue(index uint64, ops []diskOp) error {
 // nothing when nothing is queued or CommitDelay is 0. Safe for concurrent
 // use.
 func (s *Store) Flush() error {
-	if s.opts.CommitDelay <= 0 || s.db == nil {
+	if s.opts.CommitDelay <= 0 {
 		return nil
 	}
 	return s.flush()
 }
 
+// flush commits what is queued. It reads s.db only when something is
+// queued: ReplaceAll swaps s.db (under wmu, after its own flush) while
+// readers flush, and only Apply, under wmu, queues writes.
 func (s *Store) flush() error {
-	if s.db == nil {
-		return nil
-	}
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	s.pmu.Lock()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,11 +10,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 const groupKillChildEnv = "STORE_TEST_GROUP_KILL_CHILD"
@@ -136,5 +139,58 @@ func TestStore_GroupCommitFlushes(t *testing.T) {
 	defer s.Close()
 	if s.LastApplied() != 6 || !slices.Equal(contents(s), want) {
 		t.Errorf("after Close and reopen: index %d, %d PEs; want 6, %d", s.LastApplied(), len(contents(s)), len(want))
+	}
+}
+
+// Ensure readers of the file (View, BeginRead, the commit timer) may run
+// while ReplaceAll swaps the file under group commit: Flush once read the
+// store's bbolt handle without a lock, racing with the swap (-race).
+func TestStore_GroupCommitReplaceAllConcurrentReaders(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hs.db")
+	s, err := Open(path, &Options{NoSync: true, CommitDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := s.View(func(*bolt.Tx) error { return nil })
+				if err == nil {
+					var tx *bolt.Tx
+					if tx, err = s.BeginRead(); err == nil {
+						err = tx.Rollback()
+					}
+				}
+				if err != nil && !errors.Is(err, ErrNoFile) && !errors.Is(err, berrors.ErrDatabaseNotOpen) {
+					t.Errorf("reader during ReplaceAll: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	for i := uint64(1); i <= 20; i++ {
+		if _, err := s.Apply(2*i-1, killBatch(i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReplaceAll(2*i, func(put func(PE) error) error {
+			return put(mkPE("replaced", uint32(i), 1, rr()))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if got := s.LastApplied(); got != 40 {
+		t.Errorf("LastApplied = %d, want 40", got)
 	}
 }

@@ -19,7 +19,9 @@ func (s *Store) AppliedIndexTx(tx *bolt.Tx) uint64 { return readApplied(tx) }
 // index. On an error before the swap nothing changes; an I/O failure
 // during the swap closes the store (every later call fails with
 // ErrClosed). Readers that open a bbolt transaction during the swap get
-// ErrNoFile; in-memory reads see the old handlespace, then the new one.
+// ErrNoFile (or bbolt's ErrDatabaseNotOpen, if they found the old file
+// just before it closed); in-memory reads see the old handlespace, then
+// the new one.
 func (s *Store) ReplaceAll(index uint64, fill func(put func(PE) error) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
