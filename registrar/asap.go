@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -29,6 +30,9 @@ type asapConn struct {
 	log    hclog.Logger
 	remote netip.Addr // the peer's address, for rate limits
 	rnd    *rand.Rand // selection randomness (one reader goroutine uses it)
+	// supervised is set once a PE this registrar is home for uses the
+	// connection (liveness).
+	supervised atomic.Bool
 
 	sendMu sync.Mutex
 	buf    []byte

@@ -36,6 +36,12 @@ type peState struct {
 	idx      int       // heap index
 }
 
+// setConn makes c the PE's connection (l.mu held).
+func (p *peState) setConn(c *asapConn) {
+	c.supervised.Store(true)
+	p.conn = c
+}
+
 func (p *peState) reschedule() {
 	due := p.lifetime
 	if !p.ackBy.IsZero() {
@@ -131,7 +137,7 @@ func (l *liveness) track(conn *asapConn, pe store.PE, now time.Time) {
 	l.mu.Lock()
 	delete(l.reports, key)
 	l.upsertLocked(key, func(p *peState) {
-		p.conn = conn
+		p.setConn(conn)
 		p.asapAddr = pe.Element.ASAP
 		p.lifetime = now.Add(time.Duration(pe.Element.Lifetime) * time.Millisecond)
 		p.nextKA = now.Add(l.interval)
@@ -229,7 +235,7 @@ func (l *liveness) ack(conn *asapConn, h asap.PoolHandle, id uint32) {
 			p.nextKA = now.Add(l.interval)
 			p.home = false
 			if p.conn == nil {
-				p.conn = conn
+				p.setConn(conn)
 			}
 		})
 		_ = p
@@ -264,8 +270,12 @@ func (l *liveness) forget(h asap.PoolHandle, id uint32) {
 
 // connClosed: PEs that registered through conn are probed through their
 // ASAP endpoint at once (a PE that died is removed after the ACK timeout;
-// one that is alive answers and stays).
+// one that is alive answers and stays). A connection no supervised PE
+// ever used (a PU's) costs no scan of the PEs.
 func (l *liveness) connClosed(conn *asapConn) {
+	if !conn.supervised.Load() {
+		return
+	}
 	now := time.Now()
 	l.mu.Lock()
 	for key, p := range l.pes {
@@ -404,7 +414,7 @@ func (l *liveness) keepAlive(p *peState) {
 		}
 		l.mu.Lock()
 		if st, ok := l.pes[key]; ok {
-			st.conn = ac
+			st.setConn(ac)
 		}
 		l.mu.Unlock()
 		_ = ac.send(ka)

@@ -330,6 +330,23 @@ func TestKeepAliveTimeout(t *testing.T) {
 	}
 }
 
+// Ensure that when the connection a PE registered on closes, the registrar
+// probes the PE's ASAP endpoint at once, not at the next keep-alive.
+func TestLostConnectionProbesPE(t *testing.T) {
+	r := startRegistrar(t, "", func(c *registrar.Config) {
+		c.KeepAliveInterval = registrar.Duration(time.Minute)
+	})
+	pe := newASAPPE(t)
+	cl := dial(t, r, true)
+	mustRegister(t, cl, "pool", pe.element(1))
+	cl.c.Close()
+	waitFor(t, 5*time.Second, "keep-alive at the PE's ASAP endpoint", func() bool {
+		pe.mu.Lock()
+		defer pe.mu.Unlock()
+		return pe.kas > 0
+	})
+}
+
 // Ensure that a PE whose registration life runs out is removed.
 func TestLifetimeExpiry(t *testing.T) {
 	r := startRegistrar(t, "", nil)
