@@ -125,8 +125,7 @@ func (r *Registrar) status() Status {
 	s.Raft.State = rf.State().String()
 	addr, id := rf.LeaderWithID()
 	s.Raft.Leader, s.Raft.LeaderID = string(addr), string(id)
-	stats := rf.Stats()
-	fmt.Sscan(stats["term"], &s.Raft.Term)
+	s.Raft.Term = rf.CurrentTerm()
 	s.Raft.LastIndex = rf.LastIndex()
 	s.Raft.AppliedIndex = r.store.LastApplied()
 	s.Stale = addr == "" || rf.State() == raft.Shutdown

@@ -119,8 +119,7 @@ func (r *Registrar) saveSpool() (string, snapshot.Meta, error) {
 	}
 	path := f.Name()
 	defer f.Close()
-	var term uint64
-	fmt.Sscan(r.node.Raft().Stats()["term"], &term)
+	term := r.node.Raft().CurrentTerm()
 	tx, err := r.store.BeginRead()
 	if err != nil {
 		return path, snapshot.Meta{}, fmt.Errorf("snapshot: %w", err)
