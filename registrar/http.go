@@ -113,12 +113,8 @@ func PEInfoOf(pe store.PE) PEInfo {
 
 func (r *Registrar) status() Status {
 	s := Status{ID: hexID(r.id), Version: Version, UptimeSec: time.Since(r.start).Seconds()}
-	for _, a := range r.asapLn.Addrs() {
-		s.Addresses.ASAP = append(s.Addresses.ASAP, a.Network()+":"+a.String())
-	}
-	for _, a := range r.enrpLn.Addrs() {
-		s.Addresses.ENRP = append(s.Addresses.ENRP, a.Network()+":"+a.String())
-	}
+	s.Addresses.ASAP = specList(r.asapLn.Addrs())
+	s.Addresses.ENRP = specList(r.enrpLn.Addrs())
 	s.Addresses.HTTP = r.HTTPAddr()
 	s.Addresses.Raft = string(r.node.Addr())
 	rf := r.node.Raft()

@@ -167,6 +167,7 @@ func (r *Registrar) Leave() { r.leaveOnce.Do(func() { close(r.leaveCh) }) }
 // Members is the gossip membership (nil before Run opened it).
 func (r *Registrar) Members() *cluster.Membership { return r.members }
 
+// specList formats addresses as transport specs ("tcp:127.0.0.1:3863").
 func specList(as []net.Addr) []string {
 	var s []string
 	for _, a := range as {
@@ -198,13 +199,7 @@ func (r *Registrar) waitRemoved(d time.Duration) {
 	r.log.Warn("left gossip but the leader did not remove this registrar from raft in time")
 }
 
-func addrList(as []net.Addr) string {
-	var s []string
-	for _, a := range as {
-		s = append(s, a.Network()+":"+a.String())
-	}
-	return strings.Join(s, ",")
-}
+func addrList(as []net.Addr) string { return strings.Join(specList(as), ",") }
 
 // open brings everything up; the returned cleanup undoes what was done,
 // in the fixed shutdown order, whatever the point of failure.
