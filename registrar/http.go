@@ -199,5 +199,3 @@ func (r *Registrar) httpHandler() http.Handler {
 	r.snapshotHandlers(mux)
 	return mux
 }
-
-func (r *Registrar) clusterHandlers(mux *http.ServeMux) { r.clusterHandlersImpl(mux) }

@@ -106,7 +106,7 @@ func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool
 //	POST   /v1/leave              this registrar leaves the cluster and stops
 //	GET    /v1/raft/peers         the raft configuration
 //	DELETE /v1/raft/peers/{id}    remove a raft server (done by the leader)
-func (r *Registrar) clusterHandlersImpl(mux *http.ServeMux) {
+func (r *Registrar) clusterHandlers(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, r.memberInfos())
 	})
