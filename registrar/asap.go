@@ -330,12 +330,7 @@ func (r *Registrar) deregister(ctx context.Context, m *asap.Deregistration) *asa
 		return resp
 	}
 	r.live.forget(m.PoolHandle, m.ID)
-	wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout.D())
-	defer cancel()
-	res, err := r.node.Propose(wctx, cluster.NewUpdate(time.Now(), enrp.DelPE, r.id, m.PoolHandle, cur.Element))
-	if err == nil {
-		err = res.Failed()
-	}
+	err := r.commit(ctx, cluster.NewUpdate(time.Now(), enrp.DelPE, r.id, m.PoolHandle, cur.Element))
 	if err != nil && !errors.Is(err, store.ErrPENotFound) {
 		r.log.Warn("deregistration not committed", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", m.ID), "error", err)
 		resp.Error = asap.NewOperationError(asap.CauseLackOfResources, nil)

@@ -300,12 +300,7 @@ func (l *liveness) remove(h asap.PoolHandle, id uint32, reason string) {
 		if !ok {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.r.cfg.WriteTimeout.D())
-		defer cancel()
-		res, err := l.r.node.Propose(ctx, cluster.NewUpdate(time.Now(), enrp.DelPE, l.r.id, h, cur.Element))
-		if err == nil {
-			err = res.Failed()
-		}
+		err := l.r.commit(context.Background(), cluster.NewUpdate(time.Now(), enrp.DelPE, l.r.id, h, cur.Element))
 		if err != nil {
 			l.r.log.Warn("removing PE failed", "pool", h, "pe", fmt.Sprintf("%08x", id), "reason", reason, "error", err)
 			return

@@ -496,13 +496,7 @@ func (p *peers) onUpdate(ec *enrpConn, m *enrp.HandleUpdate) {
 		pe = cur.Element
 	}
 	p.r.goFunc(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), p.r.cfg.WriteTimeout.D())
-		defer cancel()
-		res, err := p.r.node.Propose(ctx, cluster.NewUpdate(time.Now(), m.Action, m.Sender, m.PoolHandle, pe))
-		if err == nil {
-			err = res.Failed()
-		}
-		if err != nil {
+		if err := p.r.commit(context.Background(), cluster.NewUpdate(time.Now(), m.Action, m.Sender, m.PoolHandle, pe)); err != nil {
 			p.r.log.Warn("handle update from ENRP peer not applied", "peer", hexID(m.Sender), "pool", m.PoolHandle,
 				"pe", fmt.Sprintf("%08x", pe.ID), "error", err)
 		}
@@ -692,13 +686,7 @@ func (p *peers) finishTakeovers(now time.Time) {
 // raft; the liveness supervisor then sends them H=1 keep-alives), tells
 // the peers with TAKEOVER_SERVER and forgets the target.
 func (p *peers) completeTakeover(target uint32) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.r.cfg.WriteTimeout.D())
-	defer cancel()
-	res, err := p.r.node.Propose(ctx, cluster.NewTakeover(time.Now(), p.r.id, target, []uint32{p.r.id}))
-	if err == nil {
-		err = res.Failed()
-	}
-	if err != nil {
+	if err := p.r.commit(context.Background(), cluster.NewTakeover(time.Now(), p.r.id, target, []uint32{p.r.id})); err != nil {
 		p.r.log.Warn("takeover of ENRP peer not committed", "target", hexID(target), "error", err)
 		return
 	}
@@ -722,9 +710,7 @@ func (p *peers) onTakeoverServer(ec *enrpConn, m *enrp.TakeoverServer) {
 		return
 	}
 	p.r.goFunc(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), p.r.cfg.WriteTimeout.D())
-		defer cancel()
-		if _, err := p.r.node.Propose(ctx, cluster.NewTakeover(time.Now(), m.Sender, m.Target, []uint32{m.Sender})); err != nil {
+		if err := p.r.commit(context.Background(), cluster.NewTakeover(time.Now(), m.Sender, m.Target, []uint32{m.Sender})); err != nil {
 			p.r.log.Warn("recording a peer's takeover failed", "target", hexID(m.Target), "error", err)
 		}
 	})
@@ -750,11 +736,8 @@ func (p *peers) expireForeign(now time.Time) {
 	}
 	p.mu.Unlock()
 	for _, pe := range gone {
-		pe := pe
 		p.r.goFunc(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), p.r.cfg.WriteTimeout.D())
-			defer cancel()
-			if _, err := p.r.node.Propose(ctx, cluster.NewUpdate(time.Now(), enrp.DelPE, pe.Element.Home, pe.Handle, pe.Element)); err == nil {
+			if err := p.r.commit(context.Background(), cluster.NewUpdate(time.Now(), enrp.DelPE, pe.Element.Home, pe.Handle, pe.Element)); err == nil {
 				p.r.log.Info("foreign PE expired", "pool", pe.Handle, "pe", fmt.Sprintf("%08x", pe.Element.ID), "home", hexID(pe.Element.Home))
 			}
 		})

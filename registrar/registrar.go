@@ -377,6 +377,19 @@ func (r *Registrar) waitLeader(ctx context.Context) error {
 	}
 }
 
+// commit proposes cmd through raft and waits, bounded by ctx and the
+// write timeout, until it is applied. The error is the proposal's or, once
+// applied, the command's own (cluster.ApplyResult.Failed).
+func (r *Registrar) commit(ctx context.Context, cmd cluster.Command) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout.D())
+	defer cancel()
+	res, err := r.node.Propose(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	return res.Failed()
+}
+
 // stopGoroutines stops supervision, announces and connection handlers.
 func (r *Registrar) stopGoroutines() error {
 	r.mu.Lock()
