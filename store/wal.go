@@ -47,11 +47,18 @@ type WAL struct {
 	noSync  bool
 	segSize int64
 
+	// wmu serialises the writers (StoreLogs, DeleteRange, Close), which
+	// read the fields below without mu and take mu only to change them:
+	// readers (GetLog, FirstIndex, LastIndex) never wait for an append's
+	// write and fdatasync (raft's replication reads while its leader
+	// appends).
+	wmu sync.Mutex
+	buf []byte // StoreLogs' encoding buffer (wmu)
+
 	mu    sync.RWMutex
 	segs  []*walSegment // by first index
 	first uint64        // logical first index (0: empty)
 	last  uint64
-	buf   []byte
 	// closed is set by Close.
 	closed bool
 }
@@ -60,8 +67,11 @@ type walSegment struct {
 	first uint64
 	path  string
 	f     *os.File
-	offs  []int64 // offs[i]: offset of the record of index first+i
-	size  int64
+	// offs[i] is the offset of the record of index first+i. StoreLogs
+	// appends past len(offs) without mu (readers index below it) and
+	// publishes the longer slice under mu.
+	offs []int64
+	size int64
 }
 
 func (s *walSegment) last() uint64 { return s.first + uint64(len(s.offs)) - 1 }
@@ -222,6 +232,8 @@ func (w *WAL) closeFiles() {
 
 // Close closes the segment files. Idempotent.
 func (w *WAL) Close() error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
@@ -287,8 +299,8 @@ func (w *WAL) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
 	if w.closed {
 		return ErrClosed
 	}
@@ -313,7 +325,7 @@ func (w *WAL) StoreLogs(logs []*raft.Log) error {
 		}
 	}
 	b := w.buf[:0]
-	offs := make([]int64, 0, len(logs))
+	offs := seg.offs // grown past its length here, published below
 	off := seg.size
 	for _, l := range logs {
 		start := len(b)
@@ -336,12 +348,14 @@ func (w *WAL) StoreLogs(logs []*raft.Log) error {
 	if cap(b) <= 4<<20 {
 		w.buf = b
 	}
-	seg.offs = append(seg.offs, offs...)
+	w.mu.Lock()
+	seg.offs = offs
 	seg.size = off + int64(len(b))
 	if w.first == 0 {
 		w.first = logs[0].Index
 	}
 	w.last = logs[len(logs)-1].Index
+	w.mu.Unlock()
 	return nil
 }
 
@@ -361,7 +375,9 @@ func (w *WAL) newSegment(first uint64) (*walSegment, error) {
 		return nil, err
 	}
 	seg := &walSegment{first: first, path: name, f: f, size: int64(len(walMagic))}
+	w.mu.Lock()
 	w.segs = append(w.segs, seg)
+	w.mu.Unlock()
 	return seg, nil
 }
 
@@ -380,6 +396,8 @@ func (w *WAL) syncDir() error {
 // DeleteRange removes [min, max]: a prefix (log compaction after a
 // snapshot), a suffix (conflicting entries on a follower) or everything.
 func (w *WAL) DeleteRange(min, max uint64) error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -267,5 +268,108 @@ func TestWAL_Raft(t *testing.T) {
 	}
 	if f, _ := w.FirstIndex(); f != first {
 		t.Errorf("after restart first index %d, want %d", f, first)
+	}
+}
+
+// Ensure readers run alongside appends (which take the readers' lock only
+// to publish what they wrote), segment rotation and compaction, and
+// always see whole entries in [FirstIndex, LastIndex].
+func TestWAL_ConcurrentReaders(t *testing.T) {
+	w := mustOpenWAL(t, t.TempDir(), 2048)
+	walAppend(t, w, 1, 10, 10)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var l raft.Log
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				w.mu.RLock() // one consistent range for the check
+				first, last := w.first, w.last
+				w.mu.RUnlock()
+				i := first + uint64(n)%(last-first+1)
+				err := w.GetLog(i, &l)
+				if errors.Is(err, raft.ErrLogNotFound) {
+					continue // compacted meanwhile
+				}
+				if err != nil || l.Index != i || !bytes.Equal(l.Data, walLog(i).Data) {
+					t.Errorf("GetLog(%d) = %d %q, %v", i, l.Index, l.Data, err)
+					return
+				}
+			}
+		}()
+	}
+	for next := uint64(11); next <= 2000; next += 10 {
+		walAppend(t, w, next, next+9, 10)
+		if next%500 == 1 {
+			if err := w.DeleteRange(1, next-100); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	walCheck(t, w, 1402, 2000)
+}
+
+// BenchmarkWAL_GetLogDuringAppend reads entries (as raft's replication
+// does) while another goroutine appends batches of 64 entries of 256 bytes
+// with fdatasync (as raft's leader does).
+func BenchmarkWAL_GetLogDuringAppend(b *testing.B) {
+	w, err := OpenWAL(b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	batch := make([]*raft.Log, 64)
+	for i := range batch {
+		batch[i] = &raft.Log{Term: 1, Type: raft.LogCommand, Data: make([]byte, 256)}
+	}
+	var next uint64 = 1
+	store := func() error {
+		for _, l := range batch {
+			l.Index = next
+			next++
+		}
+		return w.StoreLogs(batch)
+	}
+	for i := 0; i < 100; i++ {
+		if err := store(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := store(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	var l raft.Log
+	var i uint64
+	for b.Loop() {
+		if err := w.GetLog(i%6400+1, &l); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		b.Fatal(err)
 	}
 }
