@@ -652,7 +652,17 @@ func appendRaftLog(dst []byte, l *raft.Log) []byte {
 // Data and Extensions out of b (which may be bbolt's memory). On error l is
 // unchanged and the error wraps ErrRaftLogCorrupt and names the index.
 func decodeRaftLog(b []byte, index uint64, l *raft.Log) error {
-	d := raftLogDecoder{b: b}
+	return decodeRaftLogIn(raftLogDecoder{b: b}, index, l)
+}
+
+// decodeOwnedRaftLog is decodeRaftLog for a b that nothing else uses or
+// changes (read from a file into a fresh buffer): Data and Extensions
+// point into b instead of being copied.
+func decodeOwnedRaftLog(b []byte, index uint64, l *raft.Log) error {
+	return decodeRaftLogIn(raftLogDecoder{b: b, owned: true}, index, l)
+}
+
+func decodeRaftLogIn(d raftLogDecoder, index uint64, l *raft.Log) error {
 	out, err := d.decode()
 	if err == nil && out.Index != index {
 		err = fmt.Errorf("entry says index %d", out.Index)
@@ -666,8 +676,9 @@ func decodeRaftLog(b []byte, index uint64, l *raft.Log) error {
 
 // raftLogDecoder reads the fields of one encoded entry in order.
 type raftLogDecoder struct {
-	b   []byte
-	off int
+	b     []byte
+	off   int
+	owned bool // Data and Extensions may alias b
 }
 
 func (d *raftLogDecoder) decode() (raft.Log, error) {
@@ -720,6 +731,15 @@ func (d *raftLogDecoder) decode() (raft.Log, error) {
 	}
 	if d.off != len(d.b) {
 		return l, fmt.Errorf("%d unexpected trailing bytes", len(d.b)-d.off)
+	}
+	if d.owned {
+		if dataLen > 0 {
+			l.Data = d.b[dataOff : dataOff+dataLen : dataOff+dataLen]
+		}
+		if extLen > 0 {
+			l.Extensions = d.b[extOff : extOff+extLen : extOff+extLen]
+		}
+		return l, nil
 	}
 	// One allocation for both slices, copied out of bbolt's memory.
 	if dataLen+extLen > 0 {

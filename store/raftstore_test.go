@@ -988,6 +988,18 @@ func TestDecodeRaftLog(t *testing.T) {
 			t.Error(d)
 		}
 	})
+	t.Run("round trip, owned buffer", func(t *testing.T) {
+		var l raft.Log
+		if err := decodeOwnedRaftLog(bytes.Clone(enc), 300, &l); err != nil {
+			t.Fatal(err)
+		}
+		if d := raftLogDiff(&l, full); d != "" {
+			t.Error(d)
+		}
+		if cap(l.Data) != len(l.Data) {
+			t.Errorf("Data has capacity %d past its %d bytes: an append would overwrite Extensions", cap(l.Data), len(l.Data))
+		}
+	})
 	t.Run("every truncation", func(t *testing.T) {
 		for n := 0; n < len(enc); n++ {
 			var l raft.Log

@@ -192,7 +192,7 @@ func (w *WAL) openSegment(name string, isLast bool) (*walSegment, error) {
 			default:
 				var l raft.Log
 				want := first + uint64(len(seg.offs))
-				if err := decodeRaftLog(data[off+walRecordHeader:off+walRecordHeader+n], want, &l); err != nil {
+				if err := decodeOwnedRaftLog(data[off+walRecordHeader:off+walRecordHeader+n], want, &l); err != nil {
 					bad = err.Error()
 				}
 			}
@@ -287,7 +287,7 @@ func (w *WAL) GetLog(index uint64, l *raft.Log) error {
 	if int(n)+walRecordHeader != len(b) || crc32.Checksum(b[walRecordHeader:], walCRC) != binary.BigEndian.Uint32(b[4:]) {
 		return fmt.Errorf("raft log %s: %w: index %d fails its checksum", seg.path, ErrWALCorrupt, index)
 	}
-	return decodeRaftLog(b[walRecordHeader:], index, l)
+	return decodeOwnedRaftLog(b[walRecordHeader:], index, l)
 }
 
 // StoreLog stores one entry.
