@@ -27,3 +27,12 @@ func ForcePartialDirectWrites(t testing.TB, limit int, after func()) {
 	testDirectWriteLimit, testAfterDirectWrite = limit, after
 	t.Cleanup(func() { testDirectWriteLimit, testAfterDirectWrite = 0, nil })
 }
+
+// HoldsSendBuffer reports whether a TCP Conn keeps a send buffer (queued
+// frames, or an empty buffer taken from the pool).
+func HoldsSendBuffer(c Conn) bool {
+	tc := c.(*tcpConn)
+	tc.wmu.Lock()
+	defer tc.wmu.Unlock()
+	return tc.pending != nil
+}

@@ -167,14 +167,11 @@ func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 			c.wmu.Unlock()
 			return err
 		}
-		if c.pending == nil {
-			c.pending = sendBufPool.Get().(*[]byte)
-			*c.pending = (*c.pending)[:0]
-		}
-		if q := *c.pending; len(q) == 0 && !c.writing {
+		if (c.pending == nil || len(*c.pending) == 0) && !c.writing {
 			// Fast path: nothing queued, nobody writing. Write on this
 			// goroutine without blocking; queue only what the socket did
-			// not take (before anything queued meanwhile).
+			// not take (before anything queued meanwhile). No send buffer
+			// is taken unless something is left to queue.
 			c.writing = true
 			frame := msg
 			var fb *[]byte
@@ -199,11 +196,14 @@ func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 			}
 			if len(rest) > 0 {
 				nq := sendBufPool.Get().(*[]byte)
-				*nq = append(append((*nq)[:0], rest...), *c.pending...)
-				sendBufPool.Put(c.pending)
+				*nq = append((*nq)[:0], rest...)
+				if c.pending != nil {
+					*nq = append(*nq, *c.pending...)
+					sendBufPool.Put(c.pending)
+				}
 				c.pending = nq
 			}
-			kick := len(*c.pending) > 0
+			kick := c.pending != nil && len(*c.pending) > 0
 			c.wmu.Unlock()
 			if fb != nil {
 				sendBufPool.Put(fb)
@@ -215,6 +215,10 @@ func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 				}
 			}
 			return nil
+		}
+		if c.pending == nil {
+			c.pending = sendBufPool.Get().(*[]byte)
+			*c.pending = (*c.pending)[:0]
 		}
 		if q := *c.pending; len(q) == 0 || len(q)+size <= sendQueueLimit {
 			*c.pending = appendFrame(q, fi, msg)

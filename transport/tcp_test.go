@@ -586,3 +586,27 @@ func TestTCPSend_PartialDirectWriteKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+// Ensure that a connection whose sends all went out by direct write keeps
+// no send buffer: idle connections hold none (the batches are pooled), in
+// plain and mux framing.
+func TestTCPSend_DirectWriteHoldsNoBuffer(t *testing.T) {
+	for _, mux := range []bool{false, true} {
+		a, b := tcpPair("tcp:127.0.0.1:0", mux)(t, transport.DefaultConfig())
+		for _, ppid := range []uint32{transport.PPIDASAP, 47} {
+			if !mux && ppid != transport.PPIDASAP {
+				continue
+			}
+			msg := []byte{1, 0, 0, 8, 1, 2, 3, 4}
+			if err := a.Send(context.Background(), ppid, msg); err != nil {
+				t.Fatalf("mux=%v: Send: %v", mux, err)
+			}
+			if _, got, err := b.Recv(ctxTimeout(t, 5*time.Second)); err != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("mux=%v: Recv = %x, %v; want %x", mux, got, err, msg)
+			}
+			if transport.HoldsSendBuffer(a) {
+				t.Errorf("mux=%v ppid=%d: got a send buffer held after a direct write, want none", mux, ppid)
+			}
+		}
+	}
+}
