@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -96,19 +97,18 @@ func (p *peers) isForeign(id uint32) bool {
 }
 
 // isMember reports registrars of our own cluster (gossip knows them).
-func (p *peers) isMember(id uint32) bool {
-	if id == p.r.id {
-		return true
-	}
-	if p.r.members == nil {
-		return false
-	}
-	for _, m := range p.r.members.Members() {
-		if m.Meta.ID == id {
-			return true
+func (p *peers) isMember(id uint32) bool { return slices.Contains(p.memberIDs(), id) }
+
+// memberIDs lists the registrars of our own cluster: this one and those
+// gossip knows.
+func (p *peers) memberIDs() []uint32 {
+	ids := []uint32{p.r.id}
+	if p.r.members != nil {
+		for _, m := range p.r.members.Members() {
+			ids = append(ids, m.Meta.ID)
 		}
 	}
-	return false
+	return ids
 }
 
 // jitter is safe for concurrent use: the peering loop and the multicast
@@ -721,10 +721,11 @@ func (p *peers) onTakeoverServer(ec *enrpConn, m *enrp.TakeoverServer) {
 // their own peers' PEs).
 func (p *peers) expireForeign(now time.Time) {
 	var gone []store.PE
+	members := p.memberIDs() // once, not per PE
 	p.mu.Lock()
 	for key, at := range p.refreshed {
 		pe, ok := p.r.store.Lookup(key.h, key.id)
-		if !ok || p.isMember(pe.Element.Home) {
+		if !ok || slices.Contains(members, pe.Element.Home) {
 			delete(p.refreshed, key)
 			continue
 		}
