@@ -13,7 +13,6 @@ import (
 	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/enrp"
 	"github.com/rserpool-go/registrar/store"
-	"github.com/rserpool-go/registrar/transport"
 )
 
 type peKey struct {
@@ -427,14 +426,9 @@ func (r *Registrar) dialPE(t asap.Transport) (*asapConn, error) {
 		spec = "" // auto: SCTP where the kernel has it
 	}
 	spec += hostList(t.Addrs) + ":" + strconv.Itoa(int(t.Port))
-	cfg := transport.DefaultConfig()
-	cfg.PPID = transport.PPIDASAP
-	cfg.ReadTimeout = r.cfg.ConnIdleTimeout.D()
-	cfg.WriteTimeout = 5 * time.Second
-	cfg.Logger = r.log.Named("asap")
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.KeepAliveTimeout.D())
 	defer cancel()
-	c, err := r.net.Dial(ctx, spec, cfg)
+	c, err := r.net.Dial(ctx, spec, r.asapConnConfig())
 	if err != nil {
 		return nil, err
 	}

@@ -300,11 +300,7 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	}
 
 	// 1. (closed first) the listeners and their connections.
-	tcfg := transport.DefaultConfig()
-	tcfg.PPID = transport.PPIDASAP
-	tcfg.ReadTimeout = r.cfg.ConnIdleTimeout.D()
-	tcfg.WriteTimeout = 5 * time.Second
-	tcfg.Logger = r.log.Named("asap")
+	tcfg := r.asapConnConfig()
 	if r.asapLn, err = r.net.Listen(ctx, r.cfg.ASAP, tcfg); err != nil {
 		return cleanup, fmt.Errorf("asap listen %s: %w", r.cfg.ASAP, err)
 	}
@@ -355,6 +351,17 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	}
 	r.goFunc(r.peers.run)
 	return cleanup, nil
+}
+
+// asapConnConfig is the transport configuration of ASAP connections,
+// accepted or dialed to a PE.
+func (r *Registrar) asapConnConfig() transport.Config {
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDASAP
+	cfg.ReadTimeout = r.cfg.ConnIdleTimeout.D()
+	cfg.WriteTimeout = 5 * time.Second
+	cfg.Logger = r.log.Named("asap")
+	return cfg
 }
 
 // waitLeader waits (bounded) for this node's raft to have a leader, so the
