@@ -291,3 +291,48 @@ func TestOpenLog_MigratesRaftDB(t *testing.T) {
 		t.Errorf("raft.db still holds entries up to %d", l)
 	}
 }
+
+// Ensure a migration cut short by a crash (the WAL holds a prefix of
+// raft.db's entries, raft.db still all of them) resumes after the last
+// entry copied instead of leaving the rest behind.
+func TestOpenLog_ResumesMigration(t *testing.T) {
+	dir := t.TempDir()
+	old, err := store.OpenRaftStore(filepath.Join(dir, "raft.db"), &store.RaftStoreOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	var logs []*raft.Log
+	for i := uint64(5); i <= 600; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 3, Type: raft.LogCommand, Data: []byte{byte(i)}})
+	}
+	if err := old.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	partial, err := store.OpenWAL(filepath.Join(dir, "wal"), &store.WALOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := partial.StoreLogs(logs[:256]); err != nil { // the first batch, then the crash
+		t.Fatal(err)
+	}
+	partial.Close()
+	w, err := openLog(dir, old, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if f, _ := w.FirstIndex(); f != 5 {
+		t.Errorf("WAL first index %d, want 5", f)
+	}
+	if l, _ := w.LastIndex(); l != 600 {
+		t.Errorf("WAL last index %d, want 600", l)
+	}
+	var got raft.Log
+	if err := w.GetLog(500, &got); err != nil || got.Data[0] != byte(500%256) {
+		t.Errorf("entry 500: %+v, %v", got, err)
+	}
+	if l, _ := old.LastIndex(); l != 0 {
+		t.Errorf("raft.db still holds entries up to %d", l)
+	}
+}

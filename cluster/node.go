@@ -259,37 +259,57 @@ func (n *Node) closeRes() {
 }
 
 // openLog opens the raft log (a WAL in dir/wal). Entries an older version
-// kept in raft.db's log bucket move to the WAL once.
+// kept in raft.db's log bucket move to the WAL once; raft.db's entries are
+// deleted only after the WAL holds all of them, and a migration cut short
+// (a crash) resumes after the last entry it copied.
 func openLog(dir string, old *store.RaftStore, noSync bool) (*store.WAL, error) {
 	w, err := store.OpenWAL(filepath.Join(dir, "wal"), &store.WALOptions{NoSync: noSync})
 	if err != nil {
 		return nil, err
 	}
-	first, _ := old.FirstIndex()
-	last, _ := old.LastIndex()
-	if wl, _ := w.LastIndex(); first == 0 || wl != 0 {
-		return w, nil
-	}
-	for i := first; i <= last; i += 256 {
-		var batch []*raft.Log
-		for j := i; j <= last && j < i+256; j++ {
-			l := new(raft.Log)
-			if err := old.GetLog(j, l); err != nil {
-				w.Close()
-				return nil, fmt.Errorf("migrate raft log entry %d: %w", j, err)
-			}
-			batch = append(batch, l)
-		}
-		if err := w.StoreLogs(batch); err != nil {
-			w.Close()
-			return nil, fmt.Errorf("migrate raft log: %w", err)
-		}
-	}
-	if err := old.DeleteRange(first, last); err != nil {
+	if err := migrateLog(w, old); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("migrate raft log: %w", err)
 	}
 	return w, nil
+}
+
+// migrateLog appends raft.db's log entries that w lacks, then empties
+// raft.db's log.
+func migrateLog(w *store.WAL, old *store.RaftStore) error {
+	first, err := old.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := old.LastIndex()
+	if err != nil {
+		return err
+	}
+	if first == 0 {
+		return nil
+	}
+	from := first
+	wf, _ := w.FirstIndex()
+	if wl, _ := w.LastIndex(); wl != 0 {
+		from = last + 1 // the WAL is in use: raft.db's entries are leftovers
+		if wf == first {
+			from = wl + 1 // an earlier migration stopped after wl
+		}
+	}
+	for i := from; i <= last; i += 256 {
+		var batch []*raft.Log
+		for j := i; j <= last && j < i+256; j++ {
+			l := new(raft.Log)
+			if err := old.GetLog(j, l); err != nil {
+				return fmt.Errorf("entry %d: %w", j, err)
+			}
+			batch = append(batch, l)
+		}
+		if err := w.StoreLogs(batch); err != nil {
+			return err
+		}
+	}
+	return old.DeleteRange(first, last)
 }
 
 // catchUpFromSnapshot restores the newest raft snapshot into the store
