@@ -228,7 +228,7 @@ func (l *liveness) ack(conn *asapConn, h asap.PoolHandle, id uint32) {
 	key := peKey{h, id}
 	now := time.Now()
 	l.mu.Lock()
-	if p, ok := l.pes[key]; ok {
+	if _, ok := l.pes[key]; ok {
 		l.upsertLocked(key, func(p *peState) {
 			p.ackBy = time.Time{}
 			p.nextKA = now.Add(l.interval)
@@ -237,7 +237,6 @@ func (l *liveness) ack(conn *asapConn, h asap.PoolHandle, id uint32) {
 				p.setConn(conn)
 			}
 		})
-		_ = p
 	}
 	l.mu.Unlock()
 	l.r.metrics.keepAliveAcks.Inc()
