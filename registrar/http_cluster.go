@@ -71,32 +71,48 @@ func (r *Registrar) leaderHTTP() string {
 	return ""
 }
 
+// leaderClient talks to the leader for proxied admin requests; the
+// incoming request's context bounds them.
+var leaderClient = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 10 * time.Minute}}
+
 // proxyToLeader forwards an admin request that only the leader can carry
-// out; it returns false when this node is the leader.
+// out (a snapshot save or restore, a raft peer removal), streaming both
+// ways; it returns false when this node is the leader. A request that was
+// proxied once is not proxied again.
 func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool {
 	if r.node.IsLeader() {
 		return false
 	}
 	addr := r.leaderHTTP()
-	if addr == "" {
+	if addr == "" || req.Header.Get(headerProxied) != "" {
 		writeError(w, http.StatusServiceUnavailable, "no raft leader (or its admin API address is unknown): try again when `registrar status` shows a leader")
 		return true
 	}
-	out, err := http.NewRequest(req.Method, "http://"+addr+req.URL.Path, req.Body)
+	out, err := http.NewRequestWithContext(req.Context(), req.Method, "http://"+addr+req.URL.Path, req.Body)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "%v", err)
 		return true
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(out)
+	out.ContentLength = req.ContentLength
+	out.Header.Set(headerProxied, hexID(r.id))
+	if ct := req.Header.Get("Content-Type"); ct != "" {
+		out.Header.Set("Content-Type", ct)
+	}
+	resp, err := leaderClient.Do(out)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "leader at %s: %v", addr, err)
 		return true
 	}
 	defer resp.Body.Close()
-	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	for _, h := range []string{"Content-Type", "Content-Length", HeaderSnapshotIndex, HeaderSnapshotPools, HeaderSnapshotPEs} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
 	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		r.log.Warn("proxied admin request aborted", "leader", addr, "path", req.URL.Path, "error", err)
+	}
 	return true
 }
 

@@ -69,7 +69,7 @@ func (r *Registrar) snapshotHandlers(mux *http.ServeMux) {
 }
 
 func (r *Registrar) handleSnapshotSave(w http.ResponseWriter, req *http.Request) {
-	if r.proxySnapshot(w, req) {
+	if r.proxyToLeader(w, req) {
 		return
 	}
 	if err := r.node.Raft().Barrier(r.cfg.WriteTimeout.D()).Error(); err != nil {
@@ -136,7 +136,7 @@ func (r *Registrar) saveSpool() (string, snapshot.Meta, error) {
 }
 
 func (r *Registrar) handleSnapshotRestore(w http.ResponseWriter, req *http.Request) {
-	if r.proxySnapshot(w, req) {
+	if r.proxyToLeader(w, req) {
 		return
 	}
 	if !restoreMu.TryLock() {
@@ -214,49 +214,6 @@ func (r *Registrar) restoreSnapshotFile(ctx context.Context, path string) (snaps
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// snapshotClient talks to the leader for proxied snapshot requests; the
-// incoming request's context bounds them.
-var snapshotClient = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 10 * time.Minute}}
-
-// proxySnapshot forwards a snapshot request to the leader, streaming both
-// ways; it returns false when this node is the leader.
-func (r *Registrar) proxySnapshot(w http.ResponseWriter, req *http.Request) bool {
-	if r.node.IsLeader() {
-		return false
-	}
-	addr := r.leaderHTTP()
-	if addr == "" || req.Header.Get(headerProxied) != "" {
-		writeError(w, http.StatusServiceUnavailable, "no raft leader (or its admin API address is unknown): try again when `registrar status` shows a leader")
-		return true
-	}
-	out, err := http.NewRequestWithContext(req.Context(), req.Method, "http://"+addr+req.URL.Path, req.Body)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "%v", err)
-		return true
-	}
-	out.ContentLength = req.ContentLength
-	out.Header.Set(headerProxied, hexID(r.id))
-	if ct := req.Header.Get("Content-Type"); ct != "" {
-		out.Header.Set("Content-Type", ct)
-	}
-	resp, err := snapshotClient.Do(out)
-	if err != nil {
-		writeError(w, http.StatusBadGateway, "leader at %s: %v", addr, err)
-		return true
-	}
-	defer resp.Body.Close()
-	for _, h := range []string{"Content-Type", "Content-Length", HeaderSnapshotIndex, HeaderSnapshotPools, HeaderSnapshotPEs} {
-		if v := resp.Header.Get(h); v != "" {
-			w.Header().Set(h, v)
-		}
-	}
-	w.WriteHeader(resp.StatusCode)
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		r.log.Warn("proxied snapshot transfer aborted", "leader", addr, "error", err)
-	}
-	return true
 }
 
 // startSnapshots is called once by open, after raft and the PE
