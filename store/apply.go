@@ -30,7 +30,9 @@ func (s *Store) Apply(index uint64, ops []Op) ([]Result, error) {
 	res := make([]Result, len(ops))
 	var bl *batchLog
 	if s.db != nil {
-		bl = &batchLog{}
+		// A group commit fails after Apply has returned (as fatalErr),
+		// too late to undo anything.
+		bl = &batchLog{noUndo: s.opts.CommitDelay > 0}
 	}
 	if err := s.fatalErr(); err != nil {
 		return nil, err
@@ -66,11 +68,12 @@ func (s *Store) Apply(index uint64, ops []Op) ([]Result, error) {
 	return res, nil
 }
 
-// batchLog records what a batch did: how to undo it in memory and what to
-// write to the file.
+// batchLog records what a batch did: how to undo it in memory (unless
+// noUndo) and what to write to the file.
 type batchLog struct {
-	undo []undoRec
-	disk []diskOp
+	undo   []undoRec
+	disk   []diskOp
+	noUndo bool
 }
 
 // undoRec undoes one change: undoPut restores (h, id) to old (or to absent
@@ -115,7 +118,9 @@ func (bl *batchLog) logChange(h asap.PoolHandle, id uint32, had bool, old entry,
 	if bl == nil {
 		return
 	}
-	bl.undo = append(bl.undo, undoRec{h: h, id: id, had: had, old: old, oldMeta: oldMeta})
+	if !bl.noUndo {
+		bl.undo = append(bl.undo, undoRec{h: h, id: id, had: had, old: old, oldMeta: oldMeta})
+	}
 	d := diskOp{key: peKey(h, id)}
 	if now != nil {
 		d.val = peValue(now)
@@ -231,7 +236,9 @@ func (s *Store) applyOp(op *Op, bl *batchLog, buf *[]byte) Result {
 		n := s.nPE
 		st := s.resetIndex()
 		if bl != nil {
-			bl.undo = append(bl.undo, undoRec{st: st})
+			if !bl.noUndo {
+				bl.undo = append(bl.undo, undoRec{st: st})
+			}
 			bl.disk = append(bl.disk[:0], diskOp{reset: true})
 		}
 		return Result{Changed: n}
