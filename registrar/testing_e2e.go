@@ -225,34 +225,26 @@ func StartAgent(t testing.TB, dir string, extra ...string) *Agent {
 	}
 	args := []string{"agent", "-data-dir", dir, "-asap", a.ASAP, "-enrp", a.ENRP, "-http", a.HTTP,
 		"-raft", a.Raft, "-profile", "local", "-log-level", "debug"}
-	if gossipFlag && !hasFlag(extra, "-gossip") {
+	if g, ok := flagValue(extra, "-gossip"); ok {
+		a.Gossip = g
+	} else {
 		args = append(args, "-gossip", a.Gossip)
 	}
 	args = append(args, extra...)
-	for i, x := range extra {
-		if x == "-gossip" && i+1 < len(extra) {
-			a.Gossip = extra[i+1]
-		}
-	}
 	a.Process = StartProcess(t, "registrar "+filepath.Base(dir), filepath.Join(bin, "registrar"), args...)
 	a.WaitLine(0, ReadyLine, 30*time.Second)
 	return a
 }
 
-func hasFlag(args []string, name string) bool {
-	for i, a := range args {
-		if a == name {
-			if i+1 < len(args) {
-				return true
-			}
+// flagValue is the value of the last "name value" pair in args.
+func flagValue(args []string, name string) (v string, ok bool) {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == name {
+			v, ok = args[i+1], true
 		}
 	}
-	return false
+	return v, ok
 }
-
-// gossipFlag says whether the agent has the -gossip flag (set by the
-// cluster layer).
-var gossipFlag = true
 
 // RestartAndWait restarts the agent and waits for its ready line.
 func (a *Agent) RestartAndWait() {
