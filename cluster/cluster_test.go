@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
 
@@ -334,5 +336,38 @@ func TestOpenLog_ResumesMigration(t *testing.T) {
 	}
 	if l, _ := old.LastIndex(); l != 0 {
 		t.Errorf("raft.db still holds entries up to %d", l)
+	}
+}
+
+// Ensure a forwarded-write connection whose first byte arrives only after
+// the raft port closed is closed, not served: Close closed the connections
+// it knew and waits for their goroutines, so a connection it never saw
+// would keep it waiting for good.
+func TestMuxLayer_ForwardAfterClose(t *testing.T) {
+	m, err := newMuxLayer("127.0.0.1:0", nil, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.serve = func(c net.Conn) { _, _ = io.Copy(io.Discard, c) } // until the connection closes
+	m.Close()
+	// A connection acceptLoop handed to classify before Close, whose
+	// first byte comes after Close went through the connections.
+	client, server := net.Pipe()
+	defer server.Close() // let the test end either way
+	defer client.Close()
+	m.wg.Add(1)
+	go m.classify(server)
+	if _, err := client.Write([]byte{connForward}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		m.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a forwarded-write connection is served after Close; Close would wait for it forever")
 	}
 }

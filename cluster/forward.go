@@ -99,12 +99,11 @@ func (m *muxLayer) classify(c net.Conn) {
 			c.Close()
 		}
 	case connForward:
-		if m.serve == nil {
+		if m.serve == nil || !m.track(c) {
 			c.Close()
 			return
 		}
-		m.track(c, true)
-		defer m.track(c, false)
+		defer m.untrack(c)
 		m.serve(c)
 	default:
 		m.log.Warn("unknown connection type on the raft port", "remote", c.RemoteAddr(), "byte", b[0])
@@ -112,14 +111,25 @@ func (m *muxLayer) classify(c net.Conn) {
 	}
 }
 
-func (m *muxLayer) track(c net.Conn, add bool) {
+// track records a forwarded-write connection for Close to close. It
+// refuses once Close has begun: Close would not see the connection, and
+// its wait for the serving goroutine would never end.
+func (m *muxLayer) track(c net.Conn) bool {
 	m.connsMu.Lock()
 	defer m.connsMu.Unlock()
-	if add {
-		m.conns[c] = struct{}{}
-	} else {
-		delete(m.conns, c)
+	select {
+	case <-m.closed:
+		return false
+	default:
 	}
+	m.conns[c] = struct{}{}
+	return true
+}
+
+func (m *muxLayer) untrack(c net.Conn) {
+	m.connsMu.Lock()
+	defer m.connsMu.Unlock()
+	delete(m.conns, c)
 }
 
 // Accept gives raft its next connection.
