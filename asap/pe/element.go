@@ -95,10 +95,7 @@ func New(cfg Config) (*Element, error) {
 	if network == nil {
 		network = transport.OSNetwork()
 	}
-	tcfg := transport.DefaultConfig()
-	tcfg.PPID = transport.PPIDASAP
-	tcfg.Logger = e.log
-	ln, err := network.Listen(e.ctx, cfg.ASAP, tcfg)
+	ln, err := network.Listen(e.ctx, cfg.ASAP, regclient.ControlConfig(e.log))
 	if err != nil {
 		e.cancel()
 		client.Close()

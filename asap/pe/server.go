@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/asap/internal/regclient"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -69,22 +70,11 @@ func Listen(ctx context.Context, spec string, cfg ServerConfig) (*Server, error)
 	if network == nil {
 		network = transport.OSNetwork()
 	}
-	tcfg := dataConfig(cfg.MaxMessageSize, log)
-	ln, err := network.Listen(ctx, spec, tcfg)
+	ln, err := network.Listen(ctx, spec, regclient.DataConfig(cfg.MaxMessageSize, log))
 	if err != nil {
 		return nil, fmt.Errorf("pe: listen %s: %w", spec, err)
 	}
 	return &Server{ln: ln, log: log, sessions: map[*Session]struct{}{}}, nil
-}
-
-// dataConfig is the transport configuration of a data channel.
-func dataConfig(maxSize int, log hclog.Logger) transport.Config {
-	c := transport.DefaultConfig()
-	c.Mux = true
-	c.PPID = transport.PPIDASAP
-	c.MaxMessageSize = maxSize
-	c.Logger = log
-	return c
 }
 
 // Addrs are the bound addresses (with the real ports).

@@ -360,14 +360,9 @@ func (s *Session) dial(ctx context.Context, pe asap.PoolElement) (transport.Conn
 	if pe.User.Use != asap.UseDataAndControl && pe.User.Kind == asap.ParamTCPTransport {
 		return nil, errors.New("TCP data-only transport: this library speaks data plus control (mux framing) on TCP")
 	}
-	tcfg := transport.DefaultConfig()
-	tcfg.Mux = true
-	tcfg.PPID = transport.PPIDASAP
-	tcfg.MaxMessageSize = s.cfg.MaxMessageSize
-	tcfg.Logger = s.log
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	conn, err := s.u.net.Dial(dctx, spec, tcfg)
+	conn, err := s.u.net.Dial(dctx, spec, regclient.DataConfig(s.cfg.MaxMessageSize, s.log))
 	if err != nil {
 		return nil, err
 	}

@@ -287,12 +287,9 @@ func (c *Client) connect(ctx context.Context, tried map[string]error, order *[]s
 
 // dial connects to one candidate and makes it the current connection.
 func (c *Client) dial(ctx context.Context, cd candidate, idx int) (*Conn, error) {
-	tcfg := transport.DefaultConfig()
-	tcfg.PPID = transport.PPIDASAP
-	tcfg.Logger = c.log
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
-	tc, err := c.net.Dial(dctx, cd.spec, tcfg)
+	tc, err := c.net.Dial(dctx, cd.spec, ControlConfig(c.log))
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,25 @@ type Config struct {
 	Handler func(c *Conn, m asap.Message)
 }
 
+// ControlConfig is the transport configuration of an ASAP connection with
+// a registrar: dialed by the Client, or accepted on a PE's ASAP endpoint.
+func ControlConfig(log hclog.Logger) transport.Config {
+	c := transport.DefaultConfig()
+	c.PPID = transport.PPIDASAP
+	c.Logger = log
+	return c
+}
+
+// DataConfig is the transport configuration of a PE's data channel, "data
+// plus control" (RFC 5352 section 3.7): ASAP messages raw, application
+// data in mux frames on TCP, both by PPID on SCTP.
+func DataConfig(maxMessageSize int, log hclog.Logger) transport.Config {
+	c := ControlConfig(log)
+	c.Mux = true
+	c.MaxMessageSize = maxMessageSize
+	return c
+}
+
 // announceGroup resolves the announce default.
 func (c *Config) announceGroup() string {
 	if c.Announce != "" {
