@@ -212,10 +212,27 @@ func (c *Client) Current() *Conn {
 	return c.cur
 }
 
+// hunt records the registrars one request tried and why each failed, in
+// the order they were tried.
+type hunt struct {
+	tried map[string]error
+	order []string
+}
+
+func newHunt() *hunt { return &hunt{tried: map[string]error{}} }
+
+// failed records that the registrar name failed with err.
+func (h *hunt) failed(name string, err error) {
+	if _, seen := h.tried[name]; !seen {
+		h.order = append(h.order, name)
+	}
+	h.tried[name] = err
+}
+
 // connect returns the current connection, or hunts: it dials the
-// candidates not yet in tried, starting at the one after the last that
+// candidates not yet tried, starting at the one after the last that
 // failed, and makes the first that accepts current.
-func (c *Client) connect(ctx context.Context, tried map[string]error, order *[]string) (*Conn, error) {
+func (c *Client) connect(ctx context.Context, h *hunt) (*Conn, error) {
 	select {
 	case c.hunt <- struct{}{}:
 	case <-ctx.Done():
@@ -225,7 +242,7 @@ func (c *Client) connect(ctx context.Context, tried map[string]error, order *[]s
 	}
 	defer func() { <-c.hunt }()
 	if cur := c.Current(); cur != nil {
-		if _, failed := tried[cur.name]; !failed {
+		if _, failed := h.tried[cur.name]; !failed {
 			return cur, nil
 		}
 	}
@@ -239,7 +256,7 @@ func (c *Client) connect(ctx context.Context, tried map[string]error, order *[]s
 		for i := range cands {
 			k := (start + i) % len(cands)
 			cd := cands[k]
-			if _, ok := tried[cd.spec]; ok {
+			if _, ok := h.tried[cd.spec]; ok {
 				continue
 			}
 			conn, err := c.dial(ctx, cd, k)
@@ -250,8 +267,7 @@ func (c *Client) connect(ctx context.Context, tried map[string]error, order *[]s
 				if errors.Is(err, ErrClosed) {
 					return nil, err
 				}
-				tried[cd.spec] = err
-				*order = append(*order, cd.spec)
+				h.failed(cd.spec, err)
 				c.log.Debug("registrar not reachable", "registrar", cd.spec, "error", err)
 				continue
 			}
@@ -279,8 +295,8 @@ func (c *Client) connect(ctx context.Context, tried map[string]error, order *[]s
 		waitedFor = time.Since(t0).Round(time.Millisecond)
 	}
 	e := &NoRegistrarError{Announce: c.group, Waited: waitedFor}
-	for _, s := range *order {
-		e.Tried = append(e.Tried, Attempt{Registrar: s, Err: tried[s]})
+	for _, s := range h.order {
+		e.Tried = append(e.Tried, Attempt{Registrar: s, Err: h.tried[s]})
 	}
 	return nil, e
 }
@@ -390,10 +406,9 @@ func (c *Client) Adopt(conn *Conn) {
 // registrar of the hunt. It returns the response and the connection that
 // answered, or a *NoRegistrarError once every candidate failed.
 func (c *Client) Request(ctx context.Context, build func(*Conn) (asap.Message, error), match func(asap.Message) bool) (asap.Message, *Conn, error) {
-	tried := map[string]error{}
-	var order []string
+	h := newHunt()
 	for {
-		conn, err := c.connect(ctx, tried, &order)
+		conn, err := c.connect(ctx, h)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -420,10 +435,7 @@ func (c *Client) Request(ctx context.Context, build func(*Conn) (asap.Message, e
 			}
 			c.log.Debug("request not answered; sending it again", "registrar", conn.Label(), "type", m.Type(), "attempt", attempt+1)
 		}
-		if _, seen := tried[conn.name]; !seen {
-			order = append(order, conn.name)
-		}
-		tried[conn.name] = last
+		h.failed(conn.name, last)
 		c.Drop(conn, last)
 	}
 }
@@ -431,10 +443,9 @@ func (c *Client) Request(ctx context.Context, build func(*Conn) (asap.Message, e
 // Send sends a message that has no response (ENDPOINT_UNREACHABLE) to
 // the current registrar, hunting for one if needed.
 func (c *Client) Send(ctx context.Context, m asap.Message) error {
-	tried := map[string]error{}
-	var order []string
+	h := newHunt()
 	for {
-		conn, err := c.connect(ctx, tried, &order)
+		conn, err := c.connect(ctx, h)
 		if err != nil {
 			return err
 		}
@@ -445,10 +456,7 @@ func (c *Client) Send(ctx context.Context, m asap.Message) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if _, seen := tried[conn.name]; !seen {
-			order = append(order, conn.name)
-		}
-		tried[conn.name] = err
+		h.failed(conn.name, err)
 		c.Drop(conn, err)
 	}
 }
