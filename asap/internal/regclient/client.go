@@ -140,13 +140,15 @@ func New(cfg Config) (*Client, error) {
 			return nil, err
 		}
 		c.group, c.ann = g, ann
-		c.goFunc(func() { ann.run(ctx) })
+		c.Go(func() { ann.run(ctx) })
 	}
 	return c, nil
 }
 
-// goFunc runs f in a goroutine owned by the client; false once closed.
-func (c *Client) goFunc(f func()) bool {
+// Go runs f in a goroutine owned by the client (Close waits for it) and
+// reports false, without running f, once the client is closed. f should
+// watch Context.
+func (c *Client) Go(f func()) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -159,11 +161,6 @@ func (c *Client) goFunc(f func()) bool {
 	}()
 	return true
 }
-
-// Go runs f in a goroutine owned by the client (Close waits for it) and
-// reports false, without running f, once the client is closed. f should
-// watch Context.
-func (c *Client) Go(f func()) bool { return c.goFunc(f) }
 
 // Context ends when the client closes.
 func (c *Client) Context() context.Context { return c.ctx }
