@@ -239,11 +239,7 @@ func (s *Session) failoverLocked(ctx context.Context, gen uint64, reason error) 
 		oldConn.Close()
 	}
 	s.log.Info("PE failed; failing over", "pe", fmt.Sprintf("0x%08x", old.ID), "reason", reason)
-	if s.cfg.ReportUnreachable {
-		s.u.reportAsync(s.h, old.ID)
-	} else {
-		s.u.evict(s.h, old.ID)
-	}
+	s.dropPE(old.ID)
 	pe, conn, fromCard, err := s.connectAny(ctx, old.ID)
 	if err == nil {
 		err = s.install(conn, pe)
@@ -258,6 +254,16 @@ func (s *Session) failoverLocked(ctx context.Context, gen uint64, reason error) 
 	s.mu.Unlock()
 	s.log.Info("failover done", "from", fmt.Sprintf("0x%08x", old.ID), "to", fmt.Sprintf("0x%08x", pe.ID), "cookie_echoed", echoed)
 	return &Failover{From: old.ID, To: pe.ID, Reason: reason, CookieEchoed: echoed, FromBusinessCard: fromCard}, nil
+}
+
+// dropPE takes a PE that failed out of the resolution cache and, with
+// ReportUnreachable, reports it to the registrar in the background.
+func (s *Session) dropPE(id uint32) {
+	if s.cfg.ReportUnreachable {
+		s.u.reportAsync(s.h, id)
+	} else {
+		s.u.evict(s.h, id)
+	}
 }
 
 // breakWith makes the session unusable.
@@ -295,11 +301,7 @@ func (s *Session) connectAny(ctx context.Context, avoid uint32) (asap.PoolElemen
 				s.mu.Lock()
 				s.failed[pe.ID] = true
 				s.mu.Unlock()
-				if s.cfg.ReportUnreachable {
-					s.u.reportAsync(s.h, pe.ID)
-				} else {
-					s.u.evict(s.h, pe.ID)
-				}
+				s.dropPE(pe.ID)
 				continue
 			}
 			return pe, conn, fromCard, true
