@@ -127,11 +127,7 @@ func (r *Registrar) status() Status {
 	s.Stale = addr == "" || rf.State() == raft.Shutdown
 	s.Pools, s.PEs = r.store.Counts()
 	s.Members = r.memberInfos()
-	if r.live != nil {
-		r.live.mu.Lock()
-		s.OwnedPEs = len(r.live.pes)
-		r.live.mu.Unlock()
-	}
+	s.OwnedPEs = r.live.count()
 	return s
 }
 

@@ -129,6 +129,17 @@ func (l *liveness) dropLocked(key peKey) {
 	}
 }
 
+// count is the number of PEs supervised (0 before Run started the
+// supervision).
+func (l *liveness) count() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pes)
+}
+
 // track records a (re-)registration through conn: a fresh lifetime and
 // keep-alive period.
 func (l *liveness) track(conn *asapConn, pe store.PE, now time.Time) {

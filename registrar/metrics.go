@@ -62,14 +62,7 @@ func newMetrics(r *Registrar) *metrics {
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_pes", Help: "PEs in the handlespace."},
 		func() float64 { _, n := r.store.Counts(); return float64(n) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_owned_pes", Help: "PEs this registrar is home for."},
-		func() float64 {
-			if r.live == nil {
-				return 0
-			}
-			r.live.mu.Lock()
-			defer r.live.mu.Unlock()
-			return float64(len(r.live.pes))
-		}))
+		func() float64 { return float64(r.live.count()) }))
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
