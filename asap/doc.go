@@ -35,7 +35,7 @@
 //
 // Unpack follows them. "Skip and report" parameters come back as the
 // []Unrecognized result, so a server can answer with an ASAP_ERROR while
-// still acting on the message. The "stop" cases return an *Error: its
+// still acting on the message. The "stop" cases return a *DecodeError: its
 // Report method says whether the peer should be told, and its Cause method
 // gives the Operation Error cause to send. A known parameter in a place
 // where the message does not allow it is treated the same way when its type
@@ -43,8 +43,8 @@
 //
 // # Errors
 //
-// Decoding errors are *Error values that name the field path and the byte
-// offset, for example
+// Decoding errors are *DecodeError values that name the field path and the
+// byte offset, for example
 //
 //	asap: registration.pool_element.user_transport.address[1] at offset 40: truncated
 //

@@ -167,7 +167,7 @@ func CheckFrame(b []byte, lim *Limits, hdr int, proto string) (int, error) {
 // Unpack decodes one ASAP message (lim nil = DefaultLimits). The second
 // result lists the unknown parameters whose type says "skip and report":
 // a server acts on the message and also answers with an ASAP_ERROR
-// carrying their causes. Errors are *Error or *UnknownMessageError.
+// carrying their causes. Errors are *DecodeError or *UnknownMessageError.
 func Unpack(b []byte, lim *Limits) (Message, []Unrecognized, error) {
 	d := GetDecoder(b, lim, "asap")
 	defer d.Release()
