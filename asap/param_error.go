@@ -194,10 +194,8 @@ func (r *Reader) OperationError() (*OperationError, error) {
 			e.Offset = at
 			return nil, prefix(e, path)
 		}
+		// An empty Info stays nil: append copies nothing into a nil slice.
 		o.Causes = append(o.Causes, Cause{Code: code, Info: append(Bytes(nil), v[off+4:off+n]...)})
-		if len(o.Causes[len(o.Causes)-1].Info) == 0 {
-			o.Causes[len(o.Causes)-1].Info = nil
-		}
 		off += (n + 3) &^ 3
 	}
 	if len(o.Causes) == 0 {
