@@ -112,8 +112,7 @@ func (s *Store) fail() {
 }
 
 func (s *Store) openBolt() (*bolt.DB, error) {
-	var f *os.File
-	return bolt.Open(s.path, s.opts.FileMode, s.boltOptions(false, &f))
+	return bolt.Open(s.path, s.opts.FileMode, s.boltOptions(false, nil))
 }
 
 func syncDir(dir string) {

@@ -152,9 +152,8 @@ func Open(path string, opts *Options) (*Store, error) {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("open handlespace %s: %w", path, err)
 	}
-	var file *os.File
-	err = guardBolt(func() error {
-		db, err := bolt.Open(path, o.FileMode, s.boltOptions(false, &file))
+	err = guardBolt(ErrCorrupt, func(openFile openFileFunc) error {
+		db, err := bolt.Open(path, o.FileMode, s.boltOptions(false, openFile))
 		if err != nil {
 			return classifyOpenError(err)
 		}
@@ -184,10 +183,6 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		s.db = db
 		return nil
-	}, func() {
-		if file != nil {
-			_ = file.Close()
-		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open handlespace %s: %w", path, err)
@@ -200,9 +195,8 @@ func Open(path string, opts *Options) (*Store, error) {
 
 // load opens the existing file read-only, checks it and builds the index.
 func (s *Store) load(size int64) error {
-	var file *os.File
-	return guardBolt(func() error {
-		db, err := bolt.Open(s.path, s.opts.FileMode, s.boltOptions(true, &file))
+	return guardBolt(ErrCorrupt, func(openFile openFileFunc) error {
+		db, err := bolt.Open(s.path, s.opts.FileMode, s.boltOptions(true, openFile))
 		if err != nil {
 			err = classifyOpenError(err)
 			var pathErr *fs.PathError
@@ -241,14 +235,12 @@ func (s *Store) load(size int64) error {
 				return nil
 			})
 		})
-	}, func() {
-		if file != nil {
-			_ = file.Close()
-		}
 	})
 }
 
-func (s *Store) boltOptions(readOnly bool, file **os.File) *bolt.Options {
+// boltOptions gives the bbolt options of the store's file; openFile may
+// be nil (bbolt's default).
+func (s *Store) boltOptions(readOnly bool, openFile openFileFunc) *bolt.Options {
 	return &bolt.Options{
 		Timeout:         s.opts.Timeout,
 		InitialMmapSize: s.opts.InitialMmapSize,
@@ -258,28 +250,36 @@ func (s *Store) boltOptions(readOnly bool, file **os.File) *bolt.Options {
 		// Rebuild the freelist at open instead of writing it with every
 		// commit (etcd's choice): fewer pages per Apply.
 		NoFreelistSync: true,
-		OpenFile: func(name string, flag int, perm fs.FileMode) (*os.File, error) {
-			f, err := os.OpenFile(name, flag, perm)
-			if err == nil {
-				*file = f
-			}
-			return f, err
-		},
+		OpenFile:       openFile,
 	}
 }
 
-// guardBolt runs fn, turning a bbolt panic or a memory fault on a damaged
-// file into ErrCorrupt. bbolt's DB may be half-open after a panic, so it is
-// not closed: release closes the file (dropping its lock) instead.
-func guardBolt(fn func() error, release func()) (err error) {
+// openFileFunc is bbolt's Options.OpenFile.
+type openFileFunc = func(name string, flag int, perm fs.FileMode) (*os.File, error)
+
+// guardBolt runs open, which opens a bbolt file through the openFile it is
+// given, and turns a bbolt panic or a memory fault on a damaged file into
+// an error wrapping corrupt. bbolt's DB may be half-open after a panic
+// (holding internal locks), so it is not closed: the file that openFile
+// opened is closed instead, which drops its lock; the mapping leaks.
+func guardBolt(corrupt error, open func(openFile openFileFunc) error) (err error) {
+	var file *os.File
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			release()
-			err = fmt.Errorf("%w: reading it failed: %v", ErrCorrupt, r)
+			if file != nil {
+				_ = file.Close()
+			}
+			err = fmt.Errorf("%w: bbolt failed reading it: %v", corrupt, r)
 		}
 	}()
-	return fn()
+	return open(func(name string, flag int, perm fs.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err == nil {
+			file = f
+		}
+		return f, err
+	})
 }
 
 // classifyOpenError maps bbolt's open errors to ours.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -200,11 +199,10 @@ func openRaftBolt(path string, o RaftStoreOptions) (*bolt.DB, error) {
 		return nil, err
 	}
 
-	var file *os.File
 	var db *bolt.DB
-	err = raftStoreGuard(func() error {
+	err = guardBolt(ErrRaftStoreCorrupt, func(openFile openFileFunc) error {
 		var err error
-		db, err = bolt.Open(path, o.FileMode, raftBoltOptions(o, false, &file))
+		db, err = bolt.Open(path, o.FileMode, raftBoltOptions(o, false, openFile))
 		if err != nil {
 			return raftClassifyOpenError(err, o.Timeout)
 		}
@@ -222,10 +220,6 @@ func openRaftBolt(path string, o RaftStoreOptions) (*bolt.DB, error) {
 			return err
 		}
 		return nil
-	}, func() {
-		if file != nil {
-			_ = file.Close()
-		}
 	})
 	if err != nil {
 		return nil, err
@@ -237,9 +231,8 @@ func openRaftBolt(path string, o RaftStoreOptions) (*bolt.DB, error) {
 // writes) and checks that it is either an empty bbolt database or a raft
 // store we can read.
 func checkRaftStoreFile(path string, size int64, o RaftStoreOptions) error {
-	var file *os.File
-	return raftStoreGuard(func() error {
-		db, err := bolt.Open(path, o.FileMode, raftBoltOptions(o, true, &file))
+	return guardBolt(ErrRaftStoreCorrupt, func(openFile openFileFunc) error {
+		db, err := bolt.Open(path, o.FileMode, raftBoltOptions(o, true, openFile))
 		if err != nil {
 			return raftClassifyOpenError(err, o.Timeout)
 		}
@@ -258,17 +251,13 @@ func checkRaftStoreFile(path string, size int64, o RaftStoreOptions) error {
 			err = cerr
 		}
 		return err
-	}, func() {
-		if file != nil {
-			_ = file.Close()
-		}
 	})
 }
 
-// raftBoltOptions returns the bbolt options for o. The opened *os.File is
-// recorded in *file so that raftStoreGuard can release the lock if bbolt
-// panics halfway through Open.
-func raftBoltOptions(o RaftStoreOptions, readOnly bool, file **os.File) *bolt.Options {
+// raftBoltOptions returns the bbolt options for o, opening the file with
+// openFile (from guardBolt, which closes it if bbolt panics halfway
+// through Open).
+func raftBoltOptions(o RaftStoreOptions, readOnly bool, openFile openFileFunc) *bolt.Options {
 	return &bolt.Options{
 		Timeout:  o.Timeout,
 		NoSync:   o.NoSync,
@@ -278,29 +267,8 @@ func raftBoltOptions(o RaftStoreOptions, readOnly bool, file **os.File) *bolt.Op
 		// StoreLogs would rewrite the list.
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
-		OpenFile: func(name string, flag int, perm fs.FileMode) (*os.File, error) {
-			f, err := os.OpenFile(name, flag, perm)
-			if err == nil {
-				*file = f
-			}
-			return f, err
-		},
+		OpenFile:       openFile,
 	}
-}
-
-// raftStoreGuard runs fn and turns a panic or memory fault inside it (bbolt
-// panics on, and may fault on, a damaged file) into ErrRaftStoreCorrupt.
-// After a panic bbolt's DB may hold internal locks, so it is not closed:
-// release closes the file, which drops the file lock; the mapping leaks.
-func raftStoreGuard(fn func() error, release func()) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			release()
-			err = fmt.Errorf("%w: bbolt failed reading it: %v", ErrRaftStoreCorrupt, r)
-		}
-	}()
-	return fn()
 }
 
 // raftClassifyOpenError maps bbolt.Open errors to the raft store's errors.
