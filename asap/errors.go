@@ -143,3 +143,7 @@ func encErr(path, msg string) error { return &EncodeError{Path: path, Msg: msg} 
 // PrefixError prepends a field path component to a decoding error on its
 // way up (for package enrp). Other errors pass through unchanged.
 func PrefixError(err error, component string) error { return prefix(err, component) }
+
+// WithDetail adds detail to one of the sentinels above, keeping errors.Is
+// working (for package enrp).
+func WithDetail(sentinel error, detail string) error { return withDetail(sentinel, detail) }

@@ -168,7 +168,7 @@ func Unpack(b []byte, lim *asap.Limits) (Message, []asap.Unrecognized, error) {
 	fx := m.fixed()
 	if n < headerSize+fx {
 		return nil, nil, &asap.DecodeError{Proto: "enrp", Path: m.name(), Offset: headerSize, Code: asap.CauseInvalidValues,
-			Err: withDetail(asap.ErrBadLength, "message length "+strconv.Itoa(n)+" leaves no room for the "+strconv.Itoa(fx)+"-byte fixed part")}
+			Err: asap.WithDetail(asap.ErrBadLength, "message length "+strconv.Itoa(n)+" leaves no room for the "+strconv.Itoa(fx)+"-byte fixed part")}
 	}
 	r := d.Region(headerSize+fx, n)
 	if err := m.parse(r, b[1], b[headerSize:headerSize+fx]); err != nil {
@@ -176,16 +176,6 @@ func Unpack(b []byte, lim *asap.Limits) (Message, []asap.Unrecognized, error) {
 	}
 	return m, d.Unrec, nil
 }
-
-type detailError struct {
-	base   error
-	detail string
-}
-
-func (e *detailError) Error() string { return e.base.Error() + ": " + e.detail }
-func (e *detailError) Unwrap() error { return e.base }
-
-func withDetail(base error, detail string) error { return &detailError{base: base, detail: detail} }
 
 func bit(f uint8, mask uint8) bool { return f&mask != 0 }
 
@@ -319,7 +309,7 @@ func (m *HandleTableResponse) parse(r *asap.Reader, f uint8, _ []byte) error {
 		}
 		if len(entry.PEs) == 0 {
 			return &asap.DecodeError{Proto: "enrp", Path: path, Offset: r.Offset(), Code: asap.CauseInvalidValues,
-				Err: withDetail(asap.ErrMissingParam, "pool handle without pool elements")}
+				Err: asap.WithDetail(asap.ErrMissingParam, "pool handle without pool elements")}
 		}
 		m.Pools = append(m.Pools, entry)
 	}
@@ -394,7 +384,7 @@ func (m *HandleUpdate) parse(r *asap.Reader, f uint8, fx []byte) (err error) {
 	m.Action = UpdateAction(binary.BigEndian.Uint16(fx))
 	if m.Action > DelPE {
 		return &asap.DecodeError{Proto: "enrp", Path: "action", Offset: headerSize, Code: asap.CauseInvalidValues,
-			Err: withDetail(asap.ErrInvalidValue, "update action "+strconv.Itoa(int(m.Action)))}
+			Err: asap.WithDetail(asap.ErrInvalidValue, "update action "+strconv.Itoa(int(m.Action)))}
 	}
 	if m.PoolHandle, err = r.PoolHandle(); err != nil {
 		return err
