@@ -209,17 +209,17 @@ func (c *Client) Current() *Conn {
 	return c.cur
 }
 
-// hunt records the registrars one request tried and why each failed, in
+// huntLog records the registrars one request tried and why each failed, in
 // the order they were tried.
-type hunt struct {
+type huntLog struct {
 	tried map[string]error
 	order []string
 }
 
-func newHunt() *hunt { return &hunt{tried: map[string]error{}} }
+func newHuntLog() *huntLog { return &huntLog{tried: map[string]error{}} }
 
 // failed records that the registrar name failed with err.
-func (h *hunt) failed(name string, err error) {
+func (h *huntLog) failed(name string, err error) {
 	if _, seen := h.tried[name]; !seen {
 		h.order = append(h.order, name)
 	}
@@ -229,7 +229,7 @@ func (h *hunt) failed(name string, err error) {
 // connect returns the current connection, or hunts: it dials the
 // candidates not yet tried, starting at the one after the last that
 // failed, and makes the first that accepts current.
-func (c *Client) connect(ctx context.Context, h *hunt) (*Conn, error) {
+func (c *Client) connect(ctx context.Context, h *huntLog) (*Conn, error) {
 	select {
 	case c.hunt <- struct{}{}:
 	case <-ctx.Done():
@@ -403,7 +403,7 @@ func (c *Client) Adopt(conn *Conn) {
 // registrar of the hunt. It returns the response and the connection that
 // answered, or a *NoRegistrarError once every candidate failed.
 func (c *Client) Request(ctx context.Context, build func(*Conn) (asap.Message, error), match func(asap.Message) bool) (asap.Message, *Conn, error) {
-	h := newHunt()
+	h := newHuntLog()
 	for {
 		conn, err := c.connect(ctx, h)
 		if err != nil {
@@ -440,7 +440,7 @@ func (c *Client) Request(ctx context.Context, build func(*Conn) (asap.Message, e
 // Send sends a message that has no response (ENDPOINT_UNREACHABLE) to
 // the current registrar, hunting for one if needed.
 func (c *Client) Send(ctx context.Context, m asap.Message) error {
-	h := newHunt()
+	h := newHuntLog()
 	for {
 		conn, err := c.connect(ctx, h)
 		if err != nil {
