@@ -125,9 +125,10 @@ type Writer struct {
 	bw     *bufio.Writer
 	h      hash.Hash
 	buf    []byte
+	elem   []byte // Add's encoded Pool Element
 	meta   Meta
 	handle asap.PoolHandle
-	key    poolKey
+	key    poolKey // of the current pool, kept by Add
 	lastID uint32
 	pools  int64
 	pes    int64
@@ -174,43 +175,26 @@ func (sw *Writer) Add(pe store.PE) error {
 		return errors.New("snapshot: Add after Close")
 	}
 	el := &pe.Element
-	b := sw.buf[:0]
-	var err error
-	if sw.pools == 0 || pe.Handle != sw.handle {
-		if sw.pools > 0 && !handleLess(sw.handle, pe.Handle) {
-			sw.err = fmt.Errorf("snapshot: pool %q after pool %q: pools must come in store order", pe.Handle, sw.handle)
+	if sw.pools > 0 && pe.Handle == sw.handle {
+		if k := keyOf(el); k != sw.key {
+			sw.err = fmt.Errorf("snapshot: pool %q PE 0x%08x: policy %s / transport %s differs from the pool's %s / %s", pe.Handle, el.ID, k.policy, k.kind, sw.key.policy, sw.key.kind)
 			return sw.err
 		}
-		if len(pe.Handle) > store.MaxHandleLen {
-			sw.err = fmt.Errorf("snapshot: pool handle of %d bytes (at most %d)", len(pe.Handle), store.MaxHandleLen)
-			return sw.err
-		}
-		if b, err = asap.AppendPoolHandle(b, pe.Handle); err != nil {
-			sw.err = fmt.Errorf("snapshot: pool %q: %w", pe.Handle, err)
-			return sw.err
-		}
-		sw.handle, sw.key, sw.lastID = pe.Handle, keyOf(el), 0
-		sw.pools++
-	} else if k := keyOf(el); k != sw.key {
-		sw.err = fmt.Errorf("snapshot: pool %q PE 0x%08x: policy %s / transport %s differs from the pool's %s / %s", pe.Handle, el.ID, k.policy, k.kind, sw.key.policy, sw.key.kind)
+	} else if len(pe.Handle) > store.MaxHandleLen {
+		sw.err = fmt.Errorf("snapshot: pool handle of %d bytes (at most %d)", len(pe.Handle), store.MaxHandleLen)
 		return sw.err
 	}
-	if el.ID == 0 || el.ID <= sw.lastID {
-		sw.err = fmt.Errorf("snapshot: pool %q PE 0x%08x after 0x%08x: PE identifiers must be non-zero and increase", pe.Handle, el.ID, sw.lastID)
-		return sw.err
-	}
-	if pe.Registered != 0 {
-		b = appendRegistrationTime(b, pe.Registered)
-	}
-	if b, err = asap.AppendPoolElement(b, el); err != nil {
+	enc, err := asap.AppendPoolElement(sw.elem[:0], el)
+	if err != nil {
 		sw.err = fmt.Errorf("snapshot: pool %q PE 0x%08x: %w", pe.Handle, el.ID, err)
 		return sw.err
 	}
-	sw.lastID = el.ID
-	sw.buf = b
-	sw.pes++
-	sw.write(b)
-	return sw.err
+	sw.elem = enc
+	if err := sw.AddEncoded(pe.Handle, pe.Registered, enc); err != nil {
+		return err
+	}
+	sw.key = keyOf(el)
+	return nil
 }
 
 // AddEncoded appends one PE given as its encoded Pool Element parameter
