@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -163,11 +164,10 @@ type Membership struct {
 	members map[string]*Member
 	kick    chan struct{}
 
-	leaderSince time.Time
-	quit        chan struct{}
-	wg          sync.WaitGroup
-	closeOnce   sync.Once
-	leaveOnce   sync.Once
+	quit      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	leaveOnce sync.Once
 }
 
 // StartMembership starts gossip for node with our metadata and joins the
@@ -244,15 +244,7 @@ func (m *Membership) Members() []Member {
 	for _, mb := range m.members {
 		out = append(out, *mb)
 	}
-	slices.SortFunc(out, func(a, b Member) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 

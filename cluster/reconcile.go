@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -14,6 +15,7 @@ func (m *Membership) reconcileLoop() {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.ReconcileInterval)
 	defer t.Stop()
+	var leaderSince time.Time // zero while not leading
 	for {
 		select {
 		case <-m.quit:
@@ -23,17 +25,13 @@ func (m *Membership) reconcileLoop() {
 		}
 		m.maybeBootstrap()
 		if !m.node.IsLeader() {
-			m.mu.Lock()
-			m.leaderSince = time.Time{}
-			m.mu.Unlock()
+			leaderSince = time.Time{}
 			continue
 		}
-		m.mu.Lock()
-		if m.leaderSince.IsZero() {
-			m.leaderSince = time.Now()
+		if leaderSince.IsZero() {
+			leaderSince = time.Now()
 		}
-		m.mu.Unlock()
-		m.reconcile()
+		m.reconcile(time.Since(leaderSince))
 	}
 }
 
@@ -71,7 +69,7 @@ func (m *Membership) maybeBootstrap() {
 	if len(servers) < n {
 		return
 	}
-	slices.SortFunc(servers, func(a, b raft.Server) int { return cmpString(string(a.ID), string(b.ID)) })
+	slices.SortFunc(servers, func(a, b raft.Server) int { return cmp.Compare(a.ID, b.ID) })
 	if err := m.node.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && err != raft.ErrCantBootstrap {
 		m.log.Error("bootstrap failed", "error", err)
 		return
@@ -79,19 +77,9 @@ func (m *Membership) maybeBootstrap() {
 	m.log.Info("bootstrapped a new cluster", "servers", len(servers))
 }
 
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // reconcile makes raft's configuration follow gossip and takes over the
-// PEs of registrars that are gone.
-func (m *Membership) reconcile() {
+// PEs of registrars that are gone; leaderFor is how long this node leads.
+func (m *Membership) reconcile(leaderFor time.Duration) {
 	cf := m.node.raft.GetConfiguration()
 	if cf.Error() != nil {
 		return
@@ -102,7 +90,6 @@ func (m *Membership) reconcile() {
 	for _, mb := range m.members {
 		members = append(members, *mb)
 	}
-	leaderFor := time.Since(m.leaderSince)
 	m.mu.Unlock()
 
 	alive := map[uint32]Member{}
