@@ -12,14 +12,6 @@ type fenwick struct {
 	total uint64
 }
 
-// n is the number of slots.
-func (f *fenwick) n() int {
-	if len(f.t) == 0 {
-		return 0
-	}
-	return len(f.t) - 1
-}
-
 // prefix returns the sum of the weights of slots [0, i).
 func (f *fenwick) prefix(i int) uint64 {
 	var s uint64
@@ -55,11 +47,6 @@ func (f *fenwick) add(slot int, delta uint64) {
 		f.t[i] += delta
 	}
 	f.total += delta
-}
-
-// weight returns the weight of one slot.
-func (f *fenwick) weight(slot int) uint64 {
-	return f.prefix(slot+1) - f.prefix(slot)
 }
 
 // find returns the slot s with prefix(s) <= r < prefix(s+1), for

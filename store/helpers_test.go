@@ -258,6 +258,24 @@ func checkSelection(t testing.TB, p *pool) {
 	}
 }
 
+// homeOf reads the home registrar ID from an encoded Pool Element.
+func homeOf(enc string) uint32 {
+	return uint32(enc[8])<<24 | uint32(enc[9])<<16 | uint32(enc[10])<<8 | uint32(enc[11])
+}
+
+// n is the number of slots of a fenwick tree.
+func (f *fenwick) n() int {
+	if len(f.t) == 0 {
+		return 0
+	}
+	return len(f.t) - 1
+}
+
+// weight returns the weight of one slot of a fenwick tree.
+func (f *fenwick) weight(slot int) uint64 {
+	return f.prefix(slot+1) - f.prefix(slot)
+}
+
 // ---- PE builders ----
 
 func addr4(i uint32) netip.Addr {

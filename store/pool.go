@@ -281,11 +281,6 @@ func (p *pool) bucketRemove(slot int32) {
 	e.next, e.prev = -1, -1
 }
 
-// homeOf reads the home registrar ID from an encoded Pool Element.
-func homeOf(enc string) uint32 {
-	return uint32(enc[8])<<24 | uint32(enc[9])<<16 | uint32(enc[10])<<8 | uint32(enc[11])
-}
-
 // withHome returns enc with its home registrar ID replaced.
 func withHome(enc string, home uint32) string {
 	b := make([]byte, len(enc))
