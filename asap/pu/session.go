@@ -431,6 +431,7 @@ func (s *Session) read(conn transport.Conn, gen uint64) {
 }
 
 // control handles ASAP messages from the PE: COOKIE, BUSINESS_CARD, ERROR.
+// The decoded message is the session's own (Unpack copies out of b).
 func (s *Session) control(b []byte) {
 	m, _, err := asap.Unpack(b, nil)
 	if err != nil {
@@ -440,7 +441,7 @@ func (s *Session) control(b []byte) {
 	switch m := m.(type) {
 	case *asap.Cookie:
 		s.mu.Lock()
-		s.cookie = append([]byte(nil), m.Cookie...)
+		s.cookie = m.Cookie
 		s.mu.Unlock()
 	case *asap.BusinessCard:
 		if m.PoolHandle != s.h {
@@ -448,7 +449,7 @@ func (s *Session) control(b []byte) {
 			return
 		}
 		s.mu.Lock()
-		s.card = append([]asap.PoolElement(nil), m.PEs...)
+		s.card = m.PEs
 		s.mu.Unlock()
 		s.log.Debug("business card received", "pes", len(m.PEs))
 	case *asap.Error:
