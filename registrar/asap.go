@@ -321,7 +321,8 @@ func (r *Registrar) causeFor(err error, pe *asap.PoolElement) (asap.CauseCode, [
 }
 
 // deregister handles ASAP_DEREGISTRATION. Like RSPLIB it answers success
-// also when the PE is already gone.
+// also when the PE is already gone. The PE stays supervised until its
+// removal is committed.
 func (r *Registrar) deregister(ctx context.Context, m *asap.Deregistration) *asap.DeregistrationResponse {
 	resp := &asap.DeregistrationResponse{PoolHandle: m.PoolHandle, ID: m.ID}
 	r.metrics.deregistrations.Inc()
@@ -329,12 +330,13 @@ func (r *Registrar) deregister(ctx context.Context, m *asap.Deregistration) *asa
 	if !ok {
 		return resp
 	}
-	r.live.forget(m.PoolHandle, m.ID)
 	err := r.commit(ctx, cluster.NewUpdate(time.Now(), enrp.DelPE, r.id, m.PoolHandle, cur.Element))
 	if err != nil && !errors.Is(err, store.ErrPENotFound) {
 		r.log.Warn("deregistration not committed", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", m.ID), "error", err)
 		resp.Error = asap.NewOperationError(asap.CauseLackOfResources, nil)
+		return resp
 	}
+	r.live.forget(m.PoolHandle, m.ID)
 	return resp
 }
 

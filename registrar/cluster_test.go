@@ -307,3 +307,50 @@ func TestCluster5_LeaderFailover(t *testing.T) {
 		t.Fatalf("acked %s", out)
 	}
 }
+
+// Ensure that a PE whose removal could not be committed (no quorum) stays
+// supervised, so that its removal is retried once the quorum is back:
+// one that stopped answering keep-alives, one whose deregistration was
+// refused.
+func TestCluster3_RemovalRetriedAfterQuorumLoss(t *testing.T) {
+	timers := func(c *registrar.Config) {
+		c.WriteTimeout = registrar.Duration(800 * time.Millisecond)
+		c.KeepAliveInterval = registrar.Duration(100 * time.Millisecond)
+		c.KeepAliveTimeout = registrar.Duration(150 * time.Millisecond)
+	}
+	nodes := startCluster(t, 3, timers)
+	survivor := nodes[2]
+	silent, deregistering := dial(t, survivor, true), dial(t, survivor, true)
+	mustRegister(t, silent, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	mustRegister(t, deregistering, "pool", testPE(2, 7002, asap.Policy{Type: asap.PolicyRoundRobin}))
+	type addrs struct{ dir, raft, gossip string }
+	var crashed []addrs
+	for _, r := range nodes[:2] {
+		waitFor(t, 5*time.Second, "replication", func() bool { _, c := r.Store().Counts(); return c == 2 })
+		crashed = append(crashed, addrs{r.Dir, string(r.Node().Addr()), r.Members().LocalAddr()})
+		r.Crash()
+	}
+
+	silent.c.Close()
+	resp, ok := deregistering.call(&asap.Deregistration{PoolHandle: "pool", ID: 2}).(*asap.DeregistrationResponse)
+	if !ok || resp.Error == nil {
+		t.Fatalf("deregistration without quorum: %+v, want an error", resp)
+	}
+	deregistering.c.Close()
+	time.Sleep(2 * time.Second) // removals tried and failed without quorum
+	if _, c := survivor.Store().Counts(); c != 2 {
+		t.Fatalf("%d PEs without quorum, want 2", c)
+	}
+
+	seed := survivor.Members().LocalAddr()
+	for _, a := range crashed {
+		startRegistrar(t, a.dir, func(c *registrar.Config) {
+			timers(c)
+			c.Raft, c.Gossip, c.Join = a.raft, a.gossip, []string{seed}
+		})
+	}
+	waitFor(t, 20*time.Second, "both PEs removed once the quorum is back", func() bool {
+		_, c := survivor.Store().Counts()
+		return c == 0
+	})
+}

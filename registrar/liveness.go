@@ -3,6 +3,7 @@ package registrar
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -167,19 +168,9 @@ func (l *liveness) adoptOwned(now time.Time, takenOver bool) {
 	l.mu.Lock()
 	n := 0
 	for _, pe := range owned {
-		key := peKey{pe.Handle, pe.Element.ID}
-		if _, ok := l.pes[key]; ok {
-			continue
+		if l.adoptLocked(pe, now, takenOver) {
+			n++
 		}
-		n++
-		l.upsertLocked(key, func(p *peState) {
-			p.asapAddr = pe.Element.ASAP
-			p.lifetime = now.Add(time.Duration(pe.Element.Lifetime) * time.Millisecond)
-			p.nextKA = now.Add(l.interval)
-			if takenOver {
-				p.nextKA, p.home = now, true
-			}
-		})
 	}
 	l.mu.Unlock()
 	switch {
@@ -205,6 +196,24 @@ func (l *liveness) post(f func()) {
 			}
 		})
 	}
+}
+
+// adoptLocked starts supervising pe unless it is supervised already, and
+// reports whether it was not (l.mu held).
+func (l *liveness) adoptLocked(pe store.PE, now time.Time, takenOver bool) bool {
+	key := peKey{pe.Handle, pe.Element.ID}
+	if _, ok := l.pes[key]; ok {
+		return false
+	}
+	l.upsertLocked(key, func(p *peState) {
+		p.asapAddr = pe.Element.ASAP
+		p.lifetime = now.Add(time.Duration(pe.Element.Lifetime) * time.Millisecond)
+		p.nextKA = now.Add(l.interval)
+		if takenOver {
+			p.nextKA, p.home = now, true
+		}
+	})
+	return true
 }
 
 // committed observes applied commands (raft's FSM goroutine: no blocking).
@@ -302,6 +311,8 @@ func (l *liveness) connClosed(conn *asapConn) {
 }
 
 // remove commits DEL_PE for a PE (asynchronously), if it is still there.
+// A PE of ours whose removal does not commit (no quorum) is supervised
+// again, so that a later round retries.
 func (l *liveness) remove(h asap.PoolHandle, id uint32, reason string) {
 	l.forget(h, id)
 	l.r.goFunc(func() {
@@ -312,6 +323,12 @@ func (l *liveness) remove(h asap.PoolHandle, id uint32, reason string) {
 		err := l.r.commit(context.Background(), cluster.NewUpdate(time.Now(), enrp.DelPE, l.r.id, h, cur.Element))
 		if err != nil {
 			l.r.log.Warn("removing PE failed", "pool", h, "pe", fmt.Sprintf("%08x", id), "reason", reason, "error", err)
+			if cur.Element.Home == l.r.id && !errors.Is(err, store.ErrPENotFound) {
+				l.mu.Lock()
+				l.adoptLocked(cur, time.Now(), false)
+				l.mu.Unlock()
+				l.poke()
+			}
 			return
 		}
 		l.r.metrics.removals.WithLabelValues(reason).Inc()
