@@ -347,18 +347,29 @@ func NewReader(r io.Reader) (*Reader, error) {
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) }
 
-// full reads len(b) bytes into b and hashes them.
+// full reads len(b) bytes into b and hashes them; what names them in
+// errors.
 func (sr *Reader) full(b []byte, what string) error {
+	if n, err := sr.read(b); err != nil {
+		return sr.readError(err, what, len(b)-n)
+	}
+	return nil
+}
+
+// read reads len(b) bytes into b and hashes what it read.
+func (sr *Reader) read(b []byte) (int, error) {
 	n, err := io.ReadFull(sr.r, b)
 	sr.h.Write(b[:n])
 	sr.off += int64(n)
-	if err != nil {
-		if isEOF(err) {
-			return fmt.Errorf("%w: %s ends at byte %d (%d bytes missing)", ErrTruncated, what, sr.off, len(b)-n)
-		}
-		return fmt.Errorf("read snapshot at byte %d: %w", sr.off, err)
+	return n, err
+}
+
+// readError is the error of a read that stopped missing bytes short.
+func (sr *Reader) readError(err error, what string, missing int) error {
+	if isEOF(err) {
+		return fmt.Errorf("%w: %s ends at byte %d (%d bytes missing)", ErrTruncated, what, sr.off, missing)
 	}
-	return nil
+	return fmt.Errorf("read snapshot at byte %d: %w", sr.off, err)
 }
 
 // Meta returns the metadata; Pools and PEs are set once Next returned
@@ -411,8 +422,8 @@ func (sr *Reader) next() (store.PE, error) {
 			sr.buf = make([]byte, 0, padded)
 		}
 		b := sr.buf[:padded]
-		if err := sr.full(b, "parameter "+t.String()); err != nil {
-			return store.PE{}, err
+		if n, err := sr.read(b); err != nil { // not full: its description would cost an allocation per parameter
+			return store.PE{}, sr.readError(err, "parameter "+t.String(), padded-n)
 		}
 		switch t {
 		case asap.ParamPoolHandle:
