@@ -32,10 +32,11 @@
 // a write only once its own store applied it, so a client reads its
 // writes at the registrar it talks to.
 //
-// # Caveats
+// # Snapshots
 //
-// Snapshots are written from a bbolt read transaction opened in Persist,
-// after raft chose the snapshot index; the content may be newer than the
-// index. That is safe because the content carries its own applied index
-// and the FSM skips entries at or below it.
+// A snapshot is written from a bbolt read transaction the FSM opens in
+// Snapshot, on raft's FSM goroutine, so its content is exactly the state
+// at the index raft records; Persist streams it while applies go on. The
+// content carries its own applied index, and the FSM skips entries at or
+// below it.
 package cluster

@@ -36,7 +36,7 @@ type RaftConfig struct {
 	// (default 8192); SnapshotRetain how many snapshots are kept (default
 	// 2); TrailingLogs how many entries stay after a snapshot so slow
 	// followers can catch up without one (default 10240). Together they
-	// bound the size of raft.db.
+	// bound the size of the raft log.
 	SnapshotInterval  time.Duration
 	SnapshotThreshold uint64
 	SnapshotRetain    int
@@ -117,7 +117,8 @@ func (c RaftConfig) Validate() error {
 type NodeConfig struct {
 	// ID is the registrar ID; the raft server ID is its 8-digit hex form.
 	ID uint32
-	// Dir holds raft.db (log and stable store) and snapshots/.
+	// Dir holds wal/ (the raft log), raft.db (term and vote) and
+	// snapshots/.
 	Dir  string
 	Raft RaftConfig
 	// Bootstrap forms a one-node cluster when there is no raft state.
@@ -136,8 +137,9 @@ func ParseServerID(s raft.ServerID) (uint32, error) {
 	return uint32(v), err
 }
 
-// Node is one registrar's raft member: the log on bbolt, the file
-// snapshot store, the TCP transport and the FSM over the handlespace.
+// Node is one registrar's raft member: the log in a WAL, term and vote on
+// bbolt, the file snapshot store, the TCP transport and the FSM over the
+// handlespace.
 type Node struct {
 	cfg   NodeConfig
 	log   hclog.Logger
