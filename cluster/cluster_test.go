@@ -371,3 +371,28 @@ func TestMuxLayer_ForwardAfterClose(t *testing.T) {
 		t.Fatal("a forwarded-write connection is served after Close; Close would wait for it forever")
 	}
 }
+
+// Ensure a follower's read-your-writes wait ends as soon as the FSM
+// applied the entry, and at the timeout if it never does.
+func TestNode_WaitApplied(t *testing.T) {
+	st := store.OpenMemory(nil)
+	n := &Node{store: st, fsm: NewFSM(st, nil, nil)}
+	l := logOf(t, 1, NewUpdate(time.Unix(1700000000, 0), enrp.AddPE, 1, "pool", pe(1, 1)))
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		n.fsm.ApplyBatch([]*raft.Log{l})
+	}()
+	start := time.Now()
+	n.waitApplied(context.Background(), 1, 10*time.Second)
+	if st.LastApplied() != 1 {
+		t.Fatalf("waitApplied returned at applied index %d, want 1", st.LastApplied())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("waitApplied took %v", d)
+	}
+	start = time.Now()
+	n.waitApplied(context.Background(), 2, 100*time.Millisecond)
+	if d := time.Since(start); d < 100*time.Millisecond || d > 5*time.Second {
+		t.Errorf("waitApplied for an index never applied returned after %v, want the 100ms timeout", d)
+	}
+}

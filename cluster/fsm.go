@@ -63,6 +63,31 @@ type FSM struct {
 	onCommand func(cmd *Command, res *ApplyResult)
 	// onRestore is called after a snapshot replaced the handlespace.
 	onRestore atomic.Pointer[func()]
+
+	// applied, once someone waits for it (appliedSignal), is closed when
+	// the store's applied index moved: after a batch or a restore.
+	appliedMu sync.Mutex
+	applied   chan struct{}
+}
+
+// appliedSignal returns a channel closed the next time the store's
+// applied index moves.
+func (f *FSM) appliedSignal() <-chan struct{} {
+	f.appliedMu.Lock()
+	defer f.appliedMu.Unlock()
+	if f.applied == nil {
+		f.applied = make(chan struct{})
+	}
+	return f.applied
+}
+
+func (f *FSM) notifyApplied() {
+	f.appliedMu.Lock()
+	defer f.appliedMu.Unlock()
+	if f.applied != nil {
+		close(f.applied)
+		f.applied = nil
+	}
 }
 
 // Snapshotter converts between the store and raft snapshot streams.
@@ -133,6 +158,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		f.log.Error("handlespace write failed; stopping to stay consistent with the raft log", "index", last, "error", err)
 		panic(fmt.Sprintf("cluster: apply raft index %d: %v", last, err))
 	}
+	f.notifyApplied()
 	for i := range spans {
 		s := &spans[i]
 		res := &ApplyResult{Results: results[s.from:s.to]}
@@ -170,6 +196,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.snap.Restore(rc, f.store); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	f.notifyApplied()
 	f.log.Info("restored handlespace from snapshot", "content-index", f.store.LastApplied())
 	if fn := f.onRestore.Load(); fn != nil {
 		(*fn)()

@@ -436,9 +436,20 @@ func (n *Node) waitApplied(ctx context.Context, index uint64, timeout time.Durat
 	if index == 0 {
 		return
 	}
-	deadline := time.Now().Add(timeout)
-	for n.store.LastApplied() < index && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(time.Millisecond)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		applied := n.fsm.appliedSignal() // before the check: a move after it closes this one
+		if n.store.LastApplied() >= index {
+			return
+		}
+		select {
+		case <-applied:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
