@@ -54,6 +54,11 @@ func (r *Registrar) serveASAP(c transport.Conn) { r.serveConn(r.newConn(c)) }
 func (r *Registrar) serveConn(ac *asapConn) {
 	c := ac.c
 	r.mu.Lock()
+	if r.conns == nil { // shutting down: closeConns ran
+		r.mu.Unlock()
+		c.Close()
+		return
+	}
 	r.conns[ac] = struct{}{}
 	r.mu.Unlock()
 	r.metrics.conns.Inc()

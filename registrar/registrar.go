@@ -59,7 +59,9 @@ type Registrar struct {
 	quit     chan struct{}
 	stopping bool
 	wg       sync.WaitGroup
-	conns    map[*asapConn]struct{}
+	// conns are the served ASAP connections; nil once closeConns ran
+	// (a connection served later is closed at once).
+	conns map[*asapConn]struct{}
 }
 
 // New checks the configuration and prepares a registrar; Run starts it.
@@ -409,15 +411,15 @@ func (r *Registrar) stopGoroutines() error {
 	return nil
 }
 
-// closeConns closes every ASAP connection (after the listener stopped).
+// closeConns closes every ASAP connection (after the listener stopped),
+// and those served from now on, such as a PE's that a keep-alive dials
+// before supervision stops.
 func (r *Registrar) closeConns() error {
 	r.mu.Lock()
-	conns := make([]*asapConn, 0, len(r.conns))
-	for c := range r.conns {
-		conns = append(conns, c)
-	}
+	conns := r.conns
+	r.conns = nil
 	r.mu.Unlock()
-	for _, c := range conns {
+	for c := range conns {
 		c.c.Close()
 	}
 	return nil
