@@ -21,8 +21,10 @@
 // the ones that left gracefully, never removes voters below a quorum, and
 // takes over the PEs of registrars that failed: one TAKEOVER command gives
 // each of their PEs a new home among the live registrars, dealt evenly and
-// deterministically. A node that is gone from gossip and raft entirely
-// (its data dir was wiped) is taken over after TakeoverGrace.
+// deterministically. An owner that gossip does not know at all (a
+// registrar whose data dir was wiped came back under a new ID, or PEs
+// restored from a snapshot of another cluster) is taken over once this
+// node has led for TakeoverGrace.
 //
 // # Writes at followers
 //
