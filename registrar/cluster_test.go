@@ -3,6 +3,8 @@ package registrar_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -353,4 +355,51 @@ func TestCluster3_RemovalRetriedAfterQuorumLoss(t *testing.T) {
 		_, c := survivor.Store().Counts()
 		return c == 0
 	})
+}
+
+// Ensure DELETE /v1/raft/peers/{id} (registrar raft remove-peer) removes a
+// dead registrar from raft when asked at a follower (proxied to the
+// leader), refuses an unknown ID with 404 and a malformed one with 400.
+func TestCluster3_RemovePeerAPI(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	dead := followerOf(nodes)
+	dead.Crash()
+	var asked *testRegistrar
+	for _, r := range nodes {
+		if r != dead && !r.Node().IsLeader() {
+			asked = r
+		}
+	}
+	del := func(id string) (int, string) {
+		req, _ := http.NewRequest(http.MethodDelete, "http://"+asked.HTTPAddr()+"/v1/raft/peers/"+id, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := del("zz"); code != http.StatusBadRequest || !strings.Contains(body, "want the registrar ID in hex") {
+		t.Errorf("malformed ID: %d %s, want 400", code, body)
+	}
+	if code, body := del("0xfeedf00d"); code != http.StatusNotFound || !strings.Contains(body, "not in the configuration") {
+		t.Errorf("unknown ID: %d %s, want 404", code, body)
+	}
+	id := fmt.Sprintf("0x%08x", dead.ID())
+	if code, body := del(id); code != http.StatusOK || !strings.Contains(body, "removed") {
+		t.Fatalf("remove the dead registrar: %d %s, want 200", code, body)
+	}
+	for _, r := range nodes {
+		if r == dead {
+			continue
+		}
+		waitFor(t, 10*time.Second, "2 raft servers", func() bool {
+			f := r.Node().Raft().GetConfiguration()
+			return f.Error() == nil && len(f.Configuration().Servers) == 2
+		})
+	}
+	if code, _ := del(id); code != http.StatusNotFound {
+		t.Errorf("removing it again: %d, want 404", code)
+	}
 }

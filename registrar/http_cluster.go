@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -149,12 +150,12 @@ func (r *Registrar) clusterHandlers(mux *http.ServeMux) {
 		if r.proxyToLeader(w, req) {
 			return
 		}
-		peers, _ := r.raftPeers()
-		found := false
-		for _, p := range peers {
-			found = found || p.ID == "0x"+string(sid)
+		cf := r.node.Raft().GetConfiguration()
+		if err := cf.Error(); err != nil {
+			writeError(w, http.StatusInternalServerError, "%v", err)
+			return
 		}
-		if !found {
+		if !slices.ContainsFunc(cf.Configuration().Servers, func(s raft.Server) bool { return s.ID == sid }) {
 			writeError(w, http.StatusNotFound, "raft peer 0x%s is not in the configuration", sid)
 			return
 		}
