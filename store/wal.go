@@ -93,8 +93,13 @@ const (
 
 var walCRC = crc32.MakeTable(crc32.Castagnoli)
 
-// ErrWALCorrupt is returned for a damaged log (other than a torn tail).
-var ErrWALCorrupt = errors.New("corrupt raft log")
+var (
+	// ErrWALCorrupt is returned for a damaged log (other than a torn tail).
+	ErrWALCorrupt = errors.New("corrupt raft log")
+	// ErrWALClosed is returned by GetLog, StoreLogs and DeleteRange of a
+	// closed WAL.
+	ErrWALClosed = errors.New("raft log is closed")
+)
 
 var (
 	_ raft.LogStore          = (*WAL)(nil)
@@ -267,7 +272,7 @@ func (w *WAL) GetLog(index uint64, l *raft.Log) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
-		return ErrClosed
+		return ErrWALClosed
 	}
 	if w.first == 0 || index < w.first || index > w.last {
 		return raft.ErrLogNotFound
@@ -302,7 +307,7 @@ func (w *WAL) StoreLogs(logs []*raft.Log) error {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
 	if w.closed {
-		return ErrClosed
+		return ErrWALClosed
 	}
 	for i, l := range logs {
 		if l == nil {
@@ -401,7 +406,7 @@ func (w *WAL) DeleteRange(min, max uint64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return ErrClosed
+		return ErrWALClosed
 	}
 	if w.first == 0 || max < w.first || min > w.last || min > max {
 		return nil

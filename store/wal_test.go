@@ -143,6 +143,29 @@ func TestWAL_FirstIndexWriteError(t *testing.T) {
 	}
 }
 
+// Ensure a closed WAL says so in its own words (it once said the
+// handlespace store was closed).
+func TestWAL_Closed(t *testing.T) {
+	w := mustOpenWAL(t, t.TempDir(), 2048)
+	walAppend(t, w, 1, 3, 3)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	for name, err := range map[string]error{
+		"GetLog":      w.GetLog(1, &l),
+		"StoreLogs":   w.StoreLogs([]*raft.Log{{Index: 4, Term: 1}}),
+		"DeleteRange": w.DeleteRange(1, 1),
+	} {
+		if !errors.Is(err, ErrWALClosed) || err.Error() != "raft log is closed" {
+			t.Errorf("%s after Close: got %v, want ErrWALClosed", name, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
 // Ensure a write torn by a crash at the end is cut off at open, and damage
 // elsewhere is refused with the file named.
 func TestWAL_TornTailAndCorruption(t *testing.T) {
