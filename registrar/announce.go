@@ -59,33 +59,22 @@ func (r *Registrar) announceMessage() *asap.ServerAnnounce {
 	a := &asap.ServerAnnounce{ServerID: r.id}
 	for _, na := range r.asapLn.Addrs() {
 		t := asap.Transport{Kind: asap.ParamTCPTransport}
-		var ips []net.IP
-		var port int
-		switch v := na.(type) {
+		switch na.(type) {
 		case *net.TCPAddr:
-			ips, port = []net.IP{v.IP}, v.Port
 		case *sctp.SCTPAddr:
 			t.Kind = asap.ParamSCTPTransport
-			for _, ia := range v.IPAddrs {
-				ips = append(ips, ia.IP)
-			}
-			port = v.Port
 		default:
 			continue
 		}
-		for _, ip := range ips {
-			a, ok := netip.AddrFromSlice(ip)
-			if !ok {
-				continue
-			}
+		for _, a := range transport.AddrIPs(na) {
 			if a.IsUnspecified() {
 				// A wildcard listener: announce the host's addresses.
-				t.Addrs = append(t.Addrs, hostAddrs(a.Unmap().Is4())...)
+				t.Addrs = append(t.Addrs, hostAddrs(a.Is4())...)
 				continue
 			}
-			t.Addrs = append(t.Addrs, a.Unmap())
+			t.Addrs = append(t.Addrs, a)
 		}
-		t.Port = uint16(port)
+		t.Port = transport.AddrPort(na)
 		if len(t.Addrs) == 0 || t.Port == 0 {
 			continue
 		}

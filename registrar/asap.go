@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/ishidawataru/sctp"
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/cluster"
@@ -279,7 +277,7 @@ func (r *Registrar) asapTransport(ac *asapConn, given asap.Transport, peer []net
 	if ac.c.Kind() == transport.KindSCTP {
 		t.Kind = asap.ParamSCTPTransport
 	}
-	t.Port = addrPort(ac.c.RemoteAddr())
+	t.Port = transport.AddrPort(ac.c.RemoteAddr())
 	if len(t.Addrs) == 0 {
 		t.Addrs = []netip.Addr{netip.IPv4Unspecified()}
 	}
@@ -287,20 +285,6 @@ func (r *Registrar) asapTransport(ac *asapConn, given asap.Transport, peer []net
 		t.Addrs = t.Addrs[:1]
 	}
 	return t
-}
-
-// addrPort is the port of a TCP or SCTP address (0 if unknown).
-func addrPort(a net.Addr) uint16 {
-	switch v := a.(type) {
-	case *net.TCPAddr:
-		return uint16(v.Port)
-	case *sctp.SCTPAddr:
-		return uint16(v.Port)
-	}
-	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return ap.Port()
-	}
-	return 0
 }
 
 // samePE reports whether a re-registration changes nothing that is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -166,31 +167,18 @@ func (r *Registrar) presence(peer uint32, replyRequired bool) *enrp.Presence {
 func (r *Registrar) serverInfo() asap.ServerInfo {
 	t := asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData}
 	for _, na := range r.enrpLn.Addrs() {
-		var ips []net.IP
-		var port int
-		switch v := na.(type) {
-		case *net.TCPAddr:
-			ips, port = []net.IP{v.IP}, v.Port
-		case *sctp.SCTPAddr:
-			for _, ia := range v.IPAddrs {
-				ips = append(ips, ia.IP)
-			}
-			port = v.Port
+		switch na.(type) {
+		case *net.TCPAddr, *sctp.SCTPAddr:
+		default:
+			continue
 		}
-		for _, ip := range ips {
-			if a, ok := netip.AddrFromSlice(ip); ok && !a.IsUnspecified() {
-				a = a.Unmap()
-				dup := false
-				for _, x := range t.Addrs {
-					dup = dup || x == a
-				}
-				if !dup {
-					t.Addrs = append(t.Addrs, a)
-				}
+		for _, a := range transport.AddrIPs(na) {
+			if !a.IsUnspecified() && !slices.Contains(t.Addrs, a) {
+				t.Addrs = append(t.Addrs, a)
 			}
 		}
 		if t.Port == 0 {
-			t.Port = uint16(port)
+			t.Port = transport.AddrPort(na)
 		}
 	}
 	if len(t.Addrs) == 0 {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/enrp"
 	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/transport"
 )
 
 type peKey struct {
@@ -452,7 +452,7 @@ func (r *Registrar) dialPE(t asap.Transport) (*asapConn, error) {
 	if t.Kind == asap.ParamSCTPTransport {
 		spec = "" // auto: SCTP where the kernel has it
 	}
-	spec += hostList(t.Addrs) + ":" + strconv.Itoa(int(t.Port))
+	spec += transport.HostList(t.Addrs) + ":" + strconv.Itoa(int(t.Port))
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.KeepAliveTimeout.D())
 	defer cancel()
 	c, err := r.net.Dial(ctx, spec, r.asapConnConfig())
@@ -466,19 +466,4 @@ func (r *Registrar) dialPE(t asap.Transport) (*asapConn, error) {
 		return nil, fmt.Errorf("shutting down")
 	}
 	return ac, nil
-}
-
-func hostList(as []netip.Addr) string {
-	s := ""
-	for i, a := range as {
-		if i > 0 {
-			s += ","
-		}
-		if a.Is6() && !a.Is4In6() {
-			s += "[" + a.String() + "]"
-		} else {
-			s += a.Unmap().String()
-		}
-	}
-	return s
 }

@@ -159,7 +159,7 @@ func serverInfoSpec(si *asap.ServerInfo) string {
 	if len(as) == 0 || si.Transport.Port == 0 {
 		return ""
 	}
-	return hostList(as) + ":" + strconv.Itoa(int(si.Transport.Port))
+	return transport.HostList(as) + ":" + strconv.Itoa(int(si.Transport.Port))
 }
 
 func sameEndpoint(a, b string) bool {

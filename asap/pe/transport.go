@@ -8,7 +8,7 @@ import (
 	"github.com/ishidawataru/sctp"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/asap/internal/regclient"
+	"github.com/rserpool-go/registrar/transport"
 )
 
 // transportOf describes listening sockets as a transport parameter: the
@@ -21,7 +21,7 @@ func transportOf(addrs []net.Addr, use asap.TransportUse) asap.Transport {
 	for _, a := range addrs {
 		if sa, ok := a.(*sctp.SCTPAddr); ok {
 			t = asap.Transport{Kind: asap.ParamSCTPTransport, Port: uint16(sa.Port), Use: use}
-			t.Addrs = append(t.Addrs, regclient.IPs(sa)...)
+			t.Addrs = append(t.Addrs, transport.AddrIPs(sa)...)
 			if len(t.Addrs) == 0 {
 				t.Addrs = []netip.Addr{netip.IPv4Unspecified()}
 			}
@@ -29,11 +29,11 @@ func transportOf(addrs []net.Addr, use asap.TransportUse) asap.Transport {
 		}
 	}
 	for _, a := range addrs {
-		ips := regclient.IPs(a)
+		ips := transport.AddrIPs(a)
 		if len(ips) == 0 {
 			continue
 		}
-		return asap.Transport{Kind: asap.ParamTCPTransport, Port: regclient.Port(a), Use: use, Addrs: ips[:1]}
+		return asap.Transport{Kind: asap.ParamTCPTransport, Port: transport.AddrPort(a), Use: use, Addrs: ips[:1]}
 	}
 	return t
 }
@@ -44,5 +44,5 @@ func transportString(t asap.Transport) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.Kind.String() + " " + regclient.HostList(t.Addrs) + ":" + strconv.Itoa(int(t.Port))
+	return t.Kind.String() + " " + transport.HostList(t.Addrs) + ":" + strconv.Itoa(int(t.Port))
 }

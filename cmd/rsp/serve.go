@@ -17,6 +17,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/asap/pe"
+	"github.com/rserpool-go/registrar/transport"
 )
 
 func runServe(args []string) int {
@@ -288,16 +289,5 @@ func (d *demo) session(ctx context.Context, s *pe.Session) {
 
 // transportLabel formats a transport parameter: "tcp 127.0.0.1:7000".
 func transportLabel(t asap.Transport) string {
-	s := t.Kind.String() + " "
-	for i, a := range t.Addrs {
-		if i > 0 {
-			s += ","
-		}
-		if a.Is6() && !a.Is4In6() {
-			s += "[" + a.String() + "]"
-		} else {
-			s += a.Unmap().String()
-		}
-	}
-	return fmt.Sprintf("%s:%d", s, t.Port)
+	return fmt.Sprintf("%s %s:%d", t.Kind, transport.HostList(t.Addrs), t.Port)
 }

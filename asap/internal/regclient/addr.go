@@ -1,83 +1,12 @@
 package regclient
 
 import (
-	"net"
 	"net/netip"
 	"strconv"
-	"strings"
-
-	"github.com/ishidawataru/sctp"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/transport"
 )
-
-// IPs returns the IP addresses of a TCP or SCTP address (every address of
-// a multi-homed SCTP endpoint), unmapped. Unknown kinds give nil.
-func IPs(a net.Addr) []netip.Addr {
-	var out []netip.Addr
-	add := func(ip net.IP) {
-		if v, ok := netip.AddrFromSlice(ip); ok {
-			out = append(out, v.Unmap())
-		}
-	}
-	switch v := a.(type) {
-	case *net.TCPAddr:
-		add(v.IP)
-	case *net.UDPAddr:
-		add(v.IP)
-	case *sctp.SCTPAddr:
-		for _, ia := range v.IPAddrs {
-			add(ia.IP)
-		}
-	default:
-		if a == nil {
-			return nil
-		}
-		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-			out = append(out, ap.Addr().Unmap())
-		}
-	}
-	return out
-}
-
-// Port returns the port of a TCP, UDP or SCTP address (0 if unknown).
-func Port(a net.Addr) uint16 {
-	switch v := a.(type) {
-	case *net.TCPAddr:
-		return uint16(v.Port)
-	case *net.UDPAddr:
-		return uint16(v.Port)
-	case *sctp.SCTPAddr:
-		return uint16(v.Port)
-	}
-	if a == nil {
-		return 0
-	}
-	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		return ap.Port()
-	}
-	return 0
-}
-
-// HostList formats addresses for an address spec: IPv6 in brackets,
-// separated by commas.
-func HostList(as []netip.Addr) string {
-	var b strings.Builder
-	for i, a := range as {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		a = a.Unmap()
-		if a.Is6() {
-			b.WriteByte('[')
-			b.WriteString(a.String())
-			b.WriteByte(']')
-		} else {
-			b.WriteString(a.String())
-		}
-	}
-	return b.String()
-}
 
 // Spec turns a transport parameter into an address spec to dial: "tcp:"
 // for TCP, no prefix (SCTP, falling back to TCP) for SCTP. ok is false for
@@ -101,7 +30,7 @@ func Spec(t asap.Transport) (spec string, ok bool) {
 	default:
 		return "", false
 	}
-	return prefix + HostList(addrs) + ":" + strconv.Itoa(int(t.Port)), true
+	return prefix + transport.HostList(addrs) + ":" + strconv.Itoa(int(t.Port)), true
 }
 
 // ReplaceUnspecified returns addrs with every unspecified address (0.0.0.0,

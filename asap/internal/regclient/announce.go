@@ -81,7 +81,7 @@ func specsOf(sa *asap.ServerAnnounce, src netip.AddrPort) []string {
 		}
 	}
 	if len(sa.Transports) == 0 && src.IsValid() && src.Port() != 0 {
-		specs = append(specs, HostList([]netip.Addr{src.Addr()})+":"+strconv.Itoa(int(src.Port())))
+		specs = append(specs, transport.HostList([]netip.Addr{src.Addr()})+":"+strconv.Itoa(int(src.Port())))
 	}
 	return specs
 }
