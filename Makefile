@@ -12,7 +12,7 @@ SHARED    ?= $(abspath ../shared)
 export SHARED
 
 .DEFAULT_GOAL := test
-.PHONY: build run test test-unit test-sctp test-interop race fuzz bench lint tidy clean
+.PHONY: build run test test-unit test-sctp test-lab test-captures test-interop test-stress race fuzz bench lint tidy clean
 
 build:
 	@mkdir -p $(BIN)
@@ -23,11 +23,15 @@ run: build
 
 # test runs everything: unit, in-process, end-to-end (built binaries), wire
 # conformance with tshark, network-namespace tests (as root), and the SCTP and
-# RSPLIB interop tests (natively or inside the SCTP lab VM).
-test: build test-unit test-sctp
+# RSPLIB interop tests (natively or inside the SCTP lab VM). Every stage runs
+# even when an earlier one failed; the last lines are one summary line per
+# stage, and the exit status is non-zero if any failed (.ci/stages).
+test:
+	@bash .ci/stages build=build unit=test-unit sctp-lab=test-lab captures=test-captures
 
-test-unit:
-	E2E_BIN=$(abspath $(BIN)) $(GO) test -race $(TESTFLAGS) -timeout $(TIMEOUT) ./...
+# Tests always run (-count=1): a cached pass proves nothing about this run.
+test-unit: build
+	E2E_BIN=$(abspath $(BIN)) $(GO) test -race -count=1 $(TESTFLAGS) -timeout $(TIMEOUT) ./...
 
 # test-sctp runs the tests that need kernel SCTP (names matching SCTP_RUN in
 # SCTP_PKGS) with RSP_REQUIRE_SCTP=1: natively where /proc/net/protocols lists
@@ -38,9 +42,14 @@ SCTP_RUN  ?= SCTP|Interop
 CAPTURES  ?= $(abspath $(BIN))/captures
 # test-sctp also runs the RSPLIB interop tests (registrar, -run Interop) in
 # the same VM boot, then checks their packet captures with tshark on the host.
-test-sctp: build
+test-sctp: test-lab
+	$(MAKE) --no-print-directory test-captures
+
+test-lab: build
 	rm -rf $(CAPTURES)
 	GO=$(GO) bash .ci/sctp-tests -bin -captures $(CAPTURES) -run '$(SCTP_RUN)' $(SCTP_PKGS)
+
+test-captures:
 	RSP_INTEROP_CAPTURES=$(CAPTURES) $(GO) test -count=1 -run '^TestInteropCaptures$$' -v ./registrar
 
 # test-interop runs only the RSPLIB interop tests (and their capture check).
@@ -48,6 +57,14 @@ test-interop: build
 	rm -rf $(CAPTURES)
 	GO=$(GO) bash .ci/sctp-tests -bin -captures $(CAPTURES) -run 'Interop' ./registrar
 	RSP_INTEROP_CAPTURES=$(CAPTURES) $(GO) test -count=1 -run '^TestInteropCaptures$$' -v ./registrar
+
+# test-stress runs the whole `make test` N times, each from a fresh clone of
+# HEAD (with ../shared beside it), with both cores kept busy by a CPU hog
+# when LOAD=1, and reports which tests ever failed (.ci/stress).
+N    ?= 5
+LOAD ?= 1
+test-stress:
+	bash .ci/stress -n $(N) -load $(LOAD)
 
 race:
 	$(GO) test -race $(TESTFLAGS) -timeout $(TIMEOUT) ./...

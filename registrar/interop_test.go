@@ -1,12 +1,16 @@
 package registrar_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,7 +56,21 @@ func needInterop(t *testing.T) string {
 	return registrar.BinDir(t)
 }
 
-// capture runs tcpdump for the test when RSP_CAPTURE_DIR is set.
+// captureMarkerPort is where labCapture sends its marker datagrams (the
+// discard port; nothing listens, tcpdump's filter includes it).
+const captureMarkerPort = 9
+
+// captureMarker is the payload of a marker datagram for a test.
+func captureMarker(what, test string) []byte {
+	return []byte("rsp-capture-" + what + " " + test)
+}
+
+// labCapture runs tcpdump for the test when RSP_CAPTURE_DIR is set. It
+// returns once tcpdump is capturing: a start marker datagram sent to the
+// loopback is in the file. At cleanup, after every process the test
+// started has stopped, an end marker is sent and waited for in the file
+// before tcpdump stops, so the capture holds the whole scenario.
+// TestInteropCaptures checks both markers.
 func labCapture(t *testing.T) {
 	dir := os.Getenv("RSP_CAPTURE_DIR")
 	if dir == "" {
@@ -61,18 +79,57 @@ func labCapture(t *testing.T) {
 	if _, err := exec.LookPath("tcpdump"); err != nil {
 		t.Fatal("RSP_CAPTURE_DIR is set but tcpdump is missing")
 	}
-	os.MkdirAll(dir, 0o755)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	file := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".pcap")
-	cmd := exec.Command("tcpdump", "-i", "any", "-U", "-w", file, "sctp or udp port 3863 or udp port 9901")
+	filter := fmt.Sprintf("sctp or udp port 3863 or udp port 9901 or udp port %d", captureMarkerPort)
+	var stderr syncBuffer
+	cmd := exec.Command("tcpdump", "-i", "any", "-U", "-w", file, filter)
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("tcpdump: %v", err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	sock, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: captureMarkerPort}
+	mark := func(what string) error {
+		msg := captureMarker(what, t.Name())
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			select {
+			case err := <-exited:
+				return fmt.Errorf("tcpdump exited (%v) before the %s marker was captured: %s", err, what, stderr.String())
+			default:
+			}
+			sock.WriteTo(msg, to) // nothing listens: only the capture sees it
+			if b, err := os.ReadFile(file); err == nil && bytes.Contains(b, msg) {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the %s marker datagram is not in %s after 30s (tcpdump: %s)", what, file, stderr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if err := mark("start"); err != nil {
+		cmd.Process.Kill()
+		sock.Close()
+		t.Fatalf("capture: %v", err)
+	}
 	t.Cleanup(func() {
-		time.Sleep(300 * time.Millisecond)
+		defer sock.Close()
+		err := mark("end")
 		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
+		<-exited
+		if err != nil {
+			t.Errorf("capture: %v", err)
+		}
 	})
-	waitFor(t, 10*time.Second, "tcpdump to start", func() bool { _, err := os.Stat(file); return err == nil })
 }
 
 // ourAgent runs our registrar on 10.99.0.1 (SCTP and TCP).
@@ -340,33 +397,123 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 	serve.WaitLine(0, "new home registrar", 30*time.Second)
 }
 
-// Ensure the captures the interop tests recorded in the lab VM decode in
-// Wireshark without a malformed packet or an expert warning. It runs on the
-// host after the VM (`make test-sctp` sets RSP_INTEROP_CAPTURES).
+// captureWant is a message a scenario's capture must hold: protocol
+// ("asap" or "enrp"), message type, and the sending and receiving
+// endpoints as "HOSTS:PORT", where HOSTS is one address or several
+// separated by "|" and PORT a number or "*".
+type captureWant struct {
+	proto    string
+	typ      int
+	from, to string
+	what     string
+}
+
+// captureWants lists, per interop test, the messages both sides must have
+// sent. Our registrar is 10.99.0.1:3863 (ASAP) and :9901 (ENRP); RSPLIB's
+// are 10.99.0.2 and 10.99.0.3; PEs and PUs use ephemeral ports.
+var captureWants = map[string][]captureWant{
+	"TestInterop_RSPLIBClientsAtOurRegistrar": {
+		{"asap", 1, "10.99.0.1:*", "10.99.0.1:3863", "rspserver's ASAP_REGISTRATION"},
+		{"asap", 3, "10.99.0.1:3863", "10.99.0.1:*", "our ASAP_REGISTRATION_RESPONSE"},
+		{"asap", 5, "10.99.0.1:*", "10.99.0.1:3863", "rspterminal's ASAP_HANDLE_RESOLUTION"},
+		{"asap", 6, "10.99.0.1:3863", "10.99.0.1:*", "our ASAP_HANDLE_RESOLUTION_RESPONSE"},
+		{"enrp", 2, "10.99.0.1:*", "10.99.0.1:9901", "hsdump's ENRP_HANDLE_TABLE_REQUEST"},
+		{"enrp", 3, "10.99.0.1:9901", "10.99.0.1:*", "our ENRP_HANDLE_TABLE_RESPONSE"},
+	},
+	"TestInterop_PeeringAndWeTakeOver": {
+		{"enrp", 1, "10.99.0.1:*", "10.99.0.2:9901", "our ENRP_PRESENCE"},
+		{"enrp", 1, "10.99.0.2:9901", "10.99.0.1:*", "RSPLIB's ENRP_PRESENCE"},
+		{"enrp", 2, "10.99.0.1:*", "10.99.0.2:9901", "our ENRP_HANDLE_TABLE_REQUEST"},
+		{"enrp", 3, "10.99.0.2:9901", "10.99.0.1:*", "RSPLIB's ENRP_HANDLE_TABLE_RESPONSE"},
+		{"enrp", 4, "10.99.0.1:*", "10.99.0.2:9901", "our ENRP_HANDLE_UPDATE"},
+		{"enrp", 4, "10.99.0.2:9901", "10.99.0.1:*", "RSPLIB's ENRP_HANDLE_UPDATE"},
+		{"asap", 1, "10.99.0.1:*", "10.99.0.2:3863", "rsp serve's ASAP_REGISTRATION at RSPLIB"},
+		{"asap", 3, "10.99.0.2:3863", "10.99.0.1:*", "RSPLIB's ASAP_REGISTRATION_RESPONSE"},
+		{"asap", 7, "10.99.0.1:3863", "10.99.0.1:*", "our ASAP_ENDPOINT_KEEP_ALIVE to the PEs we took over"},
+		{"asap", 8, "10.99.0.1:*", "10.99.0.1:3863", "the PEs' ASAP_ENDPOINT_KEEP_ALIVE_ACK"},
+	},
+	"TestInterop_RSPLIBTakesOverOurs": {
+		{"enrp", 1, "10.99.0.1:*", "10.99.0.2|10.99.0.3:9901", "our ENRP_PRESENCE"},
+		{"enrp", 1, "10.99.0.2|10.99.0.3:9901", "10.99.0.1:*", "RSPLIB's ENRP_PRESENCE"},
+		{"enrp", 4, "10.99.0.1:*", "10.99.0.2|10.99.0.3:9901", "our ENRP_HANDLE_UPDATE"},
+		{"asap", 1, "10.99.0.1:*", "10.99.0.1:3863", "rsp serve's ASAP_REGISTRATION"},
+		{"asap", 3, "10.99.0.1:3863", "10.99.0.1:*", "our ASAP_REGISTRATION_RESPONSE"},
+		{"enrp", 7, "10.99.0.2|10.99.0.3:9901", "10.99.0.2|10.99.0.3:9901", "RSPLIB's ENRP_INIT_TAKEOVER"},
+		{"enrp", 8, "10.99.0.2|10.99.0.3:9901", "10.99.0.2|10.99.0.3:9901", "RSPLIB's ENRP_INIT_TAKEOVER_ACK"},
+		{"asap", 7, "10.99.0.2|10.99.0.3:3863", "10.99.0.1:*", "the new home's ASAP_ENDPOINT_KEEP_ALIVE to our PE"},
+		{"asap", 8, "10.99.0.1:*", "10.99.0.2|10.99.0.3:3863", "our PE's ASAP_ENDPOINT_KEEP_ALIVE_ACK to its new home"},
+	},
+}
+
+// matchEndpoint reports whether host:port matches a captureWant pattern.
+func matchEndpoint(pattern, host, port string) bool {
+	hosts, p, _ := strings.Cut(pattern, ":")
+	return (p == "*" || p == port) && slices.Contains(strings.Split(hosts, "|"), host)
+}
+
+// Ensure the captures the interop tests recorded in the lab VM hold the
+// whole scenario (tcpdump's start and end markers), contain the messages
+// both sides of each scenario must send, and decode in Wireshark without
+// a malformed packet or an expert warning. It runs on the host after the
+// VM (`make test` sets RSP_INTEROP_CAPTURES).
 func TestInteropCaptures(t *testing.T) {
 	dir := os.Getenv("RSP_INTEROP_CAPTURES")
 	if dir == "" {
-		t.Skip("RSP_INTEROP_CAPTURES is not set: `make test-sctp` runs this after the lab VM")
+		t.Skip("RSP_INTEROP_CAPTURES is not set: `make test` runs this after the lab VM")
 	}
 	wiretest.Require(t)
 	files, _ := filepath.Glob(filepath.Join(dir, "*.pcap"))
-	if len(files) == 0 {
-		t.Fatalf("no captures in %s: the interop tests did not run", dir)
-	}
+	have := map[string]bool{}
 	for _, f := range files {
-		pkts := wiretest.Read(t, f, []string{"asap.message_type", "enrp.message_type"},
-			"-Y", "asap || enrp || _ws.malformed || _ws.expert.severity >= 6291456")
+		have[strings.TrimSuffix(filepath.Base(f), ".pcap")] = true
+	}
+	for name := range captureWants {
+		if !have[name] {
+			t.Errorf("no capture of %s in %s: the interop test did not run or did not capture", name, dir)
+		}
+	}
+	fields := []string{"ip.src", "ip.dst", "sctp.srcport", "sctp.dstport", "asap.message_type", "enrp.message_type"}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".pcap")
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []string{"start", "end"} {
+			if !bytes.Contains(raw, captureMarker(m, name)) {
+				t.Errorf("%s: no %s marker: the capture does not cover the whole scenario", name, m)
+			}
+		}
+		pkts := wiretest.Read(t, f, fields, "-Y", "asap || enrp || _ws.malformed || _ws.expert.severity >= 6291456")
 		asapN, enrpN := 0, 0
+		found := make([]bool, len(captureWants[name]))
 		for _, p := range pkts {
 			if pr := p.Problems(); pr != "" {
-				t.Errorf("%s: packet with %s (asap %v, enrp %v)", filepath.Base(f), pr, p.Fields["asap.message_type"], p.Fields["enrp.message_type"])
+				t.Errorf("%s: packet with %s (asap %v, enrp %v)", name, pr, p.Fields["asap.message_type"], p.Fields["enrp.message_type"])
 			}
 			asapN += len(p.Fields["asap.message_type"])
 			enrpN += len(p.Fields["enrp.message_type"])
+			src, dst := p.Fields["ip.src"], p.Fields["ip.dst"]
+			sport, dport := p.Fields["sctp.srcport"], p.Fields["sctp.dstport"]
+			if len(src) == 0 || len(dst) == 0 || len(sport) == 0 || len(dport) == 0 {
+				continue
+			}
+			for i, w := range captureWants[name] {
+				for _, typ := range p.Fields[w.proto+".message_type"] {
+					if typ == strconv.Itoa(w.typ) && matchEndpoint(w.from, src[0], sport[0]) && matchEndpoint(w.to, dst[0], dport[0]) {
+						found[i] = true
+					}
+				}
+			}
 		}
-		t.Logf("%s: %d ASAP and %d ENRP messages decoded", filepath.Base(f), asapN, enrpN)
-		if asapN+enrpN == 0 {
-			t.Errorf("%s: no ASAP or ENRP message captured", filepath.Base(f))
+		t.Logf("%s: %d ASAP and %d ENRP messages decoded", name, asapN, enrpN)
+		if _, known := captureWants[name]; !known {
+			t.Errorf("%s: no expectations for this capture: add the test to captureWants", name)
+		}
+		for i, w := range captureWants[name] {
+			if !found[i] {
+				t.Errorf("%s: no %s (%s type %d from %s to %s) in the capture", name, w.what, w.proto, w.typ, w.from, w.to)
+			}
 		}
 	}
 }
