@@ -84,6 +84,9 @@ type liveness struct {
 	reports map[peKey]int
 	wake    chan struct{}
 	events  chan func() // work from the FSM goroutine, done by run
+	// sleepUntil is when run wakes next by its timer: a PE scheduled
+	// before that wakes it early (upsertLocked).
+	sleepUntil time.Time
 }
 
 func newLiveness(r *Registrar) *liveness {
@@ -118,6 +121,12 @@ func (l *liveness) upsertLocked(key peKey, f func(p *peState)) {
 		heap.Push(&l.q, p)
 	} else {
 		heap.Fix(&l.q, p.idx)
+	}
+	// An ACK moves a PE's next keep-alive from its ACK deadline to the
+	// keep-alive interval, which may be sooner than run's timer.
+	if p.due.Before(l.sleepUntil) {
+		l.sleepUntil = p.due
+		l.poke()
 	}
 }
 
@@ -322,6 +331,7 @@ func (l *liveness) remove(h asap.PoolHandle, id uint32, reason string) {
 		}
 		err := l.r.commit(context.Background(), cluster.NewUpdate(time.Now(), enrp.DelPE, l.r.id, h, cur.Element))
 		if err != nil {
+			l.r.metrics.removalFailures.WithLabelValues(reason).Inc()
 			l.r.log.Warn("removing PE failed", "pool", h, "pe", fmt.Sprintf("%08x", id), "reason", reason, "error", err)
 			if cur.Element.Home == l.r.id && !errors.Is(err, store.ErrPENotFound) {
 				l.mu.Lock()
@@ -378,6 +388,7 @@ func (l *liveness) run() {
 		if len(l.q) > 0 {
 			wait = time.Until(l.q[0].due)
 		}
+		l.sleepUntil = now.Add(max(wait, 0))
 		l.mu.Unlock()
 		for _, g := range gone {
 			l.remove(g.key.h, g.key.id, g.reason)

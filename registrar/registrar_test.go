@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,7 +27,8 @@ type client struct {
 	t    testing.TB
 	c    transport.Conn
 	mu   sync.Mutex
-	acks bool // answer keep-alives automatically
+	acks bool         // answer keep-alives automatically
+	kas  atomic.Int64 // keep-alives received
 	in   chan asap.Message
 	ka   chan *asap.EndpointKeepAlive
 }
@@ -66,6 +68,7 @@ func (cl *client) readLoop() {
 			continue
 		}
 		if ka, ok := m.(*asap.EndpointKeepAlive); ok {
+			cl.kas.Add(1)
 			select {
 			case cl.ka <- ka:
 			default:
@@ -309,7 +312,9 @@ func TestDeregistration(t *testing.T) {
 func TestKeepAliveTimeout(t *testing.T) {
 	r := startRegistrar(t, "", func(c *registrar.Config) {
 		c.KeepAliveInterval = registrar.Duration(100 * time.Millisecond)
-		c.KeepAliveTimeout = registrar.Duration(150 * time.Millisecond)
+		// Long enough that an answer delayed by a busy machine still
+		// counts: the answering PE must never be removed.
+		c.KeepAliveTimeout = registrar.Duration(time.Second)
 	})
 	alive := dial(t, r, true)
 	silent := dial(t, r, false)
@@ -324,10 +329,29 @@ func TestKeepAliveTimeout(t *testing.T) {
 		t.Fatal("no keep-alive received")
 	}
 	waitFor(t, 5*time.Second, "silent PE removed", func() bool { _, ok := r.Store().Lookup("pool", 2); return !ok })
-	time.Sleep(500 * time.Millisecond) // several keep-alive rounds
+	// Three more rounds answered: each would have removed the PE had its
+	// answers not counted.
+	since := alive.kas.Load()
+	waitFor(t, 10*time.Second, "three more keep-alives answered", func() bool { return alive.kas.Load() >= since+3 })
 	if _, ok := r.Store().Lookup("pool", 1); !ok {
 		t.Error("PE answering keep-alives was removed")
 	}
+}
+
+// Ensure that keep-alives follow the keep-alive interval once answered,
+// not the (longer) ACK timeout: an ACK reschedules the PE's next
+// keep-alive sooner than the supervision loop's timer (it used to wait
+// for the ACK deadline, so one keep-alive went out per timeout).
+func TestKeepAliveInterval_ShorterThanTimeout(t *testing.T) {
+	r := startRegistrar(t, "", func(c *registrar.Config) {
+		c.KeepAliveInterval = registrar.Duration(50 * time.Millisecond)
+		c.KeepAliveTimeout = registrar.Duration(time.Hour)
+	})
+	pe := dial(t, r, true)
+	mustRegister(t, pe, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	waitFor(t, 30*time.Second, "5 answered keep-alives (one per hour with the ACK timeout as the period)", func() bool {
+		return pe.kas.Load() >= 5
+	})
 }
 
 // Ensure that when the connection a PE registered on closes, the registrar
