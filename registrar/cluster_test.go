@@ -70,6 +70,7 @@ type asapPE struct {
 	mu    sync.Mutex
 	homes map[uint32]int // keep-alives with H=1, by sender
 	kas   int
+	perPE map[uint32]int // keep-alives, by PE identifier
 }
 
 func newASAPPE(t testing.TB) *asapPE {
@@ -84,7 +85,7 @@ func newASAPPE(t testing.TB) *asapPE {
 
 func wrapPE(t testing.TB, ln transport.Listener) *asapPE {
 	ap, _ := netip.ParseAddrPort(ln.Addrs()[0].String())
-	p := &asapPE{t: t, ln: ln, port: ap.Port(), homes: map[uint32]int{}}
+	p := &asapPE{t: t, ln: ln, port: ap.Port(), homes: map[uint32]int{}, perPE: map[uint32]int{}}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -112,6 +113,7 @@ func (p *asapPE) serve(c transport.Conn) {
 		if ka, ok := m.(*asap.EndpointKeepAlive); ok {
 			p.mu.Lock()
 			p.kas++
+			p.perPE[ka.ID]++
 			if ka.Home {
 				p.homes[ka.ServerID]++
 			}
@@ -126,6 +128,33 @@ func (p *asapPE) element(id uint32) asap.PoolElement {
 	e := testPE(id, uint16(7000+id%1000), asap.Policy{Type: asap.PolicyRoundRobin})
 	e.ASAP = asap.Transport{Kind: asap.ParamTCPTransport, Port: p.port, Addrs: []netip.Addr{loopback}}
 	return e
+}
+
+// keepAlivesPerPE is how many keep-alives each PE got so far.
+func (p *asapPE) keepAlivesPerPE() map[uint32]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[uint32]int{}
+	for k, v := range p.perPE {
+		out[k] = v
+	}
+	return out
+}
+
+// waitRounds waits until every PE in ids got n more keep-alives (and
+// answered them) than in before: n supervision rounds each of which would
+// have removed a PE whose answers did not count.
+func (p *asapPE) waitRounds(t testing.TB, ids []uint32, before map[uint32]int, n int) {
+	t.Helper()
+	waitFor(t, 20*time.Second, fmt.Sprintf("%d more keep-alive rounds for PEs %v", n, ids), func() bool {
+		now := p.keepAlivesPerPE()
+		for _, id := range ids {
+			if now[id] < before[id]+n {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func (p *asapPE) homeKeepAlives() map[uint32]int {
@@ -207,7 +236,11 @@ func TestCluster3_Takeover(t *testing.T) {
 		h := pe.homeKeepAlives()
 		return h[survivors[0].ID()] > 0 && h[survivors[1].ID()] > 0
 	})
-	time.Sleep(time.Second) // several keep-alive rounds: nobody removes them
+	var ids []uint32
+	for i := uint32(1); i <= n; i++ {
+		ids = append(ids, i)
+	}
+	pe.waitRounds(t, ids, pe.keepAlivesPerPE(), 3) // nobody removes them
 	for _, r := range survivors {
 		if resp := resolve(t, dial(t, r, false), "pool", asap.ItemsAll); len(resp.PEs) != n {
 			t.Errorf("registrar %08x resolves %d PEs after the takeover, want %d", r.ID(), len(resp.PEs), n)
@@ -339,7 +372,9 @@ func TestCluster3_RemovalRetriedAfterQuorumLoss(t *testing.T) {
 		t.Fatalf("deregistration without quorum: %+v, want an error", resp)
 	}
 	deregistering.c.Close()
-	time.Sleep(2 * time.Second) // removals tried and failed without quorum
+	waitFor(t, 20*time.Second, "removals of both PEs tried without quorum", func() bool {
+		return metricValue(t, survivor, "rsp_pe_removal_failures_total") >= 2
+	})
 	if _, c := survivor.Store().Counts(); c != 2 {
 		t.Fatalf("%d PEs without quorum, want 2", c)
 	}

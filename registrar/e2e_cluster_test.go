@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,6 +207,7 @@ func TestE2E_NoAckedRegistrationLost(t *testing.T) {
 	c := startE2ECluster(t)
 	pe := newASAPPE(t)
 	stop := make(chan struct{})
+	var ackCount atomic.Int64 // acknowledged registrations so far, all clients
 	type acked struct{ ids []uint32 }
 	const perAgent = 4
 	results := make(chan acked, 3*perAgent)
@@ -239,6 +241,7 @@ func TestE2E_NoAckedRegistrationLost(t *testing.T) {
 					}
 					if r, isResp := m.(*asap.RegistrationResponse); isResp && !r.Reject && r.ID == id {
 						got = append(got, id)
+						ackCount.Add(1)
 					}
 				case <-time.After(10 * time.Second):
 					cl.c.Close()
@@ -247,18 +250,26 @@ func TestE2E_NoAckedRegistrationLost(t *testing.T) {
 			}
 		}(i, a)
 	}
+	// Each phase lasts until the clients got more acknowledgements, so
+	// registrations really run before, while and after each leader is
+	// down, however slow the machine is.
+	progress := func(n int64, what string) {
+		t.Helper()
+		since := ackCount.Load()
+		waitFor(t, 60*time.Second, fmt.Sprintf("%d more acknowledged registrations %s", n, what), func() bool { return ackCount.Load() >= since+n })
+	}
 	for round := 0; round < 3; round++ {
-		time.Sleep(700 * time.Millisecond)
+		progress(300, "before the kill")
 		l := c.leader()
 		if l == nil {
 			t.Fatal("no leader")
 		}
 		l.Kill()
-		time.Sleep(700 * time.Millisecond)
+		progress(100, "with the leader killed")
 		l.RestartAndWait()
 		c.waitVoters(3, c.agents...)
 	}
-	time.Sleep(500 * time.Millisecond)
+	progress(200, "after the last restart")
 	close(stop)
 	var all []uint32
 	for i := 0; i < 3*perAgent; i++ {

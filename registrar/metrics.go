@@ -23,6 +23,7 @@ type metrics struct {
 	keepAlivesMissed prometheus.Counter
 	unreachable      *prometheus.CounterVec
 	removals         *prometheus.CounterVec
+	removalFailures  *prometheus.CounterVec
 	errors           *prometheus.CounterVec
 	malformed        prometheus.Counter
 	conns            prometheus.Gauge
@@ -46,6 +47,8 @@ func newMetrics(r *Registrar) *metrics {
 		Help: "ENDPOINT_UNREACHABLE reports: counted or rate_limited."}, []string{"result"})
 	m.removals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rsp_pe_removals_total",
 		Help: "PEs removed by this registrar, by reason."}, []string{"reason"})
+	m.removalFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rsp_pe_removal_failures_total",
+		Help: "PE removals that did not commit (no quorum, a handlespace fault), by reason; the PE stays supervised and the removal is retried."}, []string{"reason"})
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rsp_errors_total",
 		Help: "Operation Error causes sent to peers, by cause code."}, []string{"cause"})
 	m.malformed = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_malformed_messages_total", Help: "Messages that failed to decode."})
@@ -54,7 +57,7 @@ func newMetrics(r *Registrar) *metrics {
 		Help: "Time from proposing a handlespace change to its commit.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
 	m.appliedEntries = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_raft_applied_entries_total", Help: "Raft entries applied to the handlespace."})
 	for _, c := range []prometheus.Collector{m.registrations, m.deregistrations, m.resolutions, m.keepAlivesSent,
-		m.keepAliveAcks, m.keepAlivesMissed, m.unreachable, m.removals, m.errors, m.malformed, m.conns, m.commit, m.appliedEntries} {
+		m.keepAliveAcks, m.keepAlivesMissed, m.unreachable, m.removals, m.removalFailures, m.errors, m.malformed, m.conns, m.commit, m.appliedEntries} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_pools", Help: "Pools in the handlespace."},

@@ -3,6 +3,7 @@ package registrar_test
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,10 +34,47 @@ func TestRateLimits(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		pu.send(&asap.EndpointUnreachable{PoolHandle: "pool", ID: 1})
 	}
-	time.Sleep(300 * time.Millisecond) // nothing to poll for: the PE must not go
+	waitFor(t, 10*time.Second, "the three reports handled (two counted, one rate limited)", func() bool {
+		return metricValue(t, r, `rsp_unreachable_reports_total{result="counted"}`) == 2 &&
+			metricValue(t, r, `rsp_unreachable_reports_total{result="rate_limited"}`) == 1
+	})
 	if _, ok := r.Store().Lookup("pool", 1); !ok {
 		t.Error("rate-limited reports removed the PE")
 	}
+	if n := metricValue(t, r, "rsp_pe_removals_total"); n != 0 {
+		t.Errorf("rsp_pe_removals_total %v after rate-limited reports, want 0", n)
+	}
+}
+
+// metricValue is the sum of the samples of a series on the registrar's
+// /metrics: name alone sums every label set; name{labels} is one series.
+func metricValue(t testing.TB, r *testRegistrar, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || (name != series && !(strings.HasPrefix(name, series+"{") && !strings.Contains(series, "{"))) {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Fatalf("/metrics line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
 }
 
 // Ensure /metrics serves the registrar's metrics and the bridged raft

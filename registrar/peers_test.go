@@ -10,11 +10,14 @@ import (
 
 func fastPeering(c *registrar.Config) {
 	c.PeerHeartbeat = registrar.Duration(100 * time.Millisecond)
-	c.MaxTimeLastHeard = registrar.Duration(300 * time.Millisecond)
-	c.MaxTimeNoResponse = registrar.Duration(300 * time.Millisecond)
+	// A peer is declared dead only after a second of silence: short enough
+	// for the takeover test, long enough that a busy machine delaying a
+	// heartbeat never makes a live peer look dead.
+	c.MaxTimeLastHeard = registrar.Duration(time.Second)
+	c.MaxTimeNoResponse = registrar.Duration(time.Second)
 	c.TakeoverExpiry = registrar.Duration(500 * time.Millisecond)
 	c.KeepAliveInterval = registrar.Duration(200 * time.Millisecond)
-	c.KeepAliveTimeout = registrar.Duration(500 * time.Millisecond)
+	c.KeepAliveTimeout = registrar.Duration(time.Second)
 }
 
 // Ensure two registrars that are not one cluster peer over ENRP: the
@@ -55,7 +58,12 @@ func TestENRPPeering(t *testing.T) {
 		return len(b.Store().Owned(a.ID())) == 0 && len(b.Store().Owned(b.ID())) == 4
 	})
 	waitFor(t, 10*time.Second, "H=1 keep-alives from B", func() bool { return pe.homeKeepAlives()[b.ID()] > 0 })
-	time.Sleep(time.Second) // keep-alive rounds: the PEs stay
+	// Three keep-alive rounds answered, each of which would have removed
+	// a PE whose answers did not count: the adopted ones get theirs at
+	// their ASAP endpoint, B's own on the connection it registered on.
+	sinceB := clB.kas.Load()
+	pe.waitRounds(t, []uint32{1, 2, 3}, pe.keepAlivesPerPE(), 3)
+	waitFor(t, 10*time.Second, "three more keep-alives for B's own PE", func() bool { return clB.kas.Load() >= sinceB+3 })
 	if resp := resolve(t, clB, "pool", asap.ItemsAll); len(resp.PEs) != 4 {
 		t.Errorf("after the takeover B resolves %d PEs, want 4", len(resp.PEs))
 	}
