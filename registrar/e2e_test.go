@@ -3,7 +3,6 @@ package registrar_test
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,7 +21,7 @@ import (
 // malformed packet (TCP reassembly plugin).
 func TestE2E_SingleRegistrar(t *testing.T) {
 	dir := t.TempDir()
-	a := registrar.StartAgent(t, filepath.Join(dir, "data"), "-keepalive-interval", "200ms", "-keepalive-timeout", "300ms")
+	a := registrar.StartAgent(t, filepath.Join(dir, "data"), "-keepalive-interval", "200ms", "-keepalive-timeout", "1s")
 	capture := startCapture(t, a)
 
 	pe := dialAddr(t, a.ASAP, true)
@@ -83,7 +82,7 @@ func TestE2E_SingleRegistrar(t *testing.T) {
 
 // capture records the agent's loopback traffic with tshark when possible.
 type capture struct {
-	cmd  *exec.Cmd
+	mc   *markedCapture
 	file string
 	a    *registrar.Agent
 }
@@ -96,22 +95,8 @@ func startCapture(t *testing.T, a *registrar.Agent) *capture {
 	wiretest.Require(t)
 	port := strings.TrimPrefix(a.ASAP, "tcp:127.0.0.1:")
 	c := &capture{file: filepath.Join(t.TempDir(), "lo.pcapng"), a: a}
-	c.cmd = exec.Command("tshark", "-q", "-i", "lo", "-f", "tcp port "+port, "-w", c.file)
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
-	t.Cleanup(func() { c.stop() })
-	// tshark needs a moment to open the interface: wait for the file.
-	waitFor(t, 10*time.Second, "capture file", func() bool { _, err := os.Stat(c.file); return err == nil })
+	c.mc = startMarkedCapture(t, c.file, "tshark", "-q", "-i", "lo", "-f", "tcp port "+port+" or "+markerFilter, "-w", c.file)
 	return c
-}
-
-func (c *capture) stop() {
-	if c.cmd != nil && c.cmd.Process != nil {
-		c.cmd.Process.Signal(os.Interrupt)
-		c.cmd.Wait()
-		c.cmd = nil
-	}
 }
 
 // check decodes the capture with the TCP reassembly plugin: every ASAP
@@ -120,8 +105,9 @@ func (c *capture) check(t *testing.T) {
 	if c == nil {
 		return
 	}
-	time.Sleep(200 * time.Millisecond) // let the last segments reach tshark
-	c.stop()
+	if err := c.mc.stop(); err != nil {
+		t.Fatalf("capture: %v", err)
+	}
 	port := strings.TrimPrefix(c.a.ASAP, "tcp:127.0.0.1:")
 	plugin, _ := filepath.Abs("../transport/testdata/rsp_tcp.lua")
 	pkts := wiretest.Read(t, c.file, []string{"asap.message_type"},

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,21 +55,10 @@ func needInterop(t *testing.T) string {
 	return registrar.BinDir(t)
 }
 
-// captureMarkerPort is where labCapture sends its marker datagrams (the
-// discard port; nothing listens, tcpdump's filter includes it).
-const captureMarkerPort = 9
-
-// captureMarker is the payload of a marker datagram for a test.
-func captureMarker(what, test string) []byte {
-	return []byte("rsp-capture-" + what + " " + test)
-}
-
-// labCapture runs tcpdump for the test when RSP_CAPTURE_DIR is set. It
-// returns once tcpdump is capturing: a start marker datagram sent to the
-// loopback is in the file. At cleanup, after every process the test
-// started has stopped, an end marker is sent and waited for in the file
-// before tcpdump stops, so the capture holds the whole scenario.
-// TestInteropCaptures checks both markers.
+// labCapture runs tcpdump for the test when RSP_CAPTURE_DIR is set,
+// proven to capture before the scenario starts and stopped after every
+// process the test started has stopped (markedCapture).
+// TestInteropCaptures checks the file.
 func labCapture(t *testing.T) {
 	dir := os.Getenv("RSP_CAPTURE_DIR")
 	if dir == "" {
@@ -83,50 +71,10 @@ func labCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".pcap")
-	filter := fmt.Sprintf("sctp or udp port 3863 or udp port 9901 or udp port %d", captureMarkerPort)
-	var stderr syncBuffer
-	cmd := exec.Command("tcpdump", "-i", "any", "-U", "-w", file, filter)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("tcpdump: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	sock, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: captureMarkerPort}
-	mark := func(what string) error {
-		msg := captureMarker(what, t.Name())
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			select {
-			case err := <-exited:
-				return fmt.Errorf("tcpdump exited (%v) before the %s marker was captured: %s", err, what, stderr.String())
-			default:
-			}
-			sock.WriteTo(msg, to) // nothing listens: only the capture sees it
-			if b, err := os.ReadFile(file); err == nil && bytes.Contains(b, msg) {
-				return nil
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("the %s marker datagram is not in %s after 30s (tcpdump: %s)", what, file, stderr.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	if err := mark("start"); err != nil {
-		cmd.Process.Kill()
-		sock.Close()
-		t.Fatalf("capture: %v", err)
-	}
+	c := startMarkedCapture(t, file, "tcpdump", "-i", "any", "-U", "-w", file,
+		"sctp or udp port 3863 or udp port 9901 or "+markerFilter)
 	t.Cleanup(func() {
-		defer sock.Close()
-		err := mark("end")
-		cmd.Process.Signal(os.Interrupt)
-		<-exited
-		if err != nil {
+		if err := c.stop(); err != nil {
 			t.Errorf("capture: %v", err)
 		}
 	})
