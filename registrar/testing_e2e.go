@@ -3,10 +3,12 @@ package registrar
 import (
 	"bufio"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,15 +38,67 @@ func BinDir(t testing.TB) string {
 	return dir
 }
 
-// FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
+// FreePort returns a port that is free on 127.0.0.1 for both TCP and UDP
+// (gossip needs both). It comes from below the kernel's ephemeral range,
+// so no outgoing connection or listener on port 0 can take it between
+// this call and the agent's bind, or while an agent restarts; the start
+// is random per process and no port is handed out twice by one process,
+// so concurrent test binaries rarely try the same one, and a port in use
+// is skipped.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	portMu.Lock()
+	defer portMu.Unlock()
+	lo, hi := 10000, ephemeralLow()
+	if portNext == 0 {
+		portNext = lo + rand.IntN(hi-lo)
+	}
+	for range hi - lo {
+		p := portNext
+		portNext++
+		if portNext >= hi {
+			portNext = lo
+		}
+		if portFree(p) {
+			return p
+		}
+	}
+	t.Fatalf("no free port in %d-%d", lo, hi-1)
+	return 0
+}
+
+var (
+	portMu   sync.Mutex
+	portNext int
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				return n
+			}
+		}
+	}
+	return 32768
+}
+
+func portFree(p int) bool {
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Fatal(err)
+		return false
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	u.Close()
+	return true
 }
 
 // Process is a program started for an end-to-end test; its output is
