@@ -64,8 +64,12 @@ func metricValue(t testing.TB, r *testRegistrar, series string) float64 {
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		name, value, ok := strings.Cut(line, " ")
-		if !ok || (name != series && !(strings.HasPrefix(name, series+"{") && !strings.Contains(series, "{"))) {
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		name, value := line[:i], line[i+1:]
+		if (name != series && !(strings.HasPrefix(name, series+"{") && !strings.Contains(series, "{"))) {
 			continue
 		}
 		v, err := strconv.ParseFloat(value, 64)
