@@ -199,7 +199,9 @@ func TestCluster3_ForwardAndReplicate(t *testing.T) {
 func TestCluster3_Takeover(t *testing.T) {
 	nodes := startCluster(t, 3, func(c *registrar.Config) {
 		c.KeepAliveInterval = registrar.Duration(200 * time.Millisecond)
-		c.KeepAliveTimeout = registrar.Duration(500 * time.Millisecond)
+		// The PEs answer every keep-alive: a timeout a busy machine
+		// cannot overrun, so any removal is a real failure.
+		c.KeepAliveTimeout = registrar.Duration(3 * time.Second)
 	})
 	victim := followerOf(nodes)
 	pe := newASAPPE(t)
