@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -292,11 +293,39 @@ func TestInterop_PeeringAndWeTakeOver(t *testing.T) {
 	_ = rsplID
 }
 
+// asapHomes resolves pool at the registrar at addr with `rsp resolve`
+// (ASAP over SCTP) and returns the home registrar of each PE it answered
+// with (PE id -> home, both as 8 hex digits). Unlike hsdump, which RSPLIB
+// adds to its ENRP peer list (and then waits for in a takeover), an ASAP
+// resolution leaves the registrar's peers alone.
+func asapHomes(t *testing.T, bin, addr, pool string) map[string]string {
+	out, err := runWithTimeout(exec.Command(filepath.Join(bin, "rsp"), "resolve", "-registrar", "sctp:"+addr+":3863",
+		"-timeout", "10s", "-json", pool), 20*time.Second)
+	if err != nil {
+		return nil
+	}
+	var res struct {
+		PEs []struct {
+			IDHex string `json:"id_hex"`
+			Home  string `json:"home"`
+		} `json:"pes"`
+	}
+	if json.Unmarshal([]byte(out), &res) != nil {
+		return nil
+	}
+	homes := map[string]string{}
+	for _, pe := range res.PEs {
+		homes[strings.TrimPrefix(pe.IDHex, "0x")] = strings.TrimPrefix(pe.Home, "0x")
+	}
+	return homes
+}
+
 // Ensure that when our registrar dies, RSPLIB's take over our PEs, and our
 // PE (rsp serve) accepts its new home. RSPLIB completes a takeover only
 // when another peer acknowledges its INIT_TAKEOVER (a lone rspregistrar
 // never takes over), so two RSPLIB registrars peer with each other and
-// with ours, as in an RSerPool network that mixes them.
+// with ours, as in an RSerPool network that mixes them. The test watches
+// RSPLIB's registrars through ASAP resolutions only (asapHomes).
 func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 	bin := needInterop(t)
 	labCapture(t)
@@ -311,36 +340,22 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 	serve := registrar.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+ourAddr+":3863",
 		"-pool", "OurPool", "-service", "echo", "-listen", "sctp:"+ourAddr+":0")
 	serve.WaitLine(0, "pe registered", 30*time.Second)
-	waitFor(t, 40*time.Second, "RSPLIB's registrar knows our PE", func() bool {
-		homes, _ := hsdump(t, rsplAddr)
-		for _, home := range homes["OurPool"] {
-			if home == ours {
-				return true
-			}
-		}
-		return false
-	})
-	// hsdump joins RSPLIB's peer list as a peer of its own, and RSPLIB's
-	// takeover waits for an INIT_TAKEOVER_ACK from every peer it lists: let
-	// those entries expire (max-time-last-heard 5 s + no-response 5 s)
-	// before our registrar dies, or RSPLIB abandons the takeover.
-	time.Sleep(12 * time.Second)
+	for _, addr := range []string{rsplAddr, rspl2} {
+		waitFor(t, 40*time.Second, "RSPLIB's registrar at "+addr+" knows our PE, homed at ours", func() bool {
+			homes := asapHomes(t, bin, addr, "OurPool")
+			return len(homes) == 1 && slices.Contains(slices.Collect(maps.Values(homes)), ours)
+		})
+	}
 	start := time.Now()
 	a.Kill()
-	// No hsdump while RSPLIB detects the death and takes over (about 10 s
-	// plus its 5 s takeover expiry), for the same reason.
-	time.Sleep(25 * time.Second)
-	waitFor(t, 60*time.Second, "RSPLIB's registrar took over our PE", func() bool {
-		defer time.Sleep(2 * time.Second)
-		homes, _ := hsdump(t, rsplAddr)
-		for _, home := range homes["OurPool"] {
-			if home != ours {
-				return true
-			}
-		}
-		return false
+	// RSPLIB notices the death after its peer timers (about 10 s), then
+	// takes over after its takeover expiry (5 s).
+	var homes map[string]string
+	waitFor(t, 90*time.Second, "RSPLIB's registrars took over our PE", func() bool {
+		homes = asapHomes(t, bin, rsplAddr, "OurPool")
+		return len(homes) == 1 && !slices.Contains(slices.Collect(maps.Values(homes)), ours)
 	})
-	t.Logf("our registrar killed; RSPLIB's registrar is home of our PE after %v", time.Since(start))
+	t.Logf("our registrar killed; RSPLIB's registrar is home of our PE after %v (homes %v)", time.Since(start), homes)
 	// Our PE followed the H=1 keep-alive of its new home.
 	serve.WaitLine(0, "new home registrar", 30*time.Second)
 }

@@ -69,7 +69,7 @@ func metricValue(t testing.TB, r *testRegistrar, series string) float64 {
 			continue
 		}
 		name, value := line[:i], line[i+1:]
-		if (name != series && !(strings.HasPrefix(name, series+"{") && !strings.Contains(series, "{"))) {
+		if name != series && !(strings.HasPrefix(name, series+"{") && !strings.Contains(series, "{")) {
 			continue
 		}
 		v, err := strconv.ParseFloat(value, 64)
