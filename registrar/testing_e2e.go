@@ -173,6 +173,20 @@ func (p *Process) start() {
 // (use Lines() to get a position), and returns it.
 func (p *Process) WaitLine(from int, substr string, timeout time.Duration) string {
 	p.t.Helper()
+	line, _ := p.waitLine(from, substr, timeout)
+	return line
+}
+
+// WaitNext waits like WaitLine and returns the index of the line after
+// the match, to wait for the next occurrence from there.
+func (p *Process) WaitNext(from int, substr string, timeout time.Duration) int {
+	p.t.Helper()
+	_, next := p.waitLine(from, substr, timeout)
+	return next
+}
+
+func (p *Process) waitLine(from int, substr string, timeout time.Duration) (string, int) {
+	p.t.Helper()
 	deadline := time.Now().Add(timeout)
 	stop := time.AfterFunc(timeout, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
 	defer stop.Stop()
@@ -181,7 +195,7 @@ func (p *Process) WaitLine(from int, substr string, timeout time.Duration) strin
 	for i := from; ; {
 		for ; i < len(p.lines); i++ {
 			if strings.Contains(p.lines[i], substr) {
-				return p.lines[i]
+				return p.lines[i], i + 1
 			}
 		}
 		select {

@@ -418,6 +418,7 @@ func (e *Element) handle(c *regclient.Conn, m asap.Message) {
 	}
 	home := e.home
 	e.mu.Unlock()
+	e.log.Debug("keep-alive answered", "registrar", c.Label(), "from", fmt.Sprintf("0x%08x", ka.ServerID), "home", ka.Home)
 	if adopt {
 		e.client.Adopt(c)
 	}

@@ -85,7 +85,7 @@ func TestSCTPInterop_RSPLIB(t *testing.T) {
 
 	t.Run("our PE, RSPLIB's PU", func(t *testing.T) {
 		p := registrar.StartProcess(t, "rsp serve", rsp, "serve", "-registrar", regSpec, "-pool", "GoEcho", "-id", "0x2001",
-			"-listen", "sctp:"+labPE+":0", "-asap", "sctp:"+labPE+":0", "-rereg", "5s")
+			"-listen", "sctp:"+labPE+":0", "-asap", "sctp:"+labPE+":0", "-rereg", "5s", "-log-level", "debug")
 		p.WaitLine(0, "pe registered", 60*time.Second)
 		out, err := exec.Command(rsp, "resolve", "-registrar", regSpec, "GoEcho").CombinedOutput()
 		if err != nil || !regexp.MustCompile(`0x00002001\s+0x[0-9a-f]{8}\s+sctp data\+control\s+`+regexp.QuoteMeta(labPE)).Match(out) {
@@ -97,13 +97,16 @@ func TestSCTPInterop_RSPLIB(t *testing.T) {
 			t.Fatalf("rspterminal got no echo from rsp serve:\n%s", out)
 		}
 		p.WaitLine(0, "pool user connected", 5*time.Second)
-		// RSPLIB's registrar keeps the PE (keep-alives answered, renewals
-		// accepted) for longer than a keep-alive round (5 s + 5 s).
-		for end := time.Now().Add(12 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
-			out, err = exec.Command(rsp, "resolve", "-registrar", regSpec, "GoEcho").CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "0x00002001") {
-				t.Fatalf("rsp serve's PE left RSPLIB's registrar: %v\n%s\n%s", err, out, p.Output())
-			}
+		// RSPLIB's registrar keeps the PE through keep-alive rounds
+		// (every 5 s; an unanswered one removes it 5 s later): two answered
+		// after the echo, and the PE is still there.
+		from := p.Lines()
+		for i := 0; i < 2; i++ {
+			from = p.WaitNext(from, "keep-alive answered", 30*time.Second)
+		}
+		out, err = exec.Command(rsp, "resolve", "-registrar", regSpec, "GoEcho").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "0x00002001") {
+			t.Fatalf("rsp serve's PE left RSPLIB's registrar: %v\n%s\n%s", err, out, p.Output())
 		}
 	})
 
