@@ -181,7 +181,7 @@ func TestCluster3_ForwardAndReplicate(t *testing.T) {
 		t.Fatalf("follower resolves %d PEs right after the answers, want 10", len(resp.PEs))
 	}
 	for _, r := range nodes {
-		waitFor(t, 5*time.Second, "replication", func() bool { _, n := r.Store().Counts(); return n == 10 })
+		waitValue(t, 5*time.Second, "replication", func() int { _, n := r.Store().Counts(); return n }, 10)
 		if got := r.Store().Owned(f.ID()); len(got) != 10 {
 			t.Errorf("registrar %08x: %d PEs homed at the follower, want 10", r.ID(), len(got))
 		}
@@ -216,7 +216,7 @@ func TestCluster3_Takeover(t *testing.T) {
 			survivors = append(survivors, r)
 		}
 	}
-	waitFor(t, 5*time.Second, "replication", func() bool { _, c := survivors[0].Store().Counts(); return c == n })
+	waitValue(t, 5*time.Second, "replication", func() int { _, c := survivors[0].Store().Counts(); return c }, n)
 	start := time.Now()
 	victim.Crash()
 	waitFor(t, 20*time.Second, "all PEs re-homed", func() bool {
@@ -257,7 +257,7 @@ func TestCluster3_QuorumLoss(t *testing.T) {
 	cl := dial(t, nodes[0], true)
 	mustRegister(t, cl, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
 	for _, r := range nodes[1:] {
-		waitFor(t, 5*time.Second, "replication", func() bool { _, c := r.Store().Counts(); return c == 1 })
+		waitValue(t, 5*time.Second, "replication", func() int { _, c := r.Store().Counts(); return c }, 1)
 	}
 	survivor := nodes[2]
 	nodes[0].Crash()
@@ -363,7 +363,7 @@ func TestCluster3_RemovalRetriedAfterQuorumLoss(t *testing.T) {
 	type addrs struct{ dir, raft, gossip string }
 	var crashed []addrs
 	for _, r := range nodes[:2] {
-		waitFor(t, 5*time.Second, "replication", func() bool { _, c := r.Store().Counts(); return c == 2 })
+		waitValue(t, 5*time.Second, "replication", func() int { _, c := r.Store().Counts(); return c }, 2)
 		crashed = append(crashed, addrs{r.Dir, string(r.Node().Addr()), r.Members().LocalAddr()})
 		r.Crash()
 	}

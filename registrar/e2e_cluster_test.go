@@ -119,7 +119,7 @@ func TestE2E_Cluster(t *testing.T) {
 		return len(resolve(t, dialAddr(t, a.ASAP, false), "pool", asap.ItemsAll).PEs)
 	}
 	for _, a := range c.agents {
-		waitFor(t, 10*time.Second, "replication", func() bool { return resolveAll(a) == 3*per })
+		waitValue(t, 10*time.Second, "replication", func() int { return resolveAll(a) }, 3*per)
 	}
 
 	// kill -9 a registrar: all its PEs get a new home at the survivors.
@@ -153,7 +153,7 @@ func TestE2E_Cluster(t *testing.T) {
 
 	// Restart it: it catches up.
 	victim.RestartAndWait()
-	waitFor(t, 20*time.Second, "restarted registrar caught up", func() bool { return resolveAll(victim) == 3*per })
+	waitValue(t, 20*time.Second, "restarted registrar caught up", func() int { return resolveAll(victim) }, 3*per)
 	c.waitVoters(3, c.agents...)
 
 	// Wipe its data dir: it comes back as a new member, the old one removed.
@@ -174,7 +174,7 @@ func TestE2E_Cluster(t *testing.T) {
 		}
 		return len(p) == 3 && has[newID] && !has[victimID]
 	})
-	waitFor(t, 20*time.Second, "new member caught up", func() bool { return resolveAll(victim) == 3*per })
+	waitValue(t, 20*time.Second, "new member caught up", func() int { return resolveAll(victim) }, 3*per)
 
 	// Kill two of three: resolution still answers, registration refused.
 	c.agents[0].Kill()

@@ -113,7 +113,7 @@ func TestE2E_Snapshot(t *testing.T) {
 	if c.leader() == follower {
 		follower = c.agents[1]
 	}
-	waitFor(t, 20*time.Second, "replication", func() bool { return c.status(follower).PEs == total })
+	waitValue(t, 20*time.Second, "replication", func() int { return c.status(follower).PEs }, total)
 	want, err := handlespaceOf(t, follower, true)
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +241,7 @@ func TestE2E_Snapshot(t *testing.T) {
 		mustRegister(t, cl, "later", pe.element(5000+j))
 	}
 	mustRegister(t, cl, "rr", pe.element(6000))
-	waitFor(t, 20*time.Second, "changes replicated", func() bool { return c.status(follower).PEs == total+6 })
+	waitValue(t, 20*time.Second, "changes replicated", func() int { return c.status(follower).PEs }, total+6)
 	out, err = follower.CLI("snapshot", "restore", "-online", "-yes", file)
 	if err != nil || !strings.Contains(out, "Restored") {
 		t.Fatalf("restore -online: %v\n%s", err, out)

@@ -89,12 +89,19 @@ func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool
 		writeError(w, http.StatusServiceUnavailable, "no raft leader (or its admin API address is unknown): try again when `registrar status` shows a leader")
 		return true
 	}
-	out, err := http.NewRequestWithContext(req.Context(), req.Method, "http://"+addr+req.URL.Path, req.Body)
+	r.forwardTo(w, req, addr, req.Body, req.ContentLength)
+	return true
+}
+
+// forwardTo sends req, with body, to the admin API at addr (marked as
+// proxied, so that it goes no further) and relays the answer.
+func (r *Registrar) forwardTo(w http.ResponseWriter, req *http.Request, addr string, body io.Reader, length int64) {
+	out, err := http.NewRequestWithContext(req.Context(), req.Method, "http://"+addr+req.URL.Path, body)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "%v", err)
-		return true
+		return
 	}
-	out.ContentLength = req.ContentLength
+	out.ContentLength = length
 	out.Header.Set(headerProxied, hexID(r.id))
 	if ct := req.Header.Get("Content-Type"); ct != "" {
 		out.Header.Set("Content-Type", ct)
@@ -102,7 +109,7 @@ func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool
 	resp, err := leaderClient.Do(out)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "leader at %s: %v", addr, err)
-		return true
+		return
 	}
 	defer resp.Body.Close()
 	for _, h := range []string{"Content-Type", "Content-Length", HeaderSnapshotIndex, HeaderSnapshotPools, HeaderSnapshotPEs} {
@@ -114,7 +121,6 @@ func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool
 	if _, err := io.Copy(w, resp.Body); err != nil {
 		r.log.Warn("proxied admin request aborted", "leader", addr, "path", req.URL.Path, "error", err)
 	}
-	return true
 }
 
 // clusterHandlers serves:

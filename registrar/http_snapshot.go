@@ -160,6 +160,9 @@ func (r *Registrar) handleSnapshotRestore(w http.ResponseWriter, req *http.Reque
 		return
 	}
 	meta, err := r.restoreSnapshotFile(req.Context(), path)
+	if errors.Is(err, raft.ErrLeadershipLost) && r.retryRestore(w, req, path) {
+		return
+	}
 	if snapshot.IsFormatError(err) {
 		writeError(w, http.StatusBadRequest, "the uploaded snapshot does not verify: %v (the handlespace is unchanged)", strings.TrimPrefix(err.Error(), "snapshot "+path+": "))
 		return
@@ -175,6 +178,56 @@ func (r *Registrar) handleSnapshotRestore(w http.ResponseWriter, req *http.Reque
 	r.log.Info("handlespace replaced by an uploaded snapshot", "remote", req.RemoteAddr, "pools", meta.Pools, "pes", meta.PEs,
 		"snapshot-raft-index", meta.RaftIndex, "snapshot-created", meta.Created)
 	writeJSON(w, http.StatusOK, SnapshotRestoreResult{Snapshot: meta, RaftIndex: r.node.Raft().LastIndex()})
+}
+
+// retryRestore is for a restore whose raft leader stepped down before the
+// followers confirmed it (they were busy installing the snapshot: the
+// leader's lease ran out). The cluster may hold the snapshot or not; a
+// restore replaces the whole handlespace, so doing it again at the new
+// leader is safe and gives the operator a definite answer. It waits for a
+// leader (bounded by the write timeout) and restores there: here, or by
+// forwarding the spooled upload. False when no leader came back.
+func (r *Registrar) retryRestore(w http.ResponseWriter, req *http.Request, path string) bool {
+	deadline := time.Now().Add(r.cfg.WriteTimeout.D() + 10*time.Second)
+	for attempt := 1; time.Now().Before(deadline); {
+		select {
+		case <-req.Context().Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+		if r.node.IsLeader() {
+			r.log.Info("restore: leadership changed before the followers confirmed; restoring again", "attempt", attempt+1)
+			meta, err := r.restoreSnapshotFile(req.Context(), path)
+			if errors.Is(err, raft.ErrLeadershipLost) && attempt < 3 {
+				attempt++
+				continue
+			}
+			if err != nil {
+				return false
+			}
+			r.log.Info("handlespace replaced by an uploaded snapshot", "remote", req.RemoteAddr, "pools", meta.Pools, "pes", meta.PEs,
+				"snapshot-raft-index", meta.RaftIndex, "snapshot-created", meta.Created)
+			writeJSON(w, http.StatusOK, SnapshotRestoreResult{Snapshot: meta, RaftIndex: r.node.Raft().LastIndex()})
+			return true
+		}
+		addr := r.leaderHTTP()
+		if addr == "" {
+			continue
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return false
+		}
+		r.log.Info("restore: leadership moved before the followers confirmed; restoring at the new leader", "leader", addr)
+		r.forwardTo(w, req, addr, f, fi.Size())
+		return true
+	}
+	return false
 }
 
 // restoreSnapshotFile verifies the snapshot file at path and installs it

@@ -187,7 +187,7 @@ func TestNetns_Partition(t *testing.T) {
 		return ps[0].PEs
 	}
 	for _, a := range agents {
-		waitFor(t, 10*time.Second, "replication", func() bool { return count(a) == 3 })
+		waitValue(t, 10*time.Second, "replication", func() int { return count(a) }, 3)
 	}
 
 	// Partition: registrar 3 alone.

@@ -36,18 +36,18 @@ func TestENRPPeering(t *testing.T) {
 		fastPeering(c)
 		c.ENRPPeers = []string{a.ENRPAddrs()[0].Network() + ":" + a.ENRPAddrs()[0].String()}
 	})
-	waitFor(t, 10*time.Second, "A's PEs at B", func() bool { return len(b.Store().Owned(a.ID())) == 3 })
+	waitValue(t, 10*time.Second, "A's PEs at B", func() int { return len(b.Store().Owned(a.ID())) }, 3)
 
 	// Updates both ways.
 	clB := dial(t, b, true)
 	mustRegister(t, clB, "pool", pe.element(10))
-	waitFor(t, 10*time.Second, "B's PE at A", func() bool { return len(a.Store().Owned(b.ID())) == 1 })
+	waitValue(t, 10*time.Second, "B's PE at A", func() int { return len(a.Store().Owned(b.ID())) }, 1)
 	mustRegister(t, clA, "pool", pe.element(4))
-	waitFor(t, 10*time.Second, "A's new PE at B", func() bool { return len(b.Store().Owned(a.ID())) == 4 })
+	waitValue(t, 10*time.Second, "A's new PE at B", func() int { return len(b.Store().Owned(a.ID())) }, 4)
 	if resp, ok := clA.call(&asap.Deregistration{PoolHandle: "pool", ID: 4}).(*asap.DeregistrationResponse); !ok || resp.Error != nil {
 		t.Fatalf("deregistration: %+v", resp)
 	}
-	waitFor(t, 10*time.Second, "deregistration at B", func() bool { return len(b.Store().Owned(a.ID())) == 3 })
+	waitValue(t, 10*time.Second, "deregistration at B", func() int { return len(b.Store().Owned(a.ID())) }, 3)
 	if a.Store().Checksum(a.ID()) != b.Store().Checksum(a.ID()) {
 		t.Errorf("checksums of A's PEs differ: A %04x, B %04x", a.Store().Checksum(a.ID()), b.Store().Checksum(a.ID()))
 	}

@@ -171,6 +171,23 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// waitValue polls get until it returns want or the deadline passes, and
+// then says what it saw last.
+func waitValue[T comparable](t testing.TB, d time.Duration, what string, get func() T, want T) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		got := get()
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: got %v, want %v", d, what, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Ensure that PEs register and a PU resolves them in policy order.
 func TestRegisterResolve(t *testing.T) {
 	r := startRegistrar(t, "", nil)

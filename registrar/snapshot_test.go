@@ -143,7 +143,7 @@ func TestSnapshot_OnlineRestore_Cluster3(t *testing.T) {
 		}
 	}
 	for _, r := range nodes {
-		waitFor(t, 10*time.Second, "replication", func() bool { _, n := r.Store().Counts(); return n == 12 })
+		waitValue(t, 10*time.Second, "replication", func() int { _, n := r.Store().Counts(); return n }, 12)
 	}
 	data := getSnapshot(t, f.HTTPAddr())
 	meta, pes := snapshotPEs(t, data)
@@ -167,7 +167,7 @@ func TestSnapshot_OnlineRestore_Cluster3(t *testing.T) {
 	}
 	mustRegister(t, cl, "rr", pe.element(950))
 	for _, r := range nodes {
-		waitFor(t, 10*time.Second, "replication", func() bool { _, n := r.Store().Counts(); return n == 16 })
+		waitValue(t, 10*time.Second, "replication", func() int { _, n := r.Store().Counts(); return n }, 16)
 	}
 
 	// Damaged uploads are refused and change nothing.
@@ -222,7 +222,7 @@ func TestSnapshot_OnlineRestore_Cluster3(t *testing.T) {
 	// committed everywhere.
 	mustRegister(t, cl, "after", pe.element(1000))
 	for _, r := range nodes {
-		waitFor(t, 10*time.Second, "write after restore", func() bool { _, n := r.Store().Counts(); return n == 13 })
+		waitValue(t, 10*time.Second, "write after restore", func() int { _, n := r.Store().Counts(); return n }, 13)
 	}
 }
 
