@@ -56,6 +56,12 @@ type Packet struct {
 // WarningSeverity is tshark's expert severity for warnings (PI_WARN).
 const WarningSeverity = 0x00600000
 
+// SequenceGroup is tshark's expert group of the transport's sequence
+// analysis (PI_SEQUENCE): retransmissions, duplicate SACKs, segments the
+// capture missed. A live capture on a busy machine has them; they say
+// nothing about our wire format, so Read does not count them as problems.
+const SequenceGroup = 0x02000000
+
 // Decode wraps each payload into one packet and returns tshark's view of
 // each, in order. extra are more tshark arguments (e.g. -X lua_script:...).
 func Decode(t testing.TB, w Wrap, payloads [][]byte, fields []string, extra ...string) []Packet {
@@ -91,7 +97,7 @@ func Read(t testing.TB, pcap string, fields []string, extra ...string) []Packet 
 	t.Helper()
 	args := append([]string{"-r", pcap}, extra...)
 	args = append(args, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|",
-		"-e", "frame.number", "-e", "_ws.malformed", "-e", "_ws.expert.message", "-e", "_ws.expert.severity")
+		"-e", "frame.number", "-e", "_ws.malformed", "-e", "_ws.expert.message", "-e", "_ws.expert.severity", "-e", "_ws.expert.group")
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
@@ -108,20 +114,27 @@ func Read(t testing.TB, pcap string, fields []string, extra ...string) []Packet 
 			continue
 		}
 		cols := strings.Split(line, "\t")
-		for len(cols) < 4+len(fields) {
+		for len(cols) < 5+len(fields) {
 			cols = append(cols, "")
 		}
 		p := Packet{Fields: map[string][]string{}, Malformed: cols[1] != ""}
 		msgs := splitAgg(cols[2])
 		sevs := splitAgg(cols[3])
+		groups := splitAgg(cols[4])
 		for i, s := range sevs {
 			v, err := strconv.ParseUint(s, 0, 32) // tshark prints it in decimal
-			if err == nil && v >= WarningSeverity && i < len(msgs) {
-				p.Expert = append(p.Expert, msgs[i])
+			if err != nil || v < WarningSeverity || i >= len(msgs) {
+				continue
 			}
+			if i < len(groups) {
+				if g, err := strconv.ParseUint(groups[i], 0, 32); err == nil && g == SequenceGroup {
+					continue
+				}
+			}
+			p.Expert = append(p.Expert, msgs[i])
 		}
 		for i, f := range fields {
-			p.Fields[f] = splitAgg(cols[4+i])
+			p.Fields[f] = splitAgg(cols[5+i])
 		}
 		pkts = append(pkts, p)
 	}
