@@ -57,11 +57,11 @@ func (osFS) OpenFile(name string, flag int, perm fs.FileMode) (walFile, error) {
 	return osFile{f}, nil
 }
 
-func (osFS) ReadFile(name string) ([]byte, error)       { return os.ReadFile(name) }
-func (osFS) Remove(name string) error                   { return os.Remove(name) }
-func (osFS) Rename(from, to string) error               { return os.Rename(from, to) }
+func (osFS) ReadFile(name string) ([]byte, error)        { return os.ReadFile(name) }
+func (osFS) Remove(name string) error                    { return os.Remove(name) }
+func (osFS) Rename(from, to string) error                { return os.Rename(from, to) }
 func (osFS) MkdirAll(dir string, perm fs.FileMode) error { return os.MkdirAll(dir, perm) }
-func (osFS) SyncDir(dir string) error                   { return syncDir(dir) }
+func (osFS) SyncDir(dir string) error                    { return syncDir(dir) }
 
 func (osFS) Segments(dir string) ([]string, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*.wal"))
