@@ -18,20 +18,20 @@ import (
 
 // Status is what GET /v1/status returns.
 type Status struct {
-	ID        string       `json:"id"`
-	Version   string       `json:"version"`
-	UptimeSec float64      `json:"uptime_seconds"`
-	Addresses StatusAddrs  `json:"addresses"`
-	Raft      StatusRaft   `json:"raft"`
-	Stale     bool         `json:"stale"` // no raft leader: resolutions come from the local copy
+	ID        string      `json:"id"`
+	Version   string      `json:"version"`
+	UptimeSec float64     `json:"uptime_seconds"`
+	Addresses StatusAddrs `json:"addresses"`
+	Raft      StatusRaft  `json:"raft"`
+	Stale     bool        `json:"stale"` // no raft leader: resolutions come from the local copy
 	// StorageFault is set while a file of the data dir cannot be written
 	// (a full disk, an I/O error): writes are refused, resolutions are
 	// served from memory.
 	StorageFault *StatusFault `json:"storage_fault,omitempty"`
-	Pools     int          `json:"pools"`
-	PEs       int          `json:"pes"`
-	OwnedPEs  int          `json:"owned_pes"`
-	Members   []MemberInfo `json:"members,omitempty"`
+	Pools        int          `json:"pools"`
+	PEs          int          `json:"pes"`
+	OwnedPEs     int          `json:"owned_pes"`
+	Members      []MemberInfo `json:"members,omitempty"`
 }
 
 // StatusFault describes a storage fault.
