@@ -547,6 +547,7 @@ func (w *WAL) appendOnce(first uint64, b []byte) (*walSegment, error) {
 		w.dirty = nil
 	}
 	var seg *walSegment
+	created := false
 	if n := len(w.segs); n > 0 && w.segs[n-1].size < w.segSize && w.last != 0 {
 		seg = w.segs[n-1]
 	} else {
@@ -554,6 +555,7 @@ func (w *WAL) appendOnce(first uint64, b []byte) (*walSegment, error) {
 		if seg, err = w.newSegment(first); err != nil {
 			return nil, err
 		}
+		created = true
 	}
 	off := seg.size
 	op := "write"
@@ -570,7 +572,16 @@ func (w *WAL) appendOnce(first uint64, b []byte) (*walSegment, error) {
 	}
 	// Nothing of a failed append may stay: raft is told it failed, and
 	// the records must not come back at the next open.
-	if cerr := w.cutBack(seg, off); cerr != nil {
+	if created {
+		// A segment without records: the next attempt creates it again.
+		w.mu.Lock()
+		w.segs = w.segs[:len(w.segs)-1]
+		w.mu.Unlock()
+		seg.f.Close()
+		if w.fs.Remove(seg.path) == nil {
+			_ = w.syncDir()
+		}
+	} else if cerr := w.cutBack(seg, off); cerr != nil {
 		w.dirty = seg
 	}
 	return nil, fmt.Errorf("raft log %s: %s at offset %d: %w", seg.path, op, off, w.setFault(seg.path, op, err))
@@ -651,21 +662,24 @@ func (w *WAL) DeleteRange(min, max uint64) error {
 		_ = w.fs.Remove(filepath.Join(w.dir, walFirstFile))
 		return w.syncDir()
 	case min <= w.first: // a prefix
-		keep := w.segs[:0]
-		for _, s := range w.segs {
-			if s.last() <= max {
-				s.f.Close()
-				if err := w.fs.Remove(s.path); err != nil {
-					return fmt.Errorf("raft log: %w", err)
-				}
-				continue
-			}
-			keep = append(keep, s)
-		}
-		w.segs = keep
+		// Record the new first index, then remove the segments it
+		// leaves behind: a crash in between leaves entries before it,
+		// never a hole. A segment that cannot be removed stays (with
+		// the later ones), below the first index.
 		w.first = max + 1
 		if err := w.writeFirst(); err != nil {
 			return err
+		}
+		var rmErr error
+		for len(w.segs) > 1 && w.segs[0].last() <= max && rmErr == nil {
+			s := w.segs[0]
+			if rmErr = w.fs.Remove(s.path); rmErr == nil {
+				s.f.Close()
+				w.segs = w.segs[1:]
+			}
+		}
+		if rmErr != nil {
+			return fmt.Errorf("raft log: %w", rmErr)
 		}
 		return w.syncDir()
 	case max >= w.last: // a suffix
