@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"syscall"
 
@@ -95,6 +96,29 @@ func (n *Node) checkState() error {
 			dir, filepath.Join(dir, "wal"), first, snapIdx, applied, rejoinFix)
 	}
 	return nil
+}
+
+// checkStableStore refuses a raft.db that is missing or empty beside a
+// raft log or snapshots, before opening it would create a new one: the
+// term and vote are lost.
+func checkStableStore(dir string) error {
+	p := filepath.Join(dir, "raft.db")
+	fi, err := os.Stat(p)
+	if err == nil && fi.Size() > 0 || err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil // OpenRaftStore checks it
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
+	snaps, _ := os.ReadDir(filepath.Join(dir, "snapshots"))
+	if len(segs) == 0 && len(snaps) == 0 {
+		return nil // a new node
+	}
+	what := "empty"
+	if err != nil {
+		what = "missing"
+	}
+	return fmt.Errorf("raft state %s: %s is %s (it has no term or vote) but the raft log or the snapshots hold entries: "+
+		"refusing to start, since a node that forgot its vote can vote twice in one term. To recover: put back raft.db from a backup, or %s",
+		dir, p, what, rejoinFix)
 }
 
 // withFix adds to an error opening the raft state what to do about it.

@@ -127,6 +127,9 @@ type NodeConfig struct {
 	Logger    hclog.Logger
 	// NoSync skips fsync in the raft log (tests only).
 	NoSync bool
+	// WALSegmentSize is the size at which the raft log starts a new
+	// segment file (bytes; default 64 MiB).
+	WALSegmentSize int64
 }
 
 // ServerID is the raft server ID of a registrar.
@@ -178,6 +181,9 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 		return nil, fmt.Errorf("raft dir: %w", err)
 	}
 	n := &Node{cfg: cfg, log: log, store: st}
+	if err := checkStableStore(cfg.Dir); err != nil {
+		return nil, err
+	}
 	var err error
 	n.logs, err = store.OpenRaftStore(filepath.Join(cfg.Dir, "raft.db"), &store.RaftStoreOptions{NoSync: cfg.NoSync,
 		Logger: log.Named("raftdb"),
@@ -186,7 +192,7 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 	if err != nil {
 		return nil, withFix(err, cfg.Dir)
 	}
-	if n.wal, err = openLog(cfg.Dir, n.logs, &store.WALOptions{NoSync: cfg.NoSync, Logger: log.Named("wal"),
+	if n.wal, err = openLog(cfg.Dir, n.logs, &store.WALOptions{NoSync: cfg.NoSync, Logger: log.Named("wal"), SegmentSize: cfg.WALSegmentSize,
 		RetryWrite: n.retryAppend}); err != nil {
 		n.logs.Close()
 		return nil, withFix(err, cfg.Dir)

@@ -209,9 +209,9 @@ func OpenWAL(dir string, opts *WALOptions) (*WAL, error) {
 			continue // an empty last segment
 		}
 		if n := len(w.segs); n > 0 && seg.first != w.segs[n-1].last()+1 {
+			prev := w.segs[n-1]
 			w.closeFiles()
 			seg.f.Close()
-			prev := w.segs[n-1]
 			return nil, &WALCorruptError{Path: name, Offset: -1, Index: prev.last() + 1,
 				Detail: fmt.Sprintf("starts at index %d, but the previous segment %s ends at %d (a segment is missing or was cut short)",
 					seg.first, filepath.Base(prev.path), prev.last())}
