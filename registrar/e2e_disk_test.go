@@ -243,3 +243,90 @@ func TestE2E_DiskFull(t *testing.T) {
 	t.Logf("%d rounds (%d faults, %d recovered before the kill): %d PEs acknowledged, 0 lost; %d WARN/ERROR lines in the last run",
 		rounds, faults, recovered, len(acked), warns)
 }
+
+// Ensure the documented recovery of a registrar whose raft log is corrupt
+// (docs/operations.md): it refuses to start with an error naming the
+// segment, the offset and the recovery; after `registrar raft
+// remove-peer` at a healthy registrar and moving its raft/ and
+// handlespace.db aside, it starts under the same ID, rejoins and catches
+// up from the leader with every PE the cluster acknowledged, including
+// those registered while it was down.
+func TestE2E_CorruptLogRejoin(t *testing.T) {
+	c := startE2ECluster(t)
+	pe := newASAPPE(t)
+	const pool = "rejoin"
+	leader := c.leader()
+	if leader == nil {
+		t.Fatal("no leader")
+	}
+	var f *registrar.Agent
+	for _, a := range c.agents {
+		if a != leader {
+			f = a
+			break
+		}
+	}
+	fid := c.status(f).ID
+	cl := dialAddr(t, leader.ASAP, true)
+	var acked []uint32
+	reg := func(from, to uint32) {
+		for id := from; id <= to; id++ {
+			e := pe.element(id)
+			e.Lifetime = 3_600_000
+			mustRegister(t, cl, pool, e)
+			acked = append(acked, id)
+		}
+	}
+	reg(1, 200)
+	waitFor(t, 20*time.Second, "the follower to hold every PE", func() bool { return len(poolIDs(t, f, pool)) == 200 })
+	f.Kill()
+	segs, _ := filepath.Glob(filepath.Join(f.Dir, "raft", "wal", "*.wal"))
+	if len(segs) != 1 {
+		t.Fatalf("%d raft log segments, want 1", len(segs))
+	}
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := len(b) / 2
+	copy(b[off:], []byte{0xde, 0xad, 0xbe, 0xef})
+	if err := os.WriteFile(segs[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reg(201, 300) // the cluster goes on without it
+	from := f.Lines()
+	f.Restart()
+	waitFor(t, 20*time.Second, "the registrar with a corrupt log to exit", f.Exited)
+	out := strings.Join(strings.Split(f.Output(), "\n")[from:], "\n")
+	for _, want := range []string{"corrupt raft log", segs[0], "offset", "remove-peer", "followed by a valid record"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, out)
+		}
+	}
+	t.Logf("refused to start:\n%s", out)
+	if o, err := leader.CLI("raft", "remove-peer", fid); err != nil {
+		t.Fatalf("registrar raft remove-peer %s: %v\n%s", fid, err, o)
+	}
+	for _, p := range []string{"raft", "handlespace.db"} {
+		if err := os.Rename(filepath.Join(f.Dir, p), filepath.Join(f.Dir, p+".corrupt")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.RestartAndWait()
+	if id := c.status(f).ID; id != fid {
+		t.Errorf("the rejoined registrar has ID %s, want its own %s", id, fid)
+	}
+	c.waitVoters(3, c.agents...)
+	var missing int
+	waitFor(t, 30*time.Second, "the rejoined registrar to hold every acknowledged PE", func() bool {
+		have := poolIDs(t, f, pool)
+		missing = 0
+		for _, id := range acked {
+			if !have[fmt.Sprintf("0x%08x", id)] {
+				missing++
+			}
+		}
+		return missing == 0
+	})
+	t.Logf("corrupt log refused; after remove-peer and rejoin the registrar holds all %d acknowledged PEs", len(acked))
+}
