@@ -26,14 +26,15 @@ import (
 
 // retryAppend is the WAL's RetryWrite policy (see above).
 func (n *Node) retryAppend(error) bool {
-	if n.stopping.Load() || n.raft == nil { // shutting down, or migrating the log at open
+	r := n.started.Load()
+	if n.stopping.Load() || r == nil { // shutting down, or opening (migrating the log, starting raft)
 		return false
 	}
-	if n.raft.State() != raft.Leader {
+	if r.State() != raft.Leader {
 		return true
 	}
 	voters := 0
-	if f := n.raft.GetConfiguration(); f.Error() == nil { // served without raft's main loop
+	if f := r.GetConfiguration(); f.Error() == nil { // served without raft's main loop
 		for _, s := range f.Configuration().Servers {
 			if s.Suffrage == raft.Voter {
 				voters++

@@ -160,6 +160,9 @@ type Node struct {
 	// stopping is set when Shutdown begins: writes that wait for the disk
 	// give up.
 	stopping atomic.Bool
+	// started is raft once NewRaft returned (read by the log's retry
+	// policy, which raft's goroutines run).
+	started atomic.Pointer[raft.Raft]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -252,6 +255,7 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 		n.closeRes()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	n.started.Store(n.raft)
 	if !has && cfg.Bootstrap {
 		f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr(),

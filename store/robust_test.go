@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -264,4 +265,45 @@ func TestWAL_CrashLosesUnsyncedWrites(t *testing.T) {
 			walCheck(t, w, 1, 300)
 		}
 	}
+}
+
+// Ensure a failed append leaves nothing behind, also when the segment
+// cannot be cut back at once (the next append cuts it first), and that
+// the fault is reported until an append succeeds.
+func TestWAL_FailedAppendLeavesNothing(t *testing.T) {
+	m := newMemFS(9)
+	m.short = true
+	w, err := OpenWAL("/wal", &WALOptions{fs: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	walAppend(t, w, 1, 10, 5)
+	failing := map[string]bool{}
+	m.fail = func(op string) error {
+		if failing[op] {
+			return syscall.ENOSPC
+		}
+		return nil
+	}
+	failing["write"], failing["truncate"] = true, true
+	if err := w.StoreLogs([]*raft.Log{walLog(11), walLog(12)}); !errors.Is(err, ErrStorageFault) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append on a full disk: %v, want a storage fault with ENOSPC", err)
+	}
+	if w.Fault() == nil {
+		t.Fatal("Fault() = nil after a failed append")
+	}
+	failing["write"] = false
+	if err := w.StoreLogs([]*raft.Log{walLog(11)}); err == nil {
+		t.Fatal("an append succeeded although the torn bytes of the failed one could not be cut off")
+	}
+	failing["truncate"] = false
+	walAppend(t, w, 11, 11, 1)
+	if w.Fault() != nil {
+		t.Fatalf("Fault() = %v after a successful append", w.Fault())
+	}
+	w, err = OpenWAL("/wal", &WALOptions{fs: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	walCheck(t, w, 1, 11)
 }
