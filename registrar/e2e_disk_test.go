@@ -168,7 +168,7 @@ func TestE2E_DiskFull(t *testing.T) {
 	}
 	var faults, recovered int
 	for round := 0; round < rounds && !t.Failed(); round++ {
-		fs.resize(fs.used() + 160<<10)
+		fs.resize(fs.used() + 96<<10)
 		stop := make(chan struct{})
 		timer := time.AfterFunc(60*time.Second, func() { close(stop) })
 		var wg sync.WaitGroup
