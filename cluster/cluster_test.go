@@ -273,7 +273,7 @@ func TestOpenLog_MigratesRaftDB(t *testing.T) {
 	if err := old.StoreLogs(logs); err != nil {
 		t.Fatal(err)
 	}
-	w, err := openLog(dir, old, true)
+	w, err := openLog(dir, old, &store.WALOptions{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestOpenLog_ResumesMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	partial.Close()
-	w, err := openLog(dir, old, true)
+	w, err := openLog(dir, old, &store.WALOptions{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,17 @@
 // restarted node does not replay what its bbolt file already holds. The
 // FSM never reads the clock: time travels in the envelope.
 //
+// # Storage faults
+//
+// A handlespace or raft log that cannot be written (a full disk, an I/O
+// error) never panics the node: the FSM waits and applies the same batch
+// again, raft log appends and term/vote writes wait for the disk (the
+// leader of several voters steps down instead), and Node.Fault reports
+// the fault so the registrar refuses writes. At start, raft state that
+// lost something (a corrupt or truncated log, raft.db without a term, a
+// handlespace ahead of the log) is refused with what to do; see
+// docs/operations.md.
+//
 // # Membership and reconciliation
 //
 // Each registrar gossips its metadata (registrar ID, raft/RPC, ASAP, ENRP

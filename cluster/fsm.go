@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -68,6 +69,14 @@ type FSM struct {
 	// the store's applied index moved: after a batch or a restore.
 	appliedMu sync.Mutex
 	applied   chan struct{}
+
+	// stop, closed by Stop, ends the wait for a store that cannot write;
+	// broken is then the error of every later batch (FSM goroutine only).
+	stop     chan struct{}
+	stopOnce sync.Once
+	broken   error
+	// waiting is set while ApplyBatch waits for the store.
+	waiting atomic.Bool
 }
 
 // appliedSignal returns a channel closed the next time the store's
@@ -104,7 +113,63 @@ func NewFSM(st *store.Store, snap Snapshotter, log hclog.Logger) *FSM {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &FSM{store: st, snap: snap, log: log}
+	return &FSM{store: st, snap: snap, log: log, stop: make(chan struct{})}
+}
+
+// Stop ends a wait for the store (see ApplyBatch): the batch waiting and
+// every later one are answered with an error and not applied. Called when
+// the node shuts down, before raft. Idempotent.
+func (f *FSM) Stop() { f.stopOnce.Do(func() { close(f.stop) }) }
+
+// Waiting reports whether the FSM waits for the store to accept a batch.
+func (f *FSM) Waiting() bool { return f.waiting.Load() }
+
+// FSM apply retry delays while the store cannot write.
+const (
+	applyRetryMin = 20 * time.Millisecond
+	applyRetryMax = 2 * time.Second
+)
+
+// applyStore applies a batch to the store. A store that cannot write
+// (a storage fault, without group commit) changes nothing, so the FSM
+// waits and applies the same batch again: skipping a committed entry
+// would make this node's handlespace differ from the log, and raft gives
+// no way to stop at it. The wait ends when the store accepts the batch or
+// Stop is called; then this batch and the later ones are not applied (the
+// store's applied index stays before them, so the next start replays
+// them from the log).
+func (f *FSM) applyStore(last uint64, ops []store.Op) ([]store.Result, error) {
+	if f.broken != nil {
+		return nil, f.broken
+	}
+	wait := applyRetryMin
+	for {
+		results, err := f.store.Apply(last, ops)
+		if err == nil {
+			if f.waiting.Swap(false) {
+				f.log.Info("handlespace accepts writes again: applying raft entries", "index", last)
+			}
+			return results, nil
+		}
+		if errors.Is(err, store.ErrClosed) {
+			f.broken = fmt.Errorf("cluster: raft index %d not applied: %w", last, err)
+			return nil, f.broken
+		}
+		if !f.waiting.Swap(true) {
+			f.log.Error("cannot apply raft entries to the handlespace: waiting until it can be written", "index", last, "error", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-f.stop:
+			t.Stop()
+			f.waiting.Store(false)
+			f.broken = fmt.Errorf("cluster: raft index %d not applied (the node stopped while the handlespace could not be written; the raft log replays it at the next start): %w", last, err)
+			f.log.Error("stopping with raft entries not applied; the next start replays them", "index", last, "error", err)
+			return nil, f.broken
+		case <-t.C:
+		}
+		wait = min(2*wait, applyRetryMax)
+	}
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -150,13 +215,14 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	if last == 0 {
 		return resp
 	}
-	results, err := f.store.Apply(last, ops)
+	results, err := f.applyStore(last, ops)
 	if err != nil {
-		// The store could not write: going on would make this node's
-		// handlespace differ from the log. Stop here; a restart replays
-		// from the last committed batch.
-		f.log.Error("handlespace write failed; stopping to stay consistent with the raft log", "index", last, "error", err)
-		panic(fmt.Sprintf("cluster: apply raft index %d: %v", last, err))
+		for i, l := range logs {
+			if l.Index > applied && resp[i] == nil {
+				resp[i] = &ApplyResult{Err: err}
+			}
+		}
+		return resp
 	}
 	f.notifyApplied()
 	for i := range spans {

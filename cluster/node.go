@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -126,6 +127,9 @@ type NodeConfig struct {
 	Logger    hclog.Logger
 	// NoSync skips fsync in the raft log (tests only).
 	NoSync bool
+	// WALSegmentSize is the size at which the raft log starts a new
+	// segment file (bytes; default 64 MiB).
+	WALSegmentSize int64
 }
 
 // ServerID is the raft server ID of a registrar.
@@ -153,6 +157,13 @@ type Node struct {
 	raft  *raft.Raft
 	fwd   forwardPool
 
+	// stopping is set when Shutdown begins: writes that wait for the disk
+	// give up.
+	stopping atomic.Bool
+	// started is raft once NewRaft returned (read by the log's retry
+	// policy, which raft's goroutines run).
+	started atomic.Pointer[raft.Raft]
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -173,14 +184,21 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 		return nil, fmt.Errorf("raft dir: %w", err)
 	}
 	n := &Node{cfg: cfg, log: log, store: st}
-	var err error
-	n.logs, err = store.OpenRaftStore(filepath.Join(cfg.Dir, "raft.db"), &store.RaftStoreOptions{NoSync: cfg.NoSync})
-	if err != nil {
+	if err := checkStableStore(cfg.Dir); err != nil {
 		return nil, err
 	}
-	if n.wal, err = openLog(cfg.Dir, n.logs, cfg.NoSync); err != nil {
+	var err error
+	n.logs, err = store.OpenRaftStore(filepath.Join(cfg.Dir, "raft.db"), &store.RaftStoreOptions{NoSync: cfg.NoSync,
+		Logger: log.Named("raftdb"),
+		// raft panics when it cannot save its term: wait for the disk.
+		RetryWrite: func(error) bool { return true }})
+	if err != nil {
+		return nil, withFix(err, cfg.Dir)
+	}
+	if n.wal, err = openLog(cfg.Dir, n.logs, &store.WALOptions{NoSync: cfg.NoSync, Logger: log.Named("wal"), SegmentSize: cfg.WALSegmentSize,
+		RetryWrite: n.retryAppend}); err != nil {
 		n.logs.Close()
-		return nil, err
+		return nil, withFix(err, cfg.Dir)
 	}
 	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.Raft.SnapshotRetain, log.Named("snapshot"))
 	if err != nil {
@@ -223,6 +241,10 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 		n.closeRes()
 		return nil, err
 	}
+	if err := n.checkState(); err != nil {
+		n.closeRes()
+		return nil, err
+	}
 	has, err := raft.HasExistingState(n.wal, n.logs, n.snaps)
 	if err != nil {
 		n.closeRes()
@@ -233,6 +255,7 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 		n.closeRes()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	n.started.Store(n.raft)
 	if !has && cfg.Bootstrap {
 		f := n.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr(),
@@ -264,8 +287,8 @@ func (n *Node) closeRes() {
 // kept in raft.db's log bucket move to the WAL once; raft.db's entries are
 // deleted only after the WAL holds all of them, and a migration cut short
 // (a crash) resumes after the last entry it copied.
-func openLog(dir string, old *store.RaftStore, noSync bool) (*store.WAL, error) {
-	w, err := store.OpenWAL(filepath.Join(dir, "wal"), &store.WALOptions{NoSync: noSync})
+func openLog(dir string, old *store.RaftStore, opts *store.WALOptions) (*store.WAL, error) {
+	w, err := store.OpenWAL(filepath.Join(dir, "wal"), opts)
 	if err != nil {
 		return nil, err
 	}
@@ -485,11 +508,28 @@ func (n *Node) applyLocal(ctx context.Context, data []byte, timeout time.Duratio
 }
 
 // Shutdown stops raft and closes the transport and log store. Idempotent.
+// Writes waiting for a disk that cannot be written give up first; if raft
+// still cannot stop (it waits to save its term in raft.db), Shutdown
+// gives up after 10 s with an error naming the file, leaving raft's
+// goroutines behind: the process should exit.
 func (n *Node) Shutdown() error {
 	n.closeOnce.Do(func() {
+		n.stopping.Store(true)
+		if n.fsm != nil {
+			n.fsm.Stop()
+		}
 		var errs []error
 		if n.raft != nil {
-			if err := n.raft.Shutdown().Error(); err != nil {
+			done := make(chan error, 1)
+			go func() { done <- n.raft.Shutdown().Error() }() // ends when raft stops
+			var err error
+			select {
+			case err = <-done:
+			case <-n.stuckTimer():
+				n.closeErr = fmt.Errorf("raft shutdown: raft does not stop: %w", n.logs.Fault())
+				return
+			}
+			if err != nil {
 				errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 			}
 		}
@@ -512,4 +552,13 @@ func (n *Node) Shutdown() error {
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
+}
+
+// stuckTimer fires 10 s from now if raft.db cannot be written (raft may
+// wait for it forever), else never.
+func (n *Node) stuckTimer() <-chan time.Time {
+	if n.logs == nil || n.logs.Fault() == nil {
+		return nil
+	}
+	return time.After(10 * time.Second)
 }

@@ -238,6 +238,14 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 		r.peers.announce(enrp.AddPE, m.PoolHandle, pe) // peers refresh its lifetime
 		return resp
 	}
+	if err := r.node.Fault(); err != nil {
+		// The fault is logged once where it happened; one line per
+		// refused PE would flood the log.
+		r.metrics.registrations.WithLabelValues("rejected").Inc()
+		r.metrics.errors.WithLabelValues(fmt.Sprintf("0x%04x", uint16(asap.CauseLackOfResources))).Inc()
+		ac.log.Debug("registration refused: storage fault", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "error", err)
+		return reject(resp, asap.CauseLackOfResources, nil)
+	}
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout.D())
 	defer cancel()
 	t0 := time.Now()
@@ -319,9 +327,16 @@ func (r *Registrar) deregister(ctx context.Context, m *asap.Deregistration) *asa
 	if !ok {
 		return resp
 	}
-	err := r.commit(ctx, cluster.NewUpdate(time.Now(), enrp.DelPE, r.id, m.PoolHandle, cur.Element))
+	err := r.node.Fault()
+	if err == nil {
+		err = r.commit(ctx, cluster.NewUpdate(time.Now(), enrp.DelPE, r.id, m.PoolHandle, cur.Element))
+	}
 	if err != nil && !errors.Is(err, store.ErrPENotFound) {
-		r.log.Warn("deregistration not committed", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", m.ID), "error", err)
+		lvl := hclog.Warn
+		if errors.Is(err, store.ErrStorageFault) {
+			lvl = hclog.Debug // logged once where it happened
+		}
+		r.log.Log(lvl, "deregistration not committed", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", m.ID), "error", err)
 		resp.Error = asap.NewOperationError(asap.CauseLackOfResources, nil)
 		return resp
 	}

@@ -2,6 +2,7 @@ package registrar
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
@@ -17,16 +18,41 @@ import (
 
 // Status is what GET /v1/status returns.
 type Status struct {
-	ID        string       `json:"id"`
-	Version   string       `json:"version"`
-	UptimeSec float64      `json:"uptime_seconds"`
-	Addresses StatusAddrs  `json:"addresses"`
-	Raft      StatusRaft   `json:"raft"`
-	Stale     bool         `json:"stale"` // no raft leader: resolutions come from the local copy
-	Pools     int          `json:"pools"`
-	PEs       int          `json:"pes"`
-	OwnedPEs  int          `json:"owned_pes"`
-	Members   []MemberInfo `json:"members,omitempty"`
+	ID        string      `json:"id"`
+	Version   string      `json:"version"`
+	UptimeSec float64     `json:"uptime_seconds"`
+	Addresses StatusAddrs `json:"addresses"`
+	Raft      StatusRaft  `json:"raft"`
+	Stale     bool        `json:"stale"` // no raft leader: resolutions come from the local copy
+	// StorageFault is set while a file of the data dir cannot be written
+	// (a full disk, an I/O error): writes are refused, resolutions are
+	// served from memory.
+	StorageFault *StatusFault `json:"storage_fault,omitempty"`
+	Pools        int          `json:"pools"`
+	PEs          int          `json:"pes"`
+	OwnedPEs     int          `json:"owned_pes"`
+	Members      []MemberInfo `json:"members,omitempty"`
+}
+
+// StatusFault describes a storage fault.
+type StatusFault struct {
+	Path  string    `json:"path"`  // the file that cannot be written
+	Op    string    `json:"op"`    // what failed (commit, append, sync, set, ...)
+	Error string    `json:"error"` // the I/O error
+	Since time.Time `json:"since"`
+	Fix   string    `json:"fix"` // what to do
+}
+
+// statusFault converts a storage fault (nil: none).
+func statusFault(err error) *StatusFault {
+	if err == nil {
+		return nil
+	}
+	var f *store.FaultError
+	if !errors.As(err, &f) {
+		return &StatusFault{Error: err.Error()}
+	}
+	return &StatusFault{Path: f.Path, Op: f.Op, Error: f.Err.Error(), Since: f.Since.UTC(), Fix: f.Fix()}
 }
 
 // StatusAddrs lists the bound addresses.
@@ -125,6 +151,7 @@ func (r *Registrar) status() Status {
 	s.Raft.LastIndex = rf.LastIndex()
 	s.Raft.AppliedIndex = r.store.LastApplied()
 	s.Stale = addr == "" || rf.State() == raft.Shutdown
+	s.StorageFault = statusFault(r.node.Fault())
 	s.Pools, s.PEs = r.store.Counts()
 	s.Members = r.memberInfos()
 	s.OwnedPEs = r.live.count()

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/enrp"
@@ -329,10 +331,19 @@ func (l *liveness) remove(h asap.PoolHandle, id uint32, reason string) {
 		if !ok {
 			return
 		}
-		err := l.r.commit(context.Background(), cluster.NewUpdate(time.Now(), enrp.DelPE, l.r.id, h, cur.Element))
+		err := l.r.node.Fault()
+		if err == nil {
+			err = l.r.commit(context.Background(), cluster.NewUpdate(time.Now(), enrp.DelPE, l.r.id, h, cur.Element))
+		}
 		if err != nil {
 			l.r.metrics.removalFailures.WithLabelValues(reason).Inc()
-			l.r.log.Warn("removing PE failed", "pool", h, "pe", fmt.Sprintf("%08x", id), "reason", reason, "error", err)
+			lvl := hclog.Warn
+			if errors.Is(err, store.ErrStorageFault) {
+				// Logged once where it happened: a WARN per PE flooded the
+				// log with hundreds of thousands of lines on a full disk.
+				lvl = hclog.Debug
+			}
+			l.r.log.Log(lvl, "removing PE failed", "pool", h, "pe", fmt.Sprintf("%08x", id), "reason", reason, "error", err)
 			if cur.Element.Home == l.r.id && !errors.Is(err, store.ErrPENotFound) {
 				l.mu.Lock()
 				l.adoptLocked(cur, time.Now(), false)

@@ -60,6 +60,14 @@ func newMetrics(r *Registrar) *metrics {
 		m.keepAliveAcks, m.keepAlivesMissed, m.unreachable, m.removals, m.removalFailures, m.errors, m.malformed, m.conns, m.commit, m.appliedEntries} {
 		f(c)
 	}
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_storage_fault",
+		Help: "1 while a file of the data dir cannot be written (full disk, I/O error): writes are refused."},
+		func() float64 {
+			if r.node != nil && r.node.Fault() != nil {
+				return 1
+			}
+			return 0
+		}))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_pools", Help: "Pools in the handlespace."},
 		func() float64 { p, _ := r.store.Counts(); return float64(p) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_pes", Help: "PEs in the handlespace."},

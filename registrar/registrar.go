@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -217,7 +218,7 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 		return errors.Join(errs...)
 	}
 	if err := os.MkdirAll(r.cfg.DataDir, 0o750); err != nil {
-		return cleanup, fmt.Errorf("data dir: %w", err)
+		return cleanup, fmt.Errorf("data dir: %w (create it, make it writable by this user, or use another -data-dir)", err)
 	}
 	id, err := loadOrCreateID(r.cfg.DataDir, r.cfg.ID)
 	if err != nil {
@@ -233,7 +234,7 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 		InitialMmapSize: 1 << 30,
 		CommitDelay:     r.cfg.CommitDelay.D()})
 	if err != nil {
-		return cleanup, err
+		return cleanup, handlespaceFix(err, r.cfg.DataDir)
 	}
 	closers = append(closers, r.store.Close)
 	r.metrics = newMetrics(r)
@@ -459,7 +460,8 @@ func (r *Registrar) quitContext() (context.Context, context.CancelFunc) {
 
 // loadOrCreateID returns the registrar ID saved in dir, saving want (or a
 // random ID) the first time. A different want than the saved one is an
-// error: raft knows this node by its ID.
+// error: raft knows this node by its ID. So is a file that does not hold
+// an ID: it is never replaced silently.
 func loadOrCreateID(dir string, want uint32) (uint32, error) {
 	path := filepath.Join(dir, "registrar-id")
 	b, err := os.ReadFile(path)
@@ -467,14 +469,16 @@ func loadOrCreateID(dir string, want uint32) (uint32, error) {
 	case err == nil:
 		v, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 0, 32)
 		if perr != nil || v == 0 {
-			return 0, fmt.Errorf("%s: not a registrar ID: %q", path, strings.TrimSpace(string(b)))
+			return 0, fmt.Errorf("%s: not a registrar ID: %q (the file is empty or damaged; raft knows this node by its ID, so it is not replaced: "+
+				"write the ID back, e.g. `echo 0x1234abcd > %s`, taking it from this registrar's logs (registrar=...) or from `registrar members` at another registrar; "+
+				"a data dir without raft state can instead start under a new ID: remove the file)", path, strings.TrimSpace(string(b)), path)
 		}
 		if want != 0 && uint32(v) != want {
 			return 0, fmt.Errorf("data dir %s belongs to registrar 0x%08x, but -id is 0x%08x: use another -data-dir or drop -id", dir, v, want)
 		}
 		return uint32(v), nil
 	case !errors.Is(err, os.ErrNotExist):
-		return 0, fmt.Errorf("read registrar ID: %w", err)
+		return 0, fmt.Errorf("read registrar ID: %w (make %s readable by this user, or use another -data-dir)", err, dir)
 	}
 	id := want
 	for id == 0 {
@@ -486,10 +490,28 @@ func loadOrCreateID(dir string, want uint32) (uint32, error) {
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("0x%08x\n", id)), 0o640); err != nil {
-		return 0, fmt.Errorf("save registrar ID: %w", err)
+		return 0, fmt.Errorf("save registrar ID: %w (make %s writable by this user and free space on its file system, or use another -data-dir)", err, dir)
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return 0, fmt.Errorf("save registrar ID: %w", err)
+		return 0, fmt.Errorf("save registrar ID: %w (make %s writable by this user, or use another -data-dir)", err, dir)
 	}
 	return id, nil
+}
+
+// handlespaceFix adds to an error opening handlespace.db what to do.
+func handlespaceFix(err error, dir string) error {
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		return fmt.Errorf("%w (another registrar runs on this data dir: stop it, or use another -data-dir)", err)
+	case errors.Is(err, store.ErrVersion):
+		return fmt.Errorf("%w (written by a newer version: run that version)", err)
+	case errors.Is(err, store.ErrCorrupt):
+		return fmt.Errorf("%w (the file is never overwritten. Move it aside: the next start rebuilds it from raft's snapshot and log, "+
+			"and in a cluster catches up from the leader; if raft's state is gone too, restore a snapshot: see docs/operations.md)", err)
+	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("%w (make %s writable by this user, or use another -data-dir)", err, dir)
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("%w (free space on the file system of %s)", err, dir)
+	}
+	return err
 }

@@ -14,9 +14,9 @@ import (
 // Apply is deterministic: the same ops on the same contents give the same
 // results and contents on every node. An op that fails validation reports
 // it in its Result.Err and changes nothing; the batch goes on. The returned
-// error is only for I/O failures: then nothing of the batch is applied, in
-// memory or on disk, and the store should be considered broken (a raft FSM
-// must not skip a committed entry).
+// error is only for I/O failures and a closed store: then nothing of the
+// batch is applied, in memory or on disk. The caller (a raft FSM, which
+// must not skip a committed entry) may apply the same batch again later.
 //
 // Readers are not blocked by the disk I/O: the in-memory index is changed
 // first, under the write lock, and the transaction is committed after the
@@ -24,18 +24,30 @@ import (
 // concurrent reader may therefore see a batch an instant before it is
 // durable (and, only if the commit then fails, see it vanish). Apply calls
 // are serialised.
+//
+// With Options.CommitDelay the commit is deferred (group commit) and
+// Apply does not fail on I/O: a failed commit makes the store faulted,
+// and Apply keeps changing memory (see Fault). Without it, a failed
+// commit faults the store too, and Apply during a fault first tries to
+// rewrite the file, failing with the fault if that does not work.
 func (s *Store) Apply(index uint64, ops []Op) ([]Result, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	group := s.opts.CommitDelay > 0
+	file := s.path != "" // not OpenMemory
+	faulted := file && s.Fault() != nil
+	if faulted && !group {
+		if err := s.recoverLocked(); err != nil {
+			return nil, fmt.Errorf("store: apply batch at index %d: %w", index, err)
+		}
+		faulted = false
+	}
 	res := make([]Result, len(ops))
 	var bl *batchLog
-	if s.db != nil {
-		// A group commit fails after Apply has returned (as fatalErr),
-		// too late to undo anything.
-		bl = &batchLog{noUndo: s.opts.CommitDelay > 0}
-	}
-	if err := s.fatalErr(); err != nil {
-		return nil, err
+	if file && !faulted {
+		// A group commit fails after Apply has returned, too late to
+		// undo anything (the fault's rewrite from memory covers it).
+		bl = &batchLog{noUndo: group}
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -47,19 +59,21 @@ func (s *Store) Apply(index uint64, ops []Op) ([]Result, error) {
 		res[i] = s.applyOp(&ops[i], bl, &buf)
 	}
 	s.mu.Unlock()
-	if s.db != nil && s.opts.CommitDelay > 0 && (len(bl.disk) > 0 || index != 0) {
-		if err := s.queue(index, bl.disk); err != nil {
-			return nil, err
-		}
-	} else if s.db != nil && (len(bl.disk) > 0 || index != 0) {
+	switch {
+	case bl == nil || (len(bl.disk) == 0 && index == 0):
+		// memory only: OpenMemory, a fault under group commit, or nothing to write
+	case group:
+		s.queue(index, bl.disk)
+	default:
 		if s.hookCommit != nil {
 			s.hookCommit(index)
 		}
-		if err := s.commit(index, bl.disk); err != nil {
+		if err := s.commitFile(index, bl.disk); err != nil {
 			s.mu.Lock()
 			s.undo(bl)
 			s.mu.Unlock()
-			return nil, fmt.Errorf("store: apply batch at index %d to %s: %w", index, s.path, err)
+			return nil, fmt.Errorf("store: apply batch at index %d: %w", index,
+				s.setFault("commit", fmt.Errorf("commit of the batch at index %d: %w", index, err)))
 		}
 	}
 	if index != 0 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -17,8 +16,8 @@ const bulkTxSize = 10_000
 // the current one (a scratch index in memory and a new file next to the
 // store's, written with the keys in order), and swaps both in only when
 // everything was accepted and the file is durable. Until then the store is
-// unchanged; a failure after the swap began closes the store. The caller
-// holds s.wmu.
+// unchanged; a failure after the swap began leaves memory unchanged and
+// the store faulted (see Fault). The caller holds s.wmu.
 func (s *Store) replaceBulk(index uint64, fill func(put func(PE) error) error) error {
 	scratch := newStore(s.path, s.opts)
 	var buf []byte
@@ -49,44 +48,27 @@ func (s *Store) replaceBulk(index uint64, fill func(put func(PE) error) error) e
 	}
 	tmp := s.path + ".replace"
 	_ = os.Remove(tmp) // a leftover of an interrupted replace
+	if err := s.inject("rewrite"); err != nil {
+		return fmt.Errorf("store: replace %s: write %s: %w", s.path, tmp, err)
+	}
 	if err := scratch.writeFresh(tmp, applied); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("store: replace %s: write %s: %w", s.path, tmp, err)
 	}
-
 	// Swap the files: readers that open a transaction meanwhile get
-	// ErrNoFile; Close waits for the read transactions still open.
-	s.mu.Lock()
-	old := s.db
-	s.db = nil
-	s.mu.Unlock()
-	if err := old.Close(); err != nil {
-		s.fail()
+	// ErrNoFile; closing the old file waits for the read transactions
+	// still open.
+	if err := s.swapFile(tmp); err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("store: replace %s: close: %w (store closed)", s.path, err)
+		// The file may now be the old one, the new one or none: memory
+		// keeps the old handlespace, and the fault's rewrite makes the
+		// file match it.
+		return fmt.Errorf("store: replace %s: %w", s.path, s.setFault("replace", err))
 	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		_ = os.Remove(tmp)
-		if db, oerr := s.openBolt(); oerr == nil {
-			s.mu.Lock()
-			s.db = db
-			s.mu.Unlock()
-			return fmt.Errorf("store: replace %s: %w", s.path, err)
-		}
-		s.fail()
-		return fmt.Errorf("store: replace %s: %w (store closed)", s.path, err)
-	}
-	syncDir(filepath.Dir(s.path))
-	db, err := s.openBolt()
-	if err != nil {
-		s.fail()
-		return fmt.Errorf("store: replace %s: reopen: %w (store closed)", s.path, err)
-	}
-	s.mu.Lock()
-	s.db = db
-	s.mu.Unlock()
 	s.swapIndex(scratch)
 	s.applied.Store(applied)
+	// The new file holds everything: a fault before the replace is over.
+	s.clearFault(n, applied)
 	s.log.Info("handlespace replaced", "path", s.path, "pes", n, "applied-index", applied)
 	return nil
 }
@@ -99,27 +81,17 @@ func (s *Store) swapIndex(scratch *Store) {
 	s.ordDirt = true
 }
 
-// fail closes the store after a replace could not complete: its memory
-// and file may disagree, so every later call fails with ErrClosed.
-func (s *Store) fail() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	if s.db != nil {
-		_ = s.db.Close()
-		s.db = nil
-	}
-}
-
 func (s *Store) openBolt() (*bolt.DB, error) {
 	return bolt.Open(s.path, s.opts.FileMode, s.boltOptions(false, nil))
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // writeFresh writes s's index as a new handlespace file at path: keys in

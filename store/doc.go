@@ -67,6 +67,15 @@
 //     file; it is never written to.
 //   - Apply changes memory before it commits, so readers may see a batch an
 //     instant before it is durable; an I/O failure undoes it in memory.
+//   - A commit that fails (a full disk, an I/O error) faults the store
+//     (Fault, a *FaultError wrapping ErrStorageFault): nothing queued is
+//     committed after it, and the whole file is rewritten from memory,
+//     retried until it works, so the applied index recorded in the file
+//     always describes its content. Tests inject such failures with
+//     Options.InjectFault.
+//   - The raft log (WAL) tells a torn tail, cut off with a warning, from
+//     damage, refused with a *WALCorruptError naming the file, the offset
+//     and the ways to recover; a failed append leaves nothing behind.
 //   - Values returned by the read methods are copies; byte slices read from
 //     a View transaction are valid only inside it.
 //   - Iterate and ForEachTx call back with locks or a transaction held:

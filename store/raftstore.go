@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -96,6 +97,15 @@ type RaftStoreOptions struct {
 	// ErrRaftStoreLocked. Zero means DefaultRaftStoreTimeout (1 s); a
 	// negative value means fail at once. There is no "wait forever".
 	Timeout time.Duration
+
+	// RetryWrite, if set, is called after a failed Set or SetUint64 (the
+	// term and vote) with its error: true makes it wait (50 ms, doubling
+	// up to 1 s) and try again, false returns the error. raft panics when
+	// it cannot save its term, so a raft node retries. nil: return it.
+	RetryWrite func(err error) bool
+
+	// Logger receives the fault's state changes. Default: a null logger.
+	Logger hclog.Logger
 }
 
 // withDefaults returns a copy of o (which may be nil) with zero fields set to
@@ -110,6 +120,9 @@ func (o *RaftStoreOptions) withDefaults() RaftStoreOptions {
 	}
 	if out.Timeout == 0 {
 		out.Timeout = DefaultRaftStoreTimeout
+	}
+	if out.Logger == nil {
+		out.Logger = hclog.NewNullLogger()
 	}
 	return out
 }
@@ -154,6 +167,10 @@ func (o *RaftStoreOptions) withDefaults() RaftStoreOptions {
 type RaftStore struct {
 	db   *bolt.DB
 	path string
+	opts RaftStoreOptions
+
+	fmu   sync.Mutex
+	fault *FaultError
 
 	closeOnce sync.Once
 	closeErr  error
@@ -181,7 +198,7 @@ func OpenRaftStore(path string, opts *RaftStoreOptions) (*RaftStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft store %s: %w", path, err)
 	}
-	return &RaftStore{db: db, path: path}, nil
+	return &RaftStore{db: db, path: path, opts: o}, nil
 }
 
 // openRaftBolt opens and, if needed, initialises the bbolt file.
@@ -509,15 +526,56 @@ func (s *RaftStore) DeleteRange(min, max uint64) error {
 }
 
 // Set stores val under key, replacing any earlier value. key must not be
-// empty. It implements raft.StableStore.
+// empty. A failed write faults the store (Fault) and is retried as
+// RaftStoreOptions.RetryWrite says. It implements raft.StableStore.
 func (s *RaftStore) Set(key []byte, val []byte) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(raftStableBucket).Put(key, val)
-	})
-	if err != nil {
-		return fmt.Errorf("raft store %s: set %q: %w", s.path, key, err)
+	wait := 50 * time.Millisecond
+	for {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(raftStableBucket).Put(key, val)
+		})
+		if err == nil {
+			s.clearFault()
+			return nil
+		}
+		err = fmt.Errorf("raft store %s: set %q: %w", s.path, key, s.setFault(err))
+		if s.opts.RetryWrite == nil || !s.opts.RetryWrite(err) {
+			return err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
 	}
-	return nil
+}
+
+// Fault returns the storage fault (a *FaultError) from a failed Set until
+// one succeeds, or nil.
+func (s *RaftStore) Fault() error {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.fault == nil {
+		return nil
+	}
+	return s.fault
+}
+
+func (s *RaftStore) setFault(err error) *FaultError {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.fault == nil {
+		s.fault = &FaultError{Path: s.path, Op: "set", Err: err, Since: time.Now()}
+		s.opts.Logger.Error("raft term/vote write failed: raft waits until it can save them", "path", s.path,
+			"error", err, "fix", s.fault.Fix())
+	}
+	return s.fault
+}
+
+func (s *RaftStore) clearFault() {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.fault != nil {
+		s.opts.Logger.Info("raft term/vote writes work again", "path", s.path, "fault-duration", time.Since(s.fault.Since).Round(time.Millisecond))
+		s.fault = nil
+	}
 }
 
 // Get returns a copy of the value stored under key. For a key that was

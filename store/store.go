@@ -62,6 +62,13 @@ type Options struct {
 	// what is queued first. Default 0: every Apply commits before it
 	// returns.
 	CommitDelay time.Duration
+
+	// InjectFault, if set, is called at each write site of the file
+	// (commit, commit-landed, rewrite, rename, sync-dir) and a non-nil
+	// error is treated as that operation's I/O error (commit-landed:
+	// the commit happened but reports a failure). Fault injection tests
+	// only; nil in production.
+	InjectFault func(site string) error
 }
 
 // DefaultTimeout is how long Open waits for the file lock by default.
@@ -199,13 +206,19 @@ type Store struct {
 	hookCommit func(index uint64)
 
 	// Group commit (Options.CommitDelay): queued writes, committed by
-	// flush. pmu guards the queue; cmu serialises commits.
+	// flush. pmu guards the queue and the fault state; cmu serialises
+	// commits.
 	pmu     sync.Mutex
 	pend    []diskOp
 	pendIdx uint64
 	timer   *time.Timer
 	cmu     sync.Mutex
-	fatal   error // the first failed deferred commit (pmu)
+
+	// The storage fault (see Fault) and its rewrite timer (pmu).
+	fault     *FaultError
+	retry     *time.Timer
+	retryWait time.Duration
+	stopRetry bool // set by Close
 }
 
 func newStore(path string, o Options) *Store {
@@ -232,12 +245,28 @@ func (s *Store) Path() string { return s.path }
 // index (from the file after Open).
 func (s *Store) LastApplied() uint64 { return s.applied.Load() }
 
-// Close closes the file. Later calls return nil; every other method then
-// fails with ErrClosed (reads return empty results).
+// Close commits what is queued and closes the file. Later calls return
+// nil; every other method then fails with ErrClosed (reads return empty
+// results). During a storage fault Close tries once more to rewrite the
+// file; if that fails too it returns the fault, and the file stays at its
+// last good state (its recorded applied index is that of its content: a
+// raft node replays the rest of its log at the next start).
 func (s *Store) Close() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	flushErr := s.flush()
+	if s.Fault() != nil {
+		// One last attempt to bring the file up to date; else the raft
+		// log replays what it lacks at the next start.
+		flushErr = s.recoverLocked()
+	}
+	s.pmu.Lock()
+	s.stopRetry = true
+	if s.retry != nil {
+		s.retry.Stop()
+		s.retry = nil
+	}
+	s.pmu.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

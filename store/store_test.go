@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -577,16 +579,27 @@ func copyFile(t *testing.T, from, to string) {
 	writeFile(t, to, b)
 }
 
-// Ensure that an I/O failure in Apply leaves memory as it was.
+// Ensure that an I/O failure in Apply (no group commit) leaves memory as
+// it was, faults the store, refuses later batches while the file cannot
+// be rewritten, and that the store recovers by itself once it can: the
+// rewritten file holds exactly memory at the last applied index.
 func TestStore_Apply_IOError(t *testing.T) {
-	s := mustOpenStore(t)
+	var failing atomic.Bool
+	path := filepath.Join(t.TempDir(), "hs.db")
+	s, err := Open(path, &Options{NoSync: true, InjectFault: func(site string) error {
+		if failing.Load() {
+			return syscall.EIO
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	mustApply(t, s, 1, reg(mkPE("A", 1, 1, rr())), reg(mkPE("A", 2, 1, rr())), reg(mkPE("B", 1, 2, lu(4))))
 	want := contents(s)
 	wantSum := s.Checksum(1)
-	// Pull the database out from under the store.
-	if err := s.db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	failing.Store(true)
 	batches := [][]Op{
 		{reg(mkPE("A", 3, 1, rr())), dereg("A", 1), reg(mkPE("C", 1, 3, rr()))},
 		{Op{Kind: OpReassign, From: 1, To: []uint32{5}}},
@@ -595,8 +608,9 @@ func TestStore_Apply_IOError(t *testing.T) {
 		{dereg("A", 1), dereg("A", 2), reg(mkPE("A", 9, 9, lu(1))), Op{Kind: OpReset}, reg(mkPE("A", 1, 1, rr()))},
 	}
 	for i, ops := range batches {
-		if _, err := s.Apply(uint64(2+i), ops); err == nil || !strings.Contains(err.Error(), s.Path()) {
-			t.Fatalf("batch %d: Apply = %v, want an error naming the file", i, err)
+		_, err := s.Apply(uint64(2+i), ops)
+		if err == nil || !strings.Contains(err.Error(), s.Path()) || !errors.Is(err, ErrStorageFault) || !errors.Is(err, syscall.EIO) {
+			t.Fatalf("batch %d: Apply = %v, want a storage fault naming the file and EIO", i, err)
 		}
 		if got := contents(s); !slices.Equal(got, want) {
 			t.Errorf("batch %d: memory changed: %v, want %v", i, short(got), short(want))
@@ -604,11 +618,28 @@ func TestStore_Apply_IOError(t *testing.T) {
 		if s.LastApplied() != 1 || s.Checksum(1) != wantSum {
 			t.Errorf("batch %d: LastApplied %d checksum %#x", i, s.LastApplied(), s.Checksum(1))
 		}
+		if f := s.Fault(); f == nil {
+			t.Errorf("batch %d: Fault() = nil after a failed commit", i)
+		}
 		checkStore(t, s)
 	}
-	s.mu.Lock()
-	s.closed = true // the db is closed already: skip the cleanup's reopen check
-	s.mu.Unlock()
+	failing.Store(false)
+	mustApply(t, s, 2, batches[0]...)
+	if f := s.Fault(); f != nil {
+		t.Fatalf("Fault() = %v after a successful Apply", f)
+	}
+	want = contents(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got := contents(r); r.LastApplied() != 2 || !slices.Equal(got, want) {
+		t.Errorf("reopened at index %d with %v, want 2 with %v", r.LastApplied(), short(got), short(want))
+	}
 }
 
 // Ensure that a random mix of operations keeps the index consistent with
