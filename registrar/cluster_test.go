@@ -2,6 +2,7 @@ package registrar_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -424,6 +425,25 @@ func TestCluster3_RemovePeerAPI(t *testing.T) {
 		t.Errorf("unknown ID: %d %s, want 404", code, body)
 	}
 	id := fmt.Sprintf("0x%08x", dead.ID())
+	// remove-peer is for a registrar gossip knows is gone: while gossip
+	// still sees it alive, the leader adds it back as a voter.
+	waitFor(t, 20*time.Second, "gossip at the asked registrar to see the dead one failed", func() bool {
+		resp, err := http.Get("http://" + asked.HTTPAddr() + "/v1/members")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var ms []registrar.MemberInfo
+		if json.NewDecoder(resp.Body).Decode(&ms) != nil {
+			return false
+		}
+		for _, m := range ms {
+			if m.ID == id {
+				return m.Status == "failed"
+			}
+		}
+		return false
+	})
 	if code, body := del(id); code != http.StatusOK || !strings.Contains(body, "removed") {
 		t.Fatalf("remove the dead registrar: %d %s, want 200", code, body)
 	}
