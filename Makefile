@@ -4,7 +4,10 @@
 GO        ?= go
 BIN       ?= bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   ?= -X github.com/rserpool-go/registrar/registrar.Version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS   ?= -X github.com/rserpool-go/registrar/registrar.Version=$(VERSION) \
+             -X github.com/rserpool-go/registrar/cmd/internal/cli.Version=$(VERSION) \
+             -X github.com/rserpool-go/registrar/cmd/internal/cli.Commit=$(COMMIT)
 TESTFLAGS ?=
 TIMEOUT   ?= 20m
 FUZZTIME  ?= 30s
