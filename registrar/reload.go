@@ -55,6 +55,14 @@ func ReloadableKeys() []string {
 	return ks
 }
 
+// Config is the configuration as last applied: the start's, with the
+// live keys of each reload since.
+func (r *Registrar) Config() Config {
+	r.reloadMu.Lock()
+	defer r.reloadMu.Unlock()
+	return r.applied
+}
+
 // Logger is the registrar's logger.
 func (r *Registrar) Logger() hclog.Logger { return r.log }
 
