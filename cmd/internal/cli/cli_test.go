@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -132,7 +133,7 @@ func TestCompletion_Bash(t *testing.T) {
 			words = append(words, "'"+w+"'")
 		}
 		prog := script + "\nCOMP_WORDS=(" + strings.Join(words, " ") + "); COMP_CWORD=" +
-			string(rune('0'+len(tc.words)-1)) + "; _prog; echo \"${COMPREPLY[*]}\"\n"
+			strconv.Itoa(len(tc.words)-1) + "; _prog; echo \"${COMPREPLY[*]}\"\n"
 		out, err := exec.Command(bash, "-c", prog).CombinedOutput()
 		if err != nil {
 			t.Fatalf("bash: %v\n%s", err, out)
