@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/rserpool-go/registrar/cmd/internal/cli"
@@ -91,7 +92,8 @@ func runAgent(args []string) int {
 func reload(r *registrar.Registrar, args []string) {
 	next, err := registrar.ParseAgentArgs(args)
 	if err != nil {
-		r.Logger().Error("configuration not reloaded: it is invalid", "error", err.Error())
+		// One line: every problem, separated by "; ".
+		r.Logger().Error("configuration not reloaded: it is invalid", "error", strings.ReplaceAll(err.Error(), "\n", "; "))
 		return
 	}
 	_, _ = r.Reload(next)
