@@ -1,6 +1,7 @@
 package registrar_test
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -48,6 +49,19 @@ func TestENRPPeering(t *testing.T) {
 		t.Fatalf("deregistration: %+v", resp)
 	}
 	waitValue(t, 10*time.Second, "deregistration at B", func() int { return len(b.Store().Owned(a.ID())) }, 3)
+	// The HANDLE_UPDATEs show in /metrics: A sent the add and the delete of
+	// PE 4 and received B's add; B the other way round.
+	for _, m := range []struct {
+		r      *testRegistrar
+		series string
+		min    float64
+	}{{a, `rsp_enrp_handle_updates_total{direction="sent"}`, 2}, {a, `rsp_enrp_handle_updates_total{direction="received"}`, 1},
+		{b, `rsp_enrp_handle_updates_total{direction="sent"}`, 1}, {b, `rsp_enrp_handle_updates_total{direction="received"}`, 2},
+		{a, `rsp_enrp_peers{state="up"}`, 1}, {b, `rsp_enrp_peers{state="up"}`, 1}} {
+		if v, err := strconv.ParseFloat(metricValue(scrape(t, m.r), m.series), 64); err != nil || v < m.min {
+			t.Errorf("%s at %08x = %v (%v), want at least %v", m.series, m.r.ID(), v, err, m.min)
+		}
+	}
 	if a.Store().Checksum(a.ID()) != b.Store().Checksum(a.ID()) {
 		t.Errorf("checksums of A's PEs differ: A %04x, B %04x", a.Store().Checksum(a.ID()), b.Store().Checksum(a.ID()))
 	}
