@@ -91,7 +91,11 @@ Prints throughput and latency percentiles; the last line is "ops/s: N".`)
 		_ = enc.Encode(res)
 		return 0
 	}
-	fmt.Printf("mode: %s, %d connections, %.1f s\n", res.Mode, res.Conns, res.Seconds)
+	connText := fmt.Sprintf("%d connections", res.Conns)
+	if res.Conns == 1 {
+		connText = "1 connection"
+	}
+	fmt.Printf("mode: %s, %s, %.1f s\n", res.Mode, connText, res.Seconds)
 	fmt.Printf("operations: %d (%d errors)\n", res.Ops, res.Errors)
 	fmt.Printf("latency: p50 %.0f us, p90 %.0f us, p99 %.0f us, max %.0f us\n", res.P50us, res.P90us, res.P99us, res.MaxUs)
 	fmt.Printf("ops/s: %.0f\n", res.OpsPerSec)
