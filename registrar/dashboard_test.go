@@ -31,9 +31,9 @@ func scrape(t *testing.T, r *testRegistrar) string {
 	return string(b)
 }
 
-// metricValue finds the sample "name{labels} value" in a scrape ("" when
+// sample finds the sample "name{labels} value" in a scrape ("" when
 // absent).
-func metricValue(body, series string) string {
+func sample(body, series string) string {
 	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			return v
@@ -147,7 +147,7 @@ func TestMetrics_ClusterAndPools(t *testing.T) {
 	var body string
 	waitFor(t, 10*time.Second, "the ENRP peer to count as up", func() bool {
 		body = scrape(t, r)
-		return metricValue(body, `rsp_enrp_peers{state="up"}`) == "1"
+		return sample(body, `rsp_enrp_peers{state="up"}`) == "1"
 	})
 	for series, want := range map[string]string{
 		"rsp_raft_is_leader":                         "1",
@@ -162,7 +162,7 @@ func TestMetrics_ClusterAndPools(t *testing.T) {
 		`rsp_enrp_peers{state="down"}`:               "0",
 		`rsp_registrations_total{result="accepted"}`: "6",
 	} {
-		if got := metricValue(body, series); got != want {
+		if got := sample(body, series); got != want {
 			t.Errorf("%s = %q, want %q", series, got, want)
 		}
 	}
