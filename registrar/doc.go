@@ -23,10 +23,10 @@
 // # Lifecycle
 //
 // Run first checks that every listener can bind (nothing is written into
-// the data dir before), then opens everything in order, logs ReadyLine, and on cancellation shuts
-// down in the reverse order: listeners and connections, supervision and
-// announces, gossip (a graceful leave only when asked), raft, the
-// handlespace. Every goroutine is started through goFunc and joined.
+// the data dir before), then opens everything in order, logs ReadyLine,
+// and on cancellation shuts down in the reverse order: listeners and
+// connections, supervision and announces, gossip (a graceful leave only
+// when asked), raft, the handlespace. Every goroutine is started through goFunc and joined.
 //
 // # Configuration
 //
