@@ -211,10 +211,11 @@ func (p *peers) heartbeat(now time.Time) {
 	cfg := p.r.cfg
 	type action struct {
 		fp    *foreignPeer
+		id    uint32 // fp.id, read under the lock (peerLocked sets it)
 		probe bool
 	}
 	var sends []action
-	var dead []*foreignPeer
+	var dead []action
 	var dials []*foreignPeer
 	p.mu.Lock()
 	for _, fp := range p.all {
@@ -227,13 +228,13 @@ func (p *peers) heartbeat(now time.Time) {
 		}
 		switch {
 		case fp.id != 0 && !fp.probeAt.IsZero() && now.Sub(fp.probeAt) > cfg.MaxTimeNoResponse.D():
-			dead = append(dead, fp)
+			dead = append(dead, action{fp, fp.id, true})
 		case fp.id != 0 && fp.probeAt.IsZero() && now.Sub(fp.lastHeard) > cfg.MaxTimeLastHeard.D():
 			fp.probeAt = now
-			sends = append(sends, action{fp, true})
+			sends = append(sends, action{fp, fp.id, true})
 		case !now.Before(fp.nextBeat):
 			fp.nextBeat = now.Add(p.jitter(cfg.PeerHeartbeat.D()))
-			sends = append(sends, action{fp, false})
+			sends = append(sends, action{fp, fp.id, false})
 		}
 	}
 	p.mu.Unlock()
@@ -242,10 +243,10 @@ func (p *peers) heartbeat(now time.Time) {
 		p.r.goFunc(func() { p.dial(fp) })
 	}
 	for _, a := range sends {
-		p.sendTo(a.fp, p.r.presence(a.fp.id, a.probe))
+		p.sendTo(a.fp, p.r.presence(a.id, a.probe))
 	}
-	for _, fp := range dead {
-		p.peerDead(fp, now)
+	for _, a := range dead {
+		p.peerDead(a.fp, a.id, now)
 	}
 }
 
@@ -260,11 +261,14 @@ func (p *peers) dial(fp *foreignPeer) {
 	cfg.PPID = transport.PPIDENRP
 	cfg.WriteTimeout = 5 * time.Second
 	cfg.Logger = p.r.log.Named("enrp")
+	p.mu.Lock()
+	addr := fp.addr // a reload may make a learnt peer static
+	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	c, err := p.r.net.Dial(ctx, fp.addr, cfg)
+	c, err := p.r.net.Dial(ctx, addr, cfg)
 	cancel()
 	if err != nil {
-		p.r.log.Debug("cannot reach ENRP peer", "address", fp.addr, "error", err)
+		p.r.log.Debug("cannot reach ENRP peer", "address", addr, "error", err)
 		select {
 		case <-p.r.quit:
 		case <-time.After(time.Second):
@@ -280,11 +284,12 @@ func (p *peers) dial(fp *foreignPeer) {
 	}
 	fp.conn = ec
 	fp.nextBeat = time.Time{}
+	id := fp.id // read under the lock: peerLocked sets it
 	p.mu.Unlock()
-	p.r.log.Info("connected to ENRP peer", "address", fp.addr, "peer", hexID(fp.id))
+	p.r.log.Info("connected to ENRP peer", "address", addr, "peer", hexID(id))
 	// Say hello: our PRESENCE (reply required) and ask for its peers.
-	p.sendTo(fp, p.r.presence(fp.id, true))
-	p.sendTo(fp, &enrp.ListRequest{Header: enrp.Header{Sender: p.r.id, Receiver: fp.id}})
+	p.sendTo(fp, p.r.presence(id, true))
+	p.sendTo(fp, &enrp.ListRequest{Header: enrp.Header{Sender: p.r.id, Receiver: id}})
 	p.r.serveENRPConn(ec)
 	p.mu.Lock()
 	if fp.conn == ec {
@@ -585,8 +590,7 @@ func (p *peers) onList(m *enrp.ListResponse) {
 }
 
 // peerDead starts the takeover of a silent peer (RFC 5353 section 3.9).
-func (p *peers) peerDead(fp *foreignPeer, now time.Time) {
-	target := fp.id
+func (p *peers) peerDead(fp *foreignPeer, target uint32, now time.Time) {
 	owned := len(p.r.store.Owned(target))
 	p.mu.Lock()
 	_, running := p.takeovers[target]
