@@ -4,7 +4,10 @@
 GO        ?= go
 BIN       ?= bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   ?= -X github.com/rserpool-go/registrar/registrar.Version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS   ?= -X github.com/rserpool-go/registrar/registrar.Version=$(VERSION) \
+             -X github.com/rserpool-go/registrar/cmd/internal/cli.Version=$(VERSION) \
+             -X github.com/rserpool-go/registrar/cmd/internal/cli.Commit=$(COMMIT)
 TESTFLAGS ?=
 TIMEOUT   ?= 20m
 FUZZTIME  ?= 30s
@@ -12,7 +15,7 @@ SHARED    ?= $(abspath ../shared)
 export SHARED
 
 .DEFAULT_GOAL := test
-.PHONY: build run test test-unit test-sctp test-lab test-captures test-interop test-stress race fuzz bench lint tidy clean
+.PHONY: build run install uninstall test test-unit test-sctp test-lab test-captures test-interop test-stress race fuzz bench lint tidy clean
 
 build:
 	@mkdir -p $(BIN)
@@ -20,6 +23,34 @@ build:
 
 run: build
 	./$(BIN)/registrar agent
+
+# install puts the binaries, the systemd unit, a sample config (kept if one
+# is there already) and bash/zsh completions under DESTDIR/PREFIX:
+#   make install                          # /usr/local/bin, /usr/local/etc/registrar, ...
+#   make install PREFIX=/usr SYSCONFDIR=/etc DESTDIR=/tmp/pkg   # for a package
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= $(PREFIX)/etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/registrar $(DESTDIR)$(UNITDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 0755 $(BIN)/registrar $(BIN)/rsp $(DESTDIR)$(BINDIR)/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' docs/deploy/registrar.service > $(DESTDIR)$(UNITDIR)/registrar.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/registrar.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/registrar/registrar.json || install -m 0644 docs/deploy/registrar.json $(DESTDIR)$(SYSCONFDIR)/registrar/registrar.json
+	for b in registrar rsp; do \
+	  $(BIN)/$$b completion bash > $(DESTDIR)$(BASHCOMPDIR)/$$b && \
+	  $(BIN)/$$b completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_$$b || exit 1; \
+	done
+	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/registrar $(DESTDIR)$(BASHCOMPDIR)/rsp $(DESTDIR)$(ZSHCOMPDIR)/_registrar $(DESTDIR)$(ZSHCOMPDIR)/_rsp
+
+# uninstall removes what install put there, except the config.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/registrar $(DESTDIR)$(BINDIR)/rsp $(DESTDIR)$(UNITDIR)/registrar.service \
+	  $(DESTDIR)$(BASHCOMPDIR)/registrar $(DESTDIR)$(BASHCOMPDIR)/rsp $(DESTDIR)$(ZSHCOMPDIR)/_registrar $(DESTDIR)$(ZSHCOMPDIR)/_rsp
 
 # test runs everything: unit, in-process, end-to-end (built binaries), wire
 # conformance with tshark, network-namespace tests (as root), and the SCTP and

@@ -1,14 +1,12 @@
 package registrar
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -64,6 +62,15 @@ type Config struct {
 	LogLevel string `json:"log_level"`
 	// LogJSON writes logs as JSON lines.
 	LogJSON bool `json:"log_json"`
+	// LogFile, when set, is where the logs go instead of standard error,
+	// rotated (by lumberjack) once it grows past LogFileMaxSize megabytes;
+	// LogFileMaxBackups rotated files are kept. Defaults 100 and 5.
+	LogFile           string `json:"log_file"`
+	LogFileMaxSize    int    `json:"log_file_max_size"`
+	LogFileMaxBackups int    `json:"log_file_max_backups"`
+	// MetricsPoolTop bounds the per-pool PE count metric (rsp_pool_pes)
+	// to the pools with the most PEs. Default 20; 0 turns it off.
+	MetricsPoolTop int `json:"metrics_pool_top"`
 
 	// Announce is the ASAP SERVER_ANNOUNCE multicast group:port, or "off".
 	// Default: off when the ASAP address is loopback, else 239.0.0.50:3863.
@@ -189,6 +196,9 @@ func DefaultConfig() Config {
 		ENRP:              "127.0.0.1:9901",
 		HTTP:              "127.0.0.1:8863",
 		LogLevel:          "info",
+		LogFileMaxSize:    100,
+		LogFileMaxBackups: 5,
+		MetricsPoolTop:    20,
 		AnnounceInterval:  Duration(time.Second),
 		AnnounceTTL:       1,
 		KeepAliveInterval: Duration(5 * time.Second),
@@ -265,7 +275,7 @@ func (c *Config) membershipConfig() cluster.MembershipConfig {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+		errs = append(errs, &ConfigError{Key: field, Msg: fmt.Sprintf(format, a...)})
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data_dir", "must not be empty")
@@ -283,6 +293,15 @@ func (c *Config) Validate() error {
 	}
 	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
 		bad("log_level", "%q is not one of trace, debug, info, warn, error", c.LogLevel)
+	}
+	if c.LogFileMaxSize < 1 {
+		bad("log_file_max_size", "%d must be at least 1 (megabytes)", c.LogFileMaxSize)
+	}
+	if c.LogFileMaxBackups < 0 {
+		bad("log_file_max_backups", "%d is negative (0 keeps every rotated file)", c.LogFileMaxBackups)
+	}
+	if c.MetricsPoolTop < 0 || c.MetricsPoolTop > 1000 {
+		bad("metrics_pool_top", "%d is outside [0, 1000] (0 = no per-pool metric)", c.MetricsPoolTop)
 	}
 	if c.Announce != "" {
 		if _, err := transport.ParseMulticastSpec(c.Announce); err != nil {
@@ -414,43 +433,6 @@ func defaultGroup(set, addr, def string) string {
 	return "off"
 }
 
-// LoadFile reads a JSON config file over c. Errors carry file:line:col.
-// Unknown keys are errors.
-func (c *Config) LoadFile(path string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config file: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
-		return fmt.Errorf("%s: %w", position(path, data, err, dec.InputOffset()), err)
-	}
-	if dec.More() {
-		return fmt.Errorf("%s: more than one JSON object", position(path, data, nil, dec.InputOffset()))
-	}
-	return nil
-}
-
-// position turns a JSON error into file:line:col.
-func position(path string, data []byte, err error, fallback int64) string {
-	off := fallback
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		off = se.Offset
-	case errors.As(err, &te):
-		off = te.Offset
-	}
-	if off > int64(len(data)) {
-		off = int64(len(data))
-	}
-	line := 1 + bytes.Count(data[:off], []byte("\n"))
-	col := off - int64(bytes.LastIndexByte(data[:off], '\n'))
-	return path + ":" + strconv.Itoa(line) + ":" + strconv.FormatInt(col, 10)
-}
-
 // BindFlags registers the agent's flags on fs, writing into c. Call
 // LoadFile for -config before fs.Parse so flags override the file (see
 // ParseAgentArgs).
@@ -469,6 +451,10 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "admin API and /metrics address, or off")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: trace, debug, info, warn, error")
 	fs.BoolVar(&c.LogJSON, "log-json", c.LogJSON, "write logs as JSON")
+	fs.StringVar(&c.LogFile, "log-file", c.LogFile, "write logs to this file instead of standard error, rotated by size")
+	fs.IntVar(&c.LogFileMaxSize, "log-file-max-size", c.LogFileMaxSize, "rotate the log file once it is this many megabytes")
+	fs.IntVar(&c.LogFileMaxBackups, "log-file-max-backups", c.LogFileMaxBackups, "rotated log files kept (0: all)")
+	fs.IntVar(&c.MetricsPoolTop, "metrics-pool-top", c.MetricsPoolTop, "export the PE count of this many largest pools (0: none)")
 	fs.StringVar(&c.Announce, "announce", c.Announce, "ASAP SERVER_ANNOUNCE multicast group:port, or off (default: off on loopback, else 239.0.0.50:3863)")
 	fs.TextVar(&c.AnnounceInterval, "announce-interval", c.AnnounceInterval, "period of SERVER_ANNOUNCE")
 	fs.IntVar(&c.AnnounceTTL, "announce-ttl", c.AnnounceTTL, "multicast TTL of announces")
@@ -519,37 +505,81 @@ func listFlag(dst *[]string) func(string) error {
 	}
 }
 
+// flagKeys are the flags whose config key is not the flag name with
+// underscores.
+var flagKeys = map[string]string{"node": "node_name", "enrp-peer": "enrp_peers", "join": "join"}
+
+// FlagKey is the config key a flag of BindFlags sets ("" for -config and
+// -validate, which have none).
+func FlagKey(flagName string) string {
+	switch flagName {
+	case "config", "validate":
+		return ""
+	}
+	if k, ok := flagKeys[flagName]; ok {
+		return k
+	}
+	return strings.ReplaceAll(flagName, "-", "_")
+}
+
+// AgentFlagSet is the command line of `registrar agent`: -config FILE,
+// -validate, and every configuration flag, writing into cfg.
+func AgentFlagSet(cfg *Config, configFile *string, validate *bool) *flag.FlagSet {
+	fs := flag.NewFlagSet("registrar agent", flag.ContinueOnError)
+	fs.StringVar(configFile, "config", "", "JSON config file (flags override it); see docs/configuration.md")
+	fs.BoolVar(validate, "validate", false, "check the configuration (file and flags) and exit: 0 when valid, 2 with every problem")
+	cfg.BindFlags(fs)
+	return fs
+}
+
 // ParseAgentArgs builds the agent's configuration from its command line:
 // defaults, then the -config file, then the flags. The returned error
-// lists every problem.
+// lists every problem (each a *ConfigError): those of the file at their
+// line and column, then those of the values, located in the file when the
+// file set them.
 func ParseAgentArgs(args []string) (Config, error) {
-	cfg := DefaultConfig()
-	// Find -config first so that flags override the file.
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		var file string
-		switch {
-		case a == "-config" || a == "--config":
-			if i+1 < len(args) {
-				file = args[i+1]
-			}
-		case strings.HasPrefix(a, "-config="), strings.HasPrefix(a, "--config="):
-			file = a[strings.Index(a, "=")+1:]
-		}
-		if file != "" {
-			if err := cfg.LoadFile(file); err != nil {
-				return cfg, err
-			}
-		}
+	// First pass: the flags alone, for -config (and flag syntax errors).
+	var file string
+	var validate bool
+	scratch := DefaultConfig()
+	if err := silent(AgentFlagSet(&scratch, &file, &validate)).Parse(args); err != nil {
+		return scratch, err
 	}
-	fs := flag.NewFlagSet("registrar agent", flag.ContinueOnError)
-	fs.String("config", "", "JSON config file (flags override it); see docs/configuration.md")
-	cfg.BindFlags(fs)
+	cfg := DefaultConfig()
+	var errs []error
+	var keys map[string]filePos
+	if file != "" {
+		var err error
+		keys, err = cfg.loadFile(file)
+		errs = append(errs, unjoin(err)...)
+	}
+	fs := silent(AgentFlagSet(&cfg, &file, &validate))
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	return cfg, cfg.Validate()
+	fromFlag := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { fromFlag[FlagKey(f.Name)] = true })
+	if err := cfg.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			var ce *ConfigError
+			if errors.As(e, &ce) {
+				base, _, _ := strings.Cut(ce.Key, "[")
+				// gossip and raft group the problems of several keys.
+				if p, ok := keys[base]; ok && !fromFlag[base] && base != "gossip" && base != "raft" {
+					ce.File, ce.Line, ce.Col = file, p.line, p.col
+				}
+			}
+			errs = append(errs, e)
+		}
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// silent keeps a flag set from printing (its caller reports errors).
+func silent(fs *flag.FlagSet) *flag.FlagSet {
+	fs.SetOutput(io.Discard)
+	return fs
 }

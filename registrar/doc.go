@@ -22,16 +22,21 @@
 //
 // # Lifecycle
 //
-// Run opens everything in order, logs ReadyLine, and on cancellation shuts
-// down in the reverse order: listeners and connections, supervision and
-// announces, gossip (a graceful leave only when asked), raft, the
-// handlespace. Every goroutine is started through goFunc and joined.
+// Run first checks that every listener can bind (nothing is written into
+// the data dir before), then opens everything in order, logs ReadyLine,
+// and on cancellation shuts down in the reverse order: listeners and
+// connections, supervision and announces, gossip (a graceful leave only
+// when asked), raft, the handlespace. Every goroutine is started through goFunc and joined.
 //
 // # Configuration
 //
 // Config has DefaultConfig, DefaultTestConfig (loopback, free ports, short
 // timers) and Validate, which lists every problem. ParseAgentArgs reads the
-// command line and the JSON config file (docs/configuration.md).
+// command line and the JSON config file (docs/configuration.md); every
+// problem is a *ConfigError in the file's terms, located at its
+// file:line:column when the file has it. Reload applies a new
+// configuration to a running registrar: the keys of reloadable change at
+// once, the others are reported as needing a restart (reload.go).
 //
 // # Tests
 //

@@ -62,7 +62,7 @@ func TestE2E_SingleRegistrar(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &pools); err != nil || len(pools) != 1 || pools[0].Handle != "EchoPool" || pools[0].PEs != 3 {
 		t.Fatalf("registrar pools -json = %s (%v)", out, err)
 	}
-	if out, err := a.CLI("status"); err != nil || !strings.Contains(out, "1 pools, 3 PEs") {
+	if out, err := a.CLI("status"); err != nil || !strings.Contains(out, "1 pool, 3 PEs") {
 		t.Errorf("registrar status:\n%s (%v)", out, err)
 	}
 	if out, err := a.CLI("pools", "EchoPool"); err != nil || !strings.Contains(out, "0x00000002") {

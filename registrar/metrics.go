@@ -1,13 +1,20 @@
 package registrar
 
 import (
+	"cmp"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	gometrics "github.com/hashicorp/go-metrics"
 	gmprom "github.com/hashicorp/go-metrics/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rserpool-go/registrar/store"
 )
 
 // metrics are the registrar's Prometheus metrics (a registry per
@@ -29,6 +36,10 @@ type metrics struct {
 	conns            prometheus.Gauge
 	commit           prometheus.Histogram
 	appliedEntries   prometheus.Counter
+	handleUpdates    *prometheus.CounterVec
+	leaderChanges    prometheus.Counter
+	// poolTop is how many pools rsp_pool_pes shows (live: SIGHUP).
+	poolTop atomic.Int64
 }
 
 func newMetrics(r *Registrar) *metrics {
@@ -56,18 +67,70 @@ func newMetrics(r *Registrar) *metrics {
 	m.commit = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rsp_raft_commit_seconds",
 		Help: "Time from proposing a handlespace change to its commit.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
 	m.appliedEntries = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_raft_applied_entries_total", Help: "Raft entries applied to the handlespace."})
+	m.handleUpdates = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rsp_enrp_handle_updates_total",
+		Help: "ENRP HANDLE_UPDATE messages exchanged with peers outside the cluster, by direction: sent (one per peer), received."}, []string{"direction"})
+	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_raft_leader_changes_total",
+		Help: "Times this registrar saw a new raft leader (its own elections included)."})
 	for _, c := range []prometheus.Collector{m.registrations, m.deregistrations, m.resolutions, m.keepAlivesSent,
-		m.keepAliveAcks, m.keepAlivesMissed, m.unreachable, m.removals, m.removalFailures, m.errors, m.malformed, m.conns, m.commit, m.appliedEntries} {
+		m.keepAliveAcks, m.keepAlivesMissed, m.unreachable, m.removals, m.removalFailures, m.errors, m.malformed, m.conns, m.commit, m.appliedEntries,
+		m.handleUpdates, m.leaderChanges} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_storage_fault",
 		Help: "1 while a file of the data dir cannot be written (full disk, I/O error): writes are refused."},
 		func() float64 {
-			if r.node != nil && r.node.Fault() != nil {
-				return 1
-			}
-			return 0
+			return b2f(r.node != nil && r.node.Fault() != nil)
 		}))
+	// Every series of a fixed label set exists from the start (at 0), so
+	// rate() and dashboards work before the first event.
+	for vec, labels := range map[*prometheus.CounterVec][]string{
+		m.registrations: {"accepted", "refreshed", "rejected"},
+		m.resolutions:   {"ok", "unknown_pool", "rate_limited"},
+		m.unreachable:   {"counted", "rate_limited"},
+		m.removals:      {"keep-alive timeout", "lifetime expired"},
+		m.handleUpdates: {"sent", "received"},
+	} {
+		for _, l := range labels {
+			vec.WithLabelValues(l)
+		}
+	}
+	m.poolTop.Store(int64(r.cfg.MetricsPoolTop))
+
+	// Gauges computed at each scrape: they never expire.
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_raft_is_leader", Help: "1 when this registrar is the raft leader, else 0."},
+		func() float64 { return b2f(r.node != nil && r.node.IsLeader()) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_stale",
+		Help: "1 when this registrar knows no raft leader (quorum lost or an election running): resolutions come from its local copy and registrations are refused."},
+		func() float64 { return b2f(r.node == nil || r.stale()) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_raft_last_contact_seconds",
+		Help: "Seconds since a follower last heard from the raft leader; 0 on the leader, -1 before it ever heard from one."},
+		func() float64 { return r.lastContact() }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_raft_term", Help: "The current raft term."},
+		func() float64 {
+			if r.node == nil {
+				return 0
+			}
+			return float64(r.node.Raft().CurrentTerm())
+		}))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_raft_voters", Help: "Voters in the raft configuration."},
+		func() float64 { return float64(r.voters()) }))
+	for _, st := range []string{"alive", "suspect", "failed", "left"} {
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_cluster_members", Help: "Registrars of the cluster as gossip sees them, by status.",
+			ConstLabels: prometheus.Labels{"status": st}},
+			func() float64 { return float64(r.memberCount(st)) }))
+	}
+	for _, st := range []string{"up", "probing", "down"} {
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_enrp_peers",
+			Help: "ENRP peers outside the cluster by state: up (an association), probing (a PRESENCE awaits its answer), down (none).", ConstLabels: prometheus.Labels{"state": st}},
+			func() float64 {
+				if r.peers == nil {
+					return 0
+				}
+				return float64(r.peers.peerStates()[st])
+			}))
+	}
+	f(&poolCollector{r: r, desc: prometheus.NewDesc("rsp_pool_pes",
+		"PEs of the pools with the most PEs (at most metrics_pool_top pools), by pool handle (binary handles in 0x hex).", []string{"pool"}, nil)})
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_pools", Help: "Pools in the handlespace."},
 		func() float64 { p, _ := r.store.Counts(); return float64(p) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_pes", Help: "PEs in the handlespace."},
@@ -81,6 +144,117 @@ func newMetrics(r *Registrar) *metrics {
 
 func (m *metrics) applied(n int) { m.appliedEntries.Add(float64(n)) }
 
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// poolCollector exports the PE count of the largest pools (bounded, so a
+// handlespace of many pools does not flood the metrics).
+type poolCollector struct {
+	r    *Registrar
+	desc *prometheus.Desc
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	n := int(c.r.metrics.poolTop.Load())
+	if n == 0 || c.r.store == nil {
+		return
+	}
+	pools := c.r.store.Pools()
+	slices.SortStableFunc(pools, func(a, b store.PoolInfo) int { return cmp.Compare(b.PEs, a.PEs) })
+	for _, p := range pools[:min(n, len(pools))] {
+		h, _ := p.Handle.MarshalText()
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(p.PEs), string(h))
+	}
+}
+
+// stale reports that this registrar knows no raft leader.
+func (r *Registrar) stale() bool {
+	addr, _ := r.node.Raft().LeaderWithID()
+	return addr == "" || r.node.Raft().State() == raft.Shutdown
+}
+
+// lastContact is what rsp_raft_last_contact_seconds reports.
+func (r *Registrar) lastContact() float64 {
+	if r.node == nil {
+		return -1
+	}
+	if r.node.IsLeader() {
+		return 0
+	}
+	t := r.node.Raft().LastContact()
+	if t.IsZero() {
+		return -1
+	}
+	return time.Since(t).Seconds()
+}
+
+func (r *Registrar) voters() int {
+	if r.node == nil {
+		return 0
+	}
+	f := r.node.Raft().GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *Registrar) memberCount(status string) int {
+	if r.members == nil {
+		return 0
+	}
+	n := 0
+	for _, m := range r.members.Members() {
+		if m.Status == status {
+			n++
+		}
+	}
+	return n
+}
+
+// watchLeader counts leader changes (raft's observer; the goroutine ends
+// with the registrar's quit).
+func (r *Registrar) watchLeader() {
+	ch := make(chan raft.Observation, 16)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.node.Raft().RegisterObserver(obs)
+	last := raft.ServerID("")
+	if _, id := r.node.Raft().LeaderWithID(); id != "" {
+		last = id
+		r.metrics.leaderChanges.Inc()
+	}
+	r.goFunc(func() {
+		defer r.node.Raft().DeregisterObserver(obs)
+		for {
+			select {
+			case <-r.quit:
+				return
+			case o := <-ch:
+				lo := o.Data.(raft.LeaderObservation)
+				if lo.LeaderID != "" && lo.LeaderID != last {
+					r.metrics.leaderChanges.Inc()
+				}
+				last = lo.LeaderID
+			}
+		}
+	})
+}
+
 // raft and memberlist report through hashicorp/go-metrics' global sink;
 // it is bridged once per process into a registry every registrar's
 // /metrics also serves.
@@ -91,7 +265,10 @@ var (
 
 func bridgeHashicorpMetrics() {
 	bridgeOnce.Do(func() {
-		sink, err := gmprom.NewPrometheusSinkFrom(gmprom.PrometheusOpts{Registerer: bridgeReg, Expiration: time.Minute})
+		// Expiration 0: raft's gauges (which raft reports only when they
+		// change) stay until the process ends instead of vanishing after a
+		// minute.
+		sink, err := gmprom.NewPrometheusSinkFrom(gmprom.PrometheusOpts{Registerer: bridgeReg, Expiration: 0})
 		if err != nil {
 			return
 		}

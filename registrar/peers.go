@@ -29,7 +29,10 @@ type foreignPeer struct {
 	id     uint32 // 0 until the peer identified itself
 	addr   string // ENRP address spec to dial
 	static bool
-	conn   *enrpConn // our association to it (nil: not connected)
+	// removed: a reload dropped this static peer (a dial that completes
+	// afterwards closes its association).
+	removed bool
+	conn    *enrpConn // our association to it (nil: not connected)
 	// inbound is an association the peer opened to our ENRP port. RSPLIB
 	// only accepts a PRESENCE whose ENRP port is the association's port,
 	// so messages to the peer prefer it over ours (whose local port is
@@ -208,10 +211,11 @@ func (p *peers) heartbeat(now time.Time) {
 	cfg := p.r.cfg
 	type action struct {
 		fp    *foreignPeer
+		id    uint32 // fp.id, read under the lock (peerLocked sets it)
 		probe bool
 	}
 	var sends []action
-	var dead []*foreignPeer
+	var dead []action
 	var dials []*foreignPeer
 	p.mu.Lock()
 	for _, fp := range p.all {
@@ -224,13 +228,13 @@ func (p *peers) heartbeat(now time.Time) {
 		}
 		switch {
 		case fp.id != 0 && !fp.probeAt.IsZero() && now.Sub(fp.probeAt) > cfg.MaxTimeNoResponse.D():
-			dead = append(dead, fp)
+			dead = append(dead, action{fp, fp.id, true})
 		case fp.id != 0 && fp.probeAt.IsZero() && now.Sub(fp.lastHeard) > cfg.MaxTimeLastHeard.D():
 			fp.probeAt = now
-			sends = append(sends, action{fp, true})
+			sends = append(sends, action{fp, fp.id, true})
 		case !now.Before(fp.nextBeat):
 			fp.nextBeat = now.Add(p.jitter(cfg.PeerHeartbeat.D()))
-			sends = append(sends, action{fp, false})
+			sends = append(sends, action{fp, fp.id, false})
 		}
 	}
 	p.mu.Unlock()
@@ -239,10 +243,10 @@ func (p *peers) heartbeat(now time.Time) {
 		p.r.goFunc(func() { p.dial(fp) })
 	}
 	for _, a := range sends {
-		p.sendTo(a.fp, p.r.presence(a.fp.id, a.probe))
+		p.sendTo(a.fp, p.r.presence(a.id, a.probe))
 	}
-	for _, fp := range dead {
-		p.peerDead(fp, now)
+	for _, a := range dead {
+		p.peerDead(a.fp, a.id, now)
 	}
 }
 
@@ -257,11 +261,14 @@ func (p *peers) dial(fp *foreignPeer) {
 	cfg.PPID = transport.PPIDENRP
 	cfg.WriteTimeout = 5 * time.Second
 	cfg.Logger = p.r.log.Named("enrp")
+	p.mu.Lock()
+	addr := fp.addr // a reload may make a learnt peer static
+	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	c, err := p.r.net.Dial(ctx, fp.addr, cfg)
+	c, err := p.r.net.Dial(ctx, addr, cfg)
 	cancel()
 	if err != nil {
-		p.r.log.Debug("cannot reach ENRP peer", "address", fp.addr, "error", err)
+		p.r.log.Debug("cannot reach ENRP peer", "address", addr, "error", err)
 		select {
 		case <-p.r.quit:
 		case <-time.After(time.Second):
@@ -270,13 +277,19 @@ func (p *peers) dial(fp *foreignPeer) {
 	}
 	ec := &enrpConn{r: p.r, c: c, next: map[tableKey]store.Cursor{}}
 	p.mu.Lock()
+	if fp.removed {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
 	fp.conn = ec
 	fp.nextBeat = time.Time{}
+	id := fp.id // read under the lock: peerLocked sets it
 	p.mu.Unlock()
-	p.r.log.Info("connected to ENRP peer", "address", fp.addr, "peer", hexID(fp.id))
+	p.r.log.Info("connected to ENRP peer", "address", addr, "peer", hexID(id))
 	// Say hello: our PRESENCE (reply required) and ask for its peers.
-	p.sendTo(fp, p.r.presence(fp.id, true))
-	p.sendTo(fp, &enrp.ListRequest{Header: enrp.Header{Sender: p.r.id, Receiver: fp.id}})
+	p.sendTo(fp, p.r.presence(id, true))
+	p.sendTo(fp, &enrp.ListRequest{Header: enrp.Header{Sender: p.r.id, Receiver: id}})
 	p.r.serveENRPConn(ec)
 	p.mu.Lock()
 	if fp.conn == ec {
@@ -300,8 +313,9 @@ func (p *peers) connClosed(ec *enrpConn) {
 }
 
 // sendTo sends a message to a peer: on the association it opened to our
-// ENRP port if there is one, else on ours.
-func (p *peers) sendTo(fp *foreignPeer, m enrp.Message) {
+// ENRP port if there is one, else on ours. It reports whether the peer
+// had an association to send on.
+func (p *peers) sendTo(fp *foreignPeer, m enrp.Message) bool {
 	p.mu.Lock()
 	ec := fp.conn
 	if fp.inbound != nil {
@@ -312,16 +326,22 @@ func (p *peers) sendTo(fp *foreignPeer, m enrp.Message) {
 	if ec != nil {
 		ec.send(m)
 	}
+	return ec != nil
 }
 
-// broadcast sends a message to every connected peer.
-func (p *peers) broadcast(m func(receiver uint32) enrp.Message) {
+// broadcast sends a message to every connected peer and returns how many
+// it went to.
+func (p *peers) broadcast(m func(receiver uint32) enrp.Message) int {
 	p.mu.Lock()
 	fps := append([]*foreignPeer(nil), p.all...)
 	p.mu.Unlock()
+	n := 0
 	for _, fp := range fps {
-		p.sendTo(fp, m(fp.id))
+		if p.sendTo(fp, m(fp.id)) {
+			n++
+		}
 	}
+	return n
 }
 
 // heard records traffic from a peer on association ec.
@@ -467,6 +487,7 @@ func (p *peers) applyTable(owner uint32, table map[peKey]store.PE) {
 // onUpdate handles a HANDLE_UPDATE from a peer: its PE enters (or leaves)
 // our handlespace through raft, homed at the peer.
 func (p *peers) onUpdate(ec *enrpConn, m *enrp.HandleUpdate) {
+	p.r.metrics.handleUpdates.WithLabelValues("received").Inc()
 	if p.heard(ec, m.Sender, nil) == nil {
 		return
 	}
@@ -524,11 +545,12 @@ func (p *peers) announce(action enrp.UpdateAction, h asap.PoolHandle, pe asap.Po
 
 // send delivers one queued update to every peer.
 func (p *peers) send(u *enrp.HandleUpdate) {
-	p.broadcast(func(rcv uint32) enrp.Message {
+	n := p.broadcast(func(rcv uint32) enrp.Message {
 		m := *u
 		m.Receiver = rcv
 		return &m
 	})
+	p.r.metrics.handleUpdates.WithLabelValues("sent").Add(float64(n))
 }
 
 // enrpASAPTransport: RSPLIB requires the ASAP transport in ENRP messages
@@ -568,8 +590,7 @@ func (p *peers) onList(m *enrp.ListResponse) {
 }
 
 // peerDead starts the takeover of a silent peer (RFC 5353 section 3.9).
-func (p *peers) peerDead(fp *foreignPeer, now time.Time) {
-	target := fp.id
+func (p *peers) peerDead(fp *foreignPeer, target uint32, now time.Time) {
 	owned := len(p.r.store.Owned(target))
 	p.mu.Lock()
 	_, running := p.takeovers[target]
@@ -794,4 +815,73 @@ func (p *peers) startMulticast(ctx context.Context, group string) error {
 	})
 	p.r.log.Info("ENRP presence multicast", "group", group)
 	return nil
+}
+
+// setStatic makes the static peers exactly addrs (a configuration
+// reload): new addresses are dialed at the next heartbeat (a peer already
+// learnt at that address becomes static), peers no longer listed are
+// dropped and our associations to them closed. Their PEs expire after
+// their registration life, like those of any peer that stops refreshing.
+func (p *peers) setStatic(addrs []string) (added, removed []string) {
+	want := map[string]bool{}
+	for _, a := range addrs {
+		want[a] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var kept []*foreignPeer
+	have := map[string]bool{}
+	for _, fp := range p.all {
+		if fp.static && !want[fp.addr] {
+			removed = append(removed, fp.addr)
+			fp.removed = true
+			if fp.conn != nil {
+				fp.conn.c.Close()
+			}
+			continue
+		}
+		if fp.static {
+			have[fp.addr] = true
+		}
+		kept = append(kept, fp)
+	}
+	for _, a := range addrs {
+		if have[a] {
+			continue
+		}
+		have[a] = true
+		added = append(added, a)
+		learnt := false
+		for _, fp := range kept {
+			if !fp.static && sameEndpoint(fp.addr, a) {
+				fp.static, fp.addr, learnt = true, a, true
+				break
+			}
+		}
+		if !learnt {
+			kept = append(kept, &foreignPeer{addr: a, static: true})
+		}
+	}
+	p.all = kept
+	return added, removed
+}
+
+// peerStates counts the peers by state for /metrics: up (an association,
+// not being probed), probing (a PRESENCE with reply required is
+// unanswered), down (no association).
+func (p *peers) peerStates() map[string]int {
+	out := map[string]int{"up": 0, "probing": 0, "down": 0}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, fp := range p.all {
+		switch {
+		case !fp.probeAt.IsZero():
+			out["probing"]++
+		case fp.conn != nil || fp.inbound != nil:
+			out["up"]++
+		default:
+			out["down"]++
+		}
+	}
+	return out
 }

@@ -48,6 +48,18 @@ func TestENRPPeering(t *testing.T) {
 		t.Fatalf("deregistration: %+v", resp)
 	}
 	waitValue(t, 10*time.Second, "deregistration at B", func() int { return len(b.Store().Owned(a.ID())) }, 3)
+	// The HANDLE_UPDATEs show in /metrics: A sent the add and the delete of
+	// PE 4 and received B's add; B the other way round.
+	for _, m := range []struct {
+		r      *testRegistrar
+		series string
+		min    float64
+	}{{a, `rsp_enrp_handle_updates_total{direction="sent"}`, 2}, {a, `rsp_enrp_handle_updates_total{direction="received"}`, 1},
+		{b, `rsp_enrp_handle_updates_total{direction="sent"}`, 1}, {b, `rsp_enrp_handle_updates_total{direction="received"}`, 2}} {
+		if v := metricValue(t, m.r, m.series); v < m.min {
+			t.Errorf("%s at %08x = %v, want at least %v", m.series, m.r.ID(), v, m.min)
+		}
+	}
 	if a.Store().Checksum(a.ID()) != b.Store().Checksum(a.ID()) {
 		t.Errorf("checksums of A's PEs differ: A %04x, B %04x", a.Store().Checksum(a.ID()), b.Store().Checksum(a.ID()))
 	}

@@ -3,22 +3,28 @@ package registrar
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // rateLimits keeps a token bucket per PU address for resolutions and for
 // unreachability reports, like RSPLIB's per-PU limits. Idle buckets are
-// dropped so the map stays small.
+// dropped so the map stays small. Rates and bursts change live (SIGHUP).
 type rateLimits struct {
 	res, unr limiter
 }
 
 type limiter struct {
-	rate  float64 // tokens per second; 0 = unlimited
-	burst float64
+	set   atomic.Pointer[limit]
 	mu    sync.Mutex
 	b     map[netip.Addr]*bucket
 	swept time.Time
+}
+
+// limit is a limiter's setting.
+type limit struct {
+	rate  float64 // tokens per second; 0 = unlimited
+	burst float64
 }
 
 type bucket struct {
@@ -27,17 +33,24 @@ type bucket struct {
 }
 
 func newRateLimits(cfg Config) *rateLimits {
-	return &rateLimits{
-		res: limiter{rate: cfg.ResolutionRate, burst: float64(cfg.ResolutionBurst), b: map[netip.Addr]*bucket{}},
-		unr: limiter{rate: cfg.UnreachableRate, burst: float64(cfg.UnreachableBurst), b: map[netip.Addr]*bucket{}},
-	}
+	r := &rateLimits{res: limiter{b: map[netip.Addr]*bucket{}}, unr: limiter{b: map[netip.Addr]*bucket{}}}
+	r.configure(cfg)
+	return r
+}
+
+// configure sets the rates and bursts of cfg. Buckets keep their tokens,
+// capped at the new burst.
+func (r *rateLimits) configure(cfg Config) {
+	r.res.set.Store(&limit{rate: cfg.ResolutionRate, burst: float64(cfg.ResolutionBurst)})
+	r.unr.set.Store(&limit{rate: cfg.UnreachableRate, burst: float64(cfg.UnreachableBurst)})
 }
 
 func (r *rateLimits) allowResolution(a netip.Addr) bool  { return r.res.allow(a, time.Now()) }
 func (r *rateLimits) allowUnreachable(a netip.Addr) bool { return r.unr.allow(a, time.Now()) }
 
 func (l *limiter) allow(a netip.Addr, now time.Time) bool {
-	if l.rate <= 0 {
+	set := l.set.Load()
+	if set.rate <= 0 {
 		return true
 	}
 	l.mu.Lock()
@@ -52,12 +65,12 @@ func (l *limiter) allow(a netip.Addr, now time.Time) bool {
 	}
 	b, ok := l.b[a]
 	if !ok {
-		b = &bucket{tokens: l.burst, last: now}
+		b = &bucket{tokens: set.burst, last: now}
 		l.b[a] = b
 	}
-	b.tokens += now.Sub(b.last).Seconds() * l.rate
-	if b.tokens > l.burst {
-		b.tokens = l.burst
+	b.tokens += now.Sub(b.last).Seconds() * set.rate
+	if b.tokens > set.burst {
+		b.tokens = set.burst
 	}
 	b.last = now
 	if b.tokens < 1 {

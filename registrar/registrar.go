@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -48,6 +49,14 @@ type Registrar struct {
 	peers   *peers
 	limits  *rateLimits
 
+	// logFile closes the log file (nil: logs go to standard error or
+	// cfg.Logger).
+	logFile io.Closer
+	// reloadMu serialises Reload; applied is the configuration as last
+	// applied (the start's, then each reload's).
+	reloadMu sync.Mutex
+	applied  Config
+
 	ready chan struct{}
 	// leaveCh is closed by POST /v1/leave: Run leaves the cluster
 	// gracefully and returns.
@@ -71,13 +80,9 @@ func New(cfg Config) (*Registrar, error) {
 		return nil, err
 	}
 	log := cfg.Logger
+	var logFile io.Closer
 	if log == nil {
-		log = hclog.New(&hclog.LoggerOptions{
-			Name:       "registrar",
-			Level:      hclog.LevelFromString(cfg.LogLevel),
-			JSONFormat: cfg.LogJSON,
-			Output:     os.Stderr,
-		})
+		log, logFile = newLogger(cfg)
 	}
 	network := cfg.Network
 	if network == nil {
@@ -85,6 +90,8 @@ func New(cfg Config) (*Registrar, error) {
 	}
 	return &Registrar{
 		cfg:     cfg,
+		applied: cfg,
+		logFile: logFile,
 		log:     log,
 		net:     network,
 		ready:   make(chan struct{}),
@@ -141,6 +148,9 @@ func (r *Registrar) goFunc(f func()) bool {
 // stores. It returns the first error that stopped it.
 func (r *Registrar) Run(ctx context.Context) (err error) {
 	r.start = time.Now()
+	if r.logFile != nil {
+		defer r.logFile.Close()
+	}
 	cleanup, err := r.open(ctx)
 	defer func() {
 		if cerr := cleanup(); cerr != nil && err == nil {
@@ -217,6 +227,10 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 		}
 		return errors.Join(errs...)
 	}
+	// Nothing touches the data dir before every listener can bind.
+	if err := r.checkListeners(ctx); err != nil {
+		return cleanup, err
+	}
 	if err := os.MkdirAll(r.cfg.DataDir, 0o750); err != nil {
 		return cleanup, fmt.Errorf("data dir: %w (create it, make it writable by this user, or use another -data-dir)", err)
 	}
@@ -248,7 +262,7 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 		Dir:       filepath.Join(r.cfg.DataDir, "raft"),
 		Raft:      r.cfg.raftConfig(),
 		Bootstrap: bootstrap,
-		Logger:    r.log.Named("raft"),
+		Logger:    newRaftLogger(r.log.Named("raft")),
 		NoSync:    r.cfg.NoSync,
 	}, r.store, &snapshot.FSM{RegistrarID: id})
 	if err != nil {
@@ -298,6 +312,7 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	})
 	r.live.adoptOwned(time.Now(), false)
 	r.goFunc(r.live.run)
+	r.watchLeader()
 	if err := r.startSnapshots(ctx, bootstrap); err != nil {
 		return cleanup, err
 	}

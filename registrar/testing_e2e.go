@@ -120,7 +120,14 @@ type Process struct {
 // StartProcess runs bin with args; it is killed when the test ends.
 func StartProcess(t testing.TB, name, bin string, args ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, Name: name, Path: bin, Args: args}
+	return StartProcessEnv(t, name, nil, bin, args...)
+}
+
+// StartProcessEnv is StartProcess with extra environment variables
+// ("KEY=value").
+func StartProcessEnv(t testing.TB, name string, env []string, bin string, args ...string) *Process {
+	t.Helper()
+	p := &Process{t: t, Name: name, Path: bin, Args: args, Env: env}
 	p.cond = sync.NewCond(&p.mu)
 	p.start()
 	t.Cleanup(func() {
@@ -242,6 +249,16 @@ func (p *Process) signal(sig syscall.Signal, wait time.Duration) {
 	case <-time.After(wait):
 		_ = cmd.Process.Kill()
 		<-done
+	}
+}
+
+// Signal sends sig to the process (if it runs) without waiting.
+func (p *Process) Signal(sig syscall.Signal) {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Signal(sig)
 	}
 }
 

@@ -26,7 +26,13 @@ func autoUsesSCTP(log hclog.Logger) bool {
 		return true
 	}
 	noSCTPNotice.Do(func() {
-		log.Info("no SCTP in this kernel; auto addresses use TCP only", "error", err)
+		// Not a fault: say what happens, without the advice ErrNoSCTP
+		// carries for sctp: addresses.
+		if errors.Is(err, ErrNoSCTP) {
+			log.Info("no SCTP in this kernel; addresses without a tcp: or sctp: prefix use TCP only")
+			return
+		}
+		log.Info("no SCTP in this kernel; addresses without a tcp: or sctp: prefix use TCP only", "error", err)
 	})
 	return false
 }

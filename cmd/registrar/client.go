@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/cmd/internal/cli"
 	"github.com/rserpool-go/registrar/registrar"
 )
 
@@ -107,9 +108,16 @@ func fail(cmd string, err error) int {
 func runStatus(args []string) int {
 	var cf clientFlags
 	fs := flag.NewFlagSet("registrar status", flag.ContinueOnError)
+	cli.SetUsage(fs, `usage: registrar status [-http ADDR] [-json]
+
+Shows a running registrar's ID, version, raft state and leader, handlespace
+counts, addresses, uptime and the cluster's members.`)
 	cf.bind(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return cli.UsageError(fs, "unexpected arguments %q", fs.Args())
 	}
 	var s registrar.Status
 	if err := cf.get("/v1/status", &s); err != nil {
@@ -133,11 +141,23 @@ func runStatus(args []string) int {
 	if s.Stale {
 		stale = " (STALE: no raft leader; registrations are refused)"
 	}
-	fmt.Fprintf(w, "Handlespace\t%d pools, %d PEs, %d homed here%s\n", s.Pools, s.PEs, s.OwnedPEs, stale)
+	fmt.Fprintf(w, "Handlespace\t%s, %s, %d homed here%s\n", plural(s.Pools, "pool"), plural(s.PEs, "PE"), s.OwnedPEs, stale)
 	fmt.Fprintf(w, "ASAP\t%s\n", strings.Join(s.Addresses.ASAP, " "))
 	fmt.Fprintf(w, "ENRP\t%s\n", strings.Join(s.Addresses.ENRP, " "))
 	fmt.Fprintf(w, "Raft address\t%s\n", s.Addresses.Raft)
 	fmt.Fprintf(w, "Uptime\t%s\n", (time.Duration(s.UptimeSec) * time.Second).String())
+	if len(s.Members) > 0 {
+		alive := 0
+		for _, m := range s.Members {
+			if m.Status == "alive" {
+				alive++
+			}
+		}
+		fmt.Fprintf(w, "Members\t%s, %d alive\n", plural(len(s.Members), "registrar"), alive)
+		for _, m := range s.Members {
+			fmt.Fprintf(w, "\t%s %s %s (%s)\n", m.ID, m.Name, m.Status, role(m))
+		}
+	}
 	w.Flush()
 	return 0
 }
@@ -145,13 +165,13 @@ func runStatus(args []string) int {
 func runPools(args []string) int {
 	var cf clientFlags
 	fs := flag.NewFlagSet("registrar pools", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: registrar pools [-http ADDR] [-json] [HANDLE]")
-		fs.PrintDefaults()
-	}
+	cli.SetUsage(fs, `usage: registrar pools [-http ADDR] [-json] [HANDLE]
+
+Lists the pools of the handlespace with their policy, transport and PE
+count; with HANDLE, every PE of that pool (binary handles as 0x hex).`)
 	cf.bind(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
 	}
 	switch fs.NArg() {
 	case 0:
@@ -181,7 +201,7 @@ func runPools(args []string) int {
 			return 0
 		}
 		h, _ := d.Handle.MarshalText()
-		fmt.Printf("Pool %s, policy %s (%s), %d PEs\n", h, d.Policy, d.Policy.Description(), len(d.PEs))
+		fmt.Printf("Pool %s, policy %s (%s), %s\n", h, d.Policy, d.Policy.Description(), plural(len(d.PEs), "PE"))
 		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "PE\tHOME\tTRANSPORT\tADDRESSES\tPORT\tPOLICY\tLIFETIME\tREGISTERED")
 		for _, pe := range d.PEs {
@@ -195,8 +215,15 @@ func runPools(args []string) int {
 		w.Flush()
 		return 0
 	}
-	fs.Usage()
-	return 2
+	return cli.UsageError(fs, "want at most one pool HANDLE, got %q", fs.Args())
+}
+
+// plural writes a count with its noun: "1 pool", "2 pools".
+func plural[T ~int | ~int64 | ~uint64](n T, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // policyText shows a policy with its values: "wrr weight=5", "lu load=25%".

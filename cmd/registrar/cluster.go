@@ -7,15 +7,23 @@ import (
 	"os"
 	"text/tabwriter"
 
+	"github.com/rserpool-go/registrar/cmd/internal/cli"
 	"github.com/rserpool-go/registrar/registrar"
 )
 
 func runMembers(args []string) int {
 	var cf clientFlags
 	fs := flag.NewFlagSet("registrar members", flag.ContinueOnError)
+	cli.SetUsage(fs, `usage: registrar members [-http ADDR] [-json]
+
+Lists the registrars of the cluster as gossip sees them (alive, suspect,
+failed, left) with their raft role and addresses.`)
 	cf.bind(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return cli.UsageError(fs, "unexpected arguments %q", fs.Args())
 	}
 	var ms []registrar.MemberInfo
 	if err := cf.get("/v1/members", &ms); err != nil {
@@ -28,25 +36,36 @@ func runMembers(args []string) int {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tID\tSTATUS\tGOSSIP\tRAFT\tROLE\tASAP")
 	for _, m := range ms {
-		role := "-"
-		switch {
-		case m.Leader:
-			role = "leader"
-		case m.Voter:
-			role = "voter"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, m.Status, m.Gossip, m.Raft, role, m.ASAP)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, m.Status, m.Gossip, m.Raft, role(m), m.ASAP)
 	}
 	w.Flush()
 	return 0
 }
 
+// role is a member's raft role: leader, voter or "-".
+func role(m registrar.MemberInfo) string {
+	switch {
+	case m.Leader:
+		return "leader"
+	case m.Voter:
+		return "voter"
+	}
+	return "-"
+}
+
 func runLeave(args []string) int {
 	var cf clientFlags
 	fs := flag.NewFlagSet("registrar leave", flag.ContinueOnError)
+	cli.SetUsage(fs, `usage: registrar leave [-http ADDR]
+
+Makes the registrar whose admin API you address leave the cluster
+gracefully (the cluster takes over its PEs at once) and stop.`)
 	cf.bind(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return cli.UsageError(fs, "unexpected arguments %q", fs.Args())
 	}
 	if err := cf.do(http.MethodPost, "/v1/leave", nil, nil); err != nil {
 		return fail("leave", err)
@@ -55,19 +74,32 @@ func runLeave(args []string) int {
 	return 0
 }
 
+const raftUsage = `usage: registrar raft peers [-http ADDR] [-json]
+       registrar raft remove-peer [-http ADDR] ID
+
+peers lists the raft configuration (voters, the leader, which are alive);
+remove-peer removes a raft server by its registrar ID (forwarded to the
+leader).`
+
 func runRaft(args []string) int {
-	usage := func() {
-		fmt.Fprintln(os.Stderr, "usage: registrar raft peers [-http ADDR] [-json]\n       registrar raft remove-peer [-http ADDR] ID")
-	}
 	if len(args) == 0 {
-		usage()
+		fmt.Fprintln(cli.Stderr, "registrar raft: want a subcommand: peers or remove-peer")
+		fmt.Fprintln(cli.Stderr, "run 'registrar raft -h' for usage")
 		return 2
+	}
+	if cli.IsHelp(args[0]) {
+		fmt.Fprintln(cli.Stdout, raftUsage)
+		return 0
+	}
+	if args[0] != "peers" && args[0] != "remove-peer" {
+		return cli.Unknown("registrar raft", "subcommand", args[0], []string{"peers", "remove-peer"}, "registrar raft -h")
 	}
 	var cf clientFlags
 	fs := flag.NewFlagSet("registrar raft "+args[0], flag.ContinueOnError)
+	cli.SetUsage(fs, raftUsage)
 	cf.bind(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args[1:]); !ok {
+		return code
 	}
 	switch args[0] {
 	case "peers":
@@ -88,8 +120,7 @@ func runRaft(args []string) int {
 		return 0
 	case "remove-peer":
 		if fs.NArg() != 1 {
-			usage()
-			return 2
+			return cli.UsageError(fs, "want the ID of the raft server to remove")
 		}
 		if err := cf.do(http.MethodDelete, "/v1/raft/peers/"+fs.Arg(0), nil, nil); err != nil {
 			return fail("raft remove-peer", err)
@@ -97,6 +128,5 @@ func runRaft(args []string) int {
 		fmt.Printf("removed raft peer %s\n", fs.Arg(0))
 		return 0
 	}
-	usage()
-	return 2
+	return 2 // not reached: the subcommand was checked above
 }

@@ -6,18 +6,43 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/rserpool-go/registrar/cluster"
+	"github.com/rserpool-go/registrar/cmd/internal/cli"
+	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/snapshot"
 )
 
+var app = &cli.App{
+	Name:    "registrar",
+	Summary: "a clustered, persistent RSerPool registrar (ENRP server) and its admin client",
+	Commands: []cli.Command{
+		{Name: "agent", Summary: "run a registrar", Run: runAgent},
+		{Name: "status", Summary: "show a running registrar's status", Run: runStatus},
+		{Name: "pools", Summary: "list pools, or show one pool's PEs", Run: runPools},
+		{Name: "members", Summary: "list the registrars of the cluster", Run: runMembers},
+		{Name: "leave", Summary: "make a registrar leave the cluster gracefully and stop", Run: runLeave},
+		{Name: "raft", Summary: "raft peers | raft remove-peer ID", Run: runRaft, Subcommands: []string{"peers", "remove-peer"}},
+		{Name: "snapshot", Summary: "save, inspect or restore handlespace snapshots", Run: runSnapshot, Subcommands: []string{"save", "inspect", "restore"}},
+	},
+}
+
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(2)
+	app.Version = registrar.Version
+	app.Protocols = []string{
+		"ASAP (RFC 5352) and ENRP (RFC 5353), parameters of RFC 5354, policies of RFC 5356",
+		fmt.Sprintf("raft log command envelope v%d, gossip metadata v%d, snapshot format v%d", cluster.CommandVersion, cluster.MetaVersion, snapshot.FormatVersion),
+		fmt.Sprintf("raft protocol v%d (hashicorp/raft %s), memberlist %s", raft.ProtocolVersionMax,
+			orUnknown(cli.ModuleVersion("github.com/hashicorp/raft")), orUnknown(cli.ModuleVersion("github.com/hashicorp/memberlist"))),
 	}
-	cmd, ok := commands[os.Args[1]]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "registrar: unknown command %q\n\n", os.Args[1])
-		usage()
-		os.Exit(2)
+	os.Exit(app.Main(os.Args[1:]))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown version)"
 	}
-	os.Exit(cmd.run(os.Args[2:]))
+	return s
 }

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rserpool-go/registrar/cmd/internal/cli"
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/snapshot"
 )
@@ -31,7 +32,8 @@ see docs/snapshots.md`
 
 func runSnapshot(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, snapshotUsage)
+		fmt.Fprintln(cli.Stderr, "registrar snapshot: want a subcommand: save, inspect or restore")
+		fmt.Fprintln(cli.Stderr, "run 'registrar snapshot -h' for usage")
 		return 2
 	}
 	switch args[0] {
@@ -42,29 +44,10 @@ func runSnapshot(args []string) int {
 	case "restore":
 		return runSnapshotRestore(args[1:])
 	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(os.Stderr, snapshotUsage)
+		fmt.Fprintln(cli.Stdout, snapshotUsage)
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "registrar snapshot: unknown subcommand %q\n%s\n", args[0], snapshotUsage)
-	return 2
-}
-
-// parseInterleaved parses flags that may come before or after the
-// positional arguments ("restore FILE -data-dir DIR") and returns the
-// positional ones.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
+	return cli.Unknown("registrar snapshot", "subcommand", args[0], []string{"save", "inspect", "restore"}, "registrar snapshot -h")
 }
 
 func newSnapshotFlags(name string) *flag.FlagSet {
@@ -173,13 +156,12 @@ func runSnapshotSave(args []string) int {
 	var cf clientFlags
 	fs := newSnapshotFlags("save")
 	fs.StringVar(&cf.http, "http", defaultHTTP(), "admin API address of a registrar of the cluster (env REGISTRAR_HTTP_ADDR)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseInterleaved(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return 2
+		return cli.UsageError(fs, "want one snapshot FILE, got %q", pos)
 	}
 	path := pos[0]
 	resp, err := snapshotHTTP.Get(cf.url("/v1/snapshot"))
@@ -206,8 +188,8 @@ func runSnapshotSave(args []string) int {
 		return fail("snapshot save", err)
 	}
 	fi, _ := os.Stat(path)
-	fmt.Printf("Saved %s: %d pools, %d PEs, raft index %d (term %d), taken at registrar 0x%08x, %s, verified.\n",
-		path, meta.Pools, meta.PEs, meta.RaftIndex, meta.RaftTerm, meta.RegistrarID, byteSize(fi.Size()))
+	fmt.Printf("Saved %s: %s, %s, raft index %d (term %d), taken at registrar 0x%08x, %s, verified.\n",
+		path, plural(meta.Pools, "pool"), plural(meta.PEs, "PE"), meta.RaftIndex, meta.RaftTerm, meta.RegistrarID, byteSize(fi.Size()))
 	return 0
 }
 
@@ -243,13 +225,12 @@ func summarizeFile(path, label string) (snapshot.Summary, error) {
 func runSnapshotInspect(args []string) int {
 	fs := newSnapshotFlags("inspect")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseInterleaved(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return 2
+		return cli.UsageError(fs, "want one snapshot FILE, got %q", pos)
 	}
 	path := pos[0]
 	s, err := summarizeFile(path, "verifying "+path)
@@ -280,7 +261,7 @@ func runSnapshotInspect(args []string) int {
 	}
 	fmt.Fprintf(w, "Cluster\t%s\n", cluster)
 	fmt.Fprintf(w, "Raft\tindex %d, term %d\n", m.RaftIndex, m.RaftTerm)
-	fmt.Fprintf(w, "Content\t%d pools, %d PEs\n", m.Pools, m.PEs)
+	fmt.Fprintf(w, "Content\t%s, %s\n", plural(m.Pools, "pool"), plural(m.PEs, "PE"))
 	w.Flush()
 	if len(s.Pools) == 0 {
 		return 0
@@ -305,14 +286,12 @@ func runSnapshotRestore(args []string) int {
 	online := fs.Bool("online", false, "replace the handlespace of the running cluster at -http")
 	yes := fs.Bool("yes", false, "with -online: do not ask for confirmation (scripts)")
 	fs.StringVar(&cf.http, "http", defaultHTTP(), "with -online: admin API address of a registrar of the cluster (env REGISTRAR_HTTP_ADDR)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return 2
+	pos, code, ok := cli.ParseInterleaved(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 || (*online == (*dataDir != "")) {
-		fmt.Fprintln(os.Stderr, "registrar snapshot restore: give FILE and either -data-dir DIR (offline) or -online")
-		fs.Usage()
-		return 2
+		return cli.UsageError(fs, "give FILE and either -data-dir DIR (offline) or -online")
 	}
 	if *online {
 		return restoreOnline(&cf, pos[0], *yes)
@@ -364,7 +343,7 @@ func restoreOffline(path, dir string) int {
 		cleanup()
 		return fail("snapshot restore", err)
 	}
-	fmt.Printf("Prepared %s with %s (%d pools, %d PEs, created %s).\n", dir, path, s.Meta.Pools, s.Meta.PEs, s.Meta.Created.UTC().Format(time.RFC3339))
+	fmt.Printf("Prepared %s with %s (%s, %s, created %s).\n", dir, path, plural(s.Meta.Pools, "pool"), plural(s.Meta.PEs, "PE"), s.Meta.Created.UTC().Format(time.RFC3339))
 	fmt.Printf("Next: start the first registrar of the new cluster alone on it:\n\n    registrar agent -data-dir %s [other flags, but no -join and no -bootstrap-expect]\n\n", dir)
 	fmt.Println("At its first start it installs the snapshot through raft (it logs \"handlespace restored from snapshot\").")
 	fmt.Println("Then start the other registrars with new, empty data directories and -join: raft sends them the handlespace.")
@@ -396,8 +375,8 @@ func restoreOnline(cf *clientFlags, path string, yes bool) int {
 	}
 	m := s.Meta
 	fmt.Fprintf(os.Stderr, "WARNING: this replaces the whole handlespace of the running cluster of registrar %s (at %s),\n", st.ID, cf.http)
-	fmt.Fprintf(os.Stderr, "         now %d pools and %d PEs, with the snapshot %s:\n", st.Pools, st.PEs, path)
-	fmt.Fprintf(os.Stderr, "         %d pools and %d PEs, created %s at registrar 0x%08x (raft index %d).\n", m.Pools, m.PEs, m.Created.UTC().Format(time.RFC3339), m.RegistrarID, m.RaftIndex)
+	fmt.Fprintf(os.Stderr, "         now %s and %s, with the snapshot %s:\n", plural(st.Pools, "pool"), plural(st.PEs, "PE"), path)
+	fmt.Fprintf(os.Stderr, "         %s and %s, created %s at registrar 0x%08x (raft index %d).\n", plural(m.Pools, "pool"), plural(m.PEs, "PE"), m.Created.UTC().Format(time.RFC3339), m.RegistrarID, m.RaftIndex)
 	fmt.Fprintln(os.Stderr, "         Every registration made since the snapshot is lost (those PEs must register again);")
 	fmt.Fprintln(os.Stderr, "         PEs of the snapshot that are gone are removed when their keep-alives fail.")
 	if !yes {
@@ -435,6 +414,6 @@ func restoreOnline(cf *clientFlags, path string, yes bool) int {
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		return fail("snapshot restore", fmt.Errorf("reading the answer: %w", err))
 	}
-	fmt.Printf("Restored %s: the cluster's handlespace is now %d pools, %d PEs (raft index %d).\n", path, res.Snapshot.Pools, res.Snapshot.PEs, res.RaftIndex)
+	fmt.Printf("Restored %s: the cluster's handlespace is now %s, %s (raft index %d).\n", path, plural(res.Snapshot.Pools, "pool"), plural(res.Snapshot.PEs, "PE"), res.RaftIndex)
 	return 0
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/cmd/internal/cli"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -35,7 +36,7 @@ type benchResult struct {
 }
 
 func runBench(args []string) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("rsp bench", flag.ContinueOnError)
 	registrar := fs.String("registrar", "tcp:127.0.0.1:3863", "registrar ASAP address (first of a comma list is used)")
 	pool := fs.String("pool", "bench", "pool handle")
 	pes := fs.Int("pes", 100, "PEs per connection (register), or PEs in the pool (resolve)")
@@ -55,17 +56,21 @@ resolve: fills the pool with -pes PEs, then resolves it on every connection.
 Prints throughput and latency percentiles; the last line is "ops/s: N".`)
 		fs.PrintDefaults()
 	}
+	if len(args) > 0 && cli.IsHelp(args[0]) {
+		return cli.Help(fs)
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fs.Usage()
-		return 2
+		return cli.UsageError(fs, "want the mode first: register or resolve")
 	}
 	mode := args[0]
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
 	if mode != "register" && mode != "resolve" {
-		fmt.Fprintf(os.Stderr, "rsp bench: mode %q: want register or resolve\n", mode)
-		return 2
+		return cli.Unknown("rsp bench", "mode", mode, []string{"register", "resolve"}, "rsp bench -h")
+	}
+	if code, ok := cli.Parse(fs, args[1:]); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return cli.UsageError(fs, "unexpected arguments %q", fs.Args())
 	}
 	if *conns < 1 || *pes < 1 || *duration <= 0 {
 		fmt.Fprintln(os.Stderr, "rsp bench: -conns, -pes and -duration must be positive")
@@ -86,7 +91,11 @@ Prints throughput and latency percentiles; the last line is "ops/s: N".`)
 		_ = enc.Encode(res)
 		return 0
 	}
-	fmt.Printf("mode: %s, %d connections, %.1f s\n", res.Mode, res.Conns, res.Seconds)
+	connText := fmt.Sprintf("%d connections", res.Conns)
+	if res.Conns == 1 {
+		connText = "1 connection"
+	}
+	fmt.Printf("mode: %s, %s, %.1f s\n", res.Mode, connText, res.Seconds)
 	fmt.Printf("operations: %d (%d errors)\n", res.Ops, res.Errors)
 	fmt.Printf("latency: p50 %.0f us, p90 %.0f us, p99 %.0f us, max %.0f us\n", res.P50us, res.P90us, res.P99us, res.MaxUs)
 	fmt.Printf("ops/s: %.0f\n", res.OpsPerSec)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/asap/pu"
+	"github.com/rserpool-go/registrar/cmd/internal/cli"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -31,7 +32,7 @@ type sentLine struct {
 }
 
 func connectCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
+	fs := flag.NewFlagSet("rsp connect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var rf registrarFlags
 	rf.bind(fs)
@@ -50,12 +51,11 @@ error says so. Exits when the input ends and the last reply arrived.`)
 	}
 	fs.Lookup("log-level").DefValue = "warn"
 	rf.logLevel = "warn"
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
+		return cli.UsageError(fs, "want one pool HANDLE, got %q", fs.Args())
 	}
 	if *ppid == uint(transport.PPIDASAP) || *ppid > 0xFFFFFFFF {
 		fmt.Fprintln(stderr, "rsp connect: -ppid: any 32-bit value but 11 (ASAP's)")

@@ -4,20 +4,25 @@
 package main
 
 import (
-	"fmt"
 	"os"
+
+	"github.com/rserpool-go/registrar/cmd/internal/cli"
 )
 
+var app = &cli.App{
+	Name:    "rsp",
+	Summary: "RSerPool tools for pool elements and pool users",
+	Commands: []cli.Command{
+		{Name: "bench", Summary: "generate registration or resolution load and measure it", Run: runBench, Subcommands: []string{"register", "resolve"}},
+		{Name: "connect", Summary: "a terminal to a pool: lines to a PE, replies back, with failover", Run: runConnect},
+		{Name: "decode", Summary: "decode an ASAP or ENRP message from hex to JSON", Run: runDecode},
+		{Name: "encode", Summary: "encode an ASAP or ENRP message from JSON to hex", Run: runEncode},
+		{Name: "resolve", Summary: "print the PEs a registrar chooses for a pool handle", Run: runResolve},
+		{Name: "serve", Summary: "run a PE with a demo service (echo, discard, daytime, chargen)", Run: runServe},
+	},
+	Protocols: []string{"ASAP (RFC 5352) and ENRP (RFC 5353), parameters of RFC 5354, policies of RFC 5356 and RSPLIB's"},
+}
+
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(2)
-	}
-	cmd, ok := commands[os.Args[1]]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "rsp: unknown command %q\n\n", os.Args[1])
-		usage()
-		os.Exit(2)
-	}
-	os.Exit(cmd.run(os.Args[2:]))
+	os.Exit(app.Main(os.Args[1:]))
 }

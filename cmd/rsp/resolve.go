@@ -15,6 +15,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/asap/pu"
+	"github.com/rserpool-go/registrar/cmd/internal/cli"
 )
 
 func runResolve(args []string) int {
@@ -50,7 +51,7 @@ func useString(u asap.TransportUse) string {
 }
 
 func resolveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("resolve", flag.ContinueOnError)
+	fs := flag.NewFlagSet("rsp resolve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var rf registrarFlags
 	rf.bind(fs)
@@ -64,12 +65,11 @@ Asks a registrar for PEs of the pool, chosen by the pool's member selection
 policy, and prints them. Exits 1 when the pool is unknown.`)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
+		return cli.UsageError(fs, "want one pool HANDLE, got %q", fs.Args())
 	}
 	if *n > 0xFFFFFFFF {
 		fmt.Fprintln(stderr, "rsp resolve: -n: at most 4294967295")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/asap/pe"
+	"github.com/rserpool-go/registrar/cmd/internal/cli"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -87,14 +89,14 @@ func decodeCookie(b []byte) (uint64, bool) {
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := flag.NewFlagSet("rsp serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var rf registrarFlags
 	rf.bind(fs)
 	pool := fs.String("pool", "", "pool handle to register in (required)")
 	svcName := fs.String("service", "echo", "demo service: echo, discard, daytime or chargen")
 	listen := fs.String("listen", ":0", "service address, [tcp:|sctp:]host:port (no prefix: SCTP and TCP; wildcard hosts register the address the registrar sees)")
-	asapAddr := fs.String("asap", pe.DefaultASAP, "the PE's ASAP endpoint, where a registrar that takes it over reaches it")
+	asapAddr := fs.String("asap", "", "the PE's ASAP endpoint, where a registrar that takes it over reaches it (default: port 0 on every address, with -listen's tcp: or sctp: prefix)")
 	policyFlag := fs.String("policy", "rr", "member selection policy and values: rr, wrr:W, rand, wrand:W, pri:P, lu[:LOAD], lud[:LOAD[:DEG]], ... (LOAD as 25% or 0.25)")
 	idFlag := fs.String("id", "0", "PE identifier, decimal or 0x-hex (0: random)")
 	lifetime := fs.Duration("lifetime", 0, "registration life (default 3 x -rereg)")
@@ -109,12 +111,14 @@ users. Logs "pe registered" once registered; SIGINT or SIGTERM deregisters
 it and exits.`)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "rsp serve: unexpected arguments %q\n", fs.Args())
-		return 2
+		return cli.UsageError(fs, "unexpected arguments %q (flags start with -)", fs.Args())
+	}
+	if *asapAddr == "" {
+		*asapAddr = defaultPEASAP(*listen)
 	}
 	cookiesSet := false
 	fs.Visit(func(f *flag.Flag) { cookiesSet = cookiesSet || f.Name == "cookies" })
@@ -290,4 +294,16 @@ func (d *demo) session(ctx context.Context, s *pe.Session) {
 // transportLabel formats a transport parameter: "tcp 127.0.0.1:7000".
 func transportLabel(t asap.Transport) string {
 	return fmt.Sprintf("%s %s:%d", t.Kind, transport.HostList(t.Addrs), t.Port)
+}
+
+// defaultPEASAP is the PE's ASAP endpoint when -asap is not given: a free
+// port on every address, over the transport of -listen when it names one
+// (so a tcp: PE does not try SCTP, nor say that the kernel lacks it).
+func defaultPEASAP(listen string) string {
+	for _, p := range []string{"tcp:", "sctp:"} {
+		if strings.HasPrefix(listen, p) {
+			return p + pe.DefaultASAP
+		}
+	}
+	return pe.DefaultASAP
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/cmd/internal/cli"
 	"github.com/rserpool-go/registrar/enrp"
 )
 
@@ -25,18 +26,17 @@ type wireDoc struct {
 }
 
 func runDecode(args []string) int {
-	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
+	fs := flag.NewFlagSet("rsp decode", flag.ContinueOnError)
 	proto := fs.String("proto", "asap", "protocol of the message: asap or enrp")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: rsp decode [-proto asap|enrp] HEX|-\n\nPrints the message as indented JSON. HEX may contain spaces, colons and\nnewlines; '-' reads it from standard input.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
+		return cli.UsageError(fs, "want one HEX message, or - to read it from standard input")
 	}
 	in := fs.Arg(0)
 	if in == "-" {
@@ -62,14 +62,17 @@ func runDecode(args []string) int {
 }
 
 func runEncode(args []string) int {
-	fs := flag.NewFlagSet("encode", flag.ContinueOnError)
+	fs := flag.NewFlagSet("rsp encode", flag.ContinueOnError)
 	proto := fs.String("proto", "", "protocol: asap or enrp (default: the JSON's \"protocol\", else asap)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: rsp encode [-proto asap|enrp] < message.json\n\nReads the JSON that 'rsp decode' prints and prints the message in hex.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := cli.Parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return cli.UsageError(fs, "unexpected arguments %q: the JSON comes on standard input", fs.Args())
 	}
 	in, err := io.ReadAll(os.Stdin)
 	if err != nil {
