@@ -88,25 +88,34 @@ func TestMetricsEndpoint(t *testing.T) {
 	pe := dial(t, r, true)
 	mustRegister(t, pe, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
 	resolve(t, dial(t, r, false), "pool", 1)
-	var body string
-	waitFor(t, 10*time.Second, "metrics", func() bool {
-		resp, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		body = string(b)
-		return strings.Contains(body, "rsp_raft_apply") // raft's own, bridged from go-metrics
-	})
-	for _, want := range []string{
+	// Counters move just after the answer goes out: wait for them all.
+	wants := []string{
+		"rsp_raft_apply", // raft's own, bridged from go-metrics
 		`rsp_registrations_total{result="accepted"} 1`,
 		`rsp_resolutions_total{result="ok"} 1`,
 		"rsp_pes 1", "rsp_pools 1", "rsp_owned_pes 1",
 		"rsp_raft_commit_seconds_count 1",
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %q", want)
+	}
+	var missing []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		missing = missing[:0]
+		resp, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, want := range wants {
+				if !strings.Contains(string(b), want) {
+					missing = append(missing, want)
+				}
+			}
 		}
+		if err == nil && len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10s /metrics lacks %q (GET error %v)", missing, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
