@@ -460,3 +460,45 @@ func TestCluster3_RemovePeerAPI(t *testing.T) {
 		t.Errorf("removing it again: %d, want 404", code)
 	}
 }
+
+// Ensure an admin request only the leader serves, made at a registrar
+// that knows no leader (quorum lost), is held until a leader is elected
+// instead of refused at once.
+func TestCluster3_AdminRequestHeldUntilLeader(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	asked := nodes[2]
+	type addrs struct{ dir, raft, gossip string }
+	var crashed []addrs
+	for _, r := range nodes[:2] {
+		crashed = append(crashed, addrs{r.Dir, string(r.Node().Addr()), r.Members().LocalAddr()})
+		r.Crash()
+	}
+	waitFor(t, 20*time.Second, "the remaining registrar to know no leader", func() bool {
+		addr, _ := asked.Node().Raft().LeaderWithID()
+		return addr == ""
+	})
+	code := make(chan int, 1)
+	go func() {
+		resp, err := http.Get("http://" + asked.HTTPAddr() + "/v1/snapshot")
+		if err != nil {
+			code <- 0
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		code <- resp.StatusCode
+	}()
+	// The quorum comes back: one crashed registrar restarts.
+	a := crashed[0]
+	startRegistrar(t, a.dir, func(c *registrar.Config) {
+		c.Raft, c.Gossip, c.Join = a.raft, a.gossip, []string{asked.Members().LocalAddr()}
+	})
+	select {
+	case got := <-code:
+		if got != http.StatusOK {
+			t.Errorf("snapshot save asked while no leader was known: HTTP %d, want 200 once a leader is elected", got)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("snapshot save asked while no leader was known: no answer within 30s")
+	}
+}

@@ -72,6 +72,10 @@ func (r *Registrar) leaderHTTP() string {
 	return ""
 }
 
+// leaderHold is how long a request for the leader waits while none is
+// known (an election) before it is refused.
+const leaderHold = 7 * time.Second
+
 // leaderClient talks to the leader for proxied admin requests; the
 // incoming request's context bounds them.
 var leaderClient = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 10 * time.Minute}}
@@ -85,6 +89,23 @@ func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool
 		return false
 	}
 	addr := r.leaderHTTP()
+	if addr == "" && req.Header.Get(headerProxied) == "" {
+		// An election may be under way: hold the request for a while
+		// (as Consul holds RPCs) rather than fail at once.
+		deadline := time.Now().Add(leaderHold)
+		for addr == "" && time.Now().Before(deadline) {
+			select {
+			case <-req.Context().Done():
+				writeError(w, http.StatusServiceUnavailable, "request canceled while waiting for a raft leader")
+				return true
+			case <-time.After(50 * time.Millisecond):
+			}
+			if r.node.IsLeader() {
+				return false
+			}
+			addr = r.leaderHTTP()
+		}
+	}
 	if addr == "" || req.Header.Get(headerProxied) != "" {
 		writeError(w, http.StatusServiceUnavailable, "no raft leader (or its admin API address is unknown): try again when `registrar status` shows a leader")
 		return true
