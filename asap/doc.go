@@ -19,6 +19,16 @@
 // the forms RSPLIB sends (a message length without the final padding, a
 // business card that repeats its pool handle) and is strict otherwise.
 //
+// # Encoded Pool Elements
+//
+// A registrar keeps PEs as their encoded Pool Element parameters.
+// ViewPoolElement gives a PoolElementView of one: its fields read in
+// place, a copy with a new home registrar (WithHome), the policy
+// parameter. AppendHandleResolutionResponse builds a whole
+// ASAP_HANDLE_RESOLUTION_RESPONSE from views, without decoding, with as
+// many PEs as fit in one message. Code outside this package and enrp uses
+// these instead of byte offsets.
+//
 // # Unknown parameters
 //
 // The two upper bits of a parameter type say what a receiver that does not

@@ -138,6 +138,16 @@ func Append(b []byte, m Message) ([]byte, error) {
 	return b, nil
 }
 
+// MessageType returns the type of the message in b from its header,
+// without decoding it (to skip messages a caller does not wait for); ok is
+// false for an empty b.
+func MessageType(b []byte) (t Type, ok bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	return Type(b[0]), true
+}
+
 // CheckFrame validates the common header of an ASAP or ENRP message in b
 // (hdr is the size of the fixed part: 4 for ASAP, 12 for ENRP) and returns
 // the message length from the header. It accepts a header length that

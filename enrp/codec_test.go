@@ -208,6 +208,55 @@ func TestDecodeErrors(t *testing.T) {
 	}
 }
 
+// Ensure that PeekHeader reads the IDs of a message that does not decode.
+func TestPeekHeader(t *testing.T) {
+	bad := emsg(4, 0, idA, idB) // a HANDLE_UPDATE without its body
+	if _, _, err := enrp.Unpack(bad, nil); err == nil {
+		t.Fatal("the test message decodes")
+	}
+	if h, ok := enrp.PeekHeader(bad); !ok || h.Sender != idA || h.Receiver != idB {
+		t.Errorf("PeekHeader = %+v, %v; want sender %x receiver %x", h, ok, idA, idB)
+	}
+	if _, ok := enrp.PeekHeader(bad[:11]); ok {
+		t.Error("PeekHeader of 11 bytes succeeded")
+	}
+}
+
+// Ensure that SplitMessage cuts messages laid back to back by their
+// header lengths, padded or not, and refuses a buffer without a header.
+func TestSplitMessage(t *testing.T) {
+	a, _ := enrp.Pack(enrp.NewInitTakeover(idA, idB, 7))
+	b, _ := enrp.Pack(&enrp.HandleUpdate{Header: enrp.Header{Sender: idA}, Action: enrp.AddPE, PoolHandle: "odd",
+		PoolElement: asap.PoolElement{ID: 1, Lifetime: 1, User: asap.Transport{Kind: asap.ParamTCPTransport, Port: 1, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
+			Policy: asap.Policy{Type: asap.PolicyRoundRobin}}})
+	unpadded := append([]byte(nil), a...)
+	unpadded[3] -= 3 // as RSPLIB writes lengths: without the final padding (up to 3 bytes)
+	for _, c := range []struct {
+		name  string
+		buf   []byte
+		parts [][]byte
+	}{
+		{"two messages", append(append([]byte(nil), a...), b...), [][]byte{a, b}},
+		{"length without padding", append(append([]byte(nil), unpadded...), b...), [][]byte{unpadded, b}},
+		{"last cut short", append(append([]byte(nil), b...), a[:len(a)-2]...), [][]byte{b, a[:len(a)-2]}},
+	} {
+		rest := c.buf
+		for i, want := range c.parts {
+			var got []byte
+			var err error
+			if got, rest, err = enrp.SplitMessage(rest); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%s: part %d = %x, %v; want %x", c.name, i, got, err, want)
+			}
+		}
+		if len(rest) != 0 {
+			t.Errorf("%s: %d bytes left", c.name, len(rest))
+		}
+	}
+	if _, _, err := enrp.SplitMessage(a[:3]); !errors.Is(err, asap.ErrTruncated) {
+		t.Errorf("3 bytes: %v, want ErrTruncated", err)
+	}
+}
+
 // Ensure that "skip and report" parameters come back for an ENRP_ERROR.
 func TestUnrecognizedReported(t *testing.T) {
 	wire := emsg(2, 0, idA, idB, tlv(0xC555, u32(7)))

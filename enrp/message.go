@@ -147,6 +147,34 @@ func Append(b []byte, m Message) ([]byte, error) {
 	return b, nil
 }
 
+// PeekHeader reads the sender and receiver IDs of the message in b
+// without decoding the rest, for answering a message that does not decode
+// with an ENRP_ERROR to its sender. ok is false when b is shorter than
+// the header.
+func PeekHeader(b []byte) (h Header, ok bool) {
+	if len(b) < headerSize {
+		return Header{}, false
+	}
+	return Header{Sender: binary.BigEndian.Uint32(b[4:]), Receiver: binary.BigEndian.Uint32(b[8:])}, true
+}
+
+// SplitMessage takes the first message off b, a buffer of ENRP messages
+// laid back to back (as the cluster's commands hold them), by the length
+// in its header: the message with its final padding (cut short at the end
+// of b: RSPLIB's lengths leave the padding out), and what follows it. It
+// checks only that a header is there; Unpack checks the rest.
+func SplitMessage(b []byte) (msg, rest []byte, err error) {
+	if len(b) < 4 {
+		return nil, b, &asap.DecodeError{Proto: "enrp", Path: "header", Code: asap.CauseInvalidValues,
+			Err: asap.WithDetail(asap.ErrTruncated, "message of "+strconv.Itoa(len(b))+" bytes has no header")}
+	}
+	n := min((int(binary.BigEndian.Uint16(b[2:]))+3)&^3, len(b))
+	if n < 4 {
+		n = len(b) // a length below the header's: Unpack refuses the whole rest
+	}
+	return b[:n], b[n:], nil
+}
+
 // Unpack decodes one ENRP message (lim nil = asap.DefaultLimits). The
 // second result lists unknown parameters whose type says "skip and
 // report", for an ENRP_ERROR reply. Errors are *asap.DecodeError or

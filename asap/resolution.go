@@ -1,0 +1,50 @@
+package asap
+
+import "strconv"
+
+// AppendHandleResolutionResponse appends an ASAP_HANDLE_RESOLUTION_RESPONSE
+// for pool h built from encoded Pool Elements, without decoding them: the
+// pool's policy parameter (that of pes[0], as RSPLIB answers) and the PEs
+// in order, each without its ASAP transport (RFC 5352 section 2.2.6: what
+// PUs receive). This is a registrar's fast path; Append of a
+// HandleResolutionResponse writes the same bytes from decoded values.
+//
+// A message length is 16 bits: PEs that would take the message past
+// DefaultMaxMessageSize are left out, so the answer carries as many of pes
+// as fit (at least 49 PEs of a known policy fit, even with 64 IPv6 user
+// addresses each). It returns the extended buffer and the number of PEs
+// in it. An empty pes gives a response with neither policy nor PEs. The
+// error is an *EncodeError for an empty pool handle, or when not even the
+// pool handle, the policy and the first PE fit; dst is then returned
+// unchanged.
+func AppendHandleResolutionResponse(dst []byte, h PoolHandle, pes []PoolElementView) ([]byte, int, error) {
+	start := len(dst)
+	dst = append(dst, byte(TypeHandleResolutionResponse), 0, 0, 0)
+	dst, err := AppendPoolHandle(dst, h)
+	if err != nil {
+		return dst[:start], 0, prefixEnc(err, "handle_resolution_response")
+	}
+	n := 0
+	if len(pes) > 0 {
+		pol := pes[0].PolicyParam()
+		dst = append(dst, pol...)
+		dst = appendZeros(dst, pad4(len(pol))-len(pol))
+		for i := range pes {
+			if len(dst)-start+pad4(int(pes[i].end)) > DefaultMaxMessageSize {
+				break
+			}
+			dst = pes[i].appendWithoutASAP(dst)
+			n++
+		}
+	}
+	size := len(dst) - start
+	if n == 0 && len(pes) > 0 {
+		size += pad4(int(pes[0].end))
+	}
+	if size > DefaultMaxMessageSize {
+		return dst[:start], 0, encErr("handle_resolution_response",
+			"a response with the pool handle, the policy and the first pool element takes "+strconv.Itoa(size)+" bytes, more than 65535")
+	}
+	dst[start+2], dst[start+3] = byte(size>>8), byte(size)
+	return dst, n, nil
+}
