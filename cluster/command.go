@@ -146,19 +146,15 @@ func UnmarshalCommand(b []byte) (Command, error) {
 	c.Time = time.Unix(0, int64(binary.BigEndian.Uint64(b[2:])))
 	body := b[envelopeHeader:]
 	next := func() (enrp.Message, error) {
-		if len(body) < 4 {
-			return nil, fmt.Errorf("%w: truncated ENRP message", ErrBadCommand)
+		one, rest, err := enrp.SplitMessage(body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: truncated ENRP message: %v", ErrBadCommand, err)
 		}
-		n := int(binary.BigEndian.Uint16(body[2:]))
-		n = (n + 3) &^ 3
-		if n > len(body) {
-			n = len(body)
-		}
-		m, _, err := enrp.Unpack(body[:n], nil)
+		m, _, err := enrp.Unpack(one, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadCommand, err)
 		}
-		body = body[n:]
+		body = rest
 		return m, nil
 	}
 	switch c.Kind {

@@ -345,7 +345,9 @@ func (r *Registrar) deregister(ctx context.Context, m *asap.Deregistration) *asa
 }
 
 // resolve handles ASAP_HANDLE_RESOLUTION from the local handlespace. The
-// answer is built straight from the stored parameter bytes (no decoding).
+// answer is built straight from the stored parameter bytes (no decoding);
+// when the selected PEs do not all fit in one message it carries as many
+// as fit.
 func (r *Registrar) resolve(ac *asapConn, m *asap.HandleResolution) {
 	fail := func(code asap.CauseCode, label string) {
 		r.metrics.resolutions.WithLabelValues(label).Inc()
@@ -363,17 +365,12 @@ func (r *Registrar) resolve(ac *asapConn, m *asap.HandleResolution) {
 		}
 	}
 	ac.sendMu.Lock()
-	b := append(ac.buf[:0], byte(asap.TypeHandleResolutionResponse), 0, 0, 0)
-	b, err := asap.AppendPoolHandle(b, m.PoolHandle)
-	if err == nil {
-		b, _, err = r.store.ResolveAppend(b, m.PoolHandle, n, time.Now(), ac.rnd)
-	}
-	if err != nil || len(b) > asap.DefaultMaxMessageSize {
+	b, _, err := r.store.ResolveAppend(ac.buf[:0], m.PoolHandle, n, ac.rnd)
+	if err != nil {
 		ac.sendMu.Unlock()
 		fail(asap.CauseUnknownPoolHandle, "unknown_pool")
 		return
 	}
-	b[2], b[3] = byte(len(b)>>8), byte(len(b))
 	ac.buf = b
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	err = ac.c.Send(ctx, transport.PPIDASAP, b)

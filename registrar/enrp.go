@@ -87,11 +87,8 @@ func (ec *enrpConn) handle(msg []byte) {
 	if err != nil {
 		r.metrics.malformed.Inc()
 		if cause, ok := asap.CauseOf(err); ok {
-			var sender uint32
-			if len(msg) >= 8 {
-				sender = uint32(msg[4])<<24 | uint32(msg[5])<<16 | uint32(msg[6])<<8 | uint32(msg[7])
-			}
-			ec.send(&enrp.Error{Header: enrp.Header{Sender: r.id, Receiver: sender}, Error: asap.OperationError{Causes: []asap.Cause{cause}}})
+			in, _ := enrp.PeekHeader(msg) // zero IDs when even the header is short
+			ec.send(&enrp.Error{Header: enrp.Header{Sender: r.id, Receiver: in.Sender}, Error: asap.OperationError{Causes: []asap.Cause{cause}}})
 		}
 		return
 	}

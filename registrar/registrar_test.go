@@ -228,6 +228,35 @@ func TestRegisterResolve(t *testing.T) {
 	}
 }
 
+// Ensure that a resolution whose PEs do not all fit in one message (the
+// length is 16 bits) is answered with as many PEs as fit, not as an
+// unknown pool.
+func TestResolution_LargerThanAMessage(t *testing.T) {
+	r := startRegistrar(t, "", func(c *registrar.Config) { c.AllowForeignAddresses = true })
+	pe := dial(t, r, true)
+	const pes = 60 // of about 1.3 KB each: 78 KB
+	for i := uint32(1); i <= pes; i++ {
+		p := testPE(i, 7000, asap.Policy{Type: asap.PolicyRoundRobin})
+		p.User = asap.Transport{Kind: asap.ParamSCTPTransport, Port: 7000}
+		for j := 0; j < asap.DefaultMaxAddresses; j++ {
+			p.User.Addrs = append(p.User.Addrs, netip.AddrFrom16([16]byte{0: 0xfd, 13: byte(i), 15: byte(j)}))
+		}
+		mustRegister(t, pe, "big", p)
+	}
+	resp := resolve(t, dial(t, r, false), "big", asap.ItemsAll)
+	if resp.Error != nil {
+		t.Fatalf("resolution of %d PEs of 64 addresses answered %v, want as many PEs as fit", pes, resp.Error)
+	}
+	if n := len(resp.PEs); n == 0 || n >= pes {
+		t.Fatalf("resolution of %d PEs of about 1.3 KB gave %d PEs, want as many as fit in 64 KiB (about 49)", pes, n)
+	}
+	for _, p := range resp.PEs {
+		if len(p.User.Addrs) != asap.DefaultMaxAddresses {
+			t.Fatalf("PE %d came with %d addresses, want %d", p.ID, len(p.User.Addrs), asap.DefaultMaxAddresses)
+		}
+	}
+}
+
 // Ensure that inconsistent registrations are refused with the RFC cause
 // and the offending parameter, and change nothing.
 func TestRegistrationRefused(t *testing.T) {

@@ -209,12 +209,11 @@ func (sw *Writer) AddEncoded(h asap.PoolHandle, registered int64, element []byte
 	if sw.closed {
 		return errors.New("snapshot: Add after Close")
 	}
-	if len(element) < 16 || asap.ParamType(binary.BigEndian.Uint16(element)) != asap.ParamPoolElement ||
-		int(binary.BigEndian.Uint16(element[2:])) > len(element) {
-		sw.err = fmt.Errorf("snapshot: pool %q: malformed pool element parameter of %d bytes", h, len(element))
+	id, err := asap.CheckPoolElement(element)
+	if err != nil {
+		sw.err = fmt.Errorf("snapshot: pool %q: malformed pool element parameter of %d bytes: %w", h, len(element), err)
 		return sw.err
 	}
-	id := binary.BigEndian.Uint32(element[4:])
 	b := sw.buf[:0]
 	if sw.pools == 0 || h != sw.handle {
 		if sw.pools > 0 && !handleLess(sw.handle, h) {
@@ -248,9 +247,10 @@ func (sw *Writer) AddEncoded(h asap.PoolHandle, registered int64, element []byte
 }
 
 func appendRegistrationTime(b []byte, ns int64) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(ParamRegistrationTime))
-	b = binary.BigEndian.AppendUint16(b, 12)
-	return binary.BigEndian.AppendUint64(b, uint64(ns))
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(ns))
+	b, _ = asap.AppendParam(b, ParamRegistrationTime, v[:]) // 8 bytes always fit
+	return b
 }
 
 // Close writes the trailer and flushes; it returns the metadata with the
@@ -412,12 +412,11 @@ func (sr *Reader) next() (store.PE, error) {
 		if bytes.Equal(hdr, trailerMagic[:4]) {
 			return store.PE{}, sr.trailer()
 		}
-		t := asap.ParamType(binary.BigEndian.Uint16(hdr))
-		l := int(binary.BigEndian.Uint16(hdr[2:]))
-		if l < 4 {
+		t, l, _ := asap.ParamHeader(hdr) // Peek gave 4 bytes
+		if l < asap.ParamHeaderSize {
 			return store.PE{}, sr.corrupt(start, "parameter %s of length %d", t, l)
 		}
-		padded := (l + 3) &^ 3
+		padded := asap.ParamPadded(l)
 		if cap(sr.buf) < padded {
 			sr.buf = make([]byte, 0, padded)
 		}
@@ -445,10 +444,11 @@ func (sr *Reader) next() (store.PE, error) {
 			sr.handle, sr.poolN, sr.lastID = h, 0, 0
 			sr.pools++
 		case ParamRegistrationTime:
-			if l != 12 || sr.hasReg || sr.pools == 0 {
+			v, _ := asap.ParamValue(b[:l])
+			if len(v) != 8 || sr.hasReg || sr.pools == 0 {
 				return store.PE{}, sr.corrupt(start, "misplaced registration time parameter of length %d", l)
 			}
-			sr.reg, sr.hasReg = int64(binary.BigEndian.Uint64(b[4:])), true
+			sr.reg, sr.hasReg = int64(binary.BigEndian.Uint64(v)), true
 		case asap.ParamPoolElement:
 			if sr.pools == 0 {
 				return store.PE{}, sr.corrupt(start, "pool element before any pool handle")

@@ -75,7 +75,7 @@ func BenchmarkResolve(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				var err error
-				if buf, _, err = s.ResolveAppend(buf[:0], "BenchPool", 3, time.Time{}, rnd); err != nil {
+				if buf, _, err = s.ResolveAppend(buf[:0], "BenchPool", 3, rnd); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -83,7 +83,7 @@ func BenchmarkResolve(b *testing.B) {
 		b.Run(tc.name+"/decoded", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := s.Resolve("BenchPool", 3, time.Time{}, rnd); err != nil {
+				if _, _, err := s.Resolve("BenchPool", 3, rnd); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -103,7 +103,7 @@ func BenchmarkResolve_Parallel(b *testing.B) {
 		h := asap.PoolHandle("P" + strconv.Itoa(rand.IntN(8)))
 		buf := make([]byte, 0, 1024)
 		for pb.Next() {
-			buf, _, _ = s.ResolveAppend(buf[:0], h, 3, time.Time{}, rnd)
+			buf, _, _ = s.ResolveAppend(buf[:0], h, 3, rnd)
 		}
 	})
 }

@@ -16,16 +16,19 @@
 //
 //	st, err := store.Open("handlespace.db", nil)
 //	res, err := st.Apply(index, []store.Op{{Kind: store.OpRegister, PE: pe}})
-//	pes, policy, err := st.Resolve("EchoPool", 3, now, rnd)
+//	pes, policy, err := st.Resolve("EchoPool", 3, rnd)
 //
 // Apply is deterministic (the raft FSM runs it on every node); it never
 // reads the clock: registration times come in the ops. Open rebuilds the
 // index from the file in one pass.
 //
 // Resolve returns decoded asap.PoolElements; ResolveAppend appends the
-// encoded policy and Pool Element parameters of the selection directly to a
-// response buffer, without decoding or allocating, and is the one to use on
-// the ASAP hot path (about 15 times faster for round robin).
+// whole ASAP_HANDLE_RESOLUTION_RESPONSE, built by the asap codec from the
+// stored parameter bytes (asap.PoolElementView,
+// asap.AppendHandleResolutionResponse) without decoding or allocating, and
+// is the one to use on the ASAP hot path (about 15 times faster for round
+// robin). The store reads and patches encoded elements only through those
+// asap types: it knows no byte offset of the wire format.
 //
 // # Pools and policies
 //

@@ -52,7 +52,7 @@ func ExampleStore_Resolve() {
 	}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 3; i++ {
-		pes, policy, err := st.Resolve("EchoPool", 1, time.Now(), rnd)
+		pes, policy, err := st.Resolve("EchoPool", 1, rnd)
 		if err != nil {
 			log.Fatal(err)
 		}

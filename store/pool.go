@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"sync"
 
 	"github.com/rserpool-go/registrar/asap"
@@ -281,10 +280,14 @@ func (p *pool) bucketRemove(slot int32) {
 	e.next, e.prev = -1, -1
 }
 
-// withHome returns enc with its home registrar ID replaced.
+// withHome returns enc with its home registrar ID replaced. Entries were
+// validated when stored, so enc always has a view; were it not, enc is
+// returned unchanged (and the owner index would disagree with the
+// element, which the invariant checks of the tests catch).
 func withHome(enc string, home uint32) string {
-	b := make([]byte, len(enc))
-	copy(b, enc)
-	binary.BigEndian.PutUint32(b[8:12], home)
-	return string(b)
+	v, err := asap.ViewPoolElement(enc)
+	if err != nil {
+		return enc
+	}
+	return v.WithHome(home).Encoded()
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"time"
 
 	"github.com/rserpool-go/registrar/asap"
 )
@@ -43,10 +42,10 @@ func (s *Store) Lookup(h asap.PoolHandle, id uint32) (PE, bool) {
 // Selection updates the pool's local selection state (round robin position,
 // tie rotation, accumulated degradation); concurrent resolutions of one
 // pool are serialised by the pool's lock, those of different pools run in
-// parallel. now is accepted for lifetime-aware selection and is not used:
-// expired PEs leave the handlespace by committed deregistrations. rnd is
-// used by the random policies only (it may be nil for the others).
-func (s *Store) Resolve(h asap.PoolHandle, n int, now time.Time, rnd Rand) ([]asap.PoolElement, asap.Policy, error) {
+// parallel. Selection does not look at lifetimes: expired PEs leave the
+// handlespace by committed deregistrations. rnd is used by the random
+// policies only (it may be nil for the others).
+func (s *Store) Resolve(h asap.PoolHandle, n int, rnd Rand) ([]asap.PoolElement, asap.Policy, error) {
 	var small [8]int32
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -82,14 +81,16 @@ func (s *Store) pick(h asap.PoolHandle, n int, rnd Rand, out []int32) (*pool, []
 	return p, out, nil
 }
 
-// ResolveAppend selects like Resolve and appends, without decoding
-// anything, what follows the Pool Handle parameter in an
-// ASAP_HANDLE_RESOLUTION_RESPONSE: the pool's policy parameter (that of the
-// first selected PE) and the selected Pool Element parameters without their
-// ASAP transport (as RSPLIB sends them to PUs). It returns the extended
-// buffer and the number of PEs appended. This is the fast path for the
-// registrar: no allocation when dst has room.
-func (s *Store) ResolveAppend(dst []byte, h asap.PoolHandle, n int, now time.Time, rnd Rand) ([]byte, int, error) {
+// ResolveAppend selects like Resolve and appends the whole
+// ASAP_HANDLE_RESOLUTION_RESPONSE for pool h to dst, built from the stored
+// parameter bytes without decoding them (asap.AppendHandleResolutionResponse):
+// the pool's policy parameter (that of the first selected PE) and the
+// selected Pool Element parameters without their ASAP transport (as RSPLIB
+// sends them to PUs). Selected PEs that would take the message past 65535
+// bytes are left out. It returns the extended buffer and the number of
+// PEs in the answer. This is the fast path for the registrar: no
+// allocation when dst has room.
+func (s *Store) ResolveAppend(dst []byte, h asap.PoolHandle, n int, rnd Rand) ([]byte, int, error) {
 	var small [8]int32
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -97,42 +98,24 @@ func (s *Store) ResolveAppend(dst []byte, h asap.PoolHandle, n int, now time.Tim
 	if err != nil {
 		return dst, 0, err
 	}
-	// Load the entries, then their encodings, before using any of them:
-	// for random slots every load is a cache miss, and independent loads
-	// overlap (a third of the time of the 3-PE random resolution).
+	// Load the entries, then view their encodings, before using any of
+	// them: for random slots every load is a cache miss, and independent
+	// loads overlap (a third of the time of the 3-PE random resolution).
 	var encBuf [8]string
 	encs := encBuf[:0]
 	for _, sl := range slots {
 		encs = append(encs, p.ents.at(sl).enc)
 	}
-	ut0 := 0
-	for _, enc := range encs {
-		ut0 += int(enc[19])
-	}
-	_ = ut0
+	var viewBuf [8]asap.PoolElementView
+	views := viewBuf[:0]
 	for i, enc := range encs {
-		// enc: header(4) id home life(12) | user transport | policy | [asap transport]
-		ut := 16 + pad4(be16(enc, 18))
-		pl := be16(enc, ut+2)
-		end := ut + pl
-		if i == 0 {
-			dst = append(dst, enc[ut:end]...)
-			dst = appendPad(dst, pl)
+		v, err := asap.ViewPoolElement(enc)
+		if err != nil { // entries are validated when stored: a bug
+			return dst, 0, fmt.Errorf("store: pool %q PE 0x%x: %w", h, p.ents.at(slots[i]).id, err)
 		}
-		dst = append(dst, 0, byte(asap.ParamPoolElement), byte(end>>8), byte(end))
-		dst = append(dst, enc[4:end]...)
-		dst = appendPad(dst, end)
+		views = append(views, v)
 	}
-	return dst, len(slots), nil
-}
-
-func be16(s string, off int) int { return int(s[off])<<8 | int(s[off+1]) }
-func pad4(n int) int             { return (n + 3) &^ 3 }
-func appendPad(b []byte, n int) []byte {
-	for ; n%4 != 0; n++ {
-		b = append(b, 0)
-	}
-	return b
+	return asap.AppendHandleResolutionResponse(dst, h, views)
 }
 
 // Pools lists the pools in handle order (length, then bytes).

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -9,7 +10,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rserpool-go/registrar/asap"
 )
@@ -32,7 +32,7 @@ func counts(t testing.TB, s *Store, n, rounds int, rnd Rand) map[uint32]int {
 	t.Helper()
 	c := map[uint32]int{}
 	for r := 0; r < rounds; r++ {
-		pes, _, err := s.Resolve("P", n, time.Time{}, rnd)
+		pes, _, err := s.Resolve("P", n, rnd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +61,7 @@ func sequence(t testing.TB, s *Store, n, rounds int) []uint32 {
 	t.Helper()
 	var out []uint32
 	for r := 0; r < rounds; r++ {
-		pes, _, err := s.Resolve("P", n, time.Time{}, nil)
+		pes, _, err := s.Resolve("P", n, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +185,7 @@ func TestResolve_RandomizedDegradation(t *testing.T) {
 	}
 	// Re-registration clears the accumulated degradation.
 	mustApply(t, s, 0, reg(mkPE("P", 1, 1, asap.Policy{Type: asap.PolicyRandomizedLeastUsedDegradation, Load: 0, LoadDegradation: max / 8})))
-	pes, _, _ := s.Resolve("P", 2, time.Time{}, rnd)
+	pes, _, _ := s.Resolve("P", 2, rnd)
 	if len(pes) != 2 {
 		t.Errorf("got %d PEs", len(pes))
 	}
@@ -306,7 +306,7 @@ func TestResolve_Distinct(t *testing.T) {
 				mustApply(t, s, 0, ops...)
 				for n := 0; n <= size+2; n++ {
 					for r := 0; r < 5; r++ {
-						pes, pol, err := s.Resolve("P", n, time.Time{}, rnd)
+						pes, pol, err := s.Resolve("P", n, rnd)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -344,18 +344,19 @@ func TestResolve_SeesChanges(t *testing.T) {
 		t.Errorf("after deregister: %v", got)
 	}
 	mustApply(t, s, 0, reg(mkPE("P", 2, 1, pri(9))))
-	_, pol, err := s.Resolve("P", 1, time.Time{}, nil)
+	_, pol, err := s.Resolve("P", 1, nil)
 	if err != nil || pol.Type != asap.PolicyPriority || pol.Priority != 9 {
 		t.Errorf("after the sole member changed: %+v, %v", pol, err)
 	}
 	mustApply(t, s, 0, dereg("P", 2))
-	if _, _, err := s.Resolve("P", 1, time.Time{}, nil); err == nil {
+	if _, _, err := s.Resolve("P", 1, nil); err == nil {
 		t.Error("Resolve of an emptied pool succeeded")
 	}
 }
 
-// Ensure that ResolveAppend produces exactly the encoded policy and PEs
-// (without ASAP transport) of an equivalent Resolve.
+// Ensure that ResolveAppend produces exactly the message the codec
+// encodes from an equivalent Resolve: the pool handle, the policy and the
+// PEs without their ASAP transport.
 func TestResolveAppend(t *testing.T) {
 	for _, pol := range []asap.Policy{rr(), lu(7), lud(3, 4), {Type: asap.PolicyWeightedRandomDPF, Weight: 5, WeightDPF: 6, Distance: 7}} {
 		a, b := OpenMemory(nil), OpenMemory(nil)
@@ -371,23 +372,63 @@ func TestResolveAppend(t *testing.T) {
 		mustApply(t, a, 0, ops...)
 		mustApply(t, b, 0, ops...)
 		for r := 0; r < 4; r++ {
-			pes, p, err := a.Resolve("P", 3, time.Time{}, rand.New(rand.NewPCG(uint64(r), 0)))
+			pes, p, err := a.Resolve("P", 3, rand.New(rand.NewPCG(uint64(r), 0)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, _ := asap.AppendPolicy(nil, &p)
 			for i := range pes {
 				pes[i].ASAP = asap.Transport{}
-				want, _ = asap.AppendPoolElement(want, &pes[i])
 			}
-			got, n, err := b.ResolveAppend([]byte{0xAA}, "P", 3, time.Time{}, rand.New(rand.NewPCG(uint64(r), 0)))
-			if err != nil || n != 3 || got[0] != 0xAA || !slices.Equal(got[1:], want) {
+			want, err := asap.Append([]byte{0xAA}, &asap.HandleResolutionResponse{PoolHandle: "P", Policy: p, PEs: pes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, n, err := b.ResolveAppend([]byte{0xAA}, "P", 3, rand.New(rand.NewPCG(uint64(r), 0)))
+			if err != nil || n != 3 || !slices.Equal(got, want) {
 				t.Fatalf("%s: ResolveAppend = %x, %d, %v; want %x", pol.Type, got, n, err, want)
 			}
 		}
 	}
-	if _, _, err := OpenMemory(nil).ResolveAppend(nil, "none", 1, time.Time{}, nil); err == nil {
-		t.Error("ResolveAppend of a missing pool succeeded")
+	if _, _, err := OpenMemory(nil).ResolveAppend(nil, "none", 1, nil); !errors.Is(err, ErrPoolNotFound) {
+		t.Errorf("ResolveAppend of a missing pool: %v, want ErrPoolNotFound", err)
+	}
+}
+
+// Ensure that a resolution whose answer would exceed the 16-bit message
+// length answers with as many PEs as fit instead of failing (the
+// registrar used to report such a pool as unknown).
+func TestResolveAppend_TruncatesToMessageSize(t *testing.T) {
+	s := OpenMemory(nil)
+	var ops []Op
+	for i := uint32(1); i <= 1000; i++ {
+		pe := mkPE("Big", i, 1, rr())
+		pe.Element.User = asap.Transport{Kind: asap.ParamSCTPTransport, Port: 7000}
+		for j := uint32(0); j < 8; j++ {
+			pe.Element.User.Addrs = append(pe.Element.User.Addrs, addr6(i*8+j))
+		}
+		ops = append(ops, reg(pe))
+	}
+	mustApply(t, s, 0, ops...)
+	got, n, err := s.ResolveAppend(nil, "Big", 1000, nil)
+	if err != nil {
+		t.Fatalf("ResolveAppend of 1000 large PEs: %v", err)
+	}
+	if len(got) > asap.DefaultMaxMessageSize || n == 0 || n >= 1000 {
+		t.Fatalf("answer of %d bytes with %d PEs; want at most 65535 bytes and some but not all of 1000 PEs", len(got), n)
+	}
+	m, _, err := asap.Unpack(got, nil)
+	if err != nil {
+		t.Fatalf("truncated answer does not decode: %v", err)
+	}
+	if r := m.(*asap.HandleResolutionResponse); len(r.PEs) != n || r.Error != nil {
+		t.Fatalf("decoded %d PEs (error %v), ResolveAppend said %d", len(r.PEs), r.Error, n)
+	}
+	pe1 := mkPE("Big", 1, 1, rr()).Element
+	pe1.User = ops[0].PE.Element.User
+	pe1.ASAP = asap.Transport{}
+	one, _ := asap.AppendPoolElement(nil, &pe1)
+	if len(got)+len(one) <= asap.DefaultMaxMessageSize {
+		t.Errorf("answer of %d bytes left out a PE of %d bytes that fits", len(got), len(one))
 	}
 }
 
@@ -416,11 +457,11 @@ func TestResolve_Concurrent(t *testing.T) {
 				default:
 				}
 				h := asap.PoolHandle(fmt.Sprintf("P%d", (g+i)%4))
-				if _, _, err := s.Resolve(h, 3, time.Time{}, rnd); err != nil {
+				if _, _, err := s.Resolve(h, 3, rnd); err != nil {
 					t.Error(err)
 					return
 				}
-				buf, _, _ = s.ResolveAppend(buf[:0], h, 3, time.Time{}, rnd)
+				buf, _, _ = s.ResolveAppend(buf[:0], h, 3, rnd)
 				s.Lookup(h, uint32(1+i%50))
 				s.Checksum(1)
 				s.Iterate(Cursor{}, 10, nil, func(PE) bool { return true })

@@ -84,7 +84,7 @@ func TestStore_Register_Lookup_Deregister(t *testing.T) {
 	if s.Pool("Fractal") != nil {
 		t.Error("Pool(Fractal) not nil after its last PE left")
 	}
-	if _, _, err := s.Resolve("Fractal", 1, time.Time{}, nil); !errors.Is(err, ErrPoolNotFound) {
+	if _, _, err := s.Resolve("Fractal", 1, nil); !errors.Is(err, ErrPoolNotFound) {
 		t.Errorf("Resolve of a removed pool: %v, want ErrPoolNotFound", err)
 	}
 	if c, ok := CauseOf(fmt.Errorf("x: %w", ErrPoolNotFound)); !ok || c != asap.CauseUnknownPoolHandle {
@@ -689,7 +689,7 @@ func TestStore_RandomOps(t *testing.T) {
 		applyModel(model, ops, res)
 		// Resolve a little so that selection state changes too.
 		for _, pi := range s.Pools() {
-			if _, _, err := s.Resolve(pi.Handle, 1+rng.IntN(4), time.Time{}, rng); err != nil {
+			if _, _, err := s.Resolve(pi.Handle, 1+rng.IntN(4), rng); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -145,7 +145,8 @@ func (bc *benchConn) call(_ context.Context, m asap.Message, want asap.Type) (as
 		if err != nil {
 			return nil, err
 		}
-		if len(msg) > 0 && asap.Type(msg[0]) == asap.TypeEndpointKeepAlive {
+		typ, _ := asap.MessageType(msg) // 0 for an empty message
+		if typ == asap.TypeEndpointKeepAlive {
 			if ka, _, err := asap.Unpack(msg, nil); err == nil {
 				k := ka.(*asap.EndpointKeepAlive)
 				ack, _ := asap.Pack(&asap.EndpointKeepAliveAck{PoolHandle: k.PoolHandle, ID: k.ID})
@@ -153,7 +154,7 @@ func (bc *benchConn) call(_ context.Context, m asap.Message, want asap.Type) (as
 			}
 			continue
 		}
-		if len(msg) == 0 || asap.Type(msg[0]) != want {
+		if typ != want {
 			continue // e.g. an ASAP_ERROR about something else
 		}
 		ans, _, err := asap.Unpack(msg, nil)
