@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/store"
 )
 
@@ -189,6 +190,9 @@ type forwardResult struct {
 	Err     string `json:"err,omitempty"`
 	Kind    string `json:"kind,omitempty"` // which store sentinel
 	Changed int    `json:"changed,omitempty"`
+	// Op is the ASAP Operation Error of a refused PE (what the leader's
+	// store decided), so the follower answers the PE with it.
+	Op *asap.OperationError `json:"op,omitempty"`
 }
 
 var storeErrKinds = map[string]error{
@@ -200,14 +204,53 @@ var storeErrKinds = map[string]error{
 	"invalid_pe":            store.ErrInvalidPE,
 }
 
-// remoteError carries a store error across the forward so errors.Is works.
+// remoteError carries a store error across the forward so errors.Is works
+// for the sentinel and errors.As finds the Operation Error of a refusal.
 type remoteError struct {
 	msg  string
 	kind error
+	op   *asap.OperationError
 }
 
 func (e *remoteError) Error() string { return e.msg }
-func (e *remoteError) Unwrap() error { return e.kind }
+func (e *remoteError) Unwrap() []error {
+	var errs []error
+	if e.kind != nil {
+		errs = append(errs, e.kind)
+	}
+	if e.op != nil {
+		errs = append(errs, e.op)
+	}
+	return errs
+}
+
+// encodeResult turns a store result into its forwarded form.
+func encodeResult(r store.Result) forwardResult {
+	fr := forwardResult{Changed: r.Changed}
+	if r.Err == nil {
+		return fr
+	}
+	fr.Err = r.Err.Error()
+	for k, v := range storeErrKinds {
+		if errors.Is(r.Err, v) {
+			fr.Kind = k
+		}
+	}
+	var oe *asap.OperationError
+	if errors.As(r.Err, &oe) {
+		fr.Op = oe
+	}
+	return fr
+}
+
+// decodeResult is the inverse of encodeResult.
+func decodeResult(fr forwardResult) store.Result {
+	r := store.Result{Changed: fr.Changed}
+	if fr.Err != "" {
+		r.Err = &remoteError{msg: fr.Err, kind: storeErrKinds[fr.Kind], op: fr.Op}
+	}
+	return r
+}
 
 // serveForward answers forwarded writes on one connection: a 4-byte
 // length and the command, answered by a 4-byte length and JSON.
@@ -241,16 +284,7 @@ func (n *Node) serveForward(c net.Conn) {
 				rep.Err = res.Err.Error()
 			}
 			for _, r := range res.Results {
-				fr := forwardResult{Changed: r.Changed}
-				if r.Err != nil {
-					fr.Err = r.Err.Error()
-					for k, v := range storeErrKinds {
-						if errors.Is(r.Err, v) {
-							fr.Kind = k
-						}
-					}
-				}
-				rep.Results = append(rep.Results, fr)
+				rep.Results = append(rep.Results, encodeResult(r))
 			}
 		}
 		out, _ := json.Marshal(rep)
@@ -356,11 +390,7 @@ func (n *Node) forwardToLeader(ctx context.Context, data []byte) (*ApplyResult, 
 		res.Err = errors.New(rep.Err)
 	}
 	for _, fr := range rep.Results {
-		r := store.Result{Changed: fr.Changed}
-		if fr.Err != "" {
-			r.Err = &remoteError{msg: fr.Err, kind: storeErrKinds[fr.Kind]}
-		}
-		res.Results = append(res.Results, r)
+		res.Results = append(res.Results, decodeResult(fr))
 	}
 	return res, rep.Index, nil
 }

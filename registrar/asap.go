@@ -158,19 +158,26 @@ func (r *Registrar) handleASAP(ctx context.Context, ac *asapConn, msg []byte) {
 	}
 }
 
-// reject fills a refusal with one cause.
-func reject(resp *asap.RegistrationResponse, code asap.CauseCode, info []byte) *asap.RegistrationResponse {
-	resp.Reject = true
-	resp.Error = asap.NewOperationError(code, info)
-	return resp
-}
-
+// encodeParam encodes a parameter for the information of a refusal (nil
+// if it cannot be encoded).
 func encodeParam(f func([]byte) ([]byte, error)) []byte {
 	b, err := f(nil)
 	if err != nil {
 		return nil
 	}
 	return b
+}
+
+// operationError is the ASAP Operation Error of a failed handlespace
+// write: the one the store decided for a refused PE (it comes up through
+// the commit, also from the leader), else Lack of Resources (no quorum, a
+// timeout, a store that is closing: nothing the PE did wrong).
+func operationError(err error) *asap.OperationError {
+	var oe *asap.OperationError
+	if errors.As(err, &oe) {
+		return oe
+	}
+	return asap.NewOperationError(asap.CauseLackOfResources, nil)
 }
 
 // filterAddrs keeps the addresses that belong to the peer.
@@ -190,38 +197,33 @@ func filterAddrs(addrs []netip.Addr, peer []netip.Addr) []netip.Addr {
 
 // register handles ASAP_REGISTRATION: validate, become the PE's home,
 // commit through raft, answer after the commit. A re-registration that
-// changes nothing only refreshes the PE's soft state.
+// changes nothing only refreshes the PE's soft state. What the PE may
+// register (identifier, policy, consistency with its pool) is the store's
+// decision, and so is the refusal's cause; the registrar checks only what
+// belongs to the registration itself (a lifetime, addresses of the PE's
+// own connection).
 func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registration) *asap.RegistrationResponse {
 	now := time.Now()
 	pe := m.PoolElement
 	resp := &asap.RegistrationResponse{PoolHandle: m.PoolHandle, ID: pe.ID}
-	refuse := func(reason string, code asap.CauseCode, info []byte) *asap.RegistrationResponse {
+	refuse := func(reason string, oe *asap.OperationError) *asap.RegistrationResponse {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
-		r.metrics.errors.WithLabelValues(fmt.Sprintf("0x%04x", uint16(code))).Inc()
+		r.metrics.errors.WithLabelValues(fmt.Sprintf("0x%04x", uint16(oe.First()))).Inc()
 		ac.log.Info("registration refused", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "reason", reason)
-		return reject(resp, code, info)
-	}
-	// The PE parameter as received, encoded only for a refusal.
-	peParam := func() []byte {
-		return encodeParam(func(b []byte) ([]byte, error) { return asap.AppendPoolElement(b, &pe) })
-	}
-	if pe.ID == 0 {
-		return refuse("PE identifier 0", asap.CauseInvalidValues, peParam())
+		resp.Reject, resp.Error = true, oe
+		return resp
 	}
 	if pe.Lifetime == 0 {
-		return refuse("registration life 0", asap.CauseInvalidValues, peParam())
-	}
-	if !pe.Policy.Type.Known() {
-		return refuse("unsupported policy "+pe.Policy.Type.String(), asap.CauseInvalidValues,
-			encodeParam(func(b []byte) ([]byte, error) { return asap.AppendPolicy(b, &pe.Policy) }))
+		return refuse("registration life 0", asap.NewOperationError(asap.CauseInvalidValues,
+			encodeParam(func(b []byte) ([]byte, error) { return asap.AppendPoolElement(b, &pe) })))
 	}
 	peer := ac.c.PeerAddrs()
 	if !r.cfg.AllowForeignAddresses {
 		user := pe.User
 		user.Addrs = filterAddrs(pe.User.Addrs, peer)
 		if len(user.Addrs) == 0 {
-			return refuse("no user address belongs to the PE's connection", asap.CauseInvalidValues,
-				encodeParam(func(b []byte) ([]byte, error) { return asap.AppendTransport(b, &pe.User) }))
+			return refuse("no user address belongs to the PE's connection", asap.NewOperationError(asap.CauseInvalidValues,
+				encodeParam(func(b []byte) ([]byte, error) { return asap.AppendTransport(b, &pe.User) })))
 		}
 		pe.User = user
 	}
@@ -229,8 +231,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	pe.Home = r.id
 	spe := store.PE{Handle: m.PoolHandle, Element: pe, Registered: now.UnixNano()}
 	if err := r.store.Check(spe); err != nil {
-		code, info := r.causeFor(err, &pe)
-		return refuse(err.Error(), code, info)
+		return refuse(err.Error(), operationError(err))
 	}
 	if cur, ok := r.store.Lookup(m.PoolHandle, pe.ID); ok && samePE(&cur.Element, &pe) {
 		r.live.track(ac, spe, now)
@@ -244,7 +245,8 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		r.metrics.errors.WithLabelValues(fmt.Sprintf("0x%04x", uint16(asap.CauseLackOfResources))).Inc()
 		ac.log.Debug("registration refused: storage fault", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "error", err)
-		return reject(resp, asap.CauseLackOfResources, nil)
+		resp.Reject, resp.Error = true, asap.NewOperationError(asap.CauseLackOfResources, nil)
+		return resp
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout.D())
 	defer cancel()
@@ -252,11 +254,10 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	res, err := r.node.Propose(wctx, cluster.NewUpdate(now, enrp.AddPE, r.id, m.PoolHandle, pe))
 	r.metrics.commit.Observe(time.Since(t0).Seconds())
 	if err != nil {
-		return refuse("handlespace write failed: "+err.Error(), asap.CauseLackOfResources, nil)
+		return refuse("handlespace write failed: "+err.Error(), asap.NewOperationError(asap.CauseLackOfResources, nil))
 	}
 	if err := res.Failed(); err != nil {
-		code, info := r.causeFor(err, &pe)
-		return refuse(err.Error(), code, info)
+		return refuse(err.Error(), operationError(err))
 	}
 	r.live.track(ac, spe, now)
 	r.metrics.registrations.WithLabelValues("accepted").Inc()
@@ -301,20 +302,6 @@ func samePE(a, b *asap.PoolElement) bool {
 	ab, err1 := asap.AppendPoolElement(nil, a)
 	bb, err2 := asap.AppendPoolElement(nil, b)
 	return err1 == nil && err2 == nil && bytes.Equal(ab, bb)
-}
-
-// causeFor maps a store refusal to an Operation Error cause with the
-// offending parameter as information.
-func (r *Registrar) causeFor(err error, pe *asap.PoolElement) (asap.CauseCode, []byte) {
-	switch {
-	case errors.Is(err, store.ErrPolicyMismatch):
-		return asap.CauseInconsistentPolicy, encodeParam(func(b []byte) ([]byte, error) { return asap.AppendPolicy(b, &pe.Policy) })
-	case errors.Is(err, store.ErrTransportMismatch):
-		return asap.CauseInconsistentTransport, encodeParam(func(b []byte) ([]byte, error) { return asap.AppendTransport(b, &pe.User) })
-	case errors.Is(err, store.ErrDataControlMismatch):
-		return asap.CauseInconsistentDataControl, nil
-	}
-	return asap.CauseInvalidValues, encodeParam(func(b []byte) ([]byte, error) { return asap.AppendPoolElement(b, pe) })
 }
 
 // deregister handles ASAP_DEREGISTRATION. Like RSPLIB it answers success

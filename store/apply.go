@@ -292,8 +292,9 @@ func (s *Store) ownedKeys(owner uint32) []peRef {
 // supported policy type, an encodable element) and consistent with its
 // pool (same policy type, user transport kind and transport use as the
 // other members; a PE that is the only member of its pool may change
-// them). The error is a *PEError; CauseOf gives the ASAP cause. Apply runs
-// the same check for every OpRegister.
+// them). The error is a *PEError, which carries the ASAP Operation Error
+// to answer with (errors.As to *asap.OperationError). Apply runs the same
+// check for every OpRegister, with the same error.
 func (s *Store) Check(pe PE) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -309,10 +310,6 @@ func (s *Store) Check(pe PE) error {
 // RSPLIB's sake) is lower.
 const MaxHandleLen = 255
 
-func peErr(pe *PE, base error, cause asap.CauseCode, detail string, info []byte) *PEError {
-	return &PEError{Handle: pe.Handle, ID: pe.Element.ID, Err: base, Detail: detail, Cause: cause, Info: info}
-}
-
 // check is Check with the caller holding s.mu; it returns the encoded
 // element (appended to buf) and the pool metadata of the PE.
 func (s *Store) check(pe *PE, buf []byte) ([]byte, pmeta, error) {
@@ -325,7 +322,7 @@ func (s *Store) check(pe *PE, buf []byte) ([]byte, pmeta, error) {
 	}
 	if _, ok := policyKind(el.Policy.Type); !ok {
 		info, _ := asap.AppendPolicy(nil, &el.Policy)
-		return buf, pmeta{}, peErr(pe, ErrInvalidPE, asap.CauseRSPLIBUnsupportedPolicy, "unsupported policy type "+el.Policy.Type.String(), info)
+		return buf, pmeta{}, peErr(pe, ErrInvalidPE, asap.CauseInvalidValues, "unsupported policy type "+el.Policy.Type.String(), info)
 	}
 	for _, t := range [2]struct {
 		name string

@@ -34,9 +34,11 @@
 //
 // A pool exists while it has PEs. Its policy type, user transport kind and
 // transport use come from its first PE; a PE with another one is refused
-// (Check, and per op in Apply) with a *PEError whose cause (CauseOf) is the
-// ASAP one, unless it is the pool's only member (it may re-register
-// differently).
+// (Check, and per op in Apply) with a *PEError, unless it is the pool's
+// only member (it may re-register differently). The *PEError carries the
+// ASAP Operation Error (cause and offending parameter) to answer with,
+// found by errors.As as a *asap.OperationError; the store is the one place
+// that decides it.
 //
 // Supported policies: Round Robin, Weighted Round Robin, Random, Weighted
 // Random, Priority, Least Used, Least Used with Degradation, Priority Least

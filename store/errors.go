@@ -8,8 +8,9 @@ import (
 )
 
 // Errors of the handlespace Store. Errors are wrapped with detail (the pool,
-// the PE, the file), so compare with errors.Is; CauseOf gives the ASAP
-// Operation Error cause for the ones a registrar reports to a PE or PU.
+// the PE, the file), so compare with errors.Is; a refused PE's error
+// (*PEError) also gives the ASAP Operation Error a registrar reports to
+// the PE (errors.As to *asap.OperationError).
 var (
 	// ErrPoolNotFound is returned by Resolve for a pool handle that has no
 	// PEs (cause Unknown Pool Handle).
@@ -37,7 +38,8 @@ var (
 	// ErrInvalidPE is returned by Check for a PE the store cannot hold: PE
 	// identifier 0, an empty or over-long pool handle, a policy type the
 	// store does not support, or a PE that cannot be encoded (cause Invalid
-	// Values, or RSPLIB's Unsupported Policy for the policy type).
+	// Values, with the policy parameter for the policy type and the Pool
+	// Element parameter otherwise).
 	ErrInvalidPE = errors.New("invalid pool element")
 
 	// ErrInvalidOp is returned in Result.Err for an Op that makes no sense
@@ -65,9 +67,13 @@ var (
 	ErrNoFile = errors.New("in-memory handlespace store has no file")
 )
 
-// PEError is the error of a PE that Check refuses. It wraps one of the
-// sentinels above and carries what a registrar needs to answer with an ASAP
-// Operation Error.
+// PEError is the error of a PE that Check (and Apply) refuses. It wraps
+// one of the sentinels above and carries the ASAP Operation Error a
+// registrar answers with: the one place that decides the cause. errors.As
+// finds it as a *asap.OperationError:
+//
+//	var oe *asap.OperationError
+//	if errors.As(err, &oe) { resp.Error = oe }
 type PEError struct {
 	Handle asap.PoolHandle
 	ID     uint32
@@ -97,20 +103,26 @@ func (e *PEError) OperationError() *asap.OperationError {
 	return asap.NewOperationError(e.Cause, e.Info)
 }
 
-// CauseOf returns the ASAP Operation Error cause code that a registrar
-// should answer with for err: the Cause of a *PEError in its chain (policy,
-// transport, data/control mismatch, invalid values, unsupported policy),
-// Unknown Pool Handle for ErrPoolNotFound. It returns false for other
-// errors (I/O failures, ErrClosed, ...).
-func CauseOf(err error) (asap.CauseCode, bool) {
-	var pe *PEError
-	if errors.As(err, &pe) {
-		return pe.Cause, true
+// As makes errors.As(err, &oe) with oe a *asap.OperationError give the
+// Operation Error of the refusal.
+func (e *PEError) As(target any) bool {
+	if oe, ok := target.(**asap.OperationError); ok {
+		*oe = e.OperationError()
+		return true
 	}
-	if errors.Is(err, ErrPoolNotFound) {
-		return asap.CauseUnknownPoolHandle, true
+	return false
+}
+
+// peErr builds the refusal of pe. A cause that must carry the offending
+// parameter (asap.CauseCode.NeedsInfo) and has none given gets the Pool
+// Element parameter (none if the element cannot be encoded).
+func peErr(pe *PE, base error, cause asap.CauseCode, detail string, info []byte) *PEError {
+	if info == nil && cause.NeedsInfo() {
+		if enc, err := asap.AppendPoolElement(nil, &pe.Element); err == nil {
+			info = enc
+		}
 	}
-	return 0, false
+	return &PEError{Handle: pe.Handle, ID: pe.Element.ID, Err: base, Detail: detail, Cause: cause, Info: info}
 }
 
 // poolError wraps a sentinel with the pool handle.

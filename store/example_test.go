@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"fmt"
 	"log"
 	"math/rand/v2"
@@ -64,8 +65,8 @@ func ExampleStore_Resolve() {
 	// lu 2 [10.0.0.2]
 }
 
-// Apply reports a refused registration in the op's result; CauseOf gives
-// the ASAP error cause to send back.
+// Apply reports a refused registration in the op's result, which holds
+// the ASAP Operation Error to send back.
 func ExampleStore_Apply() {
 	st := store.OpenMemory(nil)
 	defer st.Close()
@@ -78,8 +79,9 @@ func ExampleStore_Apply() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	cause, _ := store.CauseOf(res[1].Err)
-	fmt.Println(res[0].Changed, res[1].Changed, cause)
+	var oe *asap.OperationError
+	errors.As(res[1].Err, &oe)
+	fmt.Println(res[0].Changed, res[1].Changed, oe)
 	// Output: 1 0 inconsistent pooling policy
 }
 

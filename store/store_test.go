@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -87,9 +88,6 @@ func TestStore_Register_Lookup_Deregister(t *testing.T) {
 	if _, _, err := s.Resolve("Fractal", 1, nil); !errors.Is(err, ErrPoolNotFound) {
 		t.Errorf("Resolve of a removed pool: %v, want ErrPoolNotFound", err)
 	}
-	if c, ok := CauseOf(fmt.Errorf("x: %w", ErrPoolNotFound)); !ok || c != asap.CauseUnknownPoolHandle {
-		t.Errorf("CauseOf(ErrPoolNotFound) = %v, %v", c, ok)
-	}
 }
 
 // Ensure that a PE inconsistent with its pool is refused with the right
@@ -110,25 +108,30 @@ func TestStore_Check_Consistency(t *testing.T) {
 	noAddr := mkPE("P", 3, 7, rr())
 	noAddr.Element.User.Addrs = nil
 
+	encPE := func(pe PE) []byte { b, _ := asap.AppendPoolElement(nil, &pe.Element); return b }
+	encPolicy := func(pe PE) []byte { b, _ := asap.AppendPolicy(nil, &pe.Element.Policy); return b }
+	encUser := func(pe PE) []byte { b, _ := asap.AppendTransport(nil, &pe.Element.User); return b }
+	// Each refusal with the one Operation Error a registrar answers: the
+	// RFC cause and, for the causes that carry it, the offending parameter.
 	tests := []struct {
 		name  string
 		pe    PE
 		want  error
 		cause asap.CauseCode
-		info  bool
+		info  func(PE) []byte
 	}{
-		{"policy", mkPE("P", 3, 7, lu(1)), ErrPolicyMismatch, asap.CauseInconsistentPolicy, true},
-		{"member changes policy", mkPE("P", 1, 7, lu(1)), ErrPolicyMismatch, asap.CauseInconsistentPolicy, true},
-		{"transport", udp, ErrTransportMismatch, asap.CauseInconsistentTransport, true},
-		{"data/control", dataOnly, ErrDataControlMismatch, asap.CauseInconsistentDataControl, false},
-		{"unknown policy", unknown, ErrInvalidPE, asap.CauseRSPLIBUnsupportedPolicy, true},
-		{"id 0", zero, ErrInvalidPE, asap.CauseInvalidValues, false},
-		{"handle too long", long, ErrInvalidPE, asap.CauseInvalidValues, false},
-		{"transport use 2", badUse, ErrInvalidPE, asap.CauseInvalidValues, false},
-		{"no address", noAddr, ErrInvalidPE, asap.CauseInvalidValues, false},
-		{"sole member changes policy", mkPE("S", 1, 7, lu(1)), nil, 0, false},
-		{"new pool", mkPE("Q", 1, 7, lu(1)), nil, 0, false},
-		{"same policy", mkPE("P", 3, 8, rr()), nil, 0, false},
+		{"policy", mkPE("P", 3, 7, lu(1)), ErrPolicyMismatch, asap.CauseInconsistentPolicy, encPolicy},
+		{"member changes policy", mkPE("P", 1, 7, lu(1)), ErrPolicyMismatch, asap.CauseInconsistentPolicy, encPolicy},
+		{"transport", udp, ErrTransportMismatch, asap.CauseInconsistentTransport, encUser},
+		{"data/control", dataOnly, ErrDataControlMismatch, asap.CauseInconsistentDataControl, nil},
+		{"unknown policy", unknown, ErrInvalidPE, asap.CauseInvalidValues, encPolicy},
+		{"id 0", zero, ErrInvalidPE, asap.CauseInvalidValues, encPE},
+		{"handle too long", long, ErrInvalidPE, asap.CauseInvalidValues, encPE},
+		{"transport use 2", badUse, ErrInvalidPE, asap.CauseInvalidValues, encPE},
+		{"no address", noAddr, ErrInvalidPE, asap.CauseInvalidValues, nil}, // cannot be encoded
+		{"sole member changes policy", mkPE("S", 1, 7, lu(1)), nil, 0, nil},
+		{"new pool", mkPE("Q", 1, 7, lu(1)), nil, 0, nil},
+		{"same policy", mkPE("P", 3, 8, rr()), nil, 0, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,17 +155,17 @@ func TestStore_Check_Consistency(t *testing.T) {
 			if res[0].Changed != 0 {
 				t.Errorf("refused op: Changed = %d", res[0].Changed)
 			}
-			cause, ok := CauseOf(err)
-			if !ok || cause != tc.cause {
-				t.Errorf("CauseOf = %v, %v; want %v", cause, ok, tc.cause)
+			var info []byte
+			if tc.info != nil {
+				info = tc.info(tc.pe)
 			}
-			var pe *PEError
-			if !errors.As(err, &pe) {
-				t.Fatalf("%v is not a *PEError", err)
+			want := asap.NewOperationError(tc.cause, info)
+			var checked, applied *asap.OperationError
+			if !errors.As(err, &checked) || !errors.As(res[0].Err, &applied) {
+				t.Fatalf("Check (%v) or Apply (%v) gives no *asap.OperationError", err, res[0].Err)
 			}
-			oe := pe.OperationError()
-			if oe.First() != tc.cause || (len(oe.Causes[0].Info) > 0) != tc.info {
-				t.Errorf("OperationError = %+v, want cause %v with info %v", oe, tc.cause, tc.info)
+			if !reflect.DeepEqual(checked, want) || !reflect.DeepEqual(applied, want) {
+				t.Errorf("Operation Error: Check %+v, Apply %+v; want %+v", checked, applied, want)
 			}
 			if !strings.Contains(err.Error(), "pool") {
 				t.Errorf("error %q does not name the pool", err)
