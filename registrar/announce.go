@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/ishidawataru/sctp"
-
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/transport"
 )
@@ -59,14 +57,14 @@ func (r *Registrar) announceMessage() *asap.ServerAnnounce {
 	a := &asap.ServerAnnounce{ServerID: r.id}
 	for _, na := range r.asapLn.Addrs() {
 		t := asap.Transport{Kind: asap.ParamTCPTransport}
-		switch na.(type) {
-		case *net.TCPAddr:
-		case *sctp.SCTPAddr:
+		switch na.Kind {
+		case transport.KindTCP:
+		case transport.KindSCTP:
 			t.Kind = asap.ParamSCTPTransport
 		default:
 			continue
 		}
-		for _, a := range transport.AddrIPs(na) {
+		for _, a := range na.Addrs {
 			if a.IsUnspecified() {
 				// A wildcard listener: announce the host's addresses.
 				t.Addrs = append(t.Addrs, hostAddrs(a.Is4())...)
@@ -74,7 +72,7 @@ func (r *Registrar) announceMessage() *asap.ServerAnnounce {
 			}
 			t.Addrs = append(t.Addrs, a)
 		}
-		t.Port = transport.AddrPort(na)
+		t.Port = na.Port
 		if len(t.Addrs) == 0 || t.Port == 0 {
 			continue
 		}

@@ -286,7 +286,7 @@ func (r *Registrar) asapTransport(ac *asapConn, given asap.Transport, peer []net
 	if ac.c.Kind() == transport.KindSCTP {
 		t.Kind = asap.ParamSCTPTransport
 	}
-	t.Port = transport.AddrPort(ac.c.RemoteAddr())
+	t.Port = ac.c.RemoteAddr().Port
 	if len(t.Addrs) == 0 {
 		t.Addrs = []netip.Addr{netip.IPv4Unspecified()}
 	}

@@ -2,13 +2,10 @@ package registrar
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/ishidawataru/sctp"
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/enrp"
@@ -164,18 +161,16 @@ func (r *Registrar) presence(peer uint32, replyRequired bool) *enrp.Presence {
 func (r *Registrar) serverInfo() asap.ServerInfo {
 	t := asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData}
 	for _, na := range r.enrpLn.Addrs() {
-		switch na.(type) {
-		case *net.TCPAddr, *sctp.SCTPAddr:
-		default:
+		if na.Kind != transport.KindTCP && na.Kind != transport.KindSCTP {
 			continue
 		}
-		for _, a := range transport.AddrIPs(na) {
+		for _, a := range na.Addrs {
 			if !a.IsUnspecified() && !slices.Contains(t.Addrs, a) {
 				t.Addrs = append(t.Addrs, a)
 			}
 		}
 		if t.Port == 0 {
-			t.Port = transport.AddrPort(na)
+			t.Port = na.Port
 		}
 	}
 	if len(t.Addrs) == 0 {

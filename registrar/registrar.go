@@ -114,10 +114,10 @@ func (r *Registrar) Store() *store.Store { return r.store }
 func (r *Registrar) Node() *cluster.Node { return r.node }
 
 // ASAPAddrs are the bound ASAP addresses (real ports).
-func (r *Registrar) ASAPAddrs() []net.Addr { return r.asapLn.Addrs() }
+func (r *Registrar) ASAPAddrs() []transport.Endpoint { return r.asapLn.Addrs() }
 
 // ENRPAddrs are the bound ENRP addresses.
-func (r *Registrar) ENRPAddrs() []net.Addr { return r.enrpLn.Addrs() }
+func (r *Registrar) ENRPAddrs() []transport.Endpoint { return r.enrpLn.Addrs() }
 
 // HTTPAddr is the admin API address ("" when off).
 func (r *Registrar) HTTPAddr() string {
@@ -180,8 +180,9 @@ func (r *Registrar) Leave() { r.leaveOnce.Do(func() { close(r.leaveCh) }) }
 // Members is the gossip membership (nil before Run opened it).
 func (r *Registrar) Members() *cluster.Membership { return r.members }
 
-// specList formats addresses as transport specs ("tcp:127.0.0.1:3863").
-func specList(as []net.Addr) []string {
+// specList formats endpoints for status and gossip ("tcp:127.0.0.1:3863",
+// "sctp:10.0.0.1/10.0.0.2:3863").
+func specList(as []transport.Endpoint) []string {
 	var s []string
 	for _, a := range as {
 		s = append(s, a.Network()+":"+a.String())
@@ -212,7 +213,7 @@ func (r *Registrar) waitRemoved(d time.Duration) {
 	r.log.Warn("left gossip but the leader did not remove this registrar from raft in time")
 }
 
-func addrList(as []net.Addr) string { return strings.Join(specList(as), ",") }
+func addrList(as []transport.Endpoint) string { return strings.Join(specList(as), ",") }
 
 // open brings everything up; the returned cleanup undoes what was done,
 // in the fixed shutdown order, whatever the point of failure.

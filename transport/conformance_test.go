@@ -284,11 +284,16 @@ func testConn(t *testing.T, s suite) {
 
 	t.Run("Addrs", func(t *testing.T) {
 		a, b := s.pair(t, cfg)
-		if a.LocalAddr() == nil || a.RemoteAddr() == nil || b.LocalAddr() == nil || b.RemoteAddr() == nil {
-			t.Fatalf("nil address: a %v->%v b %v->%v", a.LocalAddr(), a.RemoteAddr(), b.LocalAddr(), b.RemoteAddr())
+		for _, e := range []transport.Endpoint{a.LocalAddr(), a.RemoteAddr(), b.LocalAddr(), b.RemoteAddr()} {
+			if e.Kind != a.Kind() || e.String() == "" {
+				t.Fatalf("endpoint %+v of a %v connection: a %v->%v b %v->%v", e, a.Kind(), a.LocalAddr(), a.RemoteAddr(), b.LocalAddr(), b.RemoteAddr())
+			}
 		}
 		if a.Kind() != b.Kind() {
 			t.Fatalf("kinds differ: %v and %v", a.Kind(), b.Kind())
+		}
+		if a.Kind() != transport.KindPipe && (a.LocalAddr().Port != b.RemoteAddr().Port || a.RemoteAddr().Port != b.LocalAddr().Port) {
+			t.Errorf("the ends disagree on the ports: a %v->%v b %v->%v", a.LocalAddr(), a.RemoteAddr(), b.LocalAddr(), b.RemoteAddr())
 		}
 	})
 }

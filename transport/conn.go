@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"net"
 	"net/netip"
 )
 
@@ -36,14 +35,14 @@ type Conn interface {
 	// reading goroutine.
 	Recv(ctx context.Context) (ppid uint32, msg []byte, err error)
 
-	// LocalAddr returns the local address (for SCTP a *sctp.SCTPAddr that
-	// lists every local address of the association). Safe for concurrent use.
-	LocalAddr() net.Addr
+	// LocalAddr returns the local endpoint (for SCTP every local address
+	// of the association). Safe for concurrent use.
+	LocalAddr() Endpoint
 
-	// RemoteAddr returns the remote address (for SCTP a *sctp.SCTPAddr
-	// listing every peer address known when the connection was set up).
-	// Safe for concurrent use.
-	RemoteAddr() net.Addr
+	// RemoteAddr returns the remote endpoint (for SCTP every peer address
+	// known when the connection was set up; PeerAddrs asks again). Safe
+	// for concurrent use.
+	RemoteAddr() Endpoint
 
 	// PeerAddrs returns the peer's IP addresses: for SCTP every address of
 	// the association's peer, asked from the kernel at each call; for TCP
@@ -69,11 +68,11 @@ type Listener interface {
 	// listener is closed (ErrClosed). Safe for concurrent use.
 	Accept(ctx context.Context) (Conn, error)
 
-	// Addrs returns the bound addresses with the real ports (port 0 in the
-	// spec is resolved): one *net.TCPAddr per TCP socket, one
-	// *sctp.SCTPAddr for the SCTP socket (listing all its local addresses).
+	// Addrs returns the bound endpoints with the real ports (port 0 in the
+	// spec is resolved): one of Kind KindTCP per TCP socket, one of Kind
+	// KindSCTP for the SCTP socket (listing all its local addresses).
 	// Safe for concurrent use.
-	Addrs() []net.Addr
+	Addrs() []Endpoint
 
 	// Close stops accepting, closes connections accepted but not yet
 	// returned by Accept, and waits for the listener's goroutines to exit.

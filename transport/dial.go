@@ -170,7 +170,7 @@ func listenTCP(ctx context.Context, addrs []netip.Addr, port uint16) ([]*net.TCP
 func (l *listener) addTCP(tls []*net.TCPListener, cfg Config) {
 	for _, tl := range tls {
 		tl := tl
-		l.add(tl, tl.Addr(), func() (Conn, error) {
+		l.add(tl, tcpEndpoint(tl.Addr()), func() (Conn, error) {
 			nc, err := tl.AcceptTCP()
 			if err != nil {
 				return nil, err

@@ -16,7 +16,10 @@
 // addresses of a multi-homed SCTP endpoint ("sctp:10.0.0.1,10.0.0.2:3863",
 // "[::1],127.0.0.1:3863"); TCP listens on each of them. An empty host
 // (":3863") is the wildcard address. Port 0 picks a free port, which
-// Listener.Addrs reports. Without a prefix the spec is auto:
+// Listener.Addrs reports. Listeners and connections describe where they
+// are with an Endpoint (kind, addresses, port), whatever the transport;
+// Endpoint.Spec is the spec that dials it. Without a prefix the spec is
+// auto:
 //
 //   - Listen binds TCP first, then SCTP on the same port, and one Listener
 //     returns the connections of both.

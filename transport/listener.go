@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -18,7 +19,7 @@ import (
 // The goroutines belong to the listener; Close stops and waits for them.
 type listener struct {
 	log     hclog.Logger
-	addrs   []net.Addr
+	addrs   []Endpoint
 	sockets []io.Closer
 	conns   chan Conn     // unbuffered: the kernel backlog queues the rest
 	closing chan struct{} // closed by Close
@@ -45,7 +46,7 @@ func newListener(log hclog.Logger) *listener {
 
 // add registers a socket and starts its accept loop. accept blocks until a
 // connection arrives or the socket is closed.
-func (l *listener) add(sock io.Closer, addr net.Addr, accept func() (Conn, error)) {
+func (l *listener) add(sock io.Closer, addr Endpoint, accept func() (Conn, error)) {
 	l.sockets = append(l.sockets, sock)
 	l.addrs = append(l.addrs, addr)
 	l.mu.Lock()
@@ -55,7 +56,7 @@ func (l *listener) add(sock io.Closer, addr net.Addr, accept func() (Conn, error
 	go l.acceptLoop(addr, accept)
 }
 
-func (l *listener) acceptLoop(addr net.Addr, accept func() (Conn, error)) {
+func (l *listener) acceptLoop(addr Endpoint, accept func() (Conn, error)) {
 	defer l.wg.Done()
 	backoff := 5 * time.Millisecond
 	for {
@@ -132,8 +133,13 @@ func (l *listener) Accept(ctx context.Context) (Conn, error) {
 }
 
 // Addrs implements Listener.
-func (l *listener) Addrs() []net.Addr {
-	return append([]net.Addr(nil), l.addrs...)
+func (l *listener) Addrs() []Endpoint {
+	out := make([]Endpoint, len(l.addrs))
+	for i, e := range l.addrs {
+		e.Addrs = append([]netip.Addr(nil), e.Addrs...)
+		out[i] = e
+	}
+	return out
 }
 
 // Close implements Listener.

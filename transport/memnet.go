@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +49,8 @@ func (n *MemNetwork) Listen(ctx context.Context, name string, cfg Config) (Liste
 	}
 	l := &memListener{
 		net:     n,
-		name:    memAddr(name),
+		name:    name,
+		addr:    memEndpoint(name),
 		cfg:     cfg,
 		conns:   make(chan *pipeConn),
 		closing: make(chan struct{}),
@@ -68,12 +68,12 @@ func (n *MemNetwork) Dial(ctx context.Context, name string, cfg Config) (Conn, e
 	n.mu.Lock()
 	l := n.listeners[name]
 	n.next++
-	local := memAddr("mem-client:" + strconv.Itoa(n.next))
+	local := memEndpoint("mem-client:" + strconv.Itoa(n.next))
 	n.mu.Unlock()
 	if l == nil {
 		return nil, fmt.Errorf("mem dial %q: %w", name, ErrConnRefused)
 	}
-	client, server := newPipePair(cfg, local, l.cfg, l.name)
+	client, server := newPipePair(cfg, local, l.cfg, l.addr)
 	select {
 	case l.conns <- server:
 		return client, nil
@@ -87,7 +87,8 @@ func (n *MemNetwork) Dial(ctx context.Context, name string, cfg Config) (Conn, e
 // memListener is a Listener of a MemNetwork.
 type memListener struct {
 	net     *MemNetwork
-	name    memAddr
+	name    string
+	addr    Endpoint
 	cfg     Config
 	conns   chan *pipeConn
 	closing chan struct{}
@@ -112,15 +113,15 @@ func (l *memListener) Accept(ctx context.Context) (Conn, error) {
 }
 
 // Addrs implements Listener.
-func (l *memListener) Addrs() []net.Addr { return []net.Addr{l.name} }
+func (l *memListener) Addrs() []Endpoint { return []Endpoint{l.addr} }
 
 // Close implements Listener.
 func (l *memListener) Close() error {
 	l.once.Do(func() {
 		close(l.closing)
 		l.net.mu.Lock()
-		if l.net.listeners[string(l.name)] == l {
-			delete(l.net.listeners, string(l.name))
+		if l.net.listeners[l.name] == l {
+			delete(l.net.listeners, l.name)
 		}
 		l.net.mu.Unlock()
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -41,7 +40,7 @@ func NewPipe(cfgA, cfgB Config) (Conn, Conn, error) {
 	if err := cfgB.Validate(); err != nil {
 		return nil, nil, err
 	}
-	a, b := newPipePair(cfgA, memAddr("pipe-a"), cfgB, memAddr("pipe-b"))
+	a, b := newPipePair(cfgA, memEndpoint("pipe-a"), cfgB, memEndpoint("pipe-b"))
 	return a, b, nil
 }
 
@@ -54,7 +53,7 @@ type pipeMsg struct {
 type pipeConn struct {
 	cfg    Config
 	log    hclog.Logger
-	local  memAddr
+	local  Endpoint
 	in     chan pipeMsg  // messages for this end
 	closed chan struct{} // closed when this end is closed
 	peer   *pipeConn
@@ -67,11 +66,11 @@ type pipeConn struct {
 
 var _ Conn = (*pipeConn)(nil)
 
-func newPipePair(cfgA Config, nameA memAddr, cfgB Config, nameB memAddr) (*pipeConn, *pipeConn) {
-	mk := func(cfg Config, name memAddr) *pipeConn {
+func newPipePair(cfgA Config, nameA Endpoint, cfgB Config, nameB Endpoint) (*pipeConn, *pipeConn) {
+	mk := func(cfg Config, name Endpoint) *pipeConn {
 		return &pipeConn{
 			cfg:    cfg,
-			log:    cfg.logger().With("transport", "pipe", "local", string(name)),
+			log:    cfg.logger().With("transport", "pipe", "local", name.Name),
 			local:  name,
 			in:     make(chan pipeMsg, pipeQueue),
 			closed: make(chan struct{}),
@@ -83,20 +82,14 @@ func newPipePair(cfgA Config, nameA memAddr, cfgB Config, nameB memAddr) (*pipeC
 	return a, b
 }
 
-// memAddr is the net.Addr of in-memory endpoints.
-type memAddr string
-
-func (a memAddr) Network() string { return "mem" }
-func (a memAddr) String() string  { return string(a) }
-
 // Kind implements Conn.
 func (c *pipeConn) Kind() Kind { return KindPipe }
 
 // LocalAddr implements Conn.
-func (c *pipeConn) LocalAddr() net.Addr { return c.local }
+func (c *pipeConn) LocalAddr() Endpoint { return c.local }
 
 // RemoteAddr implements Conn.
-func (c *pipeConn) RemoteAddr() net.Addr { return c.peer.local }
+func (c *pipeConn) RemoteAddr() Endpoint { return c.peer.local }
 
 // PeerAddrs implements Conn.
 func (c *pipeConn) PeerAddrs() []netip.Addr { return unmapAll(c.peer.cfg.LocalAddrs) }

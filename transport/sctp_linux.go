@@ -98,7 +98,7 @@ func toSCTPAddr(addrs []netip.Addr, port uint16) *sctp.SCTPAddr {
 type sctpListener struct {
 	f    *os.File
 	rc   syscall.RawConn
-	addr *sctp.SCTPAddr
+	addr Endpoint
 	cfg  Config
 }
 
@@ -146,11 +146,11 @@ func listenSCTP(addrs []netip.Addr, port uint16, cfg Config) (*sctpListener, err
 		_ = f.Close()
 		return nil, fmt.Errorf("sctp: %w", err)
 	}
-	return &sctpListener{f: f, rc: rc, addr: sa, cfg: cfg}, nil
+	return &sctpListener{f: f, rc: rc, addr: sctpEndpoint(bind, uint16(sa.Port)), cfg: cfg}, nil
 }
 
 // Addr returns the bound addresses and port.
-func (l *sctpListener) Addr() net.Addr { return l.addr }
+func (l *sctpListener) Addr() Endpoint { return l.addr }
 
 // Close closes the socket; a pending accept returns.
 func (l *sctpListener) Close() error { return l.f.Close() }
@@ -251,8 +251,9 @@ type sctpConn struct {
 	rc    syscall.RawConn
 	cfg   Config
 	log   hclog.Logger
-	laddr *sctp.SCTPAddr
-	raddr *sctp.SCTPAddr
+	laddr Endpoint
+	raddr Endpoint
+	peer  []netip.Addr // the peer addresses at setup, with zones (PeerAddrs after Close)
 
 	rsem    chan struct{} // one reader at a time; guards the fields below
 	rdl     ioDeadline
@@ -295,8 +296,9 @@ func newSCTPConn(f *os.File, cfg Config) (*sctpConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sctp: peer addresses: %w", err)
 	}
-	c.laddr = toSCTPAddr(la, lport)
-	c.raddr = toSCTPAddr(ra, rport)
+	c.laddr = sctpEndpoint(la, lport)
+	c.raddr = sctpEndpoint(ra, rport)
+	c.peer = ra
 	c.log = cfg.logger().With("transport", "sctp", "local", c.laddr.String(), "remote", c.raddr.String())
 	return c, nil
 }
@@ -372,10 +374,10 @@ func parseSockaddrs(b []byte) ([]netip.Addr, uint16, error) {
 func (c *sctpConn) Kind() Kind { return KindSCTP }
 
 // LocalAddr implements Conn.
-func (c *sctpConn) LocalAddr() net.Addr { return c.laddr }
+func (c *sctpConn) LocalAddr() Endpoint { return c.laddr }
 
 // RemoteAddr implements Conn.
-func (c *sctpConn) RemoteAddr() net.Addr { return c.raddr }
+func (c *sctpConn) RemoteAddr() Endpoint { return c.raddr }
 
 // PeerAddrs implements Conn.
 func (c *sctpConn) PeerAddrs() []netip.Addr {
@@ -384,11 +386,9 @@ func (c *sctpConn) PeerAddrs() []netip.Addr {
 			return addrs
 		}
 	}
-	var out []netip.Addr
-	for _, ip := range c.raddr.IPAddrs {
-		if a, ok := netip.AddrFromSlice(ip.IP); ok {
-			out = append(out, a.Unmap().WithZone(ip.Zone))
-		}
+	out := make([]netip.Addr, 0, len(c.peer))
+	for _, a := range c.peer {
+		out = append(out, a.Unmap().WithZone(a.Zone()))
 	}
 	return out
 }

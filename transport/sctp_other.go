@@ -5,7 +5,6 @@ package transport
 import (
 	"context"
 	"io"
-	"net"
 	"net/netip"
 )
 
@@ -16,7 +15,7 @@ func probeSCTP() error { return ErrNoSCTP }
 
 type sctpListener struct{ io.Closer }
 
-func (*sctpListener) Addr() net.Addr        { return nil }
+func (*sctpListener) Addr() Endpoint        { return Endpoint{} }
 func (*sctpListener) accept() (Conn, error) { return nil, ErrNoSCTP }
 func listenSCTP([]netip.Addr, uint16, Config) (*sctpListener, error) {
 	return nil, ErrNoSCTP

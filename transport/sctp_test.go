@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ishidawataru/sctp"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -127,13 +126,11 @@ func addrSet(as []netip.Addr) []string {
 	return out
 }
 
-func sctpAddrSet(a net.Addr) []string {
-	var out []string
-	for _, ip := range a.(*sctp.SCTPAddr).IPAddrs {
-		out = append(out, ip.IP.String())
+func sctpAddrSet(a transport.Endpoint) []string {
+	if a.Kind != transport.KindSCTP {
+		return []string{"not an SCTP endpoint: " + a.Kind.String()}
 	}
-	slices.Sort(out)
-	return out
+	return addrSet(a.Addrs)
 }
 
 func hostAddrs(t *testing.T) map[string]bool {
@@ -177,8 +174,8 @@ func TestSCTPMultiHomed(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			la := l.Addrs()[0].(*sctp.SCTPAddr)
-			if len(la.IPAddrs) != len(tc.server) || la.Port == 0 {
+			la := l.Addrs()[0]
+			if la.Kind != transport.KindSCTP || len(la.Addrs) != len(tc.server) || la.Port == 0 {
 				t.Fatalf("listener Addrs: got %v, want %v with a port", la, tc.server)
 			}
 			cfg := transport.DefaultConfig()
@@ -186,7 +183,7 @@ func TestSCTPMultiHomed(t *testing.T) {
 				cfg.LocalAddrs = append(cfg.LocalAddrs, netip.MustParseAddr(a))
 			}
 			// Dial the peer by all its addresses (sctp_connectx).
-			a, err := transport.Dial(ctx, "sctp:"+strings.Join(tc.server, ",")+":"+strconv.Itoa(la.Port), cfg)
+			a, err := transport.Dial(ctx, "sctp:"+strings.Join(tc.server, ",")+":"+strconv.Itoa(int(la.Port)), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -208,7 +205,7 @@ func TestSCTPMultiHomed(t *testing.T) {
 			if got := sctpAddrSet(b.LocalAddr()); !slices.Equal(got, tc.server) {
 				t.Errorf("server LocalAddr: got %v, want %v", got, tc.server)
 			}
-			if ra := b.RemoteAddr().(*sctp.SCTPAddr); len(ra.IPAddrs) != len(tc.client) {
+			if ra := b.RemoteAddr(); ra.Kind != transport.KindSCTP || len(ra.Addrs) != len(tc.client) {
 				t.Errorf("server RemoteAddr: got %v, want %d addresses", ra, len(tc.client))
 			}
 			mustSend(t, a, 11, mkMsg(100, 1))
@@ -231,8 +228,8 @@ func TestSCTPDualStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	la := l.Addrs()[0].(*sctp.SCTPAddr)
-	port := strconv.Itoa(la.Port)
+	la := l.Addrs()[0]
+	port := strconv.Itoa(int(la.Port))
 	for _, spec := range []string{"sctp:[::1]:" + port, "sctp:127.0.0.1:" + port, "sctp:[::1],127.0.0.1:" + port} {
 		a, err := transport.Dial(ctx, spec, transport.DefaultConfig())
 		if err != nil {
@@ -272,12 +269,11 @@ func TestSCTPAuto(t *testing.T) {
 	if len(addrs) != 2 {
 		t.Fatalf("auto listener Addrs: got %v, want a TCP and an SCTP address", addrs)
 	}
-	tcpA, ok1 := addrs[0].(*net.TCPAddr)
-	sctpA, ok2 := addrs[1].(*sctp.SCTPAddr)
-	if !ok1 || !ok2 || tcpA.Port != sctpA.Port {
-		t.Fatalf("auto listener Addrs: got %v (%T, %T), want TCP and SCTP on the same port", addrs, addrs[0], addrs[1])
+	tcpA, sctpA := addrs[0], addrs[1]
+	if tcpA.Kind != transport.KindTCP || sctpA.Kind != transport.KindSCTP || tcpA.Port != sctpA.Port {
+		t.Fatalf("auto listener Addrs: got %v (%v, %v), want TCP and SCTP on the same port", addrs, tcpA.Kind, sctpA.Kind)
 	}
-	port := strconv.Itoa(tcpA.Port)
+	port := strconv.Itoa(int(tcpA.Port))
 	for _, tc := range []struct {
 		spec string
 		want transport.Kind

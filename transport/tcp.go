@@ -38,10 +38,12 @@ var sendBufPool = sync.Pool{New: func() any {
 // in their own header (see frame.go). Sends are queued and written in
 // batches by one writer goroutine per connection, owned by the connection.
 type tcpConn struct {
-	nc     *net.TCPConn
-	cfg    Config
-	log    hclog.Logger
-	remote string
+	nc       *net.TCPConn
+	cfg      Config
+	log      hclog.Logger
+	remote   string // remoteEP.String(), for errors
+	local    Endpoint
+	remoteEP Endpoint
 
 	// Reading; guarded by rsem (a one-slot semaphore that honours ctx).
 	rsem    chan struct{}
@@ -70,14 +72,16 @@ var _ Conn = (*tcpConn)(nil)
 
 func newTCPConn(nc *net.TCPConn, cfg Config) *tcpConn {
 	c := &tcpConn{
-		nc:      nc,
-		cfg:     cfg,
-		remote:  nc.RemoteAddr().String(),
-		rsem:    make(chan struct{}, 1),
-		kick:    make(chan struct{}, 1),
-		closing: make(chan struct{}),
-		dead:    make(chan struct{}),
-		wdone:   make(chan struct{}),
+		nc:       nc,
+		cfg:      cfg,
+		remote:   nc.RemoteAddr().String(),
+		local:    tcpEndpoint(nc.LocalAddr()),
+		remoteEP: tcpEndpoint(nc.RemoteAddr()),
+		rsem:     make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
+		closing:  make(chan struct{}),
+		dead:     make(chan struct{}),
+		wdone:    make(chan struct{}),
 	}
 	c.rdl.set = nc.SetReadDeadline
 	c.log = cfg.logger().With("transport", "tcp", "local", nc.LocalAddr().String(), "remote", c.remote)
@@ -136,16 +140,13 @@ func (c *tcpConn) directWrite(b []byte) (rest []byte, err error) {
 func (c *tcpConn) Kind() Kind { return KindTCP }
 
 // LocalAddr implements Conn.
-func (c *tcpConn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+func (c *tcpConn) LocalAddr() Endpoint { return c.local }
 
 // RemoteAddr implements Conn.
-func (c *tcpConn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *tcpConn) RemoteAddr() Endpoint { return c.remoteEP }
 
 // PeerAddrs implements Conn.
-func (c *tcpConn) PeerAddrs() []netip.Addr {
-	ap := c.nc.RemoteAddr().(*net.TCPAddr).AddrPort()
-	return []netip.Addr{ap.Addr().Unmap()}
-}
+func (c *tcpConn) PeerAddrs() []netip.Addr { return append([]netip.Addr(nil), c.remoteEP.Addrs...) }
 
 // Send implements Conn.
 func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {

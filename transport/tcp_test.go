@@ -437,7 +437,7 @@ func TestListenTCP_MultipleAddressesSamePort(t *testing.T) {
 	if len(addrs) != 2 {
 		t.Fatalf("Addrs: got %v, want 2 addresses", addrs)
 	}
-	p0, p1 := addrs[0].(*net.TCPAddr).Port, addrs[1].(*net.TCPAddr).Port
+	p0, p1 := addrs[0].Port, addrs[1].Port
 	if p0 == 0 || p0 != p1 {
 		t.Fatalf("ports: got %d and %d, want the same non-zero port", p0, p1)
 	}
@@ -450,7 +450,7 @@ func TestListenTCP_MultipleAddressesSamePort(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := s.PeerAddrs(); len(got) != 1 || got[0].String() != a.(*net.TCPAddr).IP.String() {
+		if got := s.PeerAddrs(); len(got) != 1 || len(a.Addrs) != 1 || got[0] != a.Addrs[0] || a.Kind != transport.KindTCP {
 			t.Errorf("PeerAddrs via %s: got %v", a, got)
 		}
 		c.Close()

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -113,8 +112,8 @@ func (e *Element) ID() uint32 { return e.id }
 // PoolHandle is the pool the element registers in.
 func (e *Element) PoolHandle() asap.PoolHandle { return e.cfg.PoolHandle }
 
-// ASAPAddrs are the bound addresses of the PE's ASAP endpoint.
-func (e *Element) ASAPAddrs() []net.Addr { return e.ln.Addrs() }
+// ASAPAddrs are the bound endpoints of the PE's ASAP endpoint.
+func (e *Element) ASAPAddrs() []transport.Endpoint { return e.ln.Addrs() }
 
 // PoolElement is the Pool Element parameter as last registered (with the
 // addresses the registrar saw), for business cards. Zero before the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -77,8 +76,8 @@ func Listen(ctx context.Context, spec string, cfg ServerConfig) (*Server, error)
 	return &Server{ln: ln, log: log, sessions: map[*Session]struct{}{}}, nil
 }
 
-// Addrs are the bound addresses (with the real ports).
-func (s *Server) Addrs() []net.Addr { return s.ln.Addrs() }
+// Addrs are the bound endpoints (with the real ports).
+func (s *Server) Addrs() []transport.Endpoint { return s.ln.Addrs() }
 
 // Transport is the user transport parameter to register (Config.User):
 // SCTP if the server listens on SCTP, else TCP; transport use data plus
@@ -173,8 +172,8 @@ type Session struct {
 	once sync.Once
 }
 
-// RemoteAddr is the pool user's address.
-func (s *Session) RemoteAddr() net.Addr { return s.c.RemoteAddr() }
+// RemoteAddr is the pool user's endpoint.
+func (s *Session) RemoteAddr() transport.Endpoint { return s.c.RemoteAddr() }
 
 // Recv returns the next application message, echoed cookie or business
 // card. ASAP errors are logged and skipped. io.EOF means the pool user

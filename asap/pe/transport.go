@@ -1,11 +1,8 @@
 package pe
 
 import (
-	"net"
 	"net/netip"
 	"strconv"
-
-	"github.com/ishidawataru/sctp"
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/transport"
@@ -16,12 +13,10 @@ import (
 // use that), else the first TCP socket. Wildcard addresses stay
 // unspecified; the Element replaces them by the address the registrar
 // sees.
-func transportOf(addrs []net.Addr, use asap.TransportUse) asap.Transport {
-	var t asap.Transport
+func transportOf(addrs []transport.Endpoint, use asap.TransportUse) asap.Transport {
 	for _, a := range addrs {
-		if sa, ok := a.(*sctp.SCTPAddr); ok {
-			t = asap.Transport{Kind: asap.ParamSCTPTransport, Port: uint16(sa.Port), Use: use}
-			t.Addrs = append(t.Addrs, transport.AddrIPs(sa)...)
+		if a.Kind == transport.KindSCTP {
+			t := asap.Transport{Kind: asap.ParamSCTPTransport, Port: a.Port, Use: use, Addrs: a.Addrs}
 			if len(t.Addrs) == 0 {
 				t.Addrs = []netip.Addr{netip.IPv4Unspecified()}
 			}
@@ -29,13 +24,12 @@ func transportOf(addrs []net.Addr, use asap.TransportUse) asap.Transport {
 		}
 	}
 	for _, a := range addrs {
-		ips := transport.AddrIPs(a)
-		if len(ips) == 0 {
+		if len(a.Addrs) == 0 {
 			continue
 		}
-		return asap.Transport{Kind: asap.ParamTCPTransport, Port: transport.AddrPort(a), Use: use, Addrs: ips[:1]}
+		return asap.Transport{Kind: asap.ParamTCPTransport, Port: a.Port, Use: use, Addrs: a.Addrs[:1]}
 	}
-	return t
+	return asap.Transport{}
 }
 
 // transportString formats a transport parameter for logs:

@@ -141,7 +141,7 @@ func TestUser_Announce(t *testing.T) {
 		t.Skipf("cannot join %s on lo: %v", group, err)
 	}
 	defer u.Close()
-	port := r.ASAPAddrs()[0].(*net.TCPAddr).Port
+	port := r.ASAPAddrs()[0].Port
 	ann, err := asap.Pack(&asap.ServerAnnounce{ServerID: r.ID(), Transports: []asap.Transport{
 		{Kind: asap.ParamTCPTransport, Port: uint16(port), Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}}})
 	if err != nil {

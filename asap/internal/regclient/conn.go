@@ -69,7 +69,7 @@ func (c *Conn) Label() string {
 
 // LocalAddrs are this side's addresses of the connection: the addresses
 // the registrar sees us by.
-func (c *Conn) LocalAddrs() []netip.Addr { return transport.AddrIPs(c.tc.LocalAddr()) }
+func (c *Conn) LocalAddrs() []netip.Addr { return c.tc.LocalAddr().Addrs }
 
 // Kind is the transport in use.
 func (c *Conn) Kind() transport.Kind { return c.tc.Kind() }
