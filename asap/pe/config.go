@@ -32,6 +32,27 @@ const (
 	DefaultASAP = ":0"
 )
 
+// RegistrarConfig is how a PE or a PU finds and talks to registrars, the
+// same type in pe and pu (pu.RegistrarConfig): each field's meaning and
+// default,
+//
+//   - Registrars: the registrars' ASAP addresses ([tcp:|sctp:]host:port),
+//     tried in order. Default none.
+//   - Announce: the ASAP_SERVER_ANNOUNCE multicast group:port to learn
+//     registrars from, or "off". "" means 239.0.0.50:3863 when Registrars
+//     is empty and off otherwise. Default "".
+//   - AnnounceInterface: the interface to hear announces on ("" lets the
+//     kernel choose by route). Default "".
+//   - AnnounceTimeout: how long a registrar learnt from announces stays a
+//     candidate after its last announce (T7). Default 5 s.
+//   - RequestTimeout: the wait for one registrar answer. Default 3 s.
+//   - RequestRetries: how often a request is sent again to the same
+//     registrar before the client hunts for another one. Default 1.
+//   - DialTimeout: one connection attempt to a registrar. Default 5 s.
+//   - Network: opens sockets; nil means transport.OSNetwork() (tests use
+//     transport.NewMemNetwork()).
+type RegistrarConfig = regclient.Settings
+
 // Config configures an Element. Start from DefaultConfig and set at least
 // PoolHandle and User.
 type Config struct {
@@ -70,36 +91,11 @@ type Config struct {
 	// Default ":0".
 	ASAP string
 
-	// Registrars are the registrars' ASAP addresses ([tcp:|sctp:]host:port),
-	// tried in order. Default none.
-	Registrars []string
-
-	// Announce is the ASAP_SERVER_ANNOUNCE multicast group:port to learn
-	// registrars from, or "off". "" means 239.0.0.50:3863 when Registrars
-	// is empty and off otherwise. Default "".
-	Announce string
-
-	// AnnounceInterface is the interface to hear announces on ("" lets the
-	// kernel choose by route). Default "".
-	AnnounceInterface string
-
-	// AnnounceTimeout is how long a registrar learnt from announces stays
-	// a candidate after its last announce (T7). Default 5 s.
-	AnnounceTimeout time.Duration
-
-	// RequestTimeout bounds the wait for one registrar answer. Default 3 s.
-	RequestTimeout time.Duration
-
-	// RequestRetries is how often a request is sent again to the same
-	// registrar before the PE hunts for another one. Default 1.
-	RequestRetries int
-
-	// DialTimeout bounds one connection attempt to a registrar. Default 5 s.
-	DialTimeout time.Duration
-
-	// Network opens sockets; nil means transport.OSNetwork() (tests use
-	// transport.NewMemNetwork()).
-	Network transport.Network
+	// RegistrarConfig is how the element finds and talks to registrars:
+	// Registrars, Announce, AnnounceInterface, AnnounceTimeout,
+	// RequestTimeout, RequestRetries, DialTimeout and Network, set as
+	// fields of Config (cfg.Registrars = ...). See RegistrarConfig.
+	RegistrarConfig
 
 	// Logger receives the element's events ("pe registered", home changes,
 	// failed renewals); nil means silent.
@@ -112,10 +108,7 @@ func DefaultConfig() Config {
 		Policy:          asap.Policy{Type: asap.PolicyRoundRobin},
 		ReregInterval:   DefaultReregInterval,
 		ASAP:            DefaultASAP,
-		AnnounceTimeout: DefaultAnnounceTimeout,
-		RequestTimeout:  DefaultRequestTimeout,
-		RequestRetries:  DefaultRequestRetries,
-		DialTimeout:     DefaultDialTimeout,
+		RegistrarConfig: regclient.DefaultSettings(),
 	}
 }
 
@@ -176,22 +169,10 @@ func (c Config) Validate() error {
 	if _, err := transport.ParseSpec(c.ASAP); err != nil {
 		bad("ASAP: %v", err)
 	}
-	cc := c.clientConfig(nil, nil)
-	cc.Validate("PE", bad)
+	c.RegistrarConfig.Validate("PE", bad)
 	return errors.Join(errs...)
 }
 
 func (c *Config) clientConfig(log hclog.Logger, handler func(*regclient.Conn, asap.Message)) regclient.Config {
-	return regclient.Config{
-		Registrars:        c.Registrars,
-		Announce:          c.Announce,
-		AnnounceInterface: c.AnnounceInterface,
-		AnnounceTimeout:   c.AnnounceTimeout,
-		RequestTimeout:    c.RequestTimeout,
-		RequestRetries:    c.RequestRetries,
-		DialTimeout:       c.DialTimeout,
-		Network:           c.Network,
-		Logger:            log,
-		Handler:           handler,
-	}
+	return regclient.Config{Settings: c.RegistrarConfig, Logger: log, Handler: handler}
 }

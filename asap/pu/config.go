@@ -32,34 +32,17 @@ const (
 	DefaultFailoverTimeout = 30 * time.Second
 )
 
+// RegistrarConfig is how a PE or a PU finds and talks to registrars, the
+// same type as pe.RegistrarConfig, where each field is described.
+type RegistrarConfig = regclient.Settings
+
 // Config configures a User. Start from DefaultConfig.
 type Config struct {
-	// Registrars are the registrars' ASAP addresses ([tcp:|sctp:]host:port),
-	// tried in order. Default none.
-	Registrars []string
-
-	// Announce is the ASAP_SERVER_ANNOUNCE multicast group:port to learn
-	// registrars from, or "off". "" means 239.0.0.50:3863 when Registrars
-	// is empty and off otherwise. Default "".
-	Announce string
-
-	// AnnounceInterface is the interface to hear announces on ("" lets the
-	// kernel choose by route). Default "".
-	AnnounceInterface string
-
-	// AnnounceTimeout is how long a registrar learnt from announces stays
-	// a candidate after its last announce (T7). Default 5 s.
-	AnnounceTimeout time.Duration
-
-	// RequestTimeout bounds the wait for one registrar answer. Default 3 s.
-	RequestTimeout time.Duration
-
-	// RequestRetries is how often a request is sent again to the same
-	// registrar before the PU hunts for another one. Default 1.
-	RequestRetries int
-
-	// DialTimeout bounds one connection attempt to a registrar. Default 5 s.
-	DialTimeout time.Duration
+	// RegistrarConfig is how the user finds and talks to registrars:
+	// Registrars, Announce, AnnounceInterface, AnnounceTimeout,
+	// RequestTimeout, RequestRetries, DialTimeout and Network, set as
+	// fields of Config (cfg.Registrars = ...). See RegistrarConfig.
+	RegistrarConfig
 
 	// CacheTime is how long the PEs of a resolution are reused before the
 	// registrar is asked again (the stale-cache time); while cached,
@@ -73,9 +56,6 @@ type Config struct {
 	// asap.ItemsAll asks for all. Default 0.
 	Items uint32
 
-	// Network opens sockets; nil means transport.OSNetwork().
-	Network transport.Network
-
 	// Logger; nil means silent.
 	Logger hclog.Logger
 }
@@ -83,10 +63,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented on each field.
 func DefaultConfig() Config {
 	return Config{
-		AnnounceTimeout: DefaultAnnounceTimeout,
-		RequestTimeout:  DefaultRequestTimeout,
-		RequestRetries:  DefaultRequestRetries,
-		DialTimeout:     DefaultDialTimeout,
+		RegistrarConfig: regclient.DefaultSettings(),
 		CacheTime:       DefaultCacheTime,
 	}
 }
@@ -96,8 +73,7 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("pu config: "+format, a...)) }
-	cc := c.clientConfig(nil)
-	cc.Validate("PU", bad)
+	c.RegistrarConfig.Validate("PU", bad)
 	if c.CacheTime < 0 {
 		bad("CacheTime %v is negative (0 disables the cache)", c.CacheTime)
 	}
@@ -161,16 +137,7 @@ func (c SessionConfig) Validate() error {
 }
 
 func (c *Config) clientConfig(log hclog.Logger) regclient.Config {
-	return regclient.Config{
-		Registrars:        c.Registrars,
-		Announce:          c.Announce,
-		AnnounceInterface: c.AnnounceInterface,
-		AnnounceTimeout:   c.AnnounceTimeout,
-		RequestTimeout:    c.RequestTimeout,
-		RequestRetries:    c.RequestRetries,
-		DialTimeout:       c.DialTimeout,
-		Network:           c.Network,
-		Logger:            log,
+	return regclient.Config{Settings: c.RegistrarConfig, Logger: log,
 		Handler: func(c *regclient.Conn, m asap.Message) {
 			if m.Type() != asap.TypeError {
 				log.Debug("ignoring a message a PU does not handle", "registrar", c.Label(), "type", m.Type())

@@ -19,31 +19,37 @@ const (
 	DefaultDialTimeout     = 5 * time.Second
 )
 
-// Config configures a Client. The packages pe and pu fill it from their own
-// configurations and validate it with Validate, which names each field.
+// Settings is how a PE or a PU finds and talks to registrars: the fields
+// pe.Config and pu.Config share. Both embed it under its exported name
+// RegistrarConfig (pe.RegistrarConfig, pu.RegistrarConfig: aliases of
+// this type), so its fields are set as theirs: cfg.Registrars. The
+// meaning and default of each field are documented on pe.RegistrarConfig,
+// which godoc shows (it cannot show this internal type).
+type Settings struct {
+	Registrars        []string          // ASAP addresses, tried in order
+	Announce          string            // multicast group:port, "off", or "" (see announceGroup)
+	AnnounceInterface string            // "" lets the kernel choose by route
+	AnnounceTimeout   time.Duration     // T7: how long an announced registrar stays a candidate
+	RequestTimeout    time.Duration     // wait for one answer
+	RequestRetries    int               // resends on one registrar before a hunt
+	DialTimeout       time.Duration     // one connection attempt
+	Network           transport.Network // nil: transport.OSNetwork()
+}
+
+// DefaultSettings returns the defaults documented on each field.
+func DefaultSettings() Settings {
+	return Settings{
+		AnnounceTimeout: DefaultAnnounceTimeout,
+		RequestTimeout:  DefaultRequestTimeout,
+		RequestRetries:  DefaultRequestRetries,
+		DialTimeout:     DefaultDialTimeout,
+	}
+}
+
+// Config configures a Client: the shared settings, plus what the pe and
+// pu packages set themselves.
 type Config struct {
-	// Registrars are ASAP address specs ([tcp:|sctp:]host:port), tried in
-	// order.
-	Registrars []string
-	// Announce is the ASAP_SERVER_ANNOUNCE multicast group:port, "off",
-	// or "" for the default: transport.DefaultASAPAnnounce when Registrars
-	// is empty, off otherwise.
-	Announce string
-	// AnnounceInterface is the interface to join the group on ("" lets
-	// the kernel choose by route).
-	AnnounceInterface string
-	// AnnounceTimeout is how long a registrar learnt from announces stays
-	// a candidate after its last announce (T7).
-	AnnounceTimeout time.Duration
-	// RequestTimeout bounds the wait for one response.
-	RequestTimeout time.Duration
-	// RequestRetries is how often a request is sent again on the same
-	// connection before the client hunts for another registrar.
-	RequestRetries int
-	// DialTimeout bounds one connection attempt to a registrar.
-	DialTimeout time.Duration
-	// Network opens connections; nil means transport.OSNetwork().
-	Network transport.Network
+	Settings
 	// Logger; nil means silent.
 	Logger hclog.Logger
 	// Handler receives the messages that are not responses to a pending
@@ -73,7 +79,7 @@ func DataConfig(maxMessageSize int, log hclog.Logger) transport.Config {
 }
 
 // announceGroup resolves the announce default.
-func (c *Config) announceGroup() string {
+func (c *Settings) announceGroup() string {
 	if c.Announce != "" {
 		return c.Announce
 	}
@@ -84,9 +90,9 @@ func (c *Config) announceGroup() string {
 }
 
 // Validate reports each invalid field through bad, naming it as the pe and
-// pu configurations name theirs; role ("PE", "PU") is who would be left
-// without a registrar.
-func (c *Config) Validate(role string, bad func(format string, a ...any)) {
+// pu configurations name theirs (they promote the fields); role ("PE",
+// "PU") is who would be left without a registrar.
+func (c *Settings) Validate(role string, bad func(format string, a ...any)) {
 	for i, r := range c.Registrars {
 		if _, err := transport.ParseSpec(r); err != nil {
 			bad("Registrars[%d]: %v", i, err)

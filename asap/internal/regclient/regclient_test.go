@@ -121,8 +121,8 @@ func fakeRegistrar(t *testing.T, n *transport.MemNetwork, name string, drop int3
 }
 
 func newTestClient(t *testing.T, n *transport.MemNetwork, retries int, regs ...string) *Client {
-	c, err := New(Config{Registrars: regs, AnnounceTimeout: time.Second, RequestTimeout: 100 * time.Millisecond,
-		RequestRetries: retries, DialTimeout: time.Second, Network: n})
+	c, err := New(Config{Settings: Settings{Registrars: regs, AnnounceTimeout: time.Second, RequestTimeout: 100 * time.Millisecond,
+		RequestRetries: retries, DialTimeout: time.Second, Network: n}})
 	if err != nil {
 		t.Fatal(err)
 	}
