@@ -37,6 +37,13 @@
 // restored from a snapshot of another cluster) is taken over once this
 // node has led for TakeoverGrace.
 //
+// What to do is a pure function, plan: from raft's servers, gossip's
+// members (each with a MemberStatus: alive, failed, left), the owners of
+// the handlespace's PEs and whether the grace is over, it lists actions
+// (add a voter, remove a server, take over registrar X's PEs, hold a
+// removal that would lose quorum). The loop gathers the facts and carries
+// the actions out; the plan is tested directly with tables.
+//
 // # Writes at followers
 //
 // raft does not forward writes. The raft port carries, besides raft's
@@ -44,6 +51,15 @@
 // leader (the first byte of a connection tells which). A follower answers
 // a write only once its own store applied it, so a client reads its
 // writes at the registrar it talks to.
+//
+// # In-memory clusters for tests
+//
+// A NodeConfig with Inmem set (an InmemNetwork) runs a node without files
+// or sockets: raft's InmemStore, InmemSnapshotStore and InmemTransport,
+// forwarded writes over in-memory pipes, and, for its Membership, gossip
+// over memberlist's MockNetwork. Several such nodes form a cluster in one
+// process, with the same reconcile, takeover and forwarding code as over
+// the network.
 //
 // # Snapshots
 //

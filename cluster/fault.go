@@ -48,11 +48,13 @@ func (n *Node) retryAppend(error) bool {
 // raft log, the term and vote, the handlespace file; a *store.FaultError
 // in the chain), or nil.
 func (n *Node) Fault() error {
-	if err := n.wal.Fault(); err != nil {
-		return err
-	}
-	if err := n.logs.Fault(); err != nil {
-		return err
+	if n.wal != nil { // nil in memory (NodeConfig.Inmem)
+		if err := n.wal.Fault(); err != nil {
+			return err
+		}
+		if err := n.logs.Fault(); err != nil {
+			return err
+		}
 	}
 	return n.store.Fault()
 }

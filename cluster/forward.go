@@ -298,6 +298,10 @@ func (n *Node) serveForward(c net.Conn) {
 
 // forwardPool keeps idle connections to the leader for forwarded writes.
 type forwardPool struct {
+	// dial opens a forwarded-write connection to a node's raft address
+	// (TCP with the connForward byte, or an in-memory pipe).
+	dial func(addr string, timeout time.Duration) (net.Conn, error)
+
 	mu   sync.Mutex
 	idle map[string][]net.Conn
 }
@@ -311,7 +315,7 @@ func (p *forwardPool) get(addr string) (net.Conn, error) {
 		return c, nil
 	}
 	p.mu.Unlock()
-	return dialKind(addr, 5*time.Second, connForward)
+	return p.dial(addr, 5*time.Second)
 }
 
 func (p *forwardPool) put(addr string, c net.Conn) {

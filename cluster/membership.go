@@ -12,11 +12,11 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
-	"github.com/hashicorp/raft"
 )
 
 // MetaVersion is the version of the gossip metadata format.
@@ -141,12 +141,42 @@ func memberlistConfig(profile string) *memberlist.Config {
 	return c
 }
 
+// MemberStatus is what gossip says of a registrar.
+//
+// WARNING: only append to this list: reconcile plans compare the values.
+type MemberStatus uint8
+
+const (
+	StatusAlive  MemberStatus = iota + 1 // joined, or updated its metadata
+	StatusFailed                         // stopped answering without saying it leaves
+	StatusLeft                           // left on purpose (Leave)
+)
+
+// String is "alive", "failed" or "left" ("unknown" for the zero value:
+// a registrar gossip does not know).
+func (s MemberStatus) String() string {
+	switch s {
+	case StatusAlive:
+		return "alive"
+	case StatusFailed:
+		return "failed"
+	case StatusLeft:
+		return "left"
+	case 0:
+		return "unknown"
+	}
+	return "status(" + strconv.Itoa(int(s)) + ")"
+}
+
+// MarshalText writes String, so JSON shows "alive".
+func (s MemberStatus) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Member is one registrar as gossip sees it.
 type Member struct {
 	Name   string
 	Addr   string // gossip address
 	Meta   Meta
-	Status string // alive, suspect, failed, left
+	Status MemberStatus
 	Since  time.Time
 }
 
@@ -163,6 +193,8 @@ type Membership struct {
 	meta    Meta
 	members map[string]*Member
 	kick    chan struct{}
+
+	reconciled atomic.Int64 // reconcile passes done as leader (tests wait for rounds)
 
 	quit      chan struct{}
 	wg        sync.WaitGroup
@@ -200,6 +232,9 @@ func StartMembership(cfg MembershipConfig, node *Node, meta Meta) (*Membership, 
 		h, p, _ := net.SplitHostPort(cfg.Advertise)
 		mc.AdvertiseAddr = h
 		mc.AdvertisePort, _ = strconv.Atoi(p)
+	}
+	if node.cfg.Inmem != nil {
+		mc.Transport = node.cfg.Inmem.gossipTransport(mc.Name) // Bind and Advertise are not used
 	}
 	mc.SecretKey = cfg.EncryptKey
 	mc.Delegate = (*mlDelegate)(m)
@@ -311,7 +346,7 @@ func (m *Membership) savePeersLocked() {
 	}
 	var peers []string
 	for name, mb := range m.members {
-		if name != m.cfg.NodeName && mb.Status == "alive" {
+		if name != m.cfg.NodeName && mb.Status == StatusAlive {
 			peers = append(peers, mb.Addr)
 		}
 	}
@@ -335,7 +370,7 @@ func (d *mlDelegate) NodeMeta(limit int) []byte {
 	m.mu.Lock()
 	meta := m.meta
 	m.mu.Unlock()
-	if has, err := raft.HasExistingState(m.node.wal, m.node.logs, m.node.snaps); err == nil {
+	if has, err := m.node.hasState(); err == nil {
 		meta.State = has
 	}
 	b, _ := json.Marshal(meta)
@@ -352,7 +387,7 @@ func (d *mlDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
 type mlEvents Membership
 
-func (e *mlEvents) update(n *memberlist.Node, status string) {
+func (e *mlEvents) update(n *memberlist.Node, status MemberStatus) {
 	m := (*Membership)(e)
 	var meta Meta
 	if err := json.Unmarshal(n.Meta, &meta); err != nil || meta.ID == 0 {
@@ -371,12 +406,12 @@ func (e *mlEvents) update(n *memberlist.Node, status string) {
 	mb.Addr, mb.Meta, mb.Status = n.Address(), meta, status
 	m.savePeersLocked()
 	m.mu.Unlock()
-	m.log.Info("member "+status, "name", n.Name, "id", fmt.Sprintf("%08x", meta.ID), "address", n.Address())
+	m.log.Info("member "+status.String(), "name", n.Name, "id", fmt.Sprintf("%08x", meta.ID), "address", n.Address())
 	m.poke()
 }
 
-func (e *mlEvents) NotifyJoin(n *memberlist.Node)   { e.update(n, "alive") }
-func (e *mlEvents) NotifyUpdate(n *memberlist.Node) { e.update(n, "alive") }
+func (e *mlEvents) NotifyJoin(n *memberlist.Node)   { e.update(n, StatusAlive) }
+func (e *mlEvents) NotifyUpdate(n *memberlist.Node) { e.update(n, StatusAlive) }
 
 // NotifyLeave: memberlist reports a graceful leave and a failure the same
 // way (the Node's State field is not updated before the call), so a
@@ -385,9 +420,9 @@ func (e *mlEvents) NotifyLeave(n *memberlist.Node) {
 	var meta Meta
 	_ = json.Unmarshal(n.Meta, &meta)
 	if meta.Leaving || n.State == memberlist.StateLeft {
-		e.update(n, "left")
+		e.update(n, StatusLeft)
 	} else {
-		e.update(n, "failed")
+		e.update(n, StatusFailed)
 	}
 }
 

@@ -130,6 +130,13 @@ type NodeConfig struct {
 	// WALSegmentSize is the size at which the raft log starts a new
 	// segment file (bytes; default 64 MiB).
 	WALSegmentSize int64
+	// Inmem, if set, runs the node without files or sockets (tests only):
+	// raft's in-memory log, stable and snapshot stores and its
+	// InmemTransport, forwarded writes over in-memory pipes, and (for the
+	// node's Membership) gossip over memberlist's MockNetwork, all wired
+	// to the other nodes of the same InmemNetwork. Dir, Raft.Bind and the
+	// raft log settings are not used.
+	Inmem *InmemNetwork
 }
 
 // ServerID is the raft server ID of a registrar.
@@ -143,19 +150,24 @@ func ParseServerID(s raft.ServerID) (uint32, error) {
 
 // Node is one registrar's raft member: the log in a WAL, term and vote on
 // bbolt, the file snapshot store, the TCP transport and the FSM over the
-// handlespace.
+// handlespace (or raft's in-memory stores and transport: NodeConfig.Inmem).
 type Node struct {
 	cfg   NodeConfig
 	log   hclog.Logger
 	store *store.Store
 	fsm   *FSM
-	logs  *store.RaftStore // stable store (term, vote); its log bucket is migrated to wal
-	wal   *store.WAL       // the raft log
-	snaps *raft.FileSnapshotStore
-	mux   *muxLayer
-	trans *raft.NetworkTransport
-	raft  *raft.Raft
-	fwd   forwardPool
+	logs  *store.RaftStore // stable store (term, vote); its log bucket is migrated to wal (nil in memory)
+	wal   *store.WAL       // the raft log (nil in memory)
+	mux   *muxLayer        // nil in memory
+	// What raft runs on: wal, logs, the file snapshot store and the TCP
+	// transport, or their in-memory doubles.
+	logStore   raft.LogStore
+	stable     raft.StableStore
+	snaps      raft.SnapshotStore
+	trans      raft.Transport
+	closeTrans func() error
+	raft       *raft.Raft
+	fwd        forwardPool
 
 	// stopping is set when Shutdown begins: writes that wait for the disk
 	// give up.
@@ -180,47 +192,12 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
-		return nil, fmt.Errorf("raft dir: %w", err)
-	}
 	n := &Node{cfg: cfg, log: log, store: st}
-	if err := checkStableStore(cfg.Dir); err != nil {
+	if cfg.Inmem != nil {
+		cfg.Inmem.openNode(n)
+	} else if err := n.openFiles(); err != nil {
 		return nil, err
 	}
-	var err error
-	n.logs, err = store.OpenRaftStore(filepath.Join(cfg.Dir, "raft.db"), &store.RaftStoreOptions{NoSync: cfg.NoSync,
-		Logger: log.Named("raftdb"),
-		// raft panics when it cannot save its term: wait for the disk.
-		RetryWrite: func(error) bool { return true }})
-	if err != nil {
-		return nil, withFix(err, cfg.Dir)
-	}
-	if n.wal, err = openLog(cfg.Dir, n.logs, &store.WALOptions{NoSync: cfg.NoSync, Logger: log.Named("wal"), SegmentSize: cfg.WALSegmentSize,
-		RetryWrite: n.retryAppend}); err != nil {
-		n.logs.Close()
-		return nil, withFix(err, cfg.Dir)
-	}
-	n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.Raft.SnapshotRetain, log.Named("snapshot"))
-	if err != nil {
-		n.closeRes()
-		return nil, fmt.Errorf("raft snapshot store: %w", err)
-	}
-	var adv net.Addr
-	if cfg.Raft.Advertise != "" {
-		if adv, err = net.ResolveTCPAddr("tcp", cfg.Raft.Advertise); err != nil {
-			n.closeRes()
-			return nil, fmt.Errorf("raft advertise %q: %w", cfg.Raft.Advertise, err)
-		}
-	}
-	n.mux, err = newMuxLayer(cfg.Raft.Bind, adv, log.Named("transport"))
-	if err != nil {
-		n.closeRes()
-		return nil, fmt.Errorf("raft bind %s: %w", cfg.Raft.Bind, err)
-	}
-	n.mux.serve = n.serveForward
-	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: n.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: log.Named("transport"),
-	})
 	n.fsm = NewFSM(st, snap, log.Named("fsm"))
 
 	rc := raft.DefaultConfig()
@@ -241,16 +218,18 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 		n.closeRes()
 		return nil, err
 	}
-	if err := n.checkState(); err != nil {
-		n.closeRes()
-		return nil, err
+	if n.wal != nil {
+		if err := n.checkState(); err != nil {
+			n.closeRes()
+			return nil, err
+		}
 	}
-	has, err := raft.HasExistingState(n.wal, n.logs, n.snaps)
+	has, err := n.hasState()
 	if err != nil {
 		n.closeRes()
 		return nil, fmt.Errorf("raft state: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, n.wal, n.logs, n.snaps, n.trans)
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.logStore, n.stable, n.snaps, n.trans)
 	if err != nil {
 		n.closeRes()
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -269,9 +248,64 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 	return n, nil
 }
 
+// openFiles opens the raft state in cfg.Dir (the WAL, raft.db, the
+// snapshots) and the TCP transport, which also serves forwarded writes.
+func (n *Node) openFiles() error {
+	cfg, log := n.cfg, n.log
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return fmt.Errorf("raft dir: %w", err)
+	}
+	if err := checkStableStore(cfg.Dir); err != nil {
+		return err
+	}
+	var err error
+	n.logs, err = store.OpenRaftStore(filepath.Join(cfg.Dir, "raft.db"), &store.RaftStoreOptions{NoSync: cfg.NoSync,
+		Logger: log.Named("raftdb"),
+		// raft panics when it cannot save its term: wait for the disk.
+		RetryWrite: func(error) bool { return true }})
+	if err != nil {
+		return withFix(err, cfg.Dir)
+	}
+	if n.wal, err = openLog(cfg.Dir, n.logs, &store.WALOptions{NoSync: cfg.NoSync, Logger: log.Named("wal"), SegmentSize: cfg.WALSegmentSize,
+		RetryWrite: n.retryAppend}); err != nil {
+		n.logs.Close()
+		return withFix(err, cfg.Dir)
+	}
+	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.Raft.SnapshotRetain, log.Named("snapshot")); err != nil {
+		n.closeRes()
+		return fmt.Errorf("raft snapshot store: %w", err)
+	}
+	var adv net.Addr
+	if cfg.Raft.Advertise != "" {
+		if adv, err = net.ResolveTCPAddr("tcp", cfg.Raft.Advertise); err != nil {
+			n.closeRes()
+			return fmt.Errorf("raft advertise %q: %w", cfg.Raft.Advertise, err)
+		}
+	}
+	n.mux, err = newMuxLayer(cfg.Raft.Bind, adv, log.Named("transport"))
+	if err != nil {
+		n.closeRes()
+		return fmt.Errorf("raft bind %s: %w", cfg.Raft.Bind, err)
+	}
+	n.mux.serve = n.serveForward
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: n.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: log.Named("transport"),
+	})
+	n.trans, n.closeTrans = trans, trans.Close
+	n.logStore, n.stable = n.wal, n.logs
+	n.fwd.dial = func(addr string, timeout time.Duration) (net.Conn, error) {
+		return dialKind(addr, timeout, connForward)
+	}
+	return nil
+}
+
+// hasState reports whether the node has raft state (a log, a term, a
+// snapshot).
+func (n *Node) hasState() (bool, error) { return raft.HasExistingState(n.logStore, n.stable, n.snaps) }
+
 func (n *Node) closeRes() {
-	if n.trans != nil {
-		n.trans.Close()
+	if n.closeTrans != nil {
+		n.closeTrans()
 	} else if n.mux != nil {
 		n.mux.Close()
 	}
@@ -533,8 +567,8 @@ func (n *Node) Shutdown() error {
 				errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 			}
 		}
-		if n.trans != nil {
-			if err := n.trans.Close(); err != nil {
+		if n.closeTrans != nil {
+			if err := n.closeTrans(); err != nil {
 				errs = append(errs, err)
 			}
 		}

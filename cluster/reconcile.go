@@ -43,14 +43,14 @@ func (m *Membership) maybeBootstrap() {
 	if n == 0 {
 		return
 	}
-	if has, err := raft.HasExistingState(m.node.wal, m.node.logs, m.node.snaps); err != nil || has {
+	if has, err := m.node.hasState(); err != nil || has {
 		return
 	}
 	m.mu.Lock()
 	var servers []raft.Server
 	refuse := ""
 	for _, mb := range m.members {
-		if mb.Status != "alive" {
+		if mb.Status != StatusAlive {
 			continue
 		}
 		switch {
@@ -79,119 +79,197 @@ func (m *Membership) maybeBootstrap() {
 
 // reconcile makes raft's configuration follow gossip and takes over the
 // PEs of registrars that are gone; leaderFor is how long this node leads.
+// What to do is decided by plan, from a snapshot of the facts; reconcile
+// only gathers them and carries the actions out.
 func (m *Membership) reconcile(leaderFor time.Duration) {
+	defer m.reconciled.Add(1)
 	cf := m.node.raft.GetConfiguration()
 	if cf.Error() != nil {
 		return
 	}
-	servers := cf.Configuration().Servers
-	m.mu.Lock()
-	members := make([]Member, 0, len(m.members))
-	for _, mb := range m.members {
-		members = append(members, *mb)
+	in := reconcileInput{
+		self:      m.node.cfg.ID,
+		servers:   cf.Configuration().Servers,
+		members:   m.Members(),
+		owners:    m.node.store.Owners(),
+		isForeign: m.cfg.IsForeign,
+		graceOver: leaderFor >= m.cfg.TakeoverGrace,
 	}
-	m.mu.Unlock()
+	for _, a := range plan(in) {
+		m.carryOut(a)
+	}
+}
 
-	alive := map[uint32]Member{}
-	status := map[uint32]string{}
-	for _, mb := range members {
-		status[mb.Meta.ID] = mb.Status
-		if mb.Status == "alive" {
-			alive[mb.Meta.ID] = mb
+// carryOut performs one action of the plan; a failure is logged and the
+// next round plans again.
+func (m *Membership) carryOut(a action) {
+	switch a.kind {
+	case actionHold:
+		m.log.Warn(a.reason, "old", a.server, "new", a.newServer)
+	case actionRemoveServer:
+		if a.newServer != "" {
+			m.log.Info(a.reason, "old", a.server, "new", a.newServer, "address", a.address)
+		} else {
+			m.log.Info(a.reason, "id", a.server)
 		}
-	}
-	inRaft := map[raft.ServerID]raft.Server{}
-	for _, s := range servers {
-		inRaft[s.ID] = s
-	}
-
-	// Alive registrars become voters. A stale server holding the same
-	// raft address (a registrar whose data dir was wiped comes back with
-	// a new ID) is removed first, if it is not alive itself.
-	for id, mb := range alive {
-		sid := ServerID(id)
-		if _, ok := inRaft[sid]; ok {
-			continue
+		if err := m.node.raft.RemoveServer(a.server, 0, 5*time.Second).Error(); err != nil {
+			m.log.Warn("remove server failed", "id", a.server, "error", err)
 		}
-		for _, s := range servers {
-			if string(s.Address) == mb.Meta.Raft && s.ID != sid {
-				old, _ := ParseServerID(s.ID)
-				if _, isAlive := alive[old]; isAlive {
-					continue
-				}
-				if !m.safeToRemove(servers, alive, s.ID) {
-					m.log.Warn("cannot replace stale raft server without losing quorum", "old", s.ID, "new", sid)
-					continue
-				}
-				m.log.Info("removing stale raft server at the same address", "old", s.ID, "new", sid, "address", s.Address)
-				if err := m.node.raft.RemoveServer(s.ID, 0, 5*time.Second).Error(); err != nil {
-					m.log.Warn("remove stale server failed", "id", s.ID, "error", err)
-				}
-			}
+	case actionAddVoter:
+		m.log.Info("adding registrar as raft voter", "id", a.server, "raft", a.address)
+		if err := m.node.raft.AddVoter(a.server, a.address, 0, 5*time.Second).Error(); err != nil {
+			m.log.Warn("add voter failed", "id", a.server, "error", err)
 		}
-		m.log.Info("adding registrar as raft voter", "id", sid, "raft", mb.Meta.Raft)
-		if err := m.node.raft.AddVoter(sid, raft.ServerAddress(mb.Meta.Raft), 0, 5*time.Second).Error(); err != nil {
-			m.log.Warn("add voter failed", "id", sid, "error", err)
-		}
-	}
-
-	// Registrars that left on purpose are removed from raft (never below
-	// a quorum of the remaining alive voters).
-	for _, s := range servers {
-		id, err := ParseServerID(s.ID)
-		if err != nil || status[id] != "left" || s.ID == ServerID(m.node.cfg.ID) {
-			continue
-		}
-		if !m.safeToRemove(servers, alive, s.ID) {
-			continue
-		}
-		m.log.Info("removing registrar that left", "id", s.ID)
-		if err := m.node.raft.RemoveServer(s.ID, 0, 5*time.Second).Error(); err != nil {
-			m.log.Warn("remove server failed", "id", s.ID, "error", err)
-		}
-	}
-
-	// Take over the PEs of registrars that are gone.
-	var owners []uint32
-	for id := range alive {
-		owners = append(owners, id)
-	}
-	slices.Sort(owners)
-	if len(owners) == 0 {
-		return
-	}
-	for _, owner := range m.node.store.Owners() {
-		if _, ok := alive[owner]; ok {
-			continue
-		}
-		if m.cfg.IsForeign != nil && m.cfg.IsForeign(owner) {
-			continue
-		}
-		st, known := status[owner]
-		gone := st == "failed" || st == "left"
-		if !known && leaderFor >= m.cfg.TakeoverGrace {
-			gone = true // neither gossip nor raft knows it any more
-		}
-		if !gone {
-			continue
-		}
-		n := len(m.node.store.Owned(owner))
-		m.log.Info("taking over the PEs of a registrar that is gone", "registrar", ServerID(owner), "pes", n, "new-homes", len(owners), "gossip-status", st)
+	case actionTakeover:
+		n := len(m.node.store.Owned(a.owner))
+		m.log.Info("taking over the PEs of a registrar that is gone", "registrar", ServerID(a.owner), "pes", n,
+			"new-homes", len(a.newHomes), "gossip-status", a.status)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		res, err := m.node.Propose(ctx, NewTakeover(time.Now(), m.node.cfg.ID, owner, owners))
+		res, err := m.node.Propose(ctx, NewTakeover(time.Now(), m.node.cfg.ID, a.owner, a.newHomes))
 		cancel()
 		if err == nil {
 			err = res.Failed()
 		}
 		if err != nil {
-			m.log.Warn("takeover failed", "registrar", ServerID(owner), "error", err)
+			m.log.Warn("takeover failed", "registrar", ServerID(a.owner), "error", err)
 		}
 	}
 }
 
+// reconcileInput is what the leader knows when it reconciles.
+type reconcileInput struct {
+	self      uint32        // this registrar (never removes itself)
+	servers   []raft.Server // raft's configuration
+	members   []Member      // gossip's view
+	owners    []uint32      // the home registrars of the handlespace's PEs
+	isForeign func(id uint32) bool
+	graceOver bool // led for TakeoverGrace: owners gossip does not know are gone
+}
+
+// actionKind is one step of a reconcile plan.
+type actionKind uint8
+
+const (
+	actionAddVoter     actionKind = iota + 1 // make server a voter at address
+	actionRemoveServer                       // remove server from raft
+	actionTakeover                           // commit a takeover of owner's PEs by newHomes
+	actionHold                               // a removal that would lose quorum: log reason only
+)
+
+// action is one step of a reconcile plan.
+type action struct {
+	kind      actionKind
+	server    raft.ServerID      // add voter, remove server, hold
+	address   raft.ServerAddress // add voter; the stale server's address
+	newServer raft.ServerID      // remove or hold of a stale server: the registrar replacing it
+	owner     uint32             // takeover
+	newHomes  []uint32           // takeover: the live registrars, sorted
+	status    MemberStatus       // takeover: what gossip says of owner (0: unknown)
+	reason    string             // for the log
+}
+
+// plan decides what the leader does to make raft follow gossip, in order:
+//
+//  1. every alive registrar that is not a raft server becomes a voter; a
+//     server that is not alive and holds its raft address (a registrar
+//     whose data dir was wiped came back under a new ID) is removed first;
+//  2. registrars that left on purpose are removed;
+//  3. the PEs of owners that are gone (failed or left, or unknown to
+//     gossip once graceOver) get new homes among the alive registrars,
+//     unless the owner is alive or a foreign ENRP registrar.
+//
+// No removal takes the voters below a quorum of alive ones: each is
+// checked against the configuration as the removals before it left it
+// (additions do not count: an AddVoter may fail). A stale server that
+// cannot be removed safely gives an actionHold; a registrar that left and
+// cannot be removed is kept silently, as are registrars that are neither.
+// plan is pure: the same input gives the same actions.
+func plan(in reconcileInput) []action {
+	members := slices.Clone(in.members)
+	slices.SortFunc(members, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
+	alive := map[uint32]Member{}
+	status := map[uint32]MemberStatus{}
+	for _, mb := range members {
+		if status[mb.Meta.ID] != StatusAlive {
+			status[mb.Meta.ID] = mb.Status
+		}
+		if mb.Status == StatusAlive {
+			alive[mb.Meta.ID] = mb
+		}
+	}
+	aliveIDs := make([]uint32, 0, len(alive))
+	for id := range alive {
+		aliveIDs = append(aliveIDs, id)
+	}
+	slices.Sort(aliveIDs)
+	servers := slices.Clone(in.servers) // as the removals planned so far leave it
+	remove := func(id raft.ServerID) {
+		servers = slices.DeleteFunc(servers, func(s raft.Server) bool { return s.ID == id })
+	}
+	isServer := func(id raft.ServerID) bool {
+		return slices.ContainsFunc(servers, func(s raft.Server) bool { return s.ID == id })
+	}
+	var out []action
+
+	for _, id := range aliveIDs {
+		mb, sid := alive[id], ServerID(id)
+		if isServer(sid) {
+			continue
+		}
+		for _, s := range slices.Clone(servers) {
+			if string(s.Address) != mb.Meta.Raft || s.ID == sid {
+				continue
+			}
+			if old, _ := ParseServerID(s.ID); alive[old].Status != 0 {
+				continue // a live registrar: not stale
+			}
+			if !safeToRemove(servers, alive, s.ID) {
+				out = append(out, action{kind: actionHold, server: s.ID, newServer: sid, address: s.Address,
+					reason: "cannot replace stale raft server without losing quorum"})
+				continue
+			}
+			out = append(out, action{kind: actionRemoveServer, server: s.ID, newServer: sid, address: s.Address,
+				reason: "removing stale raft server at the same address"})
+			remove(s.ID)
+		}
+		out = append(out, action{kind: actionAddVoter, server: sid, address: raft.ServerAddress(mb.Meta.Raft)})
+	}
+
+	for _, s := range slices.Clone(servers) {
+		id, err := ParseServerID(s.ID)
+		if err != nil || status[id] != StatusLeft || id == in.self {
+			continue
+		}
+		if !safeToRemove(servers, alive, s.ID) {
+			continue
+		}
+		out = append(out, action{kind: actionRemoveServer, server: s.ID, address: s.Address, reason: "removing registrar that left"})
+		remove(s.ID)
+	}
+
+	if len(aliveIDs) == 0 {
+		return out
+	}
+	for _, owner := range in.owners {
+		if _, ok := alive[owner]; ok {
+			continue
+		}
+		if in.isForeign != nil && in.isForeign(owner) {
+			continue
+		}
+		st, known := status[owner]
+		gone := st == StatusFailed || st == StatusLeft || (!known && in.graceOver)
+		if !gone {
+			continue
+		}
+		out = append(out, action{kind: actionTakeover, owner: owner, newHomes: slices.Clone(aliveIDs), status: st})
+	}
+	return out
+}
+
 // safeToRemove reports whether removing id keeps a majority of the
 // remaining voters alive.
-func (m *Membership) safeToRemove(servers []raft.Server, alive map[uint32]Member, id raft.ServerID) bool {
+func safeToRemove(servers []raft.Server, alive map[uint32]Member, id raft.ServerID) bool {
 	voters, up := 0, 0
 	for _, s := range servers {
 		if s.Suffrage != raft.Voter || s.ID == id {

@@ -34,7 +34,7 @@ func (r *Registrar) memberInfos() []MemberInfo {
 	_, leader := r.node.Raft().LeaderWithID()
 	for _, m := range r.members.Members() {
 		sid := string(cluster.ServerID(m.Meta.ID))
-		out = append(out, MemberInfo{Name: m.Name, ID: hexID(m.Meta.ID), Status: m.Status, Gossip: m.Addr,
+		out = append(out, MemberInfo{Name: m.Name, ID: hexID(m.Meta.ID), Status: m.Status.String(), Gossip: m.Addr,
 			Raft: m.Meta.Raft, ASAP: strings.Join(m.Meta.ASAP, ","), ENRP: strings.Join(m.Meta.ENRP, ","),
 			HTTP: m.Meta.HTTP, Voter: voters[sid], Leader: sid == string(leader)})
 	}
@@ -48,7 +48,7 @@ func (r *Registrar) raftPeers() ([]RaftPeer, error) {
 	}
 	alive := map[string]bool{}
 	for _, m := range r.members.Members() {
-		if m.Status == "alive" {
+		if m.Status == cluster.StatusAlive {
 			alive[string(cluster.ServerID(m.Meta.ID))] = true
 		}
 	}

@@ -217,7 +217,7 @@ func (r *Registrar) memberCount(status string) int {
 	}
 	n := 0
 	for _, m := range r.members.Members() {
-		if m.Status == status {
+		if m.Status.String() == status {
 			n++
 		}
 	}
