@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,35 +22,6 @@ import (
 	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
 )
-
-// safeLog gives the registrars of a test a logger that writes to t.Log
-// until the test ends and then discards: memberlist's suspicion timers
-// may still log after a registrar stopped, and t.Log then panics.
-func safeLog(t testing.TB, mod func(*registrar.Config)) func(*registrar.Config) {
-	w := &safeWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return func(c *registrar.Config) {
-		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "registrar", Level: hclog.Debug, Output: w})
-		if mod != nil {
-			mod(c)
-		}
-	}
-}
-
-type safeWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *safeWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
 
 // allPEs lists a store's handlespace in order.
 func allPEs(st *store.Store) []store.PE {
@@ -126,7 +96,7 @@ func sameHandlespace(got, want []store.PE) bool {
 // every member, PE supervision follows, and a damaged upload is refused
 // without changing anything.
 func TestSnapshot_OnlineRestore_Cluster3(t *testing.T) {
-	nodes := startCluster(t, 3, safeLog(t, nil))
+	nodes := startCluster(t, 3, nil)
 	pe := newASAPPE(t)
 	f := followerOf(nodes)
 	for i, r := range nodes {
@@ -230,7 +200,7 @@ func TestSnapshot_OnlineRestore_Cluster3(t *testing.T) {
 // installed at the first start through raft, reaches members that join
 // later, and is not installed twice.
 func TestSnapshot_PendingRestore(t *testing.T) {
-	src := startRegistrar(t, "", safeLog(t, nil))
+	src := startRegistrar(t, "", nil)
 	cl := dial(t, src, true)
 	for i := uint32(1); i <= 20; i++ {
 		el := testPE(i, uint16(7000+i), asap.Policy{Type: asap.PolicyWeightedRoundRobin, Weight: i % 4})
@@ -252,7 +222,7 @@ func TestSnapshot_PendingRestore(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, registrar.PendingRestoreFile), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := startRegistrar(t, dir, safeLog(t, nil))
+	a := startRegistrar(t, dir, nil)
 	if got := allPEs(a.Store()); !sameHandlespace(got, want) {
 		t.Fatalf("restored registrar serves %d PEs, want the snapshot's %d", len(got), len(want))
 	}
@@ -260,7 +230,7 @@ func TestSnapshot_PendingRestore(t *testing.T) {
 		t.Errorf("restore.snap not renamed: %v", err)
 	}
 	// A registrar that joins later gets the handlespace from raft.
-	b := startRegistrar(t, "", safeLog(t, func(c *registrar.Config) { c.Join = []string{a.Members().LocalAddr()} }))
+	b := startRegistrar(t, "", func(c *registrar.Config) { c.Join = []string{a.Members().LocalAddr()} })
 	waitFor(t, 20*time.Second, "the joined registrar serves the snapshot", func() bool { return sameHandlespace(allPEs(b.Store()), want) })
 
 	// A restart does not install it again (a change since stays).
@@ -268,7 +238,7 @@ func TestSnapshot_PendingRestore(t *testing.T) {
 	b.Leave()
 	b.Stop()
 	a.Stop()
-	a = startRegistrar(t, dir, safeLog(t, nil))
+	a = startRegistrar(t, dir, nil)
 	if _, ok := a.Store().Lookup("new", 77); !ok {
 		t.Error("the restart installed the snapshot again")
 	}
@@ -282,7 +252,7 @@ func TestSnapshot_PendingRestoreNeedsBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := registrar.DefaultTestConfig(dir)
-	safeLog(t, nil)(&cfg)
+	cfg.Logger = registrar.TestLogger(t, "registrar")
 	cfg.Join = []string{"127.0.0.1:1"}
 	r, err := registrar.New(cfg)
 	if err != nil {
@@ -305,7 +275,7 @@ func TestSnapshot_PendingRestoreCorrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := registrar.DefaultTestConfig(dir)
-	safeLog(t, nil)(&cfg)
+	cfg.Logger = registrar.TestLogger(t, "registrar")
 	r, err := registrar.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +302,7 @@ func TestSnapshot_CompactionAndRestart(t *testing.T) {
 		c.SnapshotInterval = registrar.Duration(50 * time.Millisecond)
 	}
 	dir := t.TempDir()
-	a := startRegistrar(t, dir, safeLog(t, low))
+	a := startRegistrar(t, dir, low)
 	cl := dial(t, a, true)
 	for i := uint32(1); i <= 400; i++ {
 		mustRegister(t, cl, asap.PoolHandle(fmt.Sprintf("p%d", i%7)), testPE(i, uint16(7000+i%100), asap.Policy{Type: asap.PolicyRoundRobin}))
@@ -347,7 +317,7 @@ func TestSnapshot_CompactionAndRestart(t *testing.T) {
 	})
 	want := allPEs(a.Store())
 
-	b := startRegistrar(t, "", safeLog(t, func(c *registrar.Config) { low(c); c.Join = []string{a.Members().LocalAddr()} }))
+	b := startRegistrar(t, "", func(c *registrar.Config) { low(c); c.Join = []string{a.Members().LocalAddr()} })
 	waitFor(t, 20*time.Second, "the joined registrar serves the handlespace", func() bool { return sameHandlespace(allPEs(b.Store()), want) })
 	b.Leave()
 	b.Stop()
@@ -369,7 +339,7 @@ func TestSnapshot_CompactionAndRestart(t *testing.T) {
 		t.Errorf("%d raft snapshots kept, want 1 or 2 (retain 2)", len(snaps))
 	}
 
-	a = startRegistrar(t, dir, safeLog(t, low))
+	a = startRegistrar(t, dir, low)
 	if got := allPEs(a.Store()); !sameHandlespace(got, want) {
 		t.Fatalf("after the restart: %d PEs, want the same %d", len(got), len(want))
 	}

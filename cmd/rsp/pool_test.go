@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/rserpool-go/registrar/registrar"
 )
 
@@ -46,27 +44,6 @@ func checkLeaks(t *testing.T) {
 		}
 	})
 }
-
-// quietAfterTest is a registrar logger writing to t.Log until the test's
-// cleanups ran; later lines (memberlist goroutines outlive the registrar)
-// are dropped rather than panicking the test binary.
-func quietAfterTest(t *testing.T) hclog.Logger {
-	var mu sync.Mutex
-	done := false
-	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })
-	return hclog.New(&hclog.LoggerOptions{Name: "registrar", Level: hclog.Debug, Output: writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !done {
-			t.Log(strings.TrimRight(string(p), "\n"))
-		}
-		return len(p), nil
-	})})
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // syncBuffer collects a command's output; tests wait for lines in it.
 type syncBuffer struct {
@@ -138,7 +115,7 @@ func (p *inProcessPE) stop(t *testing.T) {
 // registers, resolve lists, connect fails over with the cookie.
 func TestServeResolveConnect(t *testing.T) {
 	checkLeaks(t)
-	r := registrar.StartForTest(t, "", func(c *registrar.Config) { c.Logger = quietAfterTest(t) })
+	r := registrar.StartForTest(t, "", nil) // logs to t.Log until the test ends
 	reg := r.ASAPAddr()
 	pes := map[string]*inProcessPE{}
 	for _, id := range []string{"0x00001001", "0x00001002"} {
