@@ -107,10 +107,15 @@ func (ac *asapConn) send(m asap.Message) error {
 	return nil
 }
 
+// countError counts an error cause sent, labelled "0x0006".
+func (r *Registrar) countError(c asap.CauseCode) {
+	r.metrics.errors.WithLabelValues(fmt.Sprintf("0x%04x", uint16(c))).Inc()
+}
+
 // sendError answers with an ASAP_ERROR carrying the causes.
 func (ac *asapConn) sendError(causes ...asap.Cause) {
 	for _, c := range causes {
-		ac.r.metrics.errors.WithLabelValues(fmt.Sprintf("0x%04x", uint16(c.Code))).Inc()
+		ac.r.countError(c.Code)
 	}
 	_ = ac.send(&asap.Error{Error: asap.OperationError{Causes: causes}})
 }
@@ -208,7 +213,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	resp := &asap.RegistrationResponse{PoolHandle: m.PoolHandle, ID: pe.ID}
 	refuse := func(reason string, oe *asap.OperationError) *asap.RegistrationResponse {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
-		r.metrics.errors.WithLabelValues(fmt.Sprintf("0x%04x", uint16(oe.First()))).Inc()
+		r.countError(oe.First())
 		ac.log.Info("registration refused", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "reason", reason)
 		resp.Reject, resp.Error = true, oe
 		return resp
@@ -243,7 +248,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 		// The fault is logged once where it happened; one line per
 		// refused PE would flood the log.
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
-		r.metrics.errors.WithLabelValues(fmt.Sprintf("0x%04x", uint16(asap.CauseLackOfResources))).Inc()
+		r.countError(asap.CauseLackOfResources)
 		ac.log.Debug("registration refused: storage fault", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "error", err)
 		resp.Reject, resp.Error = true, asap.NewOperationError(asap.CauseLackOfResources, nil)
 		return resp
