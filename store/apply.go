@@ -176,7 +176,7 @@ func (s *Store) rehome(p *pool, slot int32, home uint32, bl *batchLog) {
 			delete(s.owners, e.home)
 		}
 	}
-	e.enc = withHome(e.enc, home)
+	e.pe = e.pe.WithHome(home)
 	e.home = home
 	o := s.owners[home]
 	if o == nil {
@@ -199,11 +199,9 @@ func (s *Store) applyOp(op *Op, bl *batchLog, buf *[]byte) Result {
 		if err != nil {
 			return Result{Err: err}
 		}
-		e := entry{
-			enc:  string(enc),
-			reg:  pe.Registered,
-			id:   pe.Element.ID,
-			home: pe.Element.Home,
+		e, err := newEntry(string(enc), pe.Registered)
+		if err != nil { // check encoded it: a bug
+			return Result{Err: peErr(pe, ErrInvalidPE, asap.CauseInvalidValues, err.Error(), nil)}
 		}
 		e.v1, e.v2 = policyValues(&pe.Element.Policy)
 		s.putEntry(pe.Handle, e, m, bl)

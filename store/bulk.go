@@ -7,6 +7,8 @@ import (
 	"os"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/rserpool-go/registrar/asap"
 )
 
 // bulkTxSize is how many PEs one transaction of the bulk file write puts.
@@ -28,7 +30,10 @@ func (s *Store) replaceBulk(index uint64, fill func(put func(PE) error) error) e
 		if err != nil {
 			return err
 		}
-		e := entry{enc: string(enc), reg: pe.Registered, id: pe.Element.ID, home: pe.Element.Home}
+		e, err := newEntry(string(enc), pe.Registered)
+		if err != nil { // check encoded it: a bug
+			return peErr(&pe, ErrInvalidPE, asap.CauseInvalidValues, err.Error(), nil)
+		}
 		e.v1, e.v2 = policyValues(&pe.Element.Policy)
 		scratch.putEntry(pe.Handle, e, m, nil)
 		n++

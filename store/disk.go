@@ -49,10 +49,11 @@ func peKey(h asap.PoolHandle, id uint32) []byte {
 
 // peValue encodes the bbolt value of an entry.
 func peValue(e *entry) []byte {
-	v := make([]byte, 9+len(e.enc))
+	enc := e.enc()
+	v := make([]byte, 9+len(enc))
 	v[0] = valueVersion
 	binary.BigEndian.PutUint64(v[1:], uint64(e.reg))
-	copy(v[9:], e.enc)
+	copy(v[9:], enc)
 	return v
 }
 
@@ -94,9 +95,11 @@ func decodeRecord(k, v []byte) (h asap.PoolHandle, e entry, m pmeta, el asap.Poo
 	if len(v) < 9 || v[0] != valueVersion {
 		return h, e, m, el, fmt.Errorf("key %x: value of %d bytes with version byte %d (want %d)", k, len(v), firstByte(v), valueVersion)
 	}
-	e.enc = string(v[9:])
-	e.reg = int64(binary.BigEndian.Uint64(v[1:]))
-	if el, err = decodeElement(e.enc); err != nil {
+	enc := string(v[9:])
+	if el, err = decodeElement(enc); err != nil {
+		return h, e, m, el, fmt.Errorf("key %x: %w", k, err)
+	}
+	if e, err = newEntry(enc, int64(binary.BigEndian.Uint64(v[1:]))); err != nil {
 		return h, e, m, el, fmt.Errorf("key %x: %w", k, err)
 	}
 	if el.ID != id || id == 0 {

@@ -55,7 +55,7 @@ func contents(s *Store) []memRec {
 	for _, p := range s.sortedPools() {
 		p.ids.ascend(0, 0, func(it *ordItem) bool {
 			e := p.ents.at(it.a)
-			out = append(out, memRec{p.handle, e.id, e.enc, e.reg})
+			out = append(out, memRec{p.handle, e.id, e.enc(), e.reg})
 			return true
 		})
 	}
@@ -162,10 +162,10 @@ func checkStore(t testing.TB, s *Store) {
 		})
 		for i := int32(0); i < int32(p.ents.n); i++ {
 			e := p.ents.at(i)
-			if homeOf(e.enc) != e.home {
-				t.Errorf("pool %q PE %x: home %x, encoded %x", h, e.id, e.home, homeOf(e.enc))
+			if homeOf(e.enc()) != e.home {
+				t.Errorf("pool %q PE %x: home %x, encoded %x", h, e.id, e.home, homeOf(e.enc()))
 			}
-			el, err := decodeElement(e.enc)
+			el, err := decodeElement(e.enc())
 			if err != nil {
 				t.Errorf("pool %q PE %x: %v", h, e.id, err)
 			} else if pmetaOf(&el) != p.meta {

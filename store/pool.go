@@ -9,21 +9,23 @@ import (
 // entry is one PE as held in memory: its encoded Pool Element parameter
 // plus the few numbers that selection and ownership need. Keeping the
 // encoded form (and not a decoded asap.PoolElement with its slices) is what
-// keeps a PE near 150 bytes.
+// keeps a PE near 170 bytes. The encoding is kept as an asap view, checked
+// once when the entry is made, so a resolution copies from it without
+// parsing it again.
 //
-// enc, reg, id, home, v1 and v2 change only under Store.mu (write); acc,
+// pe, reg, id, home, v1 and v2 change only under Store.mu (write); acc,
 // bkey, next and prev are selection state, changed by Resolve under
 // pool.mu while Store.mu is read-locked.
 type entry struct {
-	enc  string // the RFC 5354 Pool Element parameter (asap.AppendPoolElement)
-	reg  int64  // Registered, unix nanoseconds
-	id   uint32 // PE identifier
-	home uint32 // home registrar (owner)
-	v1   uint32 // weight (WRR, WRAND), priority (PRI) or load (LU family)
-	v2   uint32 // load degradation (LUD, PLU and their relatives)
-	acc  uint32 // accumulated degradation (the "D" policies); WRR: picks left in this round
-	bkey uint32 // bucket policies: the key of the bucket the entry is in
-	next int32  // bucket policies: ring of the entries of one bucket
+	pe   asap.PoolElementView // the RFC 5354 Pool Element parameter (asap.AppendPoolElement)
+	reg  int64                // Registered, unix nanoseconds
+	id   uint32               // PE identifier
+	home uint32               // home registrar (owner)
+	v1   uint32               // weight (WRR, WRAND), priority (PRI) or load (LU family)
+	v2   uint32               // load degradation (LUD, PLU and their relatives)
+	acc  uint32               // accumulated degradation (the "D" policies); WRR: picks left in this round
+	bkey uint32               // bucket policies: the key of the bucket the entry is in
+	next int32                // bucket policies: ring of the entries of one bucket
 	prev int32
 }
 
@@ -280,14 +282,16 @@ func (p *pool) bucketRemove(slot int32) {
 	e.next, e.prev = -1, -1
 }
 
-// withHome returns enc with its home registrar ID replaced. Entries were
-// validated when stored, so enc always has a view; were it not, enc is
-// returned unchanged (and the owner index would disagree with the
-// element, which the invariant checks of the tests catch).
-func withHome(enc string, home uint32) string {
+// newEntry makes the entry of an encoded, checked Pool Element. The error
+// (an encoding the asap view refuses) means a bug in the caller's check
+// or a corrupt record.
+func newEntry(enc string, registered int64) (entry, error) {
 	v, err := asap.ViewPoolElement(enc)
 	if err != nil {
-		return enc
+		return entry{}, err
 	}
-	return v.WithHome(home).Encoded()
+	return entry{pe: v, reg: registered, id: v.ID(), home: v.Home()}, nil
 }
+
+// enc is the entry's encoded Pool Element parameter.
+func (e *entry) enc() string { return e.pe.Encoded() }

@@ -518,7 +518,10 @@ func TestStore_Open_Corrupt(t *testing.T) {
 		db := openRawBolt(t, path)
 		pe := mkPE("pool-1", 1, 1, lu(1))
 		enc, _ := asap.AppendPoolElement(nil, &pe.Element)
-		e := entry{enc: string(enc), reg: 1}
+		e, err := newEntry(string(enc), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := db.Update(func(tx *boltTx) error { return tx.Bucket(bucketPEs).Put(peKey("pool-1", 1), peValue(&e)) }); err != nil {
 			t.Fatal(err)
 		}
