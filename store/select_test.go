@@ -394,6 +394,30 @@ func TestResolveAppend(t *testing.T) {
 	}
 }
 
+// Ensure the registrar's resolution path allocates nothing when the
+// buffer has room, for every selection structure.
+func TestResolveAppend_NoAllocations(t *testing.T) {
+	for _, pol := range []asap.Policy{rr(), {Type: asap.PolicyRandom}, lu(3), wrand(2), pri(1), wrr(2)} {
+		s := OpenMemory(nil)
+		var ops []Op
+		for i := uint32(1); i <= 20; i++ {
+			ops = append(ops, reg(mkPE("P", i, 1, pol)))
+		}
+		mustApply(t, s, 0, ops...)
+		rnd := rand.New(rand.NewPCG(1, 2))
+		buf := make([]byte, 0, 1024)
+		allocs := testing.AllocsPerRun(200, func() {
+			var err error
+			if buf, _, err = s.ResolveAppend(buf[:0], "P", 3, rnd); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: ResolveAppend of 3 PEs made %v allocations, want 0", pol.Type, allocs)
+		}
+	}
+}
+
 // Ensure that a resolution whose answer would exceed the 16-bit message
 // length answers with as many PEs as fit instead of failing (the
 // registrar used to report such a pool as unknown).
