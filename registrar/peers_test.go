@@ -49,15 +49,24 @@ func TestENRPPeering(t *testing.T) {
 	}
 	waitValue(t, 10*time.Second, "deregistration at B", func() int { return len(b.Store().Owned(a.ID())) }, 3)
 	// The HANDLE_UPDATEs show in /metrics: A sent the add and the delete of
-	// PE 4 and received B's add; B the other way round.
+	// PE 4 and received B's add; B the other way round. A sender counts
+	// once its sends returned, which may be after the peer applied them:
+	// wait for the counts.
 	for _, m := range []struct {
 		r      *testRegistrar
 		series string
 		min    float64
 	}{{a, `rsp_enrp_handle_updates_total{direction="sent"}`, 2}, {a, `rsp_enrp_handle_updates_total{direction="received"}`, 1},
 		{b, `rsp_enrp_handle_updates_total{direction="sent"}`, 1}, {b, `rsp_enrp_handle_updates_total{direction="received"}`, 2}} {
-		if v := metricValue(t, m.r, m.series); v < m.min {
-			t.Errorf("%s at %08x = %v, want at least %v", m.series, m.r.ID(), v, m.min)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			v := metricValue(t, m.r, m.series)
+			if v >= m.min {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s at %08x = %v after 10s, want at least %v", m.series, m.r.ID(), v, m.min)
+				break
+			}
 		}
 	}
 	if a.Store().Checksum(a.ID()) != b.Store().Checksum(a.ID()) {
