@@ -502,3 +502,31 @@ func TestCluster3_AdminRequestHeldUntilLeader(t *testing.T) {
 		t.Fatal("snapshot save asked while no leader was known: no answer within 30s")
 	}
 }
+
+// Ensure a registrar asked as the leader by another one (a proxied
+// request) that is not the leader says so, so that the registrar that
+// forwarded it asks the new leader instead of relaying a failure.
+func TestCluster3_ProxiedToFollowerSaysNotLeader(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	f := followerOf(nodes)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+f.HTTPAddr()+"/v1/snapshot", nil)
+	req.Header.Set("X-Registrar-Proxied", "0x00000001")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("X-Registrar-Not-Leader") == "" {
+		t.Errorf("proxied request at a follower: HTTP %d, X-Registrar-Not-Leader %q; want 503 and the header", resp.StatusCode, resp.Header.Get("X-Registrar-Not-Leader"))
+	}
+	// The same request from a client is forwarded to the leader.
+	resp, err = http.Get("http://" + f.HTTPAddr() + "/v1/snapshot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("snapshot save at a follower: HTTP %d, want 200 (forwarded to the leader)", resp.StatusCode)
+	}
+}

@@ -80,47 +80,69 @@ const leaderHold = 7 * time.Second
 // incoming request's context bounds them.
 var leaderClient = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 10 * time.Minute}}
 
+// headerNotLeader marks a 503 from a registrar that was asked as the
+// leader but no longer is: the registrar that forwarded the request asks
+// the new leader.
+const headerNotLeader = "X-Registrar-Not-Leader"
+
 // proxyToLeader forwards an admin request that only the leader can carry
 // out (a snapshot save or restore, a raft peer removal), streaming both
 // ways; it returns false when this node is the leader. A request that was
-// proxied once is not proxied again.
+// proxied once is not proxied again. While no leader is known (an
+// election), and when the registrar it asked turns out to have lost the
+// lead, the request is held for up to leaderHold (as Consul holds RPCs)
+// and sent to the leader once there is one; a request with a body is
+// sent once, since the body is consumed.
 func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool {
 	if r.node.IsLeader() {
 		return false
 	}
-	addr := r.leaderHTTP()
-	if addr == "" && req.Header.Get(headerProxied) == "" {
-		// An election may be under way: hold the request for a while
-		// (as Consul holds RPCs) rather than fail at once.
-		deadline := time.Now().Add(leaderHold)
-		for addr == "" && time.Now().Before(deadline) {
-			select {
-			case <-req.Context().Done():
-				writeError(w, http.StatusServiceUnavailable, "request canceled while waiting for a raft leader")
-				return true
-			case <-time.After(50 * time.Millisecond):
-			}
-			if r.node.IsLeader() {
-				return false
-			}
-			addr = r.leaderHTTP()
-		}
-	}
-	if addr == "" || req.Header.Get(headerProxied) != "" {
-		writeError(w, http.StatusServiceUnavailable, "no raft leader (or its admin API address is unknown): try again when `registrar status` shows a leader")
+	if req.Header.Get(headerProxied) != "" {
+		w.Header().Set(headerNotLeader, "1")
+		writeError(w, http.StatusServiceUnavailable, "this registrar is not the raft leader (any more): try again when `registrar status` shows a leader")
 		return true
 	}
-	r.forwardTo(w, req, addr, req.Body, req.ContentLength)
-	return true
+	resend := req.ContentLength == 0
+	deadline := time.Now().Add(leaderHold)
+	for {
+		if addr := r.leaderHTTP(); addr != "" {
+			resp, err := r.forward(req, addr, req.Body, req.ContentLength)
+			again := resend && (err != nil || resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(headerNotLeader) != "")
+			if !again || time.Now().After(deadline) {
+				r.relay(w, req, addr, resp, err)
+				return true
+			}
+			resp.Body.Close()
+		}
+		if time.Now().After(deadline) {
+			writeError(w, http.StatusServiceUnavailable, "no raft leader (or its admin API address is unknown) for %v: try again when `registrar status` shows a leader", leaderHold)
+			return true
+		}
+		select {
+		case <-req.Context().Done():
+			writeError(w, http.StatusServiceUnavailable, "request canceled while waiting for a raft leader")
+			return true
+		case <-time.After(50 * time.Millisecond):
+		}
+		if r.node.IsLeader() {
+			return false
+		}
+	}
 }
 
 // forwardTo sends req, with body, to the admin API at addr (marked as
 // proxied, so that it goes no further) and relays the answer.
 func (r *Registrar) forwardTo(w http.ResponseWriter, req *http.Request, addr string, body io.Reader, length int64) {
+	resp, err := r.forward(req, addr, body, length)
+	r.relay(w, req, addr, resp, err)
+}
+
+// forward sends req with body to the admin API at addr, marked as
+// proxied. The caller closes the answer's body (relay does).
+func (r *Registrar) forward(req *http.Request, addr string, body io.Reader, length int64) (*http.Response, error) {
 	out, err := http.NewRequestWithContext(req.Context(), req.Method, "http://"+addr+req.URL.Path, body)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "%v", err)
-		return
+		return nil, err
 	}
 	out.ContentLength = length
 	out.Header.Set(headerProxied, hexID(r.id))
@@ -129,7 +151,15 @@ func (r *Registrar) forwardTo(w http.ResponseWriter, req *http.Request, addr str
 	}
 	resp, err := leaderClient.Do(out)
 	if err != nil {
-		writeError(w, http.StatusBadGateway, "leader at %s: %v", addr, err)
+		return nil, fmt.Errorf("leader at %s: %w", addr, err)
+	}
+	return resp, nil
+}
+
+// relay writes what forward got back to w.
+func (r *Registrar) relay(w http.ResponseWriter, req *http.Request, addr string, resp *http.Response, err error) {
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "%v", err)
 		return
 	}
 	defer resp.Body.Close()
