@@ -41,6 +41,12 @@ func (d *ioDeadline) arm(ctx context.Context, timeout time.Time) (disarm func())
 	}
 }
 
+// stale records that the deadline on the socket is not the one d last
+// set (an I/O call failed on a deadline that neither the timeout nor ctx
+// explains): the next arm sets the deadline again whatever it is, so a
+// retry cannot fail on the same deadline forever.
+func (d *ioDeadline) stale() { d.cur = aLongTimeAgo }
+
 // farEnough reports that the deadline already set may stay although dl
 // is later: it is still at least half of dl's remaining time away, and
 // that remaining time is long (an idle timeout). Moving it on every I/O

@@ -233,6 +233,10 @@ func waitConnected(ctx context.Context, f *os.File) error {
 		return err == nil
 	})
 	disarm()
+	// Leave no deadline behind: the connection's own deadline keeping
+	// (ioDeadline) starts from "none set", and a dial deadline left on the
+	// socket would fail every later Send once it passed.
+	_ = f.SetWriteDeadline(time.Time{})
 	if werr != nil {
 		if errors.Is(werr, os.ErrDeadlineExceeded) {
 			if _, ctxErr := expired(ctx, time.Time{}); ctxErr != nil {
@@ -503,6 +507,7 @@ func (c *sctpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 			if ctxErr != nil {
 				return ctxErr
 			}
+			c.wdl.stale()
 			continue
 		}
 		return c.finalErr(fmt.Errorf("sctp send to %s: %w", c.raddr, ErrClosed))
@@ -557,6 +562,7 @@ func (c *sctpConn) Recv(ctx context.Context) (uint32, []byte, error) {
 				if ctxErr != nil {
 					return 0, nil, ctxErr
 				}
+				c.rdl.stale()
 				continue
 			}
 			return 0, nil, c.failRead(fmt.Errorf("sctp recv from %s: %w", c.raddr, ErrClosed))

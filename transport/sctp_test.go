@@ -356,3 +356,65 @@ func TestSCTPDialCancel(t *testing.T) {
 	}
 	t.Logf("auto Dial to a silent peer: %v after %v", err, time.Since(start))
 }
+
+// TestSCTPSendAfterDialDeadline: a connection dialled with a deadline
+// stays usable after that deadline passed (the connect wait used to leave
+// it on the socket, and every later Send without a deadline of its own
+// looped on the deadline error forever).
+func TestSCTPSendAfterDialDeadline(t *testing.T) {
+	requireSCTP(t)
+	checkLeaks(t)
+	cfg := transport.DefaultConfig()
+	l, err := transport.Listen(ctxTimeout(t, 10*time.Second), "sctp:127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	acc := make(chan transport.Conn, 1)
+	go func() {
+		c, err := l.Accept(ctxTimeout(t, 10*time.Second))
+		if err != nil {
+			t.Error(err)
+		}
+		acc <- c
+	}()
+	const dialDeadline = 500 * time.Millisecond
+	dctx, cancel := context.WithTimeout(context.Background(), dialDeadline)
+	defer cancel()
+	dl, _ := dctx.Deadline()
+	a, err := transport.Dial(dctx, "sctp:"+l.Addrs()[0].String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b := <-acc
+	if b == nil {
+		t.FailNow()
+	}
+	defer b.Close()
+	// The scenario is the passing of the dial deadline: wait it out.
+	time.Sleep(time.Until(dl) + 200*time.Millisecond)
+	for i, msg := range []string{"first", "second"} {
+		sent := make(chan error, 1)
+		go func() { sent <- a.Send(context.Background(), 47, []byte(msg)) }()
+		select {
+		case err := <-sent:
+			if err != nil {
+				t.Fatalf("Send %d after the dial deadline: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Send %d after the dial deadline did not return within 10s", i)
+		}
+		_, got, err := b.Recv(ctxTimeout(t, 10*time.Second))
+		if err != nil || string(got) != msg {
+			t.Fatalf("peer received %q, %v; want %q", got, err, msg)
+		}
+		if err := b.Send(ctxTimeout(t, 10*time.Second), 47, got); err != nil {
+			t.Fatal(err)
+		}
+		_, back, err := a.Recv(ctxTimeout(t, 10*time.Second))
+		if err != nil || string(back) != msg {
+			t.Fatalf("dialled side received %q, %v; want %q", back, err, msg)
+		}
+	}
+}

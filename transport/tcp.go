@@ -402,7 +402,10 @@ func (c *tcpConn) fill(ctx context.Context, timeout time.Time) error {
 			c.log.Info("closing connection: read idle timeout", "read_timeout", c.cfg.ReadTimeout)
 			return c.failRead(fmt.Errorf("tcp recv from %s: no complete message within %v: %w", c.remote, c.cfg.ReadTimeout, ErrReadTimeout))
 		}
-		return ctxErr // nil: a stale deadline, read again
+		if ctxErr == nil { // a stale deadline: read again
+			c.rdl.stale()
+		}
+		return ctxErr
 	case errors.Is(err, io.EOF):
 		if c.rw > c.rr {
 			c.log.Warn("closing connection: peer closed inside a message", "buffered", c.rw-c.rr)
