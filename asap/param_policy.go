@@ -29,6 +29,11 @@ const (
 	PolicyWeightedRandomDPF                      PolicyType = 0xB0002001 // draft-dreibholz-rserpool-delay
 	PolicyLeastUsedDPF                           PolicyType = 0xB0002002 // draft-dreibholz-rserpool-delay
 	PolicyLeastUsedDegradationDPF                PolicyType = 0xB0002003 // RSPLIB
+	// RSPLIB selects by these two but has no wire format for them; the
+	// layout (load, load degradation, load DPF, distance, as LUD-DPF) is
+	// ours: see docs/wire-format.md.
+	PolicyPriorityLeastUsedDPF            PolicyType = 0xB0002004
+	PolicyPriorityLeastUsedDegradationDPF PolicyType = 0xB0002005
 )
 
 // policy value fields, in wire order per type.
@@ -66,6 +71,8 @@ var policies = map[PolicyType]policyInfo{
 	PolicyWeightedRandomDPF:                      {"wrand-dpf", "Weighted Random with Distance Penalty Factor"},
 	PolicyLeastUsedDPF:                           {"lu-dpf", "Least Used with Distance Penalty Factor"},
 	PolicyLeastUsedDegradationDPF:                {"lud-dpf", "Least Used with Degradation and Distance Penalty Factor"},
+	PolicyPriorityLeastUsedDPF:                   {"plu-dpf", "Priority Least Used with Distance Penalty Factor"},
+	PolicyPriorityLeastUsedDegradationDPF:        {"plud-dpf", "Priority Least Used with Degradation and Distance Penalty Factor"},
 }
 
 // Known reports whether the codec knows the policy's wire layout.
@@ -103,10 +110,23 @@ func layout(t PolicyType) ([]policyField, bool) {
 		return layoutWDPF, true
 	case PolicyLeastUsedDPF:
 		return layoutLDPF, true
-	case PolicyLeastUsedDegradationDPF:
+	case PolicyLeastUsedDegradationDPF, PolicyPriorityLeastUsedDPF, PolicyPriorityLeastUsedDegradationDPF:
 		return layoutLDDPF, true
 	}
 	return nil, false
+}
+
+// DistanceSensitive reports whether the policy carries a distance (the
+// DPF policies): the registrar that accepts a registration fills it in,
+// and registrars add their own distance to a peer's (docs/wire-format.md).
+func (t PolicyType) DistanceSensitive() bool {
+	fields, _ := layout(t)
+	for _, f := range fields {
+		if f == fDistance {
+			return true
+		}
+	}
+	return false
 }
 
 // Adaptive reports whether the policy uses the PE's load (the 0x4000_0000

@@ -168,6 +168,8 @@ func policySamples() []struct {
 		{asap.Policy{Type: asap.PolicyWeightedRandomDPF, Weight: 25, WeightDPF: 26, Distance: 27}, policy(0xB0002001, 25, 26, 27)},
 		{asap.Policy{Type: asap.PolicyLeastUsedDPF, Load: 28, LoadDPF: 29, Distance: 30}, policy(0xB0002002, 28, 29, 30)},
 		{asap.Policy{Type: asap.PolicyLeastUsedDegradationDPF, Load: 31, LoadDegradation: 32, LoadDPF: 33, Distance: 34}, policy(0xB0002003, 31, 32, 33, 34)},
-		{asap.Policy{Type: 0xB0002004, Raw: []uint32{1, 2}}, policy(0xB0002004, 1, 2)},
+		{asap.Policy{Type: asap.PolicyPriorityLeastUsedDPF, Load: 35, LoadDegradation: 36, LoadDPF: 37, Distance: 38}, policy(0xB0002004, 35, 36, 37, 38)},
+		{asap.Policy{Type: asap.PolicyPriorityLeastUsedDegradationDPF, Load: 39, LoadDegradation: 40, LoadDPF: 41, Distance: 42}, policy(0xB0002005, 39, 40, 41, 42)},
+		{asap.Policy{Type: 0xB0003001, Raw: []uint32{1, 2}}, policy(0xB0003001, 1, 2)},
 	}
 }

@@ -305,7 +305,7 @@ func TestRegistrationRefused(t *testing.T) {
 	zero := testPE(0, 7005, asap.Policy{Type: asap.PolicyRoundRobin})
 	foreign := testPE(6, 7006, asap.Policy{Type: asap.PolicyRoundRobin})
 	foreign.User.Addrs = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
-	unknown := testPE(7, 7007, asap.Policy{Type: 0xB0002004, Raw: []uint32{1}})
+	unknown := testPE(7, 7007, asap.Policy{Type: 0xB0003001, Raw: []uint32{1}})
 	noLife := testPE(8, 7008, asap.Policy{Type: asap.PolicyRoundRobin})
 	noLife.Lifetime = 0
 	cases := []struct {

@@ -39,9 +39,9 @@ const (
 	selBucket                      // buckets of equal key, rings rotated on selection
 )
 
-// basePolicy maps the distance-penalty policies to their base policy: a
-// registrar has no distance to its PEs, so the distance is 0 and the DPF
-// has no effect.
+// basePolicy maps the distance-penalty policies to the policy they
+// select by once the penalty is folded into the PE's load or weight
+// (dpfValues, distance.go).
 func basePolicy(t asap.PolicyType) asap.PolicyType {
 	switch t {
 	case asap.PolicyWeightedRandomDPF:
@@ -50,6 +50,10 @@ func basePolicy(t asap.PolicyType) asap.PolicyType {
 		return asap.PolicyLeastUsed
 	case asap.PolicyLeastUsedDegradationDPF:
 		return asap.PolicyLeastUsedDegradation
+	case asap.PolicyPriorityLeastUsedDPF:
+		return asap.PolicyPriorityLeastUsed
+	case asap.PolicyPriorityLeastUsedDegradationDPF:
+		return asap.PolicyPriorityLeastUsedDegradation
 	}
 	return t
 }
@@ -76,7 +80,10 @@ func policyKind(t asap.PolicyType) (selKind, bool) {
 
 // policyValues extracts the values selection uses from a policy.
 func policyValues(p *asap.Policy) (v1, v2 uint32) {
-	switch basePolicy(p.Type) {
+	if p.Type.DistanceSensitive() {
+		return dpfValues(p)
+	}
+	switch p.Type {
 	case asap.PolicyWeightedRoundRobin, asap.PolicyWeightedRandom:
 		return p.Weight, 0
 	case asap.PolicyPriority:

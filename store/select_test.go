@@ -281,6 +281,7 @@ func TestResolve_Distinct(t *testing.T) {
 		asap.PolicyRandomizedLeastUsed, asap.PolicyRandomizedPriorityLeastUsed, asap.PolicyRandomizedLeastUsedDegradation,
 		asap.PolicyPriorityLeastUsedDegradation, asap.PolicyRandomizedPriorityLeastUsedDegradation,
 		asap.PolicyWeightedRandomDPF, asap.PolicyLeastUsedDPF, asap.PolicyLeastUsedDegradationDPF,
+		asap.PolicyPriorityLeastUsedDPF, asap.PolicyPriorityLeastUsedDegradationDPF,
 	} {
 		t.Run(typ.String(), func(t *testing.T) {
 			for _, size := range []int{1, 2, 5, 40} {

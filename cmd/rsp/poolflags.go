@@ -93,6 +93,8 @@ var policyFields = map[asap.PolicyType][]string{
 	asap.PolicyWeightedRandomDPF:                      {"weight", "weight-dpf", "distance"},
 	asap.PolicyLeastUsedDPF:                           {"load", "load-dpf", "distance"},
 	asap.PolicyLeastUsedDegradationDPF:                {"load", "degradation", "load-dpf", "distance"},
+	asap.PolicyPriorityLeastUsedDPF:                   {"load", "degradation", "load-dpf", "distance"},
+	asap.PolicyPriorityLeastUsedDegradationDPF:        {"load", "degradation", "load-dpf", "distance"},
 }
 
 // fraction reports the fields that are fractions of 0xFFFFFFFF.
@@ -113,7 +115,7 @@ func parsePolicy(s string) (asap.Policy, error) {
 	t, ok := asap.ParsePolicyType(parts[0])
 	fields, known := policyFields[t]
 	if !ok || !known {
-		return asap.Policy{}, fmt.Errorf("policy %q: unknown; use rr, wrr:W, rand, wrand:W, pri:P, lu[:LOAD], lud[:LOAD[:DEG]], plu, rlu, rplu, rlud, plud, rplud, wrand-dpf[:W[:WDPF[:DIST]]], lu-dpf, lud-dpf", parts[0])
+		return asap.Policy{}, fmt.Errorf("policy %q: unknown; use rr, wrr:W, rand, wrand:W, pri:P, lu[:LOAD], lud[:LOAD[:DEG]], plu, rlu, rplu, rlud, plud, rplud, wrand-dpf[:W[:WDPF[:DIST]]], lu-dpf, lud-dpf, plu-dpf, plud-dpf", parts[0])
 	}
 	vals := parts[1:]
 	if len(vals) > len(fields) {
