@@ -180,6 +180,17 @@ type Config struct {
 	// /debug/pprof/.
 	EnableDebug bool `json:"enable_debug"`
 
+	// CSPServer is the host:port of an RSPLIB Component Status Protocol
+	// monitor (cspmonitor; port 2960 when left out) that the registrar
+	// reports its status to every CSPInterval; empty: no reports.
+	CSPServer   string   `json:"csp_server"`
+	CSPInterval Duration `json:"csp_interval"`
+
+	// DistanceStep rounds the distance the registrar measures to a PE of a
+	// distance-sensitive policy (half the round-trip time of its
+	// association) to a multiple of itself. Default 50ms, as RSPLIB.
+	DistanceStep Duration `json:"distance_step"`
+
 	// NoSync skips fsync of the stores (tests only: loses durability).
 	NoSync bool `json:"-"`
 	// Logger overrides the logger built from LogLevel/LogJSON.
@@ -224,6 +235,8 @@ func DefaultConfig() Config {
 		MaxTimeNoResponse: Duration(5 * time.Second),
 		TakeoverExpiry:    Duration(5 * time.Second),
 		CommitDelay:       Duration(10 * time.Millisecond),
+		CSPInterval:       Duration(time.Second),
+		DistanceStep:      Duration(50 * time.Millisecond),
 	}
 }
 
@@ -375,6 +388,17 @@ func (c *Config) Validate() error {
 	if c.WriteTimeout.D() < 10*time.Millisecond {
 		bad("write_timeout", "%v is below 10ms", c.WriteTimeout.D())
 	}
+	if c.CSPServer != "" {
+		if _, err := cspAddr(c.CSPServer); err != nil {
+			bad("csp_server", "%v", err)
+		}
+	}
+	if c.CSPInterval.D() < 250*time.Millisecond || c.CSPInterval.D() > time.Hour {
+		bad("csp_interval", "%v is outside [250ms, 1h] (RSPLIB's lower bound)", c.CSPInterval.D())
+	}
+	if c.DistanceStep.D() < time.Millisecond || c.DistanceStep.D() > time.Minute {
+		bad("distance_step", "%v is outside [1ms, 1m]", c.DistanceStep.D())
+	}
 	mc := c.membershipConfig()
 	if key, err := cluster.ParseEncryptKey(c.Encrypt); err != nil {
 		bad("encrypt", "%v", err)
@@ -491,6 +515,9 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.TextVar(&c.TakeoverExpiry, "takeover-expiry", c.TakeoverExpiry, "time to collect INIT_TAKEOVER_ACKs")
 	fs.TextVar(&c.CommitDelay, "commit-delay", c.CommitDelay, "group the handlespace file's commits over this long (0: commit each batch)")
 	fs.BoolVar(&c.EnableDebug, "enable-debug", c.EnableDebug, "serve pprof profiles on the admin API under /debug/pprof/")
+	fs.StringVar(&c.CSPServer, "csp-server", c.CSPServer, "report the registrar's status to this RSPLIB CSP monitor (cspmonitor), host[:port] (port 2960)")
+	fs.TextVar(&c.CSPInterval, "csp-interval", c.CSPInterval, "period of CSP status reports")
+	fs.TextVar(&c.DistanceStep, "distance-step", c.DistanceStep, "round the measured distance to a PE of a DPF policy to a multiple of this")
 }
 
 // listFlag appends a comma-separated flag value (the flag may repeat).

@@ -369,6 +369,9 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 		}
 	}
 	r.goFunc(r.peers.run)
+	if err := r.startCSP(); err != nil {
+		return cleanup, err
+	}
 	return cleanup, nil
 }
 

@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"strings"
 )
 
@@ -221,4 +222,35 @@ func text(b []byte) string {
 		b = b[:i]
 	}
 	return string(b)
+}
+
+// Location is a component's location as RSPLIB's reporters write it
+// (getComponentLocation): the host name, ": ", the first address with the
+// port (when not 0), then the other addresses, separated by ", "; "(local
+// only)" when there is nothing to say. It is cut to the TextSize-1 bytes
+// a report holds.
+func Location(host string, addrs []netip.Addr, port uint16) string {
+	var b strings.Builder
+	b.WriteString(host)
+	for i, a := range addrs {
+		switch {
+		case i > 0:
+			b.WriteString(", ")
+		case b.Len() > 0:
+			b.WriteString(": ")
+		}
+		if i == 0 && port != 0 {
+			b.WriteString(netip.AddrPortFrom(a.Unmap(), port).String())
+		} else {
+			b.WriteString(a.Unmap().String())
+		}
+	}
+	s := b.String()
+	if s == "" {
+		s = "(local only)"
+	}
+	if len(s) > TextSize-1 {
+		s = s[:TextSize-1]
+	}
+	return s
 }

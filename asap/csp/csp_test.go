@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,7 +15,9 @@ import (
 )
 
 // pad returns s NUL-padded to a text field, as hex.
-func pad(s string) string { return hex.EncodeToString(append([]byte(s), make([]byte, csp.TextSize-len(s))...)) }
+func pad(s string) string {
+	return hex.EncodeToString(append([]byte(s), make([]byte, csp.TextSize-len(s))...))
+}
 
 // handBuilt is a registrar's report with one ENRP peer, built by hand from
 // the layout in the package documentation.
@@ -207,4 +210,34 @@ func TestWireshark(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Ensure that a CSP location is RSPLIB's "host: first-address:port,
+// other-address", cut to what a report holds.
+func TestCSPLocation(t *testing.T) {
+	for _, c := range []struct {
+		host  string
+		addrs []string
+		port  uint16
+		want  string
+	}{
+		{"lab", []string{"10.99.0.1", "10.99.0.2"}, 3863, "lab: 10.99.0.1:3863, 10.99.0.2"},
+		{"lab", []string{"2001:db8::1"}, 3863, "lab: [2001:db8::1]:3863"},
+		{"lab", []string{"10.99.0.1"}, 0, "lab: 10.99.0.1"},
+		{"", []string{"10.99.0.1"}, 1, "10.99.0.1:1"},
+		{"", nil, 0, "(local only)"},
+		{strings.Repeat("h", 200), nil, 0, strings.Repeat("h", 127)},
+	} {
+		if got := csp.Location(c.host, addrs(c.addrs...), c.port); got != c.want {
+			t.Errorf("Location(%q, %v, %d) = %q, want %q", c.host, c.addrs, c.port, got, c.want)
+		}
+	}
+}
+
+func addrs(s ...string) []netip.Addr {
+	var out []netip.Addr
+	for _, x := range s {
+		out = append(out, netip.MustParseAddr(x))
+	}
+	return out
 }
