@@ -40,7 +40,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -253,4 +255,34 @@ func Location(host string, addrs []netip.Addr, port uint16) string {
 		s = s[:TextSize-1]
 	}
 	return s
+}
+
+// HostPort completes a monitor address, host[:port], with the default
+// port (2960): "10.0.0.1" gives "10.0.0.1:2960", "[::1]" "[::1]:2960". It
+// checks the form only; resolving the host is the caller's.
+func HostPort(s string) (string, error) {
+	if s == "" {
+		return "", errors.New("empty address")
+	}
+	if host, port, err := net.SplitHostPort(s); err == nil {
+		if host == "" {
+			return "", fmt.Errorf("%q has no host", s)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return "", fmt.Errorf("%q: port %q is not 1-65535", s, port)
+		}
+		return s, nil
+	}
+	host := s
+	if strings.HasPrefix(s, "[") || strings.HasSuffix(s, "]") {
+		host = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || !strings.HasPrefix(s, "[") || !strings.HasSuffix(s, "]") {
+			return "", fmt.Errorf("%q is not host[:port]", s)
+		}
+	} else if strings.Contains(s, ":") {
+		if _, err := netip.ParseAddr(s); err != nil {
+			return "", fmt.Errorf("%q is not host[:port]", s)
+		}
+	}
+	return net.JoinHostPort(host, strconv.Itoa(Port)), nil
 }

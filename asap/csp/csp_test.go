@@ -241,3 +241,19 @@ func addrs(s ...string) []netip.Addr {
 	}
 	return out
 }
+
+// Ensure that a monitor address gets the default port, and that a
+// malformed one is refused.
+func TestHostPort(t *testing.T) {
+	for in, want := range map[string]string{"10.0.0.1": "10.0.0.1:2960", "10.0.0.1:3000": "10.0.0.1:3000",
+		"[::1]": "[::1]:2960", "::1": "[::1]:2960", "[::1]:7": "[::1]:7", "monitor": "monitor:2960"} {
+		if got, err := csp.HostPort(in); err != nil || got != want {
+			t.Errorf("HostPort(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", ":2960", "10.0.0.1:x", "10.0.0.1:0", "[::1", "a:b:c"} {
+		if got, err := csp.HostPort(in); err == nil {
+			t.Errorf("HostPort(%q) = %q, want an error", in, got)
+		}
+	}
+}

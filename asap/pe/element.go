@@ -59,6 +59,10 @@ type Status struct {
 	Registrar string
 	// LastRegistration is when the last registration was accepted.
 	LastRegistration time.Time
+	// Transport and Since describe the connection to that registrar: its
+	// transport and when it was set up (for status reports).
+	Transport transport.Kind
+	Since     time.Time
 	// Err is the last failure of a renewal, nil after a success.
 	Err error
 }
@@ -131,6 +135,7 @@ func (e *Element) Status() Status {
 	st := Status{Registered: e.registered && time.Since(e.lastAt) < e.cfg.lifetime(), Home: e.home, LastRegistration: e.lastAt, Err: e.lastErr}
 	if e.lastVia != nil {
 		st.Registrar = e.lastVia.Label()
+		st.Transport, st.Since = e.lastVia.Kind(), e.lastVia.Since()
 	}
 	return st
 }

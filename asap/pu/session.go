@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -56,6 +57,7 @@ type Session struct {
 	mu     sync.Mutex
 	conn   transport.Conn
 	pe     asap.PoolElement
+	since  time.Time // when conn was set up
 	gen    uint64
 	cookie []byte
 	card   []asap.PoolElement
@@ -105,6 +107,18 @@ func (s *Session) PE() asap.PoolElement {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pe
+}
+
+// Connection describes the connection to the current PE: its transport
+// and when it was set up (the session's last connect or failover); ok is
+// false during a failover.
+func (s *Session) Connection() (kind transport.Kind, since time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return 0, time.Time{}, false
+	}
+	return s.conn.Kind(), s.since, true
 }
 
 // Cookie is the last cookie a PE sent (nil if none).
@@ -392,7 +406,7 @@ func (s *Session) install(conn transport.Conn, pe asap.PoolElement) error {
 		conn.Close()
 		return ErrClosed
 	}
-	s.conn, s.pe = conn, pe
+	s.conn, s.pe, s.since = conn, pe, time.Now()
 	s.gen++
 	gen := s.gen
 	s.wg.Add(1)

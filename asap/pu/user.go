@@ -85,6 +85,24 @@ func New(cfg Config) (*User, error) {
 		cache: map[asap.PoolHandle]*cached{}, sessions: map[*Session]struct{}{}}, nil
 }
 
+// RegistrarConn describes the User's connection to a registrar.
+type RegistrarConn struct {
+	ID        uint32 // the registrar's ID, 0 while unknown
+	Transport transport.Kind
+	Since     time.Time // when the connection was set up
+}
+
+// Registrar describes the connection to the registrar the User asks now;
+// false when it has none open (before the first request, or after the
+// registrar was lost).
+func (u *User) Registrar() (RegistrarConn, bool) {
+	c := u.client.Current()
+	if c == nil {
+		return RegistrarConn{}, false
+	}
+	return RegistrarConn{ID: c.ServerID(), Transport: c.Kind(), Since: c.Since()}, true
+}
+
 // Resolve returns PEs of the pool, in the order to try them: the
 // registrar's selection by the pool policy, or while the cache holds the
 // pool (CacheTime), the cached PEs rotated by one for each call. A pool

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/asap/csp"
 	"github.com/rserpool-go/registrar/asap/pu"
 	"github.com/rserpool-go/registrar/cmd/internal/cli"
 	"github.com/rserpool-go/registrar/transport"
@@ -36,6 +38,8 @@ func connectCmd(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	fs.SetOutput(stderr)
 	var rf registrarFlags
 	rf.bind(fs)
+	var cf cspFlags
+	cf.bind(fs)
 	ppid := fs.Uint("ppid", 0, "payload protocol identifier of the lines sent (not 11, ASAP's)")
 	timeout := fs.Duration("timeout", 5*time.Second, "wait this long for a reply before failing over to another PE; at the end of input, for the last replies")
 	replies := fs.Bool("replies", true, "expect one reply per line (set false for a discard service)")
@@ -63,6 +67,10 @@ error says so. Exits when the input ends and the last reply arrived.`)
 	}
 	if *timeout <= 0 {
 		fmt.Fprintln(stderr, "rsp connect: -timeout must be positive")
+		return 2
+	}
+	if err := cf.check(); err != nil {
+		fmt.Fprintln(stderr, "rsp connect:", err)
 		return 2
 	}
 	log, err := rf.logger("rsp-connect", stderr)
@@ -98,6 +106,12 @@ error says so. Exits when the input ends and the last reply arrived.`)
 	}
 	defer s.Close()
 	fmt.Fprintf(stderr, "connected to PE 0x%08x (%s) of pool %s\n", s.PE().ID, transportLabel(s.PE().User), h)
+	stopCSP, err := cf.start(csp.ID(csp.GroupPoolUser, rand.Uint64()), func() *csp.Report { return puReport(u, s, scfg.PPID) }, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "rsp connect:", err)
+		return 2
+	}
+	defer stopCSP()
 
 	lines := make(chan []byte)
 	go func() { // ends at the end of input (the process exits anyway)
@@ -226,4 +240,20 @@ error says so. Exits when the input ends and the last reply arrived.`)
 			}
 		}
 	}
+}
+
+// puReport is rsp connect's CSP status, as RSPLIB's PUs report it: one
+// session, the host's location, and the associations with the registrar
+// (while one is open) and with the session's PE.
+func puReport(u *pu.User, s *pu.Session, ppid uint32) *csp.Report {
+	r := &csp.Report{Status: sessions(1), Location: cspLocation(nil, 0), Workload: csp.WorkloadUnknown}
+	if reg, ok := u.Registrar(); ok {
+		r.Associations = append(r.Associations, csp.Association{Receiver: csp.ID(csp.GroupRegistrar, uint64(reg.ID)),
+			Duration: durationSince(reg.Since), Protocol: ipProto(reg.Transport), PPID: transport.PPIDASAP})
+	}
+	if kind, since, ok := s.Connection(); ok {
+		r.Associations = append(r.Associations, csp.Association{Receiver: csp.ID(csp.GroupPoolElement, uint64(s.PE().ID)),
+			Duration: durationSince(since), Protocol: ipProto(kind), PPID: ppid})
+	}
+	return r
 }

@@ -11,12 +11,14 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/asap/csp"
 	"github.com/rserpool-go/registrar/asap/pe"
 	"github.com/rserpool-go/registrar/cmd/internal/cli"
 	"github.com/rserpool-go/registrar/transport"
@@ -93,6 +95,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var rf registrarFlags
 	rf.bind(fs)
+	var cf cspFlags
+	cf.bind(fs)
 	pool := fs.String("pool", "", "pool handle to register in (required)")
 	svcName := fs.String("service", "echo", "demo service: echo, discard, daytime or chargen")
 	listen := fs.String("listen", ":0", "service address, [tcp:|sctp:]host:port (no prefix: SCTP and TCP; wildcard hosts register the address the registrar sees)")
@@ -144,6 +148,10 @@ it and exits.`)
 		fmt.Fprintln(stderr, "rsp serve: -id:", err)
 		return 2
 	}
+	if err := cf.check(); err != nil {
+		fmt.Fprintln(stderr, "rsp serve:", err)
+		return 2
+	}
 	log, err := rf.logger("rsp-serve", stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "rsp serve:", err)
@@ -186,6 +194,13 @@ it and exits.`)
 		return code
 	}
 	d := &demo{svc: svc, cookies: *cookies, log: log}
+	stopCSP, err := cf.start(csp.ID(csp.GroupPoolElement, uint64(el.ID())), func() *csp.Report { return peReport(el, srv, d) }, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "rsp serve:", err)
+		closeElement()
+		return 2
+	}
+	defer stopCSP()
 	log.Info("serving", "service", *svcName, "listen", transportLabel(srv.Transport()), "cookies", *cookies)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -246,13 +261,33 @@ func registerUntilDone(ctx context.Context, el *pe.Element, log hclog.Logger, st
 
 // demo serves pool users with a service.
 type demo struct {
-	svc     service
-	cookies bool
-	log     hclog.Logger
+	svc      service
+	cookies  bool
+	log      hclog.Logger
+	sessions atomic.Int64 // pool users served now
+}
+
+// peReport is rsp serve's CSP status, as RSPLIB's PEs report it: the
+// number of sessions, the service's location, the load of an adaptive
+// policy, and the association with the home registrar (the PE's
+// sessions, being incoming, are not listed).
+func peReport(el *pe.Element, srv *pe.Server, d *demo) *csp.Report {
+	t := srv.Transport()
+	r := &csp.Report{Status: sessions(int(d.sessions.Load())), Location: cspLocation(t.Addrs, t.Port), Workload: csp.WorkloadUnknown}
+	if p := el.Policy(); p.Type.Adaptive() {
+		r.Workload = csp.Workload(float64(p.Load) / 0xFFFFFFFF)
+	}
+	if st := el.Status(); st.Registered {
+		r.Associations = append(r.Associations, csp.Association{Receiver: csp.ID(csp.GroupRegistrar, uint64(st.Home)),
+			Duration: durationSince(st.Since), Protocol: ipProto(st.Transport), PPID: transport.PPIDASAP})
+	}
+	return r
 }
 
 func (d *demo) session(ctx context.Context, s *pe.Session) {
 	log := d.log.With("pu", s.RemoteAddr().String())
+	d.sessions.Add(1)
+	defer d.sessions.Add(-1)
 	log.Info("pool user connected")
 	var served uint64
 	for {

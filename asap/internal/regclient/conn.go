@@ -24,7 +24,8 @@ type Conn struct {
 	tc     transport.Conn
 	name   string // the spec dialed, or the peer's address
 	dialed bool
-	cand   int // index in the candidate list when dialed
+	cand   int       // index in the candidate list when dialed
+	since  time.Time // when the connection was set up
 
 	id atomic.Uint32 // the registrar's server ID, once known
 
@@ -40,8 +41,11 @@ type waiter struct {
 }
 
 func newConn(cl *Client, tc transport.Conn, name string, dialed bool) *Conn {
-	return &Conn{cl: cl, tc: tc, name: name, dialed: dialed, done: make(chan struct{})}
+	return &Conn{cl: cl, tc: tc, name: name, dialed: dialed, since: time.Now(), done: make(chan struct{})}
 }
+
+// Since is when the connection was set up.
+func (c *Conn) Since() time.Time { return c.since }
 
 // Name is the address spec dialed, or the peer's address for an accepted
 // connection ("tcp:127.0.0.1:3863").
