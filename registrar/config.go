@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/asap/csp"
 	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/transport"
 )
@@ -389,7 +390,7 @@ func (c *Config) Validate() error {
 		bad("write_timeout", "%v is below 10ms", c.WriteTimeout.D())
 	}
 	if c.CSPServer != "" {
-		if _, err := cspAddr(c.CSPServer); err != nil {
+		if _, err := csp.HostPort(c.CSPServer); err != nil {
 			bad("csp_server", "%v", err)
 		}
 	}

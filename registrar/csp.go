@@ -5,8 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rserpool-go/registrar/asap/csp"
@@ -22,13 +20,13 @@ import (
 // cspAddr resolves a CSP monitor address, host[:port] (port 2960 when
 // left out).
 func cspAddr(s string) (*net.UDPAddr, error) {
-	hostport := s
-	if _, _, err := net.SplitHostPort(s); err != nil {
-		hostport = net.JoinHostPort(strings.Trim(s, "[]"), strconv.Itoa(csp.Port))
+	hostport, err := csp.HostPort(s)
+	if err != nil {
+		return nil, err
 	}
 	a, err := net.ResolveUDPAddr("udp", hostport)
 	if err != nil {
-		return nil, fmt.Errorf("%q is not a CSP monitor address, host[:port]: %v", s, err)
+		return nil, fmt.Errorf("CSP monitor %q: %v", s, err)
 	}
 	return a, nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/signal"
 	"slices"
@@ -33,6 +32,8 @@ type benchResult struct {
 	P90us     float64 `json:"p90_us"`
 	P99us     float64 `json:"p99_us"`
 	MaxUs     float64 `json:"max_us"`
+	// FirstError is the first failed operation, if any.
+	FirstError string `json:"first_error,omitempty"`
 }
 
 func runBench(args []string) int {
@@ -44,6 +45,8 @@ func runBench(args []string) int {
 	duration := fs.Duration("duration", 10*time.Second, "how long to measure")
 	items := fs.Uint("n", 3, "resolve: PEs asked per resolution")
 	keep := fs.Bool("keep", false, "register: leave the PEs registered (default: deregister at the end)")
+	perPE := fs.Bool("pe-per-assoc", false, "give every PE an association of its own, as RSPLIB's PEs have (register: -conns x -pes associations, each loop re-registering its PEs in turn; resolve: the pool's PEs)")
+	timeout := fs.Duration("timeout", 5*time.Second, "fail a request the registrar does not answer within this long (the association is closed)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: rsp bench register|resolve [flags]
@@ -53,6 +56,10 @@ then re-registers them with a new load every time, so every registration is
 a durable, replicated handlespace change.
 resolve: fills the pool with -pes PEs, then resolves it on every connection.
 
+The PEs register the connection's own local addresses over its own
+transport (SCTP or TCP), so any registrar's address check accepts them.
+A refusal (registration rejected, ASAP_ERROR) is counted and reported; a
+request without an answer within -timeout ends its connection's loop.
 Prints throughput and latency percentiles; the last line is "ops/s: N".`)
 		fs.PrintDefaults()
 	}
@@ -72,14 +79,14 @@ Prints throughput and latency percentiles; the last line is "ops/s: N".`)
 	if fs.NArg() > 0 {
 		return cli.UsageError(fs, "unexpected arguments %q", fs.Args())
 	}
-	if *conns < 1 || *pes < 1 || *duration <= 0 {
-		fmt.Fprintln(os.Stderr, "rsp bench: -conns, -pes and -duration must be positive")
+	if *conns < 1 || *pes < 1 || *duration <= 0 || *timeout <= 0 {
+		fmt.Fprintln(os.Stderr, "rsp bench: -conns, -pes, -duration and -timeout must be positive")
 		return 2
 	}
 	addr := strings.Split(*registrar, ",")[0]
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b := &bench{addr: addr, pool: asap.PoolHandle(*pool), pes: *pes, items: uint32(*items)}
+	b := &bench{addr: addr, pool: asap.PoolHandle(*pool), pes: *pes, items: uint32(*items), perPE: *perPE, timeout: *timeout}
 	res, err := b.run(ctx, mode, *conns, *duration, *keep)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rsp bench:", err)
@@ -97,180 +104,293 @@ Prints throughput and latency percentiles; the last line is "ops/s: N".`)
 	}
 	fmt.Printf("mode: %s, %s, %.1f s\n", res.Mode, connText, res.Seconds)
 	fmt.Printf("operations: %d (%d errors)\n", res.Ops, res.Errors)
+	if res.FirstError != "" {
+		fmt.Printf("first error: %s\n", res.FirstError)
+	}
 	fmt.Printf("latency: p50 %.0f us, p90 %.0f us, p99 %.0f us, max %.0f us\n", res.P50us, res.P90us, res.P99us, res.MaxUs)
 	fmt.Printf("ops/s: %.0f\n", res.OpsPerSec)
 	return 0
 }
 
 type bench struct {
-	addr  string
-	pool  asap.PoolHandle
-	pes   int
-	items uint32
+	addr    string
+	pool    asap.PoolHandle
+	pes     int
+	items   uint32
+	perPE   bool          // one association per PE
+	timeout time.Duration // per request
 }
 
-// benchConn is one ASAP connection with one request outstanding; it
-// answers keep-alives while it waits.
+// benchConn is one ASAP association with one request outstanding; it
+// answers keep-alives while it waits. Its PEs register with the
+// association's own local addresses and transport, as a PE must for the
+// registrar's address check (RFC 5352 section 3.10; RSPLIB verifies them
+// against the SCTP association).
 type benchConn struct {
-	c   transport.Conn
-	buf []byte
+	c       transport.Conn
+	buf     []byte
+	user    asap.Transport // the user transport its PEs register
+	timeout time.Duration
 }
 
-func (b *bench) dial(ctx context.Context) (*benchConn, error) {
+// dial opens an association; a requesting one (not a fill PE's, which
+// only answers keep-alives) bounds every wait for an answer by the request
+// timeout, and call also checks the whole request's age, as keep-alives
+// restart that per-message bound.
+func (b *bench) dial(ctx context.Context, requesting bool) (*benchConn, error) {
 	cfg := transport.DefaultConfig()
 	cfg.PPID = transport.PPIDASAP
+	if requesting {
+		cfg.ReadTimeout = b.timeout
+	}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	c, err := transport.Dial(dctx, b.addr, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the registrar at %s: %w", b.addr, err)
 	}
-	return &benchConn{c: c, buf: make([]byte, 0, 256)}, nil
+	user := asap.Transport{Kind: asap.ParamTCPTransport, Use: asap.UseDataAndControl, Addrs: c.LocalAddr().Addrs}
+	if c.Kind() == transport.KindSCTP {
+		user.Kind = asap.ParamSCTPTransport
+	} else if len(user.Addrs) > 1 {
+		user.Addrs = user.Addrs[:1]
+	}
+	if len(user.Addrs) == 0 {
+		c.Close()
+		return nil, fmt.Errorf("connection to %s has no local address to register", b.addr)
+	}
+	return &benchConn{c: c, buf: make([]byte, 0, 256), user: user, timeout: b.timeout}, nil
 }
 
-// call sends m and waits for the answer of type want. It uses no
+// errTimeout is a request the registrar did not answer in time.
+var errTimeout = errors.New("no answer")
+
+// call sends m and waits for the answer of type want; an ASAP_ERROR is
+// the answer's failure (the registrar refused the request). It uses no
 // cancellable context per message (that costs a hook per call and skews
-// the measurement): an interrupt closes the connections instead.
-func (bc *benchConn) call(_ context.Context, m asap.Message, want asap.Type) (asap.Message, error) {
+// the measurement): an interrupt closes the connections instead, and the
+// connection's read timeout bounds each wait.
+func (bc *benchConn) call(m asap.Message, want asap.Type) (asap.Message, error) {
 	ctx := context.Background()
 	var err error
 	if bc.buf, err = asap.Append(bc.buf[:0], m); err != nil {
 		return nil, err
 	}
+	t0 := time.Now()
 	if err := bc.c.Send(ctx, transport.PPIDASAP, bc.buf); err != nil {
 		return nil, err
 	}
 	for {
 		_, msg, err := bc.c.Recv(ctx)
+		if errors.Is(err, transport.ErrReadTimeout) {
+			return nil, fmt.Errorf("%v: %w within %v", m.Type(), errTimeout, bc.timeout)
+		}
 		if err != nil {
 			return nil, err
 		}
-		typ, _ := asap.MessageType(msg) // 0 for an empty message
-		if typ == asap.TypeEndpointKeepAlive {
-			if ka, _, err := asap.Unpack(msg, nil); err == nil {
-				k := ka.(*asap.EndpointKeepAlive)
-				ack, _ := asap.Pack(&asap.EndpointKeepAliveAck{PoolHandle: k.PoolHandle, ID: k.ID})
+		ans, _, err := asap.Unpack(msg, nil)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("%v: undecodable answer: %w", m.Type(), err)
+		case ans.Type() == want:
+			return ans, nil
+		case ans.Type() == asap.TypeError:
+			return nil, fmt.Errorf("%v: the registrar answered ASAP_ERROR: %w", m.Type(), &ans.(*asap.Error).Error)
+		case ans.Type() == asap.TypeEndpointKeepAlive:
+			k := ans.(*asap.EndpointKeepAlive)
+			if ack, err := asap.Pack(&asap.EndpointKeepAliveAck{PoolHandle: k.PoolHandle, ID: k.ID}); err == nil {
 				_ = bc.c.Send(ctx, transport.PPIDASAP, ack)
 			}
-			continue
 		}
-		if typ != want {
-			continue // e.g. an ASAP_ERROR about something else
+		if time.Since(t0) > bc.timeout {
+			return nil, fmt.Errorf("%v: %w within %v", m.Type(), errTimeout, bc.timeout)
 		}
-		ans, _, err := asap.Unpack(msg, nil)
-		return ans, err
 	}
 }
 
-func benchPE(id uint32, load uint32) asap.PoolElement {
-	return asap.PoolElement{ID: id, Lifetime: 300000,
-		User:   asap.Transport{Kind: asap.ParamTCPTransport, Port: uint16(10000 + id%50000), Use: asap.UseDataAndControl, Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}},
-		Policy: asap.Policy{Type: asap.PolicyLeastUsed, Load: load}}
+// serveKeepAlives answers the keep-alives of an association that sends
+// no requests (a fill PE's in resolve mode with -pe-per-assoc) until it
+// closes.
+func (bc *benchConn) serveKeepAlives() {
+	for {
+		_, msg, err := bc.c.Recv(context.Background())
+		if err != nil {
+			return
+		}
+		if m, _, err := asap.Unpack(msg, nil); err == nil && m.Type() == asap.TypeEndpointKeepAlive {
+			k := m.(*asap.EndpointKeepAlive)
+			if ack, err := asap.Pack(&asap.EndpointKeepAliveAck{PoolHandle: k.PoolHandle, ID: k.ID}); err == nil {
+				_ = bc.c.Send(context.Background(), transport.PPIDASAP, ack)
+			}
+		}
+	}
 }
 
-func (b *bench) register(ctx context.Context, bc *benchConn, id, load uint32) error {
-	ans, err := bc.call(ctx, &asap.Registration{PoolHandle: b.pool, PoolElement: benchPE(id, load)}, asap.TypeRegistrationResponse)
+func (bc *benchConn) pe(id uint32, load uint32) asap.PoolElement {
+	u := bc.user
+	u.Port = uint16(10000 + id%50000)
+	return asap.PoolElement{ID: id, Lifetime: 300000, User: u, Policy: asap.Policy{Type: asap.PolicyLeastUsed, Load: load}}
+}
+
+func (b *bench) register(bc *benchConn, id, load uint32) error {
+	ans, err := bc.call(&asap.Registration{PoolHandle: b.pool, PoolElement: bc.pe(id, load)}, asap.TypeRegistrationResponse)
 	if err != nil {
 		return err
 	}
 	if r := ans.(*asap.RegistrationResponse); r.Reject {
-		return fmt.Errorf("registration refused: %v", r.Error)
+		return fmt.Errorf("registration refused: %w", r.Error)
 	}
 	return nil
 }
 
+// worker is one closed loop: one request outstanding, over its own
+// association or, with -pe-per-assoc, over the association of the PE
+// the request is about.
+type worker struct {
+	conns []*benchConn // one, or one per PE
+	lat   []time.Duration
+	// registered: the PEs (by index) a registration of which succeeded,
+	// to deregister at the end.
+	registered map[int]bool
+}
+
+func (w *worker) conn(n int) *benchConn { return w.conns[n%len(w.conns)] }
+
 func (b *bench) run(ctx context.Context, mode string, conns int, d time.Duration, keep bool) (*benchResult, error) {
-	cs := make([]*benchConn, conns)
-	for i := range cs {
-		bc, err := b.dial(ctx)
-		if err != nil {
-			return nil, err
+	var all []*benchConn
+	closeAll := func() {
+		for _, bc := range all {
+			bc.c.Close()
 		}
-		defer bc.c.Close()
-		cs[i] = bc
 	}
-	if mode == "resolve" { // fill the pool first
-		for i := 0; i < b.pes; i++ {
-			if err := b.register(ctx, cs[0], uint32(0x7f000000+i), 0); err != nil {
+	defer closeAll()
+	dial := func(requesting bool) (*benchConn, error) {
+		bc, err := b.dial(ctx, requesting)
+		if err == nil {
+			all = append(all, bc)
+		}
+		return bc, err
+	}
+	ws := make([]*worker, conns)
+	for i := range ws {
+		ws[i] = &worker{registered: map[int]bool{}}
+		n := 1
+		if b.perPE && mode == "register" {
+			n = b.pes
+		}
+		for j := 0; j < n; j++ {
+			bc, err := dial(true)
+			if err != nil {
 				return nil, err
+			}
+			ws[i].conns = append(ws[i].conns, bc)
+		}
+	}
+	// resolve: fill the pool first, over the first worker's association
+	// or, with -pe-per-assoc, each PE over an association of its own.
+	var fill []*benchConn
+	if mode == "resolve" {
+		for i := 0; i < b.pes; i++ {
+			bc := ws[0].conns[0]
+			if b.perPE {
+				var err error
+				if bc, err = dial(false); err != nil {
+					return nil, err
+				}
+			}
+			fill = append(fill, bc)
+			if err := b.register(bc, uint32(0x7f000000+i), 0); err != nil {
+				return nil, fmt.Errorf("filling the pool: %w", err)
+			}
+			if b.perPE {
+				go bc.serveKeepAlives()
 			}
 		}
 	}
-	stopWatch := context.AfterFunc(ctx, func() { // interrupt: unblock every call
-		for _, bc := range cs {
-			bc.c.Close()
-		}
-	})
+	stopWatch := context.AfterFunc(ctx, closeAll) // interrupt: unblock every call
 	defer stopWatch()
 	var ops, errs atomic.Int64
-	lat := make([][]time.Duration, conns)
 	var firstErr atomic.Value
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for i := range cs {
+	for i, w := range ws {
 		wg.Add(1)
-		go func(i int) {
+		go func() {
 			defer wg.Done()
-			bc := cs[i]
 			n := 0
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				t0 := time.Now()
 				var err error
+				bc := w.conn(n)
 				if mode == "register" {
 					id := uint32(i*b.pes+n%b.pes) + 1
-					err = b.register(ctx, bc, id, uint32(n/b.pes+1))
+					err = b.register(bc, id, uint32(n/b.pes+1))
 				} else {
 					var ans asap.Message
-					ans, err = bc.call(ctx, &asap.HandleResolution{PoolHandle: b.pool, HasItems: true, Items: b.items}, asap.TypeHandleResolutionResponse)
+					ans, err = bc.call(&asap.HandleResolution{PoolHandle: b.pool, HasItems: true, Items: b.items}, asap.TypeHandleResolutionResponse)
 					if err == nil && ans.(*asap.HandleResolutionResponse).Error != nil {
-						err = ans.(*asap.HandleResolutionResponse).Error
+						err = fmt.Errorf("resolution refused: %w", ans.(*asap.HandleResolutionResponse).Error)
 					}
 				}
+				n++
 				if err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err)
-					if errors.Is(err, transport.ErrClosed) || ctx.Err() != nil {
-						return
+					var oe *asap.OperationError
+					if !errors.As(err, &oe) || ctx.Err() != nil {
+						return // the association failed or timed out: this loop ends
 					}
-					continue
+					continue // refused: counted, and the next request goes
 				}
-				lat[i] = append(lat[i], time.Since(t0))
+				w.lat = append(w.lat, time.Since(t0))
 				ops.Add(1)
-				n++
+				if mode == "register" {
+					w.registered[(n-1)%b.pes] = true
+				}
 			}
-		}(i)
+		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	if !keep && mode == "register" {
-		for i, bc := range cs {
-			for j := 0; j < b.pes; j++ {
-				_, _ = bc.call(ctx, &asap.Deregistration{PoolHandle: b.pool, ID: uint32(i*b.pes+j) + 1}, asap.TypeDeregistrationResponse)
+		for i, w := range ws {
+			for j := range w.registered {
+				_, _ = w.conn(j).call(&asap.Deregistration{PoolHandle: b.pool, ID: uint32(i*b.pes+j) + 1}, asap.TypeDeregistrationResponse)
 			}
 		}
 	}
-	if mode == "resolve" {
-		for i := 0; i < b.pes; i++ {
-			_, _ = cs[0].call(ctx, &asap.Deregistration{PoolHandle: b.pool, ID: uint32(0x7f000000 + i)}, asap.TypeDeregistrationResponse)
+	for i, bc := range fill {
+		dereg := &asap.Deregistration{PoolHandle: b.pool, ID: uint32(0x7f000000 + i)}
+		if !b.perPE {
+			_, _ = bc.call(dereg, asap.TypeDeregistrationResponse)
+			continue
+		}
+		// serveKeepAlives reads this association: send without waiting
+		// for the answer; closing it delivers what was sent first.
+		if m, err := asap.Pack(dereg); err == nil {
+			sctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+			_ = bc.c.Send(sctx, transport.PPIDASAP, m)
+			cancel()
 		}
 	}
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
+	var lat []time.Duration
+	for _, w := range ws {
+		lat = append(lat, w.lat...)
 	}
-	if len(all) == 0 {
-		if e, ok := firstErr.Load().(error); ok {
-			return nil, fmt.Errorf("no operation succeeded: %w", e)
+	first, _ := firstErr.Load().(error)
+	if len(lat) == 0 {
+		if first != nil {
+			return nil, fmt.Errorf("no operation succeeded: %w", first)
 		}
 		return nil, errors.New("no operation completed")
 	}
-	slices.Sort(all)
-	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) }
-	res := &benchResult{Mode: mode, Conns: conns, Ops: ops.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
-		OpsPerSec: float64(ops.Load()) / elapsed.Seconds(), P50us: pct(0.5), P90us: pct(0.9), P99us: pct(0.99), MaxUs: float64(all[len(all)-1].Microseconds())}
-	if e, ok := firstErr.Load().(error); ok {
-		fmt.Fprintln(os.Stderr, "rsp bench: first error:", e)
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+	res := &benchResult{Mode: mode, Conns: len(all), Ops: ops.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
+		OpsPerSec: float64(ops.Load()) / elapsed.Seconds(), P50us: pct(0.5), P90us: pct(0.9), P99us: pct(0.99), MaxUs: float64(lat[len(lat)-1].Microseconds())}
+	if first != nil {
+		res.FirstError = first.Error()
 	}
 	return res, nil
 }

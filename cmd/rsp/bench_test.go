@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/transport"
+)
+
+// fakeRegistrar accepts ASAP connections and answers each message with
+// answer (nil: no answer), reporting every registration it got.
+func fakeRegistrar(t *testing.T, answer func(m asap.Message) asap.Message) (string, chan *asap.Registration, chan transport.Conn) {
+	t.Helper()
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDASAP
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := transport.Listen(ctx, "tcp:127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	regs := make(chan *asap.Registration, 1024)
+	conns := make(chan transport.Conn, 64)
+	go func() {
+		for {
+			c, err := l.Accept(ctx)
+			if err != nil {
+				return
+			}
+			conns <- c
+			go func() {
+				defer c.Close()
+				for {
+					_, b, err := c.Recv(ctx)
+					if err != nil {
+						return
+					}
+					m, _, err := asap.Unpack(b, nil)
+					if err != nil {
+						t.Errorf("fake registrar: %v", err)
+						return
+					}
+					if r, ok := m.(*asap.Registration); ok {
+						select {
+						case regs <- r:
+						default:
+						}
+					}
+					if a := answer(m); a != nil {
+						out, _ := asap.Pack(a)
+						_ = c.Send(ctx, transport.PPIDASAP, out)
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { cancel(); l.Close() })
+	return "tcp:" + l.Addrs()[0].String(), regs, conns
+}
+
+// Ensure that the bench PEs register the connection's own local address
+// and transport, and that a registrar's refusal is reported (not waited
+// for): an ASAP_ERROR, and a rejected registration.
+func TestBench_ReportsRefusals(t *testing.T) {
+	errAnswer := func(m asap.Message) asap.Message {
+		if _, ok := m.(*asap.Registration); ok {
+			return &asap.Error{Error: *asap.NewOperationError(asap.CauseInvalidValues, nil)}
+		}
+		return nil
+	}
+	addr, regs, conns := fakeRegistrar(t, errAnswer)
+	b := &bench{addr: addr, pool: "b", pes: 3, items: 3, timeout: 5 * time.Second}
+	start := time.Now()
+	_, err := b.run(context.Background(), "register", 2, 200*time.Millisecond, false)
+	if err == nil || !strings.Contains(err.Error(), "ASAP_ERROR") || !strings.Contains(err.Error(), "no operation succeeded") {
+		t.Fatalf("bench against a registrar answering ASAP_ERROR: %v; want the ASAP_ERROR reported", err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("the refusals took %v to report; they are answers, not timeouts", d)
+	}
+	r := <-regs
+	c := <-conns
+	peer := c.PeerAddrs()
+	if r.PoolElement.User.Kind != asap.ParamTCPTransport || len(r.PoolElement.User.Addrs) != 1 || r.PoolElement.User.Addrs[0] != peer[0] {
+		t.Errorf("bench PE user transport %+v: want TCP with the connection's address %v", r.PoolElement.User, peer)
+	}
+
+	rejectAnswer := func(m asap.Message) asap.Message {
+		if r, ok := m.(*asap.Registration); ok {
+			return &asap.RegistrationResponse{PoolHandle: r.PoolHandle, ID: r.PoolElement.ID, Reject: true,
+				Error: asap.NewOperationError(asap.CauseInconsistentPolicy, nil)}
+		}
+		return nil
+	}
+	addr, _, _ = fakeRegistrar(t, rejectAnswer)
+	b.addr = addr
+	if _, err := b.run(context.Background(), "register", 1, 200*time.Millisecond, false); err == nil || !strings.Contains(err.Error(), "registration refused") {
+		t.Fatalf("bench against a registrar refusing registrations: %v; want the refusal reported", err)
+	}
+}
+
+// Ensure that a request the registrar never answers fails after the
+// request timeout instead of hanging the bench.
+func TestBench_RequestTimeout(t *testing.T) {
+	addr, _, _ := fakeRegistrar(t, func(asap.Message) asap.Message { return nil })
+	b := &bench{addr: addr, pool: "b", pes: 1, items: 3, timeout: 300 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.run(context.Background(), "resolve", 1, time.Second, false)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !errors.Is(err, errTimeout) {
+			t.Fatalf("bench against a silent registrar: %v; want %v", err, errTimeout)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("bench against a silent registrar did not return within 20s")
+	}
+}
+
+// Ensure that both modes work against our registrar, with one
+// association in all and with one per PE, and leave no PE behind.
+func TestBench_AgainstRegistrar(t *testing.T) {
+	r := registrar.StartForTest(t, "", nil)
+	for _, perPE := range []bool{false, true} {
+		for _, mode := range []string{"register", "resolve"} {
+			b := &bench{addr: r.ASAPAddr(), pool: asap.PoolHandle("b-" + mode), pes: 4, items: 3, perPE: perPE, timeout: 5 * time.Second}
+			res, err := b.run(context.Background(), mode, 2, 300*time.Millisecond, false)
+			if err != nil {
+				t.Fatalf("%s (pe per association %v): %v", mode, perPE, err)
+			}
+			wantConns := 2
+			switch {
+			case perPE && mode == "register":
+				wantConns = 2 * 4
+			case perPE:
+				wantConns = 2 + 4
+			}
+			if res.Ops == 0 || res.Errors != 0 || res.Conns != wantConns {
+				t.Errorf("%s (pe per association %v): %+v; want operations, no errors, %d associations", mode, perPE, res, wantConns)
+			}
+			waitFor(t, 10*time.Second, "the bench PEs deregistered", func() bool {
+				_, ok := r.Store().Lookup(b.pool, 1)
+				_, fill := r.Store().Lookup(b.pool, 0x7f000000)
+				return !ok && !fill
+			})
+		}
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
