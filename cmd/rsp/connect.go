@@ -43,6 +43,7 @@ func connectCmd(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	ppid := fs.Uint("ppid", 0, "payload protocol identifier of the lines sent (not 11, ASAP's)")
 	timeout := fs.Duration("timeout", 5*time.Second, "wait this long for a reply before failing over to another PE; at the end of input, for the last replies")
 	replies := fs.Bool("replies", true, "expect one reply per line (set false for a discard service)")
+	count := fs.Int("n", 0, "exit after this many messages from the pool, also those it sends unasked (daytime, chargen); the end of input then does not end the session (0: no limit)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: rsp connect [flags] HANDLE
 
@@ -67,6 +68,10 @@ error says so. Exits when the input ends and the last reply arrived.`)
 	}
 	if *timeout <= 0 {
 		fmt.Fprintln(stderr, "rsp connect: -timeout must be positive")
+		return 2
+	}
+	if *count < 0 {
+		fmt.Fprintln(stderr, "rsp connect: -n must not be negative")
 		return 2
 	}
 	if err := cf.check(); err != nil {
@@ -149,6 +154,7 @@ error says so. Exits when the input ends and the last reply arrived.`)
 
 	var pending []sentLine
 	inputDone := false
+	received, lastMsg := 0, time.Now() // messages from the pool; when the last came
 	unanswered := 0 // forced failovers without a reply since
 	tick := time.NewTicker(*timeout / 10)
 	defer tick.Stop()
@@ -165,7 +171,10 @@ error says so. Exits when the input ends and the last reply arrived.`)
 		return true
 	}
 	for {
-		if inputDone && len(pending) == 0 {
+		if *count > 0 && received >= *count {
+			return 0
+		}
+		if inputDone && len(pending) == 0 && *count == 0 {
 			return 0
 		}
 		select {
@@ -195,6 +204,7 @@ error says so. Exits when the input ends and the last reply arrived.`)
 				pending = pending[1:]
 			}
 			unanswered = 0
+			received, lastMsg = received+1, time.Now()
 		case f := <-events:
 			how := "no cookie"
 			if f.CookieEchoed {
@@ -223,6 +233,10 @@ error says so. Exits when the input ends and the last reply arrived.`)
 				}
 			}
 		case <-tick.C:
+			if *count > 0 && len(pending) == 0 && time.Since(lastMsg) >= 2**timeout {
+				fmt.Fprintf(stderr, "rsp connect: %d of %d message(s) from pool %s, then none for %v: giving up\n", received, *count, h, 2**timeout)
+				return 1
+			}
 			if len(pending) == 0 || time.Since(pending[0].at) < *timeout {
 				continue
 			}

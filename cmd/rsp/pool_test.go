@@ -178,3 +178,37 @@ func TestServeResolveConnect(t *testing.T) {
 		t.Errorf("rsp connect output: got %q", got)
 	}
 }
+
+// Ensure that daytime and chargen talk first, as RFC 867/864 and RSPLIB's
+// rspserver: rsp connect -n gets the time (one line, then the PE closes
+// the session) and the character stream without sending anything.
+func TestServeTalkers(t *testing.T) {
+	checkLeaks(t)
+	r := registrar.StartForTest(t, "", nil)
+	reg := r.ASAPAddr()
+	startServe(t, "-registrar", reg, "-pool", "daytime", "-service", "daytime", "-listen", "tcp:127.0.0.1:0", "-asap", "tcp:127.0.0.1:0")
+	chargen := startServe(t, "-registrar", reg, "-pool", "chargen", "-service", "chargen", "-listen", "tcp:127.0.0.1:0", "-asap", "tcp:127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	var out, errOut syncBuffer
+	if code := connectCmd(ctx, []string{"-registrar", reg, "-replies=false", "-n", "1", "daytime"}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("rsp connect -n 1 daytime exited %d:\n%s", code, errOut.String())
+	}
+	if !regexp.MustCompile(`^[A-Z][a-z]+day, \d{2}-[A-Z][a-z]+-\d{4} \d{2}:\d{2}:\d{2}\.\d{6}\n$`).MatchString(out.String()) {
+		t.Errorf("daytime: %q, want one line like RSPLIB's \"Monday, 23-November-2026 12:00:00.123456\"", out.String())
+	}
+
+	out, errOut = syncBuffer{}, syncBuffer{}
+	if code := connectCmd(ctx, []string{"-registrar", reg, "-replies=false", "-n", "3", "chargen"}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("rsp connect -n 3 chargen exited %d:\n%s", code, errOut.String())
+	}
+	if lines := strings.Split(out.String(), "\n"); len(lines) != 3*14+1 || len(lines[0]) != 72 || lines[0][:3] != ` !"` || lines[1][:3] != `!"#` {
+		t.Errorf("chargen: %d lines, first %q; want 42 lines of the RFC 864 pattern", len(lines)-1, lines[0])
+	}
+	// The PE notices the pool user left (its stream's send fails) and ends the session.
+	chargen.out.wait(t, "the chargen session to end", regexp.MustCompile(`pool user left`), 10*time.Second)
+	if strings.Contains(errOut.String(), "failover") {
+		t.Errorf("chargen session failed over:\n%s", errOut.String())
+	}
+}

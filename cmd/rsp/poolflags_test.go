@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -70,12 +72,39 @@ func TestServices(t *testing.T) {
 	if got := (discardService{}).reply([]byte("hi"), 0); got != nil {
 		t.Errorf("discard: got %q", got)
 	}
-	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	if got := string(daytimeService{now: func() time.Time { return at }}.reply(nil, 0)); got != "Monday, November 23, 2026 12:00:00-UTC\n" {
-		t.Errorf("daytime: got %q", got)
+	at := time.Date(2026, 11, 23, 12, 0, 0, 123456000, time.UTC)
+	var got []string
+	collect := func(b []byte) error { got = append(got, string(b)); return nil }
+	daytimeService{now: func() time.Time { return at }}.talk(context.Background(), collect)
+	if len(got) != 1 || got[0] != "Monday, 23-November-2026 12:00:00.123456\n" {
+		t.Errorf("daytime: sent %q, want one line in RSPLIB's format", got)
 	}
-	l0, l1 := string(chargenService{}.reply(nil, 0)), string(chargenService{}.reply(nil, 1))
-	if len(l0) != 73 || l0[:3] != ` !"` || l1[:3] != `!"#` || l0[1:72] != l1[:71] {
-		t.Errorf("chargen: got %q then %q", l0, l1)
+	// chargen streams until a send fails (the pool user left).
+	got = nil
+	chargenService{}.talk(context.Background(), func(b []byte) error {
+		if len(got) == 3 {
+			return errors.New("gone")
+		}
+		return collect(b)
+	})
+	if len(got) != 3 {
+		t.Fatalf("chargen sent %d messages before the failing send, want 3", len(got))
+	}
+	lines := strings.Split(strings.Join(got, ""), "\n")
+	if len(got[0]) != 14*73 || len(lines) != 3*14+1 || lines[42] != "" {
+		t.Fatalf("chargen: messages of %d bytes, %d lines; want 14 lines of 72 characters each", len(got[0]), len(lines)-1)
+	}
+	for i, l := range lines[:42] {
+		// Line i starts with the printable character i places after ' ' (RFC 864).
+		want := make([]byte, 72)
+		for j := range want {
+			want[j] = byte(' ' + (i+j)%95)
+		}
+		if l != string(want) {
+			t.Fatalf("chargen line %d: %q, want %q", i, l, want)
+		}
+	}
+	if (chargenService{}).reply([]byte("x"), 0) != nil || (daytimeService{}).reply([]byte("x"), 0) != nil {
+		t.Error("daytime and chargen answer messages; they talk first and discard what they get")
 	}
 }

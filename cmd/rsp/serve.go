@@ -37,6 +37,14 @@ type service interface {
 	reply(msg []byte, n uint64) []byte
 }
 
+// talker is a service that talks first, as RFC 867 daytime and RFC 864
+// chargen over TCP: it writes to a session from its start whatever the
+// pool user sends (that is read and discarded), and when talk returns
+// the PE closes the session.
+type talker interface {
+	talk(ctx context.Context, send func([]byte) error)
+}
+
 type echoService struct{}
 
 func (echoService) reply(msg []byte, _ uint64) []byte { return msg }
@@ -45,18 +53,32 @@ type discardService struct{}
 
 func (discardService) reply([]byte, uint64) []byte { return nil }
 
+// daytimeService is RFC 867 as RSPLIB's rspserver -daytime serves it
+// (src/standardservices.cc): when a session starts, one line with the
+// local date and time in RSPLIB's format, then the session is closed.
 type daytimeService struct{ now func() time.Time }
 
-func (d daytimeService) reply([]byte, uint64) []byte {
-	return []byte(d.now().Format("Monday, January 2, 2006 15:04:05-MST") + "\n")
+const daytimeLayout = "Monday, 02-January-2006 15:04:05.000000\n"
+
+func (d daytimeService) reply([]byte, uint64) []byte { return nil }
+
+func (d daytimeService) talk(_ context.Context, send func([]byte) error) {
+	_ = send([]byte(d.now().Format(daytimeLayout)))
 }
 
-// chargenService answers each message with a line of 72 printable
-// characters, starting one character further each time (RFC 864's
-// pattern).
+// chargenService is RFC 864: from the start of a session, an endless
+// stream of 72-character lines of the 95 printable ASCII characters, each
+// line starting one character further (the RFC's pattern), until the pool
+// user closes the session. Each message carries chargenLines lines (1022
+// bytes, near the 1024-byte messages of RSPLIB's rspserver -chargen).
 type chargenService struct{}
 
-func (chargenService) reply(_ []byte, n uint64) []byte {
+const chargenLines = 14
+
+func (chargenService) reply([]byte, uint64) []byte { return nil }
+
+// line is the n-th line of the pattern.
+func (chargenService) line(n uint64) []byte {
 	const first, count, width = ' ', 95, 72
 	line := make([]byte, 0, width+1)
 	for i := uint64(0); i < width; i++ {
@@ -65,8 +87,20 @@ func (chargenService) reply(_ []byte, n uint64) []byte {
 	return append(line, '\n')
 }
 
+func (c chargenService) talk(ctx context.Context, send func([]byte) error) {
+	for n := uint64(0); ctx.Err() == nil; n += chargenLines {
+		var msg []byte
+		for i := uint64(0); i < chargenLines; i++ {
+			msg = append(msg, c.line(n+i)...)
+		}
+		if send(msg) != nil {
+			return
+		}
+	}
+}
+
 // services are the demo services. Replies carry the PPID of the message
-// they answer.
+// they answer; what a talker sends carries PPID 0, as RSPLIB's.
 var services = map[string]service{
 	"echo":    echoService{},
 	"discard": discardService{},
@@ -290,6 +324,17 @@ func (d *demo) session(ctx context.Context, s *pe.Session) {
 	defer d.sessions.Add(-1)
 	log.Info("pool user connected")
 	var served uint64
+	t, talking := d.svc.(talker)
+	if talking {
+		tctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			t.talk(tctx, func(b []byte) error { return s.Send(tctx, 0, b) })
+			s.Close() // the service is done: end the session (Recv returns)
+		}()
+		defer func() { stop(); s.Close(); <-done }()
+	}
 	for {
 		m, err := s.Recv(ctx)
 		if err != nil {
@@ -308,6 +353,9 @@ func (d *demo) session(ctx context.Context, s *pe.Session) {
 		case pe.KindBusinessCard:
 			log.Debug("business card from the pool user", "pool", string(m.BusinessCard.PoolHandle), "pes", len(m.BusinessCard.PEs))
 		case pe.KindData:
+			if talking {
+				continue // a talker reads and discards
+			}
 			reply := d.svc.reply(m.Data, served)
 			served++
 			if reply != nil {
