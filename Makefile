@@ -15,7 +15,7 @@ SHARED    ?= $(abspath ../shared)
 export SHARED
 
 .DEFAULT_GOAL := test
-.PHONY: build run install uninstall test test-unit test-sctp test-lab test-captures test-interop test-stress race fuzz bench lint tidy clean
+.PHONY: build run install uninstall test test-unit test-sctp test-lab test-captures test-interop test-stress bench-sctp race fuzz bench lint tidy clean
 
 build:
 	@mkdir -p $(BIN)
@@ -88,6 +88,14 @@ test-interop: build
 	rm -rf $(CAPTURES)
 	GO=$(GO) bash .ci/sctp-tests -bin -captures $(CAPTURES) -run 'Interop' ./registrar
 	RSP_INTEROP_CAPTURES=$(CAPTURES) $(GO) test -count=1 -run '^TestInteropCaptures$$' -v ./registrar
+
+# bench-sctp measures rsp bench over SCTP against RSPLIB's registrar and
+# ours side by side in one lab boot (TestLabBench_VsRSPLIB), with a pprof
+# profile of ours; the results land in $(CAPTURES) (bench.json,
+# bench-*.pprof). docs/performance.md records them.
+bench-sctp: build
+	rm -rf $(CAPTURES)
+	GO=$(GO) bash .ci/sctp-tests -bin -timeout 600s -captures $(CAPTURES) -run 'TestLabBench_VsRSPLIB' ./registrar
 
 # test-stress runs the whole `make test` N times, each from a fresh clone of
 # HEAD (with ../shared beside it), with both cores kept busy by a CPU hog

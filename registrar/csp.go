@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/rserpool-go/registrar/asap/csp"
@@ -111,7 +112,11 @@ func (r *Registrar) cspReport() *csp.Report {
 		if port == 0 {
 			port = a.Port
 		}
-		ips = append(ips, a.Addrs...)
+		for _, ip := range a.Addrs {
+			if !slices.Contains(ips, ip) { // SCTP and TCP on the same address
+				ips = append(ips, ip)
+			}
+		}
 	}
 	return &csp.Report{
 		Status: fmt.Sprintf("%d[%d] PEs in %d Pool%s, %d Peer%s", pes, r.live.count(), pools, plural(pools),

@@ -73,7 +73,7 @@ func labCapture(t *testing.T) {
 	}
 	file := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".pcap")
 	c := startMarkedCapture(t, file, "tcpdump", "-i", "any", "-U", "-w", file,
-		"sctp or udp port 3863 or udp port 9901 or "+markerFilter)
+		"sctp or udp port 3863 or udp port 9901 or udp port 2960 or udp port 2961 or "+markerFilter)
 	t.Cleanup(func() {
 		if err := c.stop(); err != nil {
 			t.Errorf("capture: %v", err)
@@ -361,7 +361,7 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 }
 
 // captureWant is a message a scenario's capture must hold: protocol
-// ("asap" or "enrp"), message type, and the sending and receiving
+// ("asap", "enrp" or "csp"), message type, and the sending and receiving
 // endpoints as "HOSTS:PORT", where HOSTS is one address or several
 // separated by "|" and PORT a number or "*".
 type captureWant struct {
@@ -394,6 +394,24 @@ var captureWants = map[string][]captureWant{
 		{"asap", 3, "10.99.0.2:3863", "10.99.0.1:*", "RSPLIB's ASAP_REGISTRATION_RESPONSE"},
 		{"asap", 7, "10.99.0.1:3863", "10.99.0.1:*", "our ASAP_ENDPOINT_KEEP_ALIVE to the PEs we took over"},
 		{"asap", 8, "10.99.0.1:*", "10.99.0.1:3863", "the PEs' ASAP_ENDPOINT_KEEP_ALIVE_ACK"},
+	},
+	"TestInterop_CSP": {
+		{"asap", 1, "10.99.0.1:*", "10.99.0.1:3863", "the PEs' ASAP_REGISTRATION"},
+		{"csp", 1, "127.0.0.1:*", "127.0.0.1:2961", "CSP reports to the test's proxy"},
+		{"csp", 1, "127.0.0.1:*", "127.0.0.1:2960", "CSP reports forwarded to cspmonitor"},
+	},
+	"TestInterop_DPFPolicies": {
+		{"asap", 1, "10.99.0.1:*", "10.99.0.1:3863", "rspserver's ASAP_REGISTRATION with a DPF policy"},
+		{"asap", 3, "10.99.0.1:3863", "10.99.0.1:*", "our ASAP_REGISTRATION_RESPONSE"},
+		{"asap", 1, "10.99.0.1:*", "10.99.0.2:3863", "rsp serve's ASAP_REGISTRATION with LU-DPF at RSPLIB"},
+		{"enrp", 4, "10.99.0.1:*", "10.99.0.2:9901", "our ENRP_HANDLE_UPDATE"},
+		{"enrp", 4, "10.99.0.2:9901", "10.99.0.1:*", "RSPLIB's ENRP_HANDLE_UPDATE"},
+		{"asap", 6, "10.99.0.1:3863", "10.99.0.1:*", "our ASAP_HANDLE_RESOLUTION_RESPONSE"},
+	},
+	"TestInterop_MultiHomedPE": {
+		{"asap", 1, "10.99.0.1|10.99.0.3|10.98.0.1:*", "10.99.0.1:3863", "the multi-homed PE's ASAP_REGISTRATION"},
+		{"asap", 7, "10.99.0.1:3863", "10.99.0.1|10.99.0.3|10.98.0.1:*", "our ASAP_ENDPOINT_KEEP_ALIVE"},
+		{"asap", 8, "10.99.0.1|10.99.0.3|10.98.0.1:*", "10.99.0.1:3863", "the PE's ASAP_ENDPOINT_KEEP_ALIVE_ACK"},
 	},
 	"TestInterop_RSPLIBTakesOverOurs": {
 		{"enrp", 1, "10.99.0.1:*", "10.99.0.2|10.99.0.3:9901", "our ENRP_PRESENCE"},
@@ -435,7 +453,9 @@ func TestInteropCaptures(t *testing.T) {
 			t.Errorf("no capture of %s in %s: the interop test did not run or did not capture", name, dir)
 		}
 	}
-	fields := []string{"ip.src", "ip.dst", "sctp.srcport", "sctp.dstport", "asap.message_type", "enrp.message_type"}
+	fields := []string{"ip.src", "ip.dst", "sctp.srcport", "sctp.dstport", "udp.srcport", "udp.dstport", "asap.message_type",
+		"enrp.message_type", "componentstatusprotocol.message_type"}
+	typeField := map[string]string{"asap": "asap.message_type", "enrp": "enrp.message_type", "csp": "componentstatusprotocol.message_type"}
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".pcap")
 		raw, err := os.ReadFile(f)
@@ -447,8 +467,11 @@ func TestInteropCaptures(t *testing.T) {
 				t.Errorf("%s: no %s marker: the capture does not cover the whole scenario", name, m)
 			}
 		}
-		pkts := wiretest.Read(t, f, fields, "-Y", "asap || enrp || _ws.malformed || _ws.expert.severity >= 6291456")
-		asapN, enrpN := 0, 0
+		// CSP goes to port 2960 (cspmonitor, which Wireshark knows) and
+		// 2961 (TestInterop_CSP's proxy in front of it).
+		pkts := wiretest.Read(t, f, fields, "-d", "udp.port==2961,componentstatusprotocol",
+			"-Y", "asap || enrp || componentstatusprotocol || _ws.malformed || _ws.expert.severity >= 6291456")
+		asapN, enrpN, cspN := 0, 0, 0
 		found := make([]bool, len(captureWants[name]))
 		for _, p := range pkts {
 			if pr := p.Problems(); pr != "" {
@@ -456,20 +479,24 @@ func TestInteropCaptures(t *testing.T) {
 			}
 			asapN += len(p.Fields["asap.message_type"])
 			enrpN += len(p.Fields["enrp.message_type"])
+			cspN += len(p.Fields["componentstatusprotocol.message_type"])
 			src, dst := p.Fields["ip.src"], p.Fields["ip.dst"]
 			sport, dport := p.Fields["sctp.srcport"], p.Fields["sctp.dstport"]
+			if len(sport) == 0 {
+				sport, dport = p.Fields["udp.srcport"], p.Fields["udp.dstport"]
+			}
 			if len(src) == 0 || len(dst) == 0 || len(sport) == 0 || len(dport) == 0 {
 				continue
 			}
 			for i, w := range captureWants[name] {
-				for _, typ := range p.Fields[w.proto+".message_type"] {
+				for _, typ := range p.Fields[typeField[w.proto]] {
 					if typ == strconv.Itoa(w.typ) && matchEndpoint(w.from, src[0], sport[0]) && matchEndpoint(w.to, dst[0], dport[0]) {
 						found[i] = true
 					}
 				}
 			}
 		}
-		t.Logf("%s: %d ASAP and %d ENRP messages decoded", name, asapN, enrpN)
+		t.Logf("%s: %d ASAP, %d ENRP and %d CSP messages decoded", name, asapN, enrpN, cspN)
 		if _, known := captureWants[name]; !known {
 			t.Errorf("%s: no expectations for this capture: add the test to captureWants", name)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -255,5 +256,28 @@ func TestHostPort(t *testing.T) {
 		if got, err := csp.HostPort(in); err == nil {
 			t.Errorf("HostPort(%q) = %q, want an error", in, got)
 		}
+	}
+}
+
+// Ensure that a report RSPLIB's rspserver sent (captured in the SCTP lab,
+// testdata/rsplib-pe-report.bin) decodes to what it says and that our
+// encoding of the same report is the same bytes.
+func TestReport_RSPLIBCapture(t *testing.T) {
+	raw, err := os.ReadFile("testdata/rsplib-pe-report.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := csp.Report{
+		Sender: csp.ID(csp.GroupPoolElement, 0x048e24b0), Time: 0x538824, Interval: 250000,
+		Location: "sctp-lab: 10.99.0.1:55005, 10.99.0.2, 10.99.0.3", Status: "0 Sessions", Workload: csp.WorkloadUnknown,
+		Associations: []csp.Association{{Receiver: csp.ID(csp.GroupRegistrar, 0x619dfad5), Duration: 0x5261c0, Protocol: 132, PPID: 11}},
+	}
+	got, err := csp.Parse(raw)
+	if err != nil || !reflect.DeepEqual(*got, want) {
+		t.Fatalf("RSPLIB's report decodes to %+v, %v; want %+v", got, err, want)
+	}
+	ours, err := csp.Append(nil, &want)
+	if err != nil || !bytes.Equal(ours, raw) {
+		t.Fatalf("our encoding of RSPLIB's report:\nours   %x (%v)\nRSPLIB %x", ours, err, raw)
 	}
 }

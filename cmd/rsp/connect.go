@@ -155,7 +155,7 @@ error says so. Exits when the input ends and the last reply arrived.`)
 	var pending []sentLine
 	inputDone := false
 	received, lastMsg := 0, time.Now() // messages from the pool; when the last came
-	unanswered := 0 // forced failovers without a reply since
+	unanswered := 0                    // forced failovers without a reply since
 	tick := time.NewTicker(*timeout / 10)
 	defer tick.Stop()
 	send := func(b []byte) bool {

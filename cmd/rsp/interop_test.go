@@ -136,4 +136,7 @@ func TestSCTPInterop_RSPLIB(t *testing.T) {
 			t.Fatalf("rsp connect to RSPLIB's echo PE: %v\n%s", err, got)
 		}
 	})
+
+	t.Run("a line after the dial deadline", func(t *testing.T) { testLineAfterDialDeadline(t, rsp, regSpec) })
+	t.Run("services", func(t *testing.T) { testServices(t, rsp, regSpec) })
 }
