@@ -234,6 +234,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	}
 	pe.ASAP = r.asapTransport(ac, pe.ASAP, peer)
 	pe.Home = r.id
+	pe.Policy = r.withDistance(pe.Policy, ac.c, 0)
 	spe := store.PE{Handle: m.PoolHandle, Element: pe, Registered: now.UnixNano()}
 	if err := r.store.Check(spe); err != nil {
 		return refuse(err.Error(), operationError(err))

@@ -107,7 +107,7 @@ func (ec *enrpConn) handle(msg []byte) {
 	case *enrp.HandleTableRequest:
 		ec.send(ec.table(hdr, m.OwnOnly))
 	case *enrp.HandleTableResponse:
-		r.peers.onTable(m)
+		r.peers.onTable(ec, m)
 	case *enrp.HandleUpdate:
 		r.peers.onUpdate(ec, m)
 	case *enrp.ListRequest:

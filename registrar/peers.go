@@ -406,7 +406,7 @@ func (p *peers) startSync(fp *foreignPeer) {
 const maxSyncRounds = 10000
 
 // onTable handles a HANDLE_TABLE_RESPONSE to our W=1 request.
-func (p *peers) onTable(m *enrp.HandleTableResponse) {
+func (p *peers) onTable(ec *enrpConn, m *enrp.HandleTableResponse) {
 	p.mu.Lock()
 	var fp *foreignPeer
 	for _, x := range p.all {
@@ -430,6 +430,7 @@ func (p *peers) onTable(m *enrp.HandleTableResponse) {
 			if pe.Home != m.Sender { // W=1: only its own PEs count
 				continue
 			}
+			pe.Policy = p.r.withDistance(pe.Policy, ec.c, pe.Policy.Distance)
 			fp.syncPEs[peKey{pool.PoolHandle, pe.ID}] = store.PE{Handle: pool.PoolHandle, Element: pe, Registered: now.UnixNano()}
 		}
 	}
@@ -495,6 +496,7 @@ func (p *peers) onUpdate(ec *enrpConn, m *enrp.HandleUpdate) {
 	if p.isMember(pe.Home) {
 		return // ours: we know better
 	}
+	pe.Policy = p.r.withDistance(pe.Policy, ec.c, pe.Policy.Distance)
 	key := peKey{m.PoolHandle, pe.ID}
 	cur, exists := p.r.store.Lookup(m.PoolHandle, pe.ID)
 	if m.Action == enrp.AddPE {
