@@ -105,6 +105,22 @@ type SessionConfig struct {
 	// OnFailover is called after each failover, on the goroutine that
 	// detected the failure; it must not block. Default nil.
 	OnFailover func(Failover)
+
+	// NoBusinessCard stops the session from telling each PE it connects
+	// to who the pool user is (ASAP_BUSINESS_CARD, RFC 5352 section
+	// 2.2.13, sent on the data channel after the cookie echo, when the
+	// session starts and after every failover). Default false: it is sent.
+	NoBusinessCard bool
+
+	// OwnPool is the pool the application is itself a PE of (a pool user
+	// that is also a pool element): its business card then names that
+	// pool and OwnPEs, the PEs of it to reach the pool user's side by (in
+	// order; the application's own PE parameter, pe.Element.PoolElement,
+	// first). Without it the card names the session's pool and one Pool
+	// Element parameter with the pool user's own transport: the session's
+	// local addresses and port, PE identifier 0 (none). Default "".
+	OwnPool asap.PoolHandle
+	OwnPEs  []asap.PoolElement
 }
 
 // DefaultSessionConfig returns the defaults documented on each field.
@@ -132,6 +148,14 @@ func (c SessionConfig) Validate() error {
 	}
 	if c.MaxMessageSize < 4 || c.MaxMessageSize > transport.MaxFrameSize {
 		bad("MaxMessageSize %d out of range [4, %d]", c.MaxMessageSize, transport.MaxFrameSize)
+	}
+	if c.OwnPool == "" && len(c.OwnPEs) > 0 {
+		bad("OwnPEs without OwnPool: name the pool they belong to")
+	}
+	if c.OwnPool != "" {
+		if _, err := asap.Pack(&asap.BusinessCard{PoolHandle: c.OwnPool, PEs: c.OwnPEs}); err != nil {
+			bad("OwnPool/OwnPEs do not make a business card: %v", err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -85,6 +85,7 @@ type testPE struct {
 	mu     sync.Mutex
 	card   *asap.BusinessCard // sent to each new session
 	echoes [][]byte           // cookies echoed to this PE
+	cards  []cardFrom         // business cards pool users sent
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 }
@@ -161,6 +162,10 @@ func (p *testPE) session(ctx context.Context, s *pe.Session) {
 			return
 		}
 		switch m.Kind {
+		case pe.KindBusinessCard:
+			p.mu.Lock()
+			p.cards = append(p.cards, cardFrom{m.BusinessCard, s.RemoteAddr().String()})
+			p.mu.Unlock()
 		case pe.KindCookieEcho:
 			p.mu.Lock()
 			p.echoes = append(p.echoes, m.Data)
@@ -192,6 +197,19 @@ func (p *testPE) setCard(c *asap.BusinessCard) {
 	p.mu.Lock()
 	p.card = c
 	p.mu.Unlock()
+}
+
+// cardFrom is a business card and the address of the pool user that
+// sent it.
+type cardFrom struct {
+	card *asap.BusinessCard
+	from string
+}
+
+func (p *testPE) cardsGot() []cardFrom {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]cardFrom(nil), p.cards...)
 }
 
 func (p *testPE) echoed() [][]byte {

@@ -395,7 +395,40 @@ func (s *Session) dial(ctx context.Context, pe asap.PoolElement) (transport.Conn
 			return nil, fmt.Errorf("cookie echo: %w", err)
 		}
 	}
+	if !s.cfg.NoBusinessCard {
+		b, err := asap.Pack(s.businessCard(conn))
+		if err == nil {
+			err = conn.Send(dctx, transport.PPIDASAP, b)
+		}
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("business card: %w", err)
+		}
+	}
 	return conn, nil
+}
+
+// businessCard is the pool user's ASAP_BUSINESS_CARD for the PE at the
+// other end of conn: its own pool and PEs (SessionConfig.OwnPool), or
+// the session's pool and a Pool Element parameter with the pool user's
+// own transport (identifier 0: it is no PE).
+func (s *Session) businessCard(conn transport.Conn) *asap.BusinessCard {
+	if s.cfg.OwnPool != "" {
+		return &asap.BusinessCard{PoolHandle: s.cfg.OwnPool, PEs: s.cfg.OwnPEs}
+	}
+	kind := asap.ParamTCPTransport
+	if conn.Kind() == transport.KindSCTP {
+		kind = asap.ParamSCTPTransport
+	}
+	local := conn.LocalAddr().Addrs
+	if kind != asap.ParamSCTPTransport && len(local) > 1 {
+		local = local[:1]
+	}
+	self := asap.PoolElement{
+		User:   asap.Transport{Kind: kind, Port: conn.LocalAddr().Port, Use: asap.UseDataAndControl, Addrs: local},
+		Policy: asap.Policy{Type: asap.PolicyRoundRobin},
+	}
+	return &asap.BusinessCard{PoolHandle: s.h, PEs: []asap.PoolElement{self}}
 }
 
 // install makes conn the session's connection and starts its reader.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +155,80 @@ func TestSession_BusinessCardPreferred(t *testing.T) {
 	}
 	if got := exchange(t, s, "x"); !strings.HasPrefix(got, fmt.Sprintf("%x:", want)) {
 		t.Errorf("reply after the failover: got %q, want it from PE %d", got, want)
+	}
+}
+
+// The pool user sends its business card to each PE it connects to: at
+// the start and after a failover, after the cookie echo and before any
+// data; by default the session's pool and its own transport, with
+// OwnPool its own pool and PEs; none with NoBusinessCard.
+func TestSession_SendsBusinessCard(t *testing.T) {
+	leakcheck.Check(t)
+	r := startRegistrar(t, nil)
+	pes := map[uint32]*testPE{1: startPE(t, r, "cards", 1), 2: startPE(t, r, "cards", 2)}
+	u := newUser(t, nil, r.ASAPAddr())
+	s, fo := connect(t, u, "cards")
+	first := s.PE().ID
+	exchange(t, s, "m") // data follows the card on the same association
+	check := func(p *testPE, when string) {
+		t.Helper()
+		cards := p.cardsGot()
+		if len(cards) != 1 {
+			t.Fatalf("%s: PE %x got %d business cards, want 1", when, p.el.ID(), len(cards))
+		}
+		c := cards[0]
+		if c.card.PoolHandle != "cards" || len(c.card.PEs) != 1 {
+			t.Fatalf("%s: card %+v, want the session's pool and one PE", when, c.card)
+		}
+		self := c.card.PEs[0]
+		at := fmt.Sprintf("%s:%d", self.User.Addrs[0], self.User.Port)
+		if self.ID != 0 || self.User.Kind != asap.ParamTCPTransport || self.User.Use != asap.UseDataAndControl || at != c.from {
+			t.Errorf("%s: card's PE %+v at %s, want identifier 0 and the pool user's own address %s", when, self, at, c.from)
+		}
+	}
+	check(pes[first], "at the start")
+	other := 3 - first
+	pes[first].kill()
+	if ev := fo.next(t); ev.To != other {
+		t.Fatalf("failover to %d, want %d", ev.To, other)
+	}
+	exchange(t, s, "n")
+	check(pes[other], "after the failover")
+
+	own := asap.PoolElement{ID: 0x77, Lifetime: 1000, Policy: asap.Policy{Type: asap.PolicyRoundRobin},
+		User: asap.Transport{Kind: asap.ParamTCPTransport, Port: 9, Use: asap.UseDataAndControl, Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}}
+	for _, c := range []struct {
+		name string
+		mod  func(*pu.SessionConfig)
+		want *asap.BusinessCard
+	}{
+		{"own pool", func(c *pu.SessionConfig) { c.OwnPool, c.OwnPEs = "mine", []asap.PoolElement{own} }, &asap.BusinessCard{PoolHandle: "mine", PEs: []asap.PoolElement{own}}},
+		{"no card", func(c *pu.SessionConfig) { c.NoBusinessCard = true }, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := startPE(t, r, "cards-"+c.name, 5)
+			cfg := pu.DefaultSessionConfig()
+			cfg.PPID = 38
+			c.mod(&cfg)
+			s, err := u.Connect(ctxTimeout(t, 10*time.Second), asap.PoolHandle("cards-"+c.name), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			exchange(t, s, "m")
+			cards := p.cardsGot()
+			switch {
+			case c.want == nil && len(cards) != 0:
+				t.Errorf("got %d cards, want none", len(cards))
+			case c.want != nil && (len(cards) != 1 || !reflect.DeepEqual(cards[0].card, c.want)):
+				t.Errorf("got %+v, want %+v", cards, c.want)
+			}
+		})
+	}
+	bad := pu.DefaultSessionConfig()
+	bad.OwnPEs = []asap.PoolElement{own}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "OwnPEs") {
+		t.Errorf("OwnPEs without OwnPool: %v, want an error naming OwnPEs", err)
 	}
 }
 

@@ -206,11 +206,14 @@ error says so. Exits when the input ends and the last reply arrived.`)
 			unanswered = 0
 			received, lastMsg = received+1, time.Now()
 		case f := <-events:
-			how := "no cookie"
+			how, from := "no cookie", "from a handle resolution"
 			if f.CookieEchoed {
 				how = "cookie echoed"
 			}
-			fmt.Fprintf(stderr, "failover: PE 0x%08x unreachable, now PE 0x%08x (%s)\n", f.From, f.To, how)
+			if f.FromBusinessCard {
+				from = "from the PE's business card"
+			}
+			fmt.Fprintf(stderr, "failover: PE 0x%08x unreachable, now PE 0x%08x (%s, %s)\n", f.From, f.To, how, from)
 			log.Debug("failover reason", "error", f.Reason)
 			// Lines sent to the failed PE are lost with it: send them again.
 			now := failovers.Load()

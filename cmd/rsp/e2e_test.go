@@ -84,7 +84,7 @@ func TestE2E_ServeResolveConnect(t *testing.T) {
 	}
 	pes[first].Kill() // SIGKILL
 	second := cerr.wait(t, "the failover line",
-		regexp.MustCompile(`failover: PE `+first+` unreachable, now PE (0x0000100[123]) \(cookie echoed\)`), 15*time.Second)[1]
+		regexp.MustCompile(`failover: PE `+first+` unreachable, now PE (0x0000100[123]) \(cookie echoed, from (the PE's business card|a handle resolution)\)`), 15*time.Second)[1]
 	fmt.Fprintln(stdin, "four")
 	cout.wait(t, "the reply after the failover", regexp.MustCompile("(?m)^four$"), 10*time.Second)
 	restored := pes[second].WaitLine(0, "restored session from cookie", 10*time.Second)

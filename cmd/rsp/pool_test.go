@@ -8,6 +8,7 @@ import (
 	"io"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -158,9 +159,11 @@ func TestServeResolveConnect(t *testing.T) {
 		cout.wait(t, "the reply to "+line, regexp.MustCompile("(?m)^"+line+"$"), 10*time.Second)
 	}
 	// The echo service sends its cookie after each reply, so the cookie of
-	// "one" came before the reply to "two" (that of "two" may be on its way).
+	// "one" came before the reply to "two" (that of "two" may be on its
+	// way). The PE sent the pool user a business card naming the other.
+	pes[first].out.wait(t, "the business card", regexp.MustCompile(`business card sent: .*candidates=0x0000100[12]`), 10*time.Second)
 	pes[first].stop(t)
-	m := cerr.wait(t, "the failover line", regexp.MustCompile(`failover: PE `+first+` unreachable, now PE (0x0000100[12]) \(cookie echoed\)`), 10*time.Second)
+	m := cerr.wait(t, "the failover line", regexp.MustCompile(`failover: PE `+first+` unreachable, now PE (0x0000100[12]) \(cookie echoed, from the PE's business card\)`), 10*time.Second)
 	second := m[1]
 	fmt.Fprintln(feed, "three")
 	cout.wait(t, "the reply after the failover", regexp.MustCompile("(?m)^three$"), 10*time.Second)
@@ -210,5 +213,77 @@ func TestServeTalkers(t *testing.T) {
 	chargen.out.wait(t, "the chargen session to end", regexp.MustCompile(`pool user left`), 10*time.Second)
 	if strings.Contains(errOut.String(), "failover") {
 		t.Errorf("chargen session failed over:\n%s", errOut.String())
+	}
+}
+
+// Ensure that rsp serve sends each pool user a business card with up to
+// -card-pes other PEs of its pool (never itself), none with -card-pes 0,
+// and logs the pool user's own card (its pool and its transport).
+func TestServeBusinessCards(t *testing.T) {
+	checkLeaks(t)
+	r := registrar.StartForTest(t, "", nil)
+	reg := r.ASAPAddr()
+	pes := map[string]*inProcessPE{}
+	for i, id := range []string{"0x00002001", "0x00002002", "0x00002003", "0x00002004"} {
+		card := "2"
+		if i == 3 {
+			card = "0"
+		}
+		pes[id] = startServe(t, "-registrar", reg, "-pool", "cards", "-id", id, "-card-pes", card,
+			"-listen", "tcp:127.0.0.1:0", "-asap", "tcp:127.0.0.1:0")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	seen := map[string]bool{}
+	for try := 0; try < 40 && len(seen) < 4; try++ {
+		// The session stays open (its input does) until the PE has told
+		// what it did with the cards.
+		stdin, feed := io.Pipe()
+		out, errOut := &syncBuffer{}, &syncBuffer{}
+		offsets := map[string]int{}
+		for id, p := range pes {
+			offsets[id] = len(p.out.String())
+		}
+		done := make(chan int, 1)
+		go func() { done <- connectCmd(ctx, []string{"-registrar", reg, "cards"}, stdin, out, errOut) }()
+		id := errOut.wait(t, "the connect line", regexp.MustCompile(`connected to PE (0x[0-9a-f]{8})`), 10*time.Second)[1]
+		seen[id] = true
+		p := pes[id]
+		from := offsets[id]
+		fmt.Fprintln(feed, "hi") // the pool user's card comes before it
+		out.wait(t, "the echo", regexp.MustCompile(`(?m)^hi$`), 10*time.Second)
+		after := func() string { return p.out.String()[from:] }
+		if !regexp.MustCompile(`business card from the pool user: .*pool=cards pes=1 first="0x00000000 tcp 127\.0\.0\.1:\d+"`).MatchString(after()) {
+			t.Errorf("PE %s did not log the pool user's card:\n%s", id, after())
+		}
+		if id != "0x00002004" {
+			waitForOutput(t, "the business card "+id+" sent", func() bool { return strings.Contains(after(), "business card sent") }, p.out)
+			m := regexp.MustCompile(`business card sent: .*candidates=(\S+)`).FindStringSubmatch(after())
+			if cands := strings.Split(m[1], ","); len(cands) != 2 || slices.Contains(cands, id) {
+				t.Errorf("PE %s named candidates %v; want 2 other PEs", id, cands)
+			}
+		}
+		feed.Close()
+		if code := <-done; code != 0 {
+			t.Fatalf("rsp connect exited %d:\n%s", code, errOut.String())
+		}
+	}
+	if len(seen) < 4 {
+		t.Fatalf("round robin reached only %v of the 4 PEs", seen)
+	}
+	if strings.Contains(pes["0x00002004"].out.String(), "business card sent") {
+		t.Error("a PE with -card-pes 0 sent a business card")
+	}
+}
+
+// waitForOutput polls cond until it holds or 10 s pass.
+func waitForOutput(t *testing.T, what string, cond func() bool, out *syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 10s:\n%s", what, out)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/asap/csp"
 	"github.com/rserpool-go/registrar/asap/pe"
+	"github.com/rserpool-go/registrar/asap/pu"
 	"github.com/rserpool-go/registrar/cmd/internal/cli"
 	"github.com/rserpool-go/registrar/transport"
 )
@@ -140,6 +141,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	lifetime := fs.Duration("lifetime", 0, "registration life (default 3 x -rereg)")
 	rereg := fs.Duration("rereg", pe.DefaultReregInterval, "re-registration interval")
 	cookies := fs.Bool("cookies", false, "send an ASAP cookie with the session's state after each message, and restore it from a cookie echo (default on for echo)")
+	cardPEs := fs.Int("card-pes", 3, "send each pool user a business card naming up to this many other PEs of the pool to fail over to (0: no card)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: rsp serve -pool HANDLE [-service echo|discard|daytime|chargen] [flags]
 
@@ -186,6 +188,10 @@ it and exits.`)
 		fmt.Fprintln(stderr, "rsp serve:", err)
 		return 2
 	}
+	if *cardPEs < 0 || *cardPEs > 1000 {
+		fmt.Fprintln(stderr, "rsp serve: -card-pes: 0 to 1000 PEs")
+		return 2
+	}
 	log, err := rf.logger("rsp-serve", stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "rsp serve:", err)
@@ -227,7 +233,19 @@ it and exits.`)
 		closeElement()
 		return code
 	}
-	d := &demo{svc: svc, cookies: *cookies, log: log}
+	d := &demo{svc: svc, cookies: *cookies, log: log, el: el, cardPEs: *cardPEs}
+	if *cardPEs > 0 {
+		// The candidates come from the pool's registrar, as a pool user's
+		// resolution does (cached a few seconds, not asked per session).
+		ucfg := rf.userConfig(log.Named("card"))
+		ucfg.Items = uint32(*cardPEs + 1) // this PE may be among them
+		if d.resolver, err = pu.New(ucfg); err != nil {
+			fmt.Fprintln(stderr, "rsp serve:", err)
+			closeElement()
+			return 2
+		}
+		defer d.resolver.Close()
+	}
 	stopCSP, err := cf.start(csp.ID(csp.GroupPoolElement, uint64(el.ID())), func() *csp.Report { return peReport(el, srv, d) }, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "rsp serve:", err)
@@ -299,6 +317,43 @@ type demo struct {
 	cookies  bool
 	log      hclog.Logger
 	sessions atomic.Int64 // pool users served now
+	el       *pe.Element
+	// cardPEs is how many other PEs of the pool a business card names;
+	// resolver finds them (nil: no cards).
+	cardPEs  int
+	resolver *pu.User
+}
+
+// sendCard sends the pool user a business card with up to cardPEs other
+// PEs of the pool, as the registrar chooses them by the pool's policy
+// (RFC 5352: the PEs to fail over to, in order). No other PE, no card.
+func (d *demo) sendCard(ctx context.Context, s *pe.Session, log hclog.Logger) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pes, err := d.resolver.Resolve(rctx, d.el.PoolHandle())
+	if err != nil {
+		log.Debug("no business card: the pool's PEs are unknown", "error", explain(err))
+		return
+	}
+	var cands []asap.PoolElement
+	for _, p := range pes {
+		if p.ID != d.el.ID() && len(cands) < d.cardPEs {
+			cands = append(cands, p)
+		}
+	}
+	if len(cands) == 0 {
+		log.Debug("no business card: no other PE in the pool")
+		return
+	}
+	if err := s.SendBusinessCard(rctx, &asap.BusinessCard{PoolHandle: d.el.PoolHandle(), PEs: cands}); err != nil {
+		log.Debug("business card not sent", "error", err)
+		return
+	}
+	ids := make([]string, len(cands))
+	for i, p := range cands {
+		ids[i] = fmt.Sprintf("0x%08x", p.ID)
+	}
+	log.Info("business card sent", "candidates", strings.Join(ids, ","))
 }
 
 // peReport is rsp serve's CSP status, as RSPLIB's PEs report it: the
@@ -323,6 +378,11 @@ func (d *demo) session(ctx context.Context, s *pe.Session) {
 	d.sessions.Add(1)
 	defer d.sessions.Add(-1)
 	log.Info("pool user connected")
+	if d.resolver != nil {
+		cardDone := make(chan struct{})
+		go func() { defer close(cardDone); d.sendCard(ctx, s, log) }()
+		defer func() { <-cardDone }()
+	}
 	var served uint64
 	t, talking := d.svc.(talker)
 	if talking {
@@ -351,7 +411,12 @@ func (d *demo) session(ctx context.Context, s *pe.Session) {
 			served = n
 			log.Info("restored session from cookie", "messages_served_before", n)
 		case pe.KindBusinessCard:
-			log.Debug("business card from the pool user", "pool", string(m.BusinessCard.PoolHandle), "pes", len(m.BusinessCard.PEs))
+			c := m.BusinessCard
+			args := []any{"pool", string(c.PoolHandle), "pes", len(c.PEs)}
+			if len(c.PEs) > 0 {
+				args = append(args, "first", fmt.Sprintf("0x%08x %s", c.PEs[0].ID, transportLabel(c.PEs[0].User)))
+			}
+			log.Info("business card from the pool user", args...)
 		case pe.KindData:
 			if talking {
 				continue // a talker reads and discards
