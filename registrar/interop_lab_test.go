@@ -396,15 +396,12 @@ type benchRun struct {
 func TestLabBench_VsRSPLIB(t *testing.T) {
 	bin := needInterop(t)
 	rsplibRegistrarAt(t, rsplAddr)
-	a := ourAgent(t, bin, "-enable-debug", "-log-level", "warn")
+	a := ourAgent(t, bin, "-enable-debug")
 	modes := map[string][]string{
 		"register": {"-conns", "8", "-pes", "10", "-pe-per-assoc"},
 		"resolve":  {"-conns", "8", "-pes", "100", "-n", "3"},
 	}
-	dur := os.Getenv("RSP_BENCH_DURATION")
-	if dur == "" {
-		dur = "5s"
-	}
+	const dur = "8s"
 	var runs []benchRun
 	for run := 1; run <= 3; run++ {
 		for _, mode := range []string{"register", "resolve"} {
@@ -423,10 +420,10 @@ func TestLabBench_VsRSPLIB(t *testing.T) {
 				var wg sync.WaitGroup
 				if who == "ours" && run == 2 {
 					wg.Add(1)
-					go func() { // the profile covers the middle of the run
+					go func() { // the profile covers the middle of the run, after resolve's pool fill
 						defer wg.Done()
-						time.Sleep(time.Second)
-						resp, err := http.Get("http://" + a.HTTP + "/debug/pprof/profile?seconds=3")
+						time.Sleep(3 * time.Second)
+						resp, err := http.Get("http://" + a.HTTP + "/debug/pprof/profile?seconds=4")
 						if err == nil {
 							prof, _ = io.ReadAll(resp.Body)
 							resp.Body.Close()
