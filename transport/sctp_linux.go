@@ -155,27 +155,33 @@ func (l *sctpListener) Addr() Endpoint { return l.addr }
 // Close closes the socket; a pending accept returns.
 func (l *sctpListener) Close() error { return l.f.Close() }
 
-// accept waits for one association.
+// accept waits for one association. An association that is gone before
+// it could be set up (the peer connected and closed at once: its
+// addresses can no longer be asked for) is dropped, and accept waits for
+// the next one: it is the peer's doing, not the listener's failure.
 func (l *sctpListener) accept() (Conn, error) {
-	var nfd int
-	var aerr error
-	err := l.rc.Read(func(fd uintptr) bool {
-		nfd, _, aerr = syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
-		return aerr != syscall.EAGAIN
-	})
-	if err != nil {
-		return nil, err
+	for {
+		var nfd int
+		var aerr error
+		err := l.rc.Read(func(fd uintptr) bool {
+			nfd, _, aerr = syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+			return aerr != syscall.EAGAIN
+		})
+		if err != nil {
+			return nil, err
+		}
+		if aerr != nil {
+			return nil, os.NewSyscallError("accept4", aerr)
+		}
+		f := os.NewFile(uintptr(nfd), "sctp")
+		c, err := newSCTPConn(f, l.cfg)
+		if err != nil {
+			_ = f.Close()
+			l.cfg.logger().Debug("dropped an association gone before it was accepted", "error", err)
+			continue
+		}
+		return c, nil
 	}
-	if aerr != nil {
-		return nil, os.NewSyscallError("accept4", aerr)
-	}
-	f := os.NewFile(uintptr(nfd), "sctp")
-	c, err := newSCTPConn(f, l.cfg)
-	if err != nil {
-		_ = f.Close()
-		return nil, err
-	}
-	return c, nil
 }
 
 // dialSCTP sets up an association with every address of the peer.

@@ -418,3 +418,62 @@ func TestSCTPSendAfterDialDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestSCTPAcceptAfterVanishedPeers: associations that are closed again
+// before the listener accepts them are dropped, and the listener goes on
+// accepting (it used to fail for good on the first: "peer addresses:
+// getsockopt: invalid argument", and a PE whose pool users came and went
+// quickly stopped serving).
+func TestSCTPAcceptAfterVanishedPeers(t *testing.T) {
+	requireSCTP(t)
+	checkLeaks(t)
+	cfg := transport.DefaultConfig()
+	ctx := ctxTimeout(t, 20*time.Second)
+	l, err := transport.Listen(ctx, "sctp:127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	spec := "sctp:" + l.Addrs()[0].String()
+	for i := 0; i < 5; i++ {
+		c, err := transport.Dial(ctx, spec, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	// Wait until the kernel has freed at least one of them (the others may
+	// linger in a shutdown state while nobody accepts them).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile("/proc/net/sctp/assocs")
+		// A header line, then a line per association end: 5
+		// associations have 10.
+		n := strings.Count(string(b), "\n") - 1
+		if n < 10 {
+			t.Logf("association ends left: %d", n)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the 5 closed associations still have %d ends after 10s", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	keep, err := transport.Dial(ctx, spec, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keep.Close()
+	want := keep.LocalAddr().Port
+	for {
+		c, err := l.Accept(ctx)
+		if err != nil {
+			t.Fatalf("Accept after vanished peers: %v", err)
+		}
+		got := c.RemoteAddr().Port
+		c.Close()
+		if got == want {
+			return
+		}
+	}
+}

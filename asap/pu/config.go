@@ -108,8 +108,9 @@ type SessionConfig struct {
 
 	// NoBusinessCard stops the session from telling each PE it connects
 	// to who the pool user is (ASAP_BUSINESS_CARD, RFC 5352 section
-	// 2.2.13, sent on the data channel after the cookie echo, when the
-	// session starts and after every failover). Default false: it is sent.
+	// 2.2.13, sent on the data channel before the first message of the
+	// application, at the start of the session and after every failover,
+	// so after the cookie echo). Default false: it is sent.
 	NoBusinessCard bool
 
 	// OwnPool is the pool the application is itself a PE of (a pool user

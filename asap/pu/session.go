@@ -54,16 +54,18 @@ type Session struct {
 	wg     sync.WaitGroup
 	fo     chan struct{} // one connect or failover at a time
 
-	mu     sync.Mutex
-	conn   transport.Conn
-	pe     asap.PoolElement
-	since  time.Time // when conn was set up
-	gen    uint64
-	cookie []byte
-	card   []asap.PoolElement
-	failed map[uint32]bool
-	err    error // why the session is broken
-	closed bool
+	mu    sync.Mutex
+	conn  transport.Conn
+	pe    asap.PoolElement
+	since time.Time // when conn was set up
+	gen   uint64
+	// cardOnce sends the business card on conn (before its first data).
+	cardOnce *sync.Once
+	cookie   []byte
+	card     []asap.PoolElement
+	failed   map[uint32]bool
+	err      error // why the session is broken
+	closed   bool
 }
 
 type inMsg struct {
@@ -144,6 +146,7 @@ func (s *Session) SendPPID(ctx context.Context, ppid uint32, data []byte) error 
 		if err != nil {
 			return err
 		}
+		s.sendCard(ctx, conn, gen)
 		err = conn.Send(ctx, ppid, data)
 		if err == nil {
 			return nil
@@ -395,17 +398,36 @@ func (s *Session) dial(ctx context.Context, pe asap.PoolElement) (transport.Conn
 			return nil, fmt.Errorf("cookie echo: %w", err)
 		}
 	}
-	if !s.cfg.NoBusinessCard {
+	return conn, nil
+}
+
+// sendCard sends the pool user's business card on the connection of
+// generation gen once, before the first message the application sends on
+// it (concurrent senders wait for it, so it comes first). Not at once on
+// connecting: a PE that talks first and closes (RFC 867 daytime) would
+// answer a message arriving after its close with an ABORT, which throws
+// away what it sent. A card that cannot be sent is only logged: the data
+// send that follows meets the same fate and fails the session over.
+func (s *Session) sendCard(ctx context.Context, conn transport.Conn, gen uint64) {
+	if s.cfg.NoBusinessCard {
+		return
+	}
+	s.mu.Lock()
+	once := s.cardOnce
+	ok := s.gen == gen && once != nil
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	once.Do(func() {
 		b, err := asap.Pack(s.businessCard(conn))
 		if err == nil {
-			err = conn.Send(dctx, transport.PPIDASAP, b)
+			err = conn.Send(ctx, transport.PPIDASAP, b)
 		}
 		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("business card: %w", err)
+			s.log.Debug("business card not sent", "error", err)
 		}
-	}
-	return conn, nil
+	})
 }
 
 // businessCard is the pool user's ASAP_BUSINESS_CARD for the PE at the
@@ -440,6 +462,7 @@ func (s *Session) install(conn transport.Conn, pe asap.PoolElement) error {
 		return ErrClosed
 	}
 	s.conn, s.pe, s.since = conn, pe, time.Now()
+	s.cardOnce = new(sync.Once)
 	s.gen++
 	gen := s.gen
 	s.wg.Add(1)
