@@ -477,16 +477,23 @@ func TestCluster3_AdminRequestHeldUntilLeader(t *testing.T) {
 		addr, _ := asked.Node().Raft().LeaderWithID()
 		return addr == ""
 	})
-	code := make(chan int, 1)
+	type answer struct {
+		code int
+		body string
+	}
+	code := make(chan answer, 1)
 	go func() {
 		resp, err := http.Get("http://" + asked.HTTPAddr() + "/v1/snapshot")
 		if err != nil {
-			code <- 0
+			code <- answer{0, err.Error()}
 			return
 		}
-		io.Copy(io.Discard, resp.Body)
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		code <- resp.StatusCode
+		if len(b) > 300 {
+			b = b[:300]
+		}
+		code <- answer{resp.StatusCode, string(b)}
 	}()
 	// The quorum comes back: one crashed registrar restarts.
 	a := crashed[0]
@@ -495,8 +502,8 @@ func TestCluster3_AdminRequestHeldUntilLeader(t *testing.T) {
 	})
 	select {
 	case got := <-code:
-		if got != http.StatusOK {
-			t.Errorf("snapshot save asked while no leader was known: HTTP %d, want 200 once a leader is elected", got)
+		if got.code != http.StatusOK {
+			t.Errorf("snapshot save asked while no leader was known: HTTP %d (%s), want 200 once a leader is elected", got.code, got.body)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("snapshot save asked while no leader was known: no answer within 30s")
