@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
 	"github.com/rserpool-go/registrar/asap/pe"
+	"github.com/rserpool-go/registrar/asap/testkit"
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/transport"
 )
@@ -22,7 +22,7 @@ import (
 var loopback = netip.MustParseAddr("127.0.0.1")
 
 func TestElement_RegisterDeregister(t *testing.T) {
-	leakcheck.Check(t)
+	testkit.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	srv := listenServer(t)
 	el := newElement(t, testConfig(t, "echo", srv, r.ASAPAddr()))
@@ -68,7 +68,7 @@ func TestElement_RegisterDeregister(t *testing.T) {
 const pe_DefaultRereg = pe.DefaultReregInterval
 
 func TestElement_RandomID(t *testing.T) {
-	leakcheck.Check(t)
+	testkit.CheckLeaks(t)
 	srv := listenServer(t)
 	cfg := testConfig(t, "echo", srv, "tcp:127.0.0.1:1")
 	a, b := newElement(t, cfg), newElement(t, cfg)
@@ -83,7 +83,7 @@ func TestElement_RandomID(t *testing.T) {
 
 // The element renews its registration before its lifetime runs out.
 func TestElement_Renews(t *testing.T) {
-	leakcheck.Check(t)
+	testkit.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	srv := listenServer(t)
 	cfg := testConfig(t, "echo", srv, r.ASAPAddr())
@@ -104,7 +104,7 @@ func TestElement_Renews(t *testing.T) {
 
 // A new load renews the registration at once.
 func TestElement_SetLoad(t *testing.T) {
-	leakcheck.Check(t)
+	testkit.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	srv := listenServer(t)
 	cfg := testConfig(t, "lu", srv, r.ASAPAddr())
@@ -139,7 +139,7 @@ func TestElement_SetLoad(t *testing.T) {
 // The registrar's keep-alives are answered: with short keep-alive timers
 // the PE stays registered although it does not renew in that time.
 func TestElement_AnswersKeepAlives(t *testing.T) {
-	leakcheck.Check(t)
+	testkit.CheckLeaks(t)
 	r := startRegistrar(t, func(c *registrar.Config) {
 		c.KeepAliveInterval = registrar.Duration(50 * time.Millisecond)
 		c.KeepAliveTimeout = registrar.Duration(time.Second)
@@ -167,7 +167,7 @@ func TestElement_AnswersKeepAlives(t *testing.T) {
 
 // When its registrar dies, the PE registers at the next one of its list.
 func TestElement_HuntsNextRegistrar(t *testing.T) {
-	leakcheck.Check(t)
+	testkit.CheckLeaks(t)
 	a := startRegistrar(t, nil)
 	b := startRegistrar(t, nil)
 	srv := listenServer(t)
@@ -238,7 +238,7 @@ func (f *fakeRegistrar) recv() asap.Message {
 // A registrar that takes the PE over reaches it on its ASAP endpoint with
 // an H=1 keep-alive: the PE acks and renews at the new home from then on.
 func TestElement_TakeoverAdoption(t *testing.T) {
-	leakcheck.Check(t)
+	testkit.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	srv := listenServer(t)
 	cfg := testConfig(t, "echo", srv, r.ASAPAddr())
@@ -289,7 +289,7 @@ func TestElement_TakeoverAdoption(t *testing.T) {
 }
 
 func TestElement_RegistrationRefused(t *testing.T) {
-	leakcheck.Check(t)
+	testkit.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	srv := listenServer(t)
 	if err := newElement(t, testConfig(t, "pool", srv, r.ASAPAddr())).Register(ctxTimeout(t, 10*time.Second)); err != nil {
@@ -313,7 +313,7 @@ func TestElement_RegistrationRefused(t *testing.T) {
 }
 
 func TestElement_NoRegistrar(t *testing.T) {
-	leakcheck.Check(t)
+	testkit.CheckLeaks(t)
 	srv := listenServer(t)
 	addr := fmt.Sprintf("tcp:127.0.0.1:%d", freePort(t))
 	el := newElement(t, testConfig(t, "echo", srv, addr))
@@ -389,7 +389,7 @@ func startCluster(t *testing.T, n int) []*registrar.TestServer {
 // which reaches it on its ASAP endpoint with an H=1 keep-alive: the PE
 // follows and renews there, although its list names only the dead one.
 func TestElement_ClusterTakeover(t *testing.T) {
-	leakcheck.Check(t)
+	testkit.CheckLeaks(t)
 	nodes := startCluster(t, 3)
 	var home *registrar.TestServer
 	for _, r := range nodes {

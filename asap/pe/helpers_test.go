@@ -9,16 +9,15 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
-	"github.com/rserpool-go/registrar/asap/internal/testlog"
 	"github.com/rserpool-go/registrar/asap/pe"
+	"github.com/rserpool-go/registrar/asap/testkit"
 	"github.com/rserpool-go/registrar/registrar"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if leaked := leakcheck.Wait(5 * time.Second); leaked != "" {
+		if leaked := testkit.WaitLeaks(5 * time.Second); leaked != "" {
 			fmt.Fprintf(os.Stderr, "goroutines leaked:\n%s\n", leaked)
 			code = 1
 		}
@@ -31,7 +30,7 @@ func TestMain(m *testing.M) {
 func startRegistrar(t testing.TB, mod func(*registrar.Config)) *registrar.TestServer {
 	t.Helper()
 	return registrar.StartForTest(t, "", func(c *registrar.Config) {
-		c.Logger = testlog.Logger(t, "registrar")
+		c.Logger = testkit.Logger(t, "registrar")
 		if mod != nil {
 			mod(c)
 		}
@@ -48,7 +47,7 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 func listenServer(t testing.TB) *pe.Server {
 	t.Helper()
 	cfg := pe.DefaultServerConfig()
-	cfg.Logger = testlog.Logger(t, "server")
+	cfg.Logger = testkit.Logger(t, "server")
 	srv, err := pe.Listen(context.Background(), "tcp:127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +65,7 @@ func testConfig(t testing.TB, pool string, srv *pe.Server, registrars ...string)
 	cfg.Registrars = registrars
 	cfg.ASAP = "tcp:127.0.0.1:0"
 	cfg.RequestTimeout = time.Second
-	cfg.Logger = testlog.Logger(t, "pe")
+	cfg.Logger = testkit.Logger(t, "pe")
 	return cfg
 }
 

@@ -10,17 +10,16 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
-	"github.com/rserpool-go/registrar/asap/internal/testlog"
 	"github.com/rserpool-go/registrar/asap/pe"
 	"github.com/rserpool-go/registrar/asap/pu"
+	"github.com/rserpool-go/registrar/asap/testkit"
 	"github.com/rserpool-go/registrar/registrar"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if leaked := leakcheck.Wait(5 * time.Second); leaked != "" {
+		if leaked := testkit.WaitLeaks(5 * time.Second); leaked != "" {
 			fmt.Fprintf(os.Stderr, "goroutines leaked:\n%s\n", leaked)
 			code = 1
 		}
@@ -33,7 +32,7 @@ func TestMain(m *testing.M) {
 func startRegistrar(t testing.TB, mod func(*registrar.Config)) *registrar.TestServer {
 	t.Helper()
 	return registrar.StartForTest(t, "", func(c *registrar.Config) {
-		c.Logger = testlog.Logger(t, "registrar")
+		c.Logger = testkit.Logger(t, "registrar")
 		if mod != nil {
 			mod(c)
 		}
@@ -63,7 +62,7 @@ func newUser(t testing.TB, mod func(*pu.Config), registrars ...string) *pu.User 
 	cfg := pu.DefaultConfig()
 	cfg.Registrars = registrars
 	cfg.RequestTimeout = time.Second
-	cfg.Logger = testlog.Logger(t, "pu")
+	cfg.Logger = testkit.Logger(t, "pu")
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -100,7 +99,7 @@ func startPE(t testing.TB, r *registrar.TestServer, pool string, id uint32) *tes
 func startPEOn(t testing.TB, r *registrar.TestServer, pool string, id uint32, listen, asapSpec string) *testPE {
 	t.Helper()
 	scfg := pe.DefaultServerConfig()
-	scfg.Logger = testlog.Logger(t, fmt.Sprintf("server-%x", id))
+	scfg.Logger = testkit.Logger(t, fmt.Sprintf("server-%x", id))
 	srv, err := pe.Listen(context.Background(), listen, scfg)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +111,7 @@ func startPEOn(t testing.TB, r *registrar.TestServer, pool string, id uint32, li
 	cfg.Registrars = []string{r.ASAPAddr()}
 	cfg.ASAP = asapSpec
 	cfg.ReregInterval = time.Minute
-	cfg.Logger = testlog.Logger(t, fmt.Sprintf("pe-%x", id))
+	cfg.Logger = testkit.Logger(t, fmt.Sprintf("pe-%x", id))
 	el, err := pe.New(cfg)
 	if err != nil {
 		srv.Close()

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
+	"github.com/rserpool-go/registrar/asap/testkit"
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/transport"
 )
@@ -36,7 +36,7 @@ func needSCTP(t *testing.T) {
 // apart by the PPID, and fails over with the cookie.
 func TestSCTP_SessionFailover(t *testing.T) {
 	needSCTP(t)
-	leakcheck.Check(t)
+	testkit.CheckLeaks(t)
 	r := startRegistrar(t, func(c *registrar.Config) { c.ASAP = "sctp:127.0.0.1:0" })
 	pes := map[uint32]*testPE{}
 	for id := uint32(1); id <= 2; id++ {
