@@ -10,8 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	"go.etcd.io/bbolt"
 
+	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
 )
 
@@ -55,9 +55,9 @@ func (r *ApplyResult) Failed() error {
 type FSM struct {
 	store *store.Store
 	log   hclog.Logger
-	// Snapshotter writes and reads the FSM's snapshots (package snapshot's
-	// format); see SetSnapshotter.
-	snap Snapshotter
+	// meta is the metadata of the snapshots the FSM writes (package
+	// snapshot's format): the registrar and its build.
+	meta snapshot.Meta
 	// onApply is called after each applied batch (metrics, waiters).
 	onApply func(n int)
 	// onCommand is called for each applied command with its result.
@@ -99,21 +99,14 @@ func (f *FSM) notifyApplied() {
 	}
 }
 
-// Snapshotter converts between the store and raft snapshot streams.
-type Snapshotter interface {
-	// Write streams the handlespace as seen by tx (a bbolt read
-	// transaction) into w.
-	Write(w io.Writer, st *store.Store, tx *bbolt.Tx) error
-	// Restore replaces the store's content with the snapshot read from r.
-	Restore(r io.Reader, st *store.Store) error
-}
-
-// NewFSM returns an FSM over st.
-func NewFSM(st *store.Store, snap Snapshotter, log hclog.Logger) *FSM {
+// NewFSM returns an FSM over st. Its snapshots are package snapshot's
+// archives with the metadata meta (the raft index and the creation time
+// are filled in for each).
+func NewFSM(st *store.Store, meta snapshot.Meta, log hclog.Logger) *FSM {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &FSM{store: st, snap: snap, log: log, stop: make(chan struct{})}
+	return &FSM{store: st, meta: meta, log: log, stop: make(chan struct{})}
 }
 
 // Stop ends a wait for the store (see ApplyBatch): the batch waiting and
@@ -239,27 +232,22 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	return resp
 }
 
-// Snapshot captures the handlespace: it opens a bbolt read transaction
+// Snapshot captures the handlespace: it opens the store's read view
 // here, in the FSM goroutine, so the content is exactly the state at the
 // index raft records; Persist writes it while applies continue.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	if f.snap == nil {
-		return nil, errors.New("cluster: no snapshotter configured")
-	}
-	tx, err := f.store.BeginRead()
+	v, err := f.store.BeginView()
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	return &fsmSnapshot{f: f, tx: tx}, nil
+	return &fsmSnapshot{f: f, view: v}, nil
 }
 
-// Restore replaces the handlespace with a snapshot.
+// Restore replaces the handlespace with a snapshot (all or nothing: see
+// snapshot.Restore).
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if f.snap == nil {
-		return errors.New("cluster: no snapshotter configured")
-	}
-	if err := f.snap.Restore(rc, f.store); err != nil {
+	if _, err := snapshot.Restore(rc, f.store); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.notifyApplied()
@@ -272,23 +260,19 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 
 type fsmSnapshot struct {
 	f    *FSM
-	tx   *bbolt.Tx
-	once sync.Once
+	view *store.ReadView
 }
 
-// Persist writes the snapshot from the read transaction opened in
-// Snapshot. raft calls it from its snapshot goroutine while the FSM keeps
-// applying.
+// Persist writes the snapshot from the read view opened in Snapshot.
+// raft calls it from its snapshot goroutine while the FSM keeps applying.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	defer s.Release()
-	if err := s.f.snap.Write(sink, s.f.store, s.tx); err != nil {
+	if _, err := snapshot.WriteView(sink, s.view, s.f.meta); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}
 	return sink.Close()
 }
 
-// Release ends the read transaction. Idempotent.
-func (s *fsmSnapshot) Release() {
-	s.once.Do(func() { _ = s.tx.Rollback() })
-}
+// Release ends the read view. Idempotent.
+func (s *fsmSnapshot) Release() { _ = s.view.Close() }

@@ -15,7 +15,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/store/raftlog"
 )
 
 // RaftConfig holds the raft settings a registrar exposes.
@@ -156,9 +158,9 @@ type Node struct {
 	log   hclog.Logger
 	store *store.Store
 	fsm   *FSM
-	logs  *store.RaftStore // stable store (term, vote); its log bucket is migrated to wal (nil in memory)
-	wal   *store.WAL       // the raft log (nil in memory)
-	mux   *muxLayer        // nil in memory
+	logs  *raftlog.Stable // stable store: term and vote in raft.db (nil in memory)
+	wal   *raftlog.WAL    // the raft log (nil in memory)
+	mux   *muxLayer       // nil in memory
 	// What raft runs on: wal, logs, the file snapshot store and the TCP
 	// transport, or their in-memory doubles.
 	logStore   raft.LogStore
@@ -184,7 +186,7 @@ type Node struct {
 var ErrNoLeader = errors.New("no raft leader")
 
 // OpenNode opens the raft state in cfg.Dir and starts raft.
-func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) {
+func OpenNode(cfg NodeConfig, st *store.Store) (*Node, error) {
 	if err := cfg.Raft.Validate(); err != nil {
 		return nil, err
 	}
@@ -198,7 +200,7 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 	} else if err := n.openFiles(); err != nil {
 		return nil, err
 	}
-	n.fsm = NewFSM(st, snap, log.Named("fsm"))
+	n.fsm = NewFSM(st, snapshot.Meta{RegistrarID: cfg.ID}, log.Named("fsm"))
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = ServerID(cfg.ID)
@@ -259,14 +261,14 @@ func (n *Node) openFiles() error {
 		return err
 	}
 	var err error
-	n.logs, err = store.OpenRaftStore(filepath.Join(cfg.Dir, "raft.db"), &store.RaftStoreOptions{NoSync: cfg.NoSync,
+	n.logs, err = raftlog.OpenStable(filepath.Join(cfg.Dir, "raft.db"), &raftlog.StableOptions{NoSync: cfg.NoSync,
 		Logger: log.Named("raftdb"),
 		// raft panics when it cannot save its term: wait for the disk.
 		RetryWrite: func(error) bool { return true }})
 	if err != nil {
 		return withFix(err, cfg.Dir)
 	}
-	if n.wal, err = openLog(cfg.Dir, n.logs, &store.WALOptions{NoSync: cfg.NoSync, Logger: log.Named("wal"), SegmentSize: cfg.WALSegmentSize,
+	if n.wal, err = raftlog.OpenWAL(filepath.Join(cfg.Dir, "wal"), &raftlog.WALOptions{NoSync: cfg.NoSync, Logger: log.Named("wal"), SegmentSize: cfg.WALSegmentSize,
 		RetryWrite: n.retryAppend}); err != nil {
 		n.logs.Close()
 		return withFix(err, cfg.Dir)
@@ -315,60 +317,6 @@ func (n *Node) closeRes() {
 	if n.logs != nil {
 		n.logs.Close()
 	}
-}
-
-// openLog opens the raft log (a WAL in dir/wal). Entries an older version
-// kept in raft.db's log bucket move to the WAL once; raft.db's entries are
-// deleted only after the WAL holds all of them, and a migration cut short
-// (a crash) resumes after the last entry it copied.
-func openLog(dir string, old *store.RaftStore, opts *store.WALOptions) (*store.WAL, error) {
-	w, err := store.OpenWAL(filepath.Join(dir, "wal"), opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := migrateLog(w, old); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("migrate raft log: %w", err)
-	}
-	return w, nil
-}
-
-// migrateLog appends raft.db's log entries that w lacks, then empties
-// raft.db's log.
-func migrateLog(w *store.WAL, old *store.RaftStore) error {
-	first, err := old.FirstIndex()
-	if err != nil {
-		return err
-	}
-	last, err := old.LastIndex()
-	if err != nil {
-		return err
-	}
-	if first == 0 {
-		return nil
-	}
-	from := first
-	wf, _ := w.FirstIndex()
-	if wl, _ := w.LastIndex(); wl != 0 {
-		from = last + 1 // the WAL is in use: raft.db's entries are leftovers
-		if wf == first {
-			from = wl + 1 // an earlier migration stopped after wl
-		}
-	}
-	for i := from; i <= last; i += 256 {
-		var batch []*raft.Log
-		for j := i; j <= last && j < i+256; j++ {
-			l := new(raft.Log)
-			if err := old.GetLog(j, l); err != nil {
-				return fmt.Errorf("entry %d: %w", j, err)
-			}
-			batch = append(batch, l)
-		}
-		if err := w.StoreLogs(batch); err != nil {
-			return err
-		}
-	}
-	return old.DeleteRange(first, last)
 }
 
 // catchUpFromSnapshot restores the newest raft snapshot into the store

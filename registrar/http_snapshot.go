@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"go.etcd.io/bbolt"
 
 	"github.com/rserpool-go/registrar/snapshot"
+	"github.com/rserpool-go/registrar/store"
 )
 
 // Snapshots through the admin API and the offline restore hook.
@@ -120,12 +120,12 @@ func (r *Registrar) saveSpool() (string, snapshot.Meta, error) {
 	path := f.Name()
 	defer f.Close()
 	term := r.node.Raft().CurrentTerm()
-	tx, err := r.store.BeginRead()
+	v, err := r.store.BeginView()
 	if err != nil {
 		return path, snapshot.Meta{}, fmt.Errorf("snapshot: %w", err)
 	}
-	meta, err := snapshot.WriteTx(f, r.store, tx, snapshot.Meta{RegistrarID: r.id, Build: Version, RaftTerm: term})
-	_ = tx.Rollback()
+	meta, err := snapshot.WriteView(f, v, snapshot.Meta{RegistrarID: r.id, Build: Version, RaftTerm: term})
+	_ = v.Close()
 	if err == nil {
 		err = f.Close()
 	}
@@ -328,8 +328,8 @@ func (r *Registrar) snapshotRestored() { r.live.post(r.live.resync) }
 // operator's way).
 func (r *Registrar) SaveSnapshotTo(path string) (snapshot.Meta, error) {
 	return snapshot.WriteFile(nil, path, func(w io.Writer) error {
-		return r.store.View(func(tx *bbolt.Tx) error {
-			_, err := snapshot.WriteTx(w, r.store, tx, snapshot.Meta{RegistrarID: r.id, Build: Version})
+		return r.store.View(func(v *store.ReadView) error {
+			_, err := snapshot.WriteView(w, v, snapshot.Meta{RegistrarID: r.id, Build: Version})
 			return err
 		})
 	})

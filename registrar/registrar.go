@@ -20,7 +20,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rserpool-go/registrar/cluster"
-	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
 	"github.com/rserpool-go/registrar/transport"
 )
@@ -265,7 +264,7 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 		Bootstrap: bootstrap,
 		Logger:    newRaftLogger(r.log.Named("raft")),
 		NoSync:    r.cfg.NoSync,
-	}, r.store, &snapshot.FSM{RegistrarID: id})
+	}, r.store)
 	if err != nil {
 		return cleanup, err
 	}

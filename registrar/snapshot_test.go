@@ -21,6 +21,7 @@ import (
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/store/raftlog"
 )
 
 // allPEs lists a store's handlespace in order.
@@ -323,7 +324,7 @@ func TestSnapshot_CompactionAndRestart(t *testing.T) {
 	b.Stop()
 	a.Stop()
 
-	logs, err := store.OpenWAL(filepath.Join(dir, "raft", "wal"), nil)
+	logs, err := raftlog.OpenWAL(filepath.Join(dir, "raft", "wal"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

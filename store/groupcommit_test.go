@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
@@ -115,11 +114,11 @@ func TestStore_GroupCommitFlushes(t *testing.T) {
 		}
 	}
 	n := 0
-	if err := s.View(func(tx *bolt.Tx) error {
-		if got := s.AppliedIndexTx(tx); got != 5 {
+	if err := s.View(func(v *ReadView) error {
+		if got := v.AppliedIndex(); got != 5 {
 			t.Errorf("View sees applied index %d, want 5 (queued writes flushed first)", got)
 		}
-		return s.ForEachTx(tx, func(PE) error { n++; return nil })
+		return v.ForEach(func(PE) error { n++; return nil })
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +142,7 @@ func TestStore_GroupCommitFlushes(t *testing.T) {
 	}
 }
 
-// Ensure readers of the file (View, BeginRead, the commit timer) may run
+// Ensure readers of the file (View, BeginView, the commit timer) may run
 // while ReplaceAll swaps the file under group commit: Flush once read the
 // store's bbolt handle without a lock, racing with the swap (-race).
 func TestStore_GroupCommitReplaceAllConcurrentReaders(t *testing.T) {
@@ -165,11 +164,11 @@ func TestStore_GroupCommitReplaceAllConcurrentReaders(t *testing.T) {
 					return
 				default:
 				}
-				err := s.View(func(*bolt.Tx) error { return nil })
+				err := s.View(func(*ReadView) error { return nil })
 				if err == nil {
-					var tx *bolt.Tx
-					if tx, err = s.BeginRead(); err == nil {
-						err = tx.Rollback()
+					var v *ReadView
+					if v, err = s.BeginView(); err == nil {
+						err = v.Close()
 					}
 				}
 				if err != nil && !errors.Is(err, ErrNoFile) && !errors.Is(err, berrors.ErrDatabaseNotOpen) {

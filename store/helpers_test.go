@@ -66,8 +66,8 @@ func contents(s *Store) []memRec {
 func fileContents(t testing.TB, s *Store) []memRec {
 	t.Helper()
 	var out []memRec
-	err := s.View(func(tx *bolt.Tx) error {
-		return s.ForEachTx(tx, func(pe PE) error {
+	err := s.View(func(v *ReadView) error {
+		return v.ForEach(func(pe PE) error {
 			enc, err := asap.AppendPoolElement(nil, &pe.Element)
 			if err != nil {
 				return err
