@@ -100,6 +100,44 @@ func groupKillChild(path string) {
 	os.Exit(0)
 }
 
+// Ensure Abort leaves the file as a killed process does: what group commit
+// queued is lost, what was committed stays, with its applied index, and
+// the store is closed.
+func TestStore_AbortLosesQueuedWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hs.db")
+	s, err := Open(path, &Options{NoSync: true, CommitDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 3; i++ {
+		if _, err := s.Apply(i, killBatch(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	committed := contents(s)
+	if _, err := s.Apply(4, killBatch(4)); err != nil {
+		t.Fatal(err)
+	}
+	s.Abort()
+	if _, err := s.Apply(5, killBatch(5)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Apply after Abort: %v, want ErrClosed", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close after Abort: %v", err)
+	}
+	s, err = Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.LastApplied(); got != 3 || !slices.Equal(contents(s), committed) {
+		t.Errorf("after Abort and reopen: index %d, %d PEs; want the committed index 3 with its %d PEs", got, len(contents(s)), len(committed))
+	}
+}
+
 // Ensure queued writes reach the file on Close, View and ReplaceAll, and
 // that readers of the file see everything applied.
 func TestStore_GroupCommitFlushes(t *testing.T) {

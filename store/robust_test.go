@@ -134,7 +134,7 @@ func (r *robustNode) step(try uint64) {
 
 // crash drops the store as a killed process does and restarts.
 func (r *robustNode) crash() {
-	r.s.abandon()
+	r.s.Abort()
 	r.crashes++
 	r.start()
 }

@@ -286,6 +286,40 @@ func (s *Store) Close() error {
 	return flushErr
 }
 
+// Abort closes the store the way a killed process leaves it: what group
+// commit has queued is not committed (the file stays at its last commit,
+// whose applied index says so: a raft node replays the rest of its log at
+// the next start), a fault's rewrite is not tried again, and the file is
+// closed. Every method then fails as after Close. Idempotent; Close after
+// Abort does nothing.
+func (s *Store) Abort() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	s.pmu.Lock()
+	s.stopRetry = true
+	for _, tm := range []*time.Timer{s.timer, s.retry} {
+		if tm != nil {
+			tm.Stop()
+		}
+	}
+	s.timer, s.retry, s.pend, s.pendIdx = nil, nil, nil, 0
+	s.pmu.Unlock()
+	s.mu.Lock()
+	s.closed = true
+	s.pools = make(map[asap.PoolHandle]*pool)
+	s.owners = make(map[uint32]*ownerStat)
+	s.order = nil
+	s.nPE = 0
+	db := s.db
+	s.db = nil
+	s.mu.Unlock()
+	if db != nil {
+		_ = db.Close()
+	}
+}
+
 // handleLess orders pool handles as the file does: by length, then bytes.
 func handleLess(a, b asap.PoolHandle) bool {
 	if len(a) != len(b) {
