@@ -3,12 +3,14 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -85,8 +87,7 @@ func TestFSM_ApplyBatchAndReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	fsm := NewFSM(st, snapshot.Meta{}, nil)
-	var seen []Kind
-	fsm.onCommand = func(c *Command, _ *ApplyResult) { seen = append(seen, c.Kind) }
+	sub := fsm.changes.subscribe(16, nil)
 	at := time.Unix(1700000000, 0)
 	logs := []*raft.Log{
 		logOf(t, 1, NewUpdate(at, enrp.AddPE, 1, "pool", pe(1, 1))),
@@ -115,8 +116,15 @@ func TestFSM_ApplyBatchAndReplay(t *testing.T) {
 	if r := resp[4].(*ApplyResult); !errors.Is(r.Err, ErrBadCommand) {
 		t.Errorf("garbage entry: %v, want ErrBadCommand", r.Err)
 	}
-	if len(seen) != 3 {
-		t.Errorf("observer saw %d commands, want 3", len(seen))
+	// The subscriber sees the three commands, in order, with their index
+	// and result; neither the configuration entry nor the garbage.
+	var seen []string
+	for len(sub.C()) > 0 {
+		c := <-sub.C()
+		seen = append(seen, fmt.Sprintf("%d:%v:%v", c.Index, c.Command.Kind, errors.Is(c.Err, store.ErrPolicyMismatch)))
+	}
+	if want := []string{"1:update:false", "3:update:false", "4:update:true"}; !slices.Equal(seen, want) {
+		t.Errorf("subscriber saw %q, want %q", seen, want)
 	}
 	// Replay: entries up to 5 are skipped, 6 applies.
 	logs = append(logs[:1], logOf(t, 6, NewUpdate(at, enrp.DelPE, 1, "pool", pe(2, 1))))

@@ -15,7 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/rserpool-go/registrar/asap/testkit"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/enrp"
 	"github.com/rserpool-go/registrar/store"
 	"github.com/rserpool-go/registrar/store/raftlog"
@@ -26,14 +26,14 @@ type faultNode struct {
 	t    *testing.T
 	dir  string
 	seg  int64
-	log  *testkit.Buffer
+	log  *sharedtest.Buffer
 	opts store.Options
 	n    *Node
 	st   *store.Store
 }
 
 func (f *faultNode) open() error {
-	f.log = &testkit.Buffer{}
+	f.log = &sharedtest.Buffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Output: f.log, Level: hclog.Info})
 	o := f.opts
 	o.NoSync = true

@@ -58,12 +58,10 @@ type FSM struct {
 	// meta is the metadata of the snapshots the FSM writes (package
 	// snapshot's format): the registrar and its build.
 	meta snapshot.Meta
-	// onApply is called after each applied batch (metrics, waiters).
-	onApply func(n int)
-	// onCommand is called for each applied command with its result.
-	onCommand func(cmd *Command, res *ApplyResult)
-	// onRestore is called after a snapshot replaced the handlespace.
-	onRestore atomic.Pointer[func()]
+	// changes tells subscribers what was applied (never blocking);
+	// entries counts the raft entries applied.
+	changes changeHub
+	entries atomic.Uint64
 
 	// applied, once someone waits for it (appliedSignal), is closed when
 	// the store's applied index moved: after a batch or a restore.
@@ -187,6 +185,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	}
 	var spans []span
 	var last uint64
+	var idx []uint64 // the raft index of each span
 	for i, l := range logs {
 		if l.Index <= applied {
 			continue // already in the store
@@ -203,6 +202,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		cops := cmd.Ops()
 		spans = append(spans, span{i, len(ops), len(ops) + len(cops), cmd})
+		idx = append(idx, l.Index)
 		ops = append(ops, cops...)
 	}
 	if last == 0 {
@@ -218,17 +218,15 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		return resp
 	}
 	f.notifyApplied()
+	changes := make([]Change, len(spans))
 	for i := range spans {
 		s := &spans[i]
 		res := &ApplyResult{Results: results[s.from:s.to]}
 		resp[s.i] = res
-		if f.onCommand != nil {
-			f.onCommand(&s.cmd, res)
-		}
+		changes[i] = Change{Kind: ChangeCommand, Index: idx[i], Command: s.cmd, Err: res.Failed()}
 	}
-	if f.onApply != nil {
-		f.onApply(len(logs))
-	}
+	f.entries.Add(uint64(len(logs)))
+	f.changes.publish(changes...)
 	return resp
 }
 
@@ -252,9 +250,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.notifyApplied()
 	f.log.Info("restored handlespace from snapshot", "content-index", f.store.LastApplied())
-	if fn := f.onRestore.Load(); fn != nil {
-		(*fn)()
-	}
+	f.changes.publish(Change{Kind: ChangeRestore, Index: f.store.LastApplied()})
 	return nil
 }
 

@@ -194,6 +194,7 @@ func OpenNode(cfg NodeConfig, st *store.Store) (*Node, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	log = newRaftLogger(log)
 	n := &Node{cfg: cfg, log: log, store: st}
 	if cfg.Inmem != nil {
 		cfg.Inmem.openNode(n)
@@ -362,20 +363,11 @@ func (n *Node) Addr() raft.ServerAddress { return n.trans.LocalAddr() }
 // IsLeader reports whether this node leads.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// OnCommand registers a callback run for every applied command with its
-// result (from raft's FSM goroutine; must not block). Set it before
-// writes start.
-func (n *Node) OnCommand(f func(cmd *Command, res *ApplyResult)) { n.fsm.onCommand = f }
-
-// OnRestore registers a callback run after a snapshot replaced the
-// handlespace: a user restore (raft.Restore) or a snapshot installed from
-// the leader (called from raft's FSM goroutine; must not block). It may
-// be set at any time.
-func (n *Node) OnRestore(f func()) { n.fsm.onRestore.Store(&f) }
-
-// OnApply registers a callback run after each applied batch with the
-// number of entries (called from raft's FSM goroutine; must not block).
-func (n *Node) OnApply(f func(n int)) { n.fsm.onApply = f }
+// Subscribe returns a subscription to the changes this node's FSM
+// applies from now on (see Handlespace.Subscribe).
+func (n *Node) Subscribe(buffer int, want func(*Change) bool) *Subscription {
+	return n.fsm.changes.subscribe(buffer, want)
+}
 
 // Propose commits a command and returns the FSM's result once it is
 // applied locally (so a following read sees it). On a follower it is
@@ -497,6 +489,9 @@ func (n *Node) applyLocal(ctx context.Context, data []byte, timeout time.Duratio
 func (n *Node) Shutdown() error {
 	n.closeOnce.Do(func() {
 		n.stopping.Store(true)
+		if n.fsm != nil {
+			defer n.fsm.changes.close()
+		}
 		if n.fsm != nil {
 			n.fsm.Stop()
 		}

@@ -38,7 +38,7 @@ func TestRateLimits(t *testing.T) {
 		return metricValue(t, r, `rsp_unreachable_reports_total{result="counted"}`) == 2 &&
 			metricValue(t, r, `rsp_unreachable_reports_total{result="rate_limited"}`) == 1
 	})
-	if _, ok := r.Store().Lookup("pool", 1); !ok {
+	if _, ok := r.Handlespace().Lookup("pool", 1); !ok {
 		t.Error("rate-limited reports removed the PE")
 	}
 	if n := metricValue(t, r, "rsp_pe_removals_total"); n != 0 {

@@ -13,7 +13,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // logBuffer is a concurrency-safe log sink.
@@ -178,8 +180,8 @@ func TestStart_PortClashLeavesDataDirEmpty(t *testing.T) {
 			if err := os.Mkdir(dir, 0o750); err != nil {
 				t.Fatal(err)
 			}
-			cfg := registrar.DefaultTestConfig(dir)
-			cfg.Logger = registrar.TestLogger(t, "registrar")
+			cfg := registrartest.Config(dir)
+			cfg.Logger = sharedtest.Logger(t, "registrar")
 			tc.mod(&cfg)
 			r, err := registrar.New(cfg)
 			if err != nil {

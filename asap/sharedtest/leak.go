@@ -1,4 +1,4 @@
-package testkit
+package sharedtest
 
 import (
 	"runtime"
@@ -24,7 +24,7 @@ func Leaked(ignore ...string) string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "testkit.Leaked") || containsAny(g, ignore) {
+		if strings.Contains(g, "sharedtest.Leaked") || containsAny(g, ignore) {
 			continue
 		}
 		if containsAny(g, Watched) {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap/csp"
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -78,7 +78,7 @@ func hasAssoc(r *csp.Report, want csp.Association) bool {
 func TestCSPReports(t *testing.T) {
 	checkLeaks(t)
 	mon := newCSPCollector(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := registrartest.Start(t, "", nil)
 	reg := r.ASAPAddr()
 	cspArgs := []string{"-csp-server", mon.pc.LocalAddr().String(), "-csp-interval", "250ms"}
 	pe := startServe(t, append([]string{"-registrar", reg, "-pool", "csp", "-id", "0x1001", "-policy", "lu:25%",

@@ -10,21 +10,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // End to end with the built binaries (E2E_BIN, set by `make test`): a
 // registrar agent, three `rsp serve` PEs, `rsp resolve`, and `rsp connect`
 // surviving a SIGKILL of the PE it talks to.
 func TestE2E_ServeResolveConnect(t *testing.T) {
-	bin := registrar.BinDir(t)
+	bin := registrartest.BinDir(t)
 	rsp := filepath.Join(bin, "rsp")
-	agent := registrar.StartAgent(t, t.TempDir())
+	agent := registrartest.StartAgent(t, t.TempDir())
 
 	ids := []string{"0x00001001", "0x00001002", "0x00001003"}
-	pes := map[string]*registrar.Process{}
+	pes := map[string]*registrartest.Process{}
 	for _, id := range ids {
-		p := registrar.StartProcess(t, "rsp serve "+id, rsp, "serve", "-registrar", agent.ASAP, "-pool", "echo",
+		p := registrartest.StartProcess(t, "rsp serve "+id, rsp, "serve", "-registrar", agent.ASAP, "-pool", "echo",
 			"-service", "echo", "-id", id, "-listen", "tcp:127.0.0.1:0", "-asap", "tcp:127.0.0.1:0", "-rereg", "2s")
 		pes[id] = p
 	}

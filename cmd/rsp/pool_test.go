@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // checkLeaks fails t when goroutines of the PE/PU libraries or of the
@@ -116,7 +116,7 @@ func (p *inProcessPE) stop(t *testing.T) {
 // registers, resolve lists, connect fails over with the cookie.
 func TestServeResolveConnect(t *testing.T) {
 	checkLeaks(t)
-	r := registrar.StartForTest(t, "", nil) // logs to t.Log until the test ends
+	r := registrartest.Start(t, "", nil) // logs to t.Log until the test ends
 	reg := r.ASAPAddr()
 	pes := map[string]*inProcessPE{}
 	for _, id := range []string{"0x00001001", "0x00001002"} {
@@ -187,7 +187,7 @@ func TestServeResolveConnect(t *testing.T) {
 // the session) and the character stream without sending anything.
 func TestServeTalkers(t *testing.T) {
 	checkLeaks(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := registrartest.Start(t, "", nil)
 	reg := r.ASAPAddr()
 	startServe(t, "-registrar", reg, "-pool", "daytime", "-service", "daytime", "-listen", "tcp:127.0.0.1:0", "-asap", "tcp:127.0.0.1:0")
 	chargen := startServe(t, "-registrar", reg, "-pool", "chargen", "-service", "chargen", "-listen", "tcp:127.0.0.1:0", "-asap", "tcp:127.0.0.1:0")
@@ -221,7 +221,7 @@ func TestServeTalkers(t *testing.T) {
 // and logs the pool user's own card (its pool and its transport).
 func TestServeBusinessCards(t *testing.T) {
 	checkLeaks(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := registrartest.Start(t, "", nil)
 	reg := r.ASAPAddr()
 	pes := map[string]*inProcessPE{}
 	for i, id := range []string{"0x00002001", "0x00002002", "0x00002003", "0x00002004"} {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/rserpool-go/registrar/asap/testkit"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 )
 
 // raftTestFSM records the commands raft applies.
@@ -77,7 +77,7 @@ func startRaftOn(t *testing.T, w *WAL, s *Stable, fsm raft.FSM) *raft.Raft {
 	conf.CommitTimeout = 5 * time.Millisecond
 	conf.SnapshotThreshold = math.MaxUint64 / 2 // keep every entry in the log
 	conf.SnapshotInterval = time.Hour
-	conf.Logger = testkit.Logger(t, "raft")
+	conf.Logger = sharedtest.Logger(t, "raft")
 	_, trans := raft.NewInmemTransport("node1")
 	r, err := raft.NewRaft(conf, fsm, w, s, raft.NewInmemSnapshotStore(), trans)
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 )
 
 // Errors of the stable store. Errors from OpenStable are wrapped with the
-// file name ("open raft stable store /x/raft.db: ..."), so use errors.Is.
+// file name ("open raft store /x/raft.db: ..."), so use errors.Is.
 var (
 	// ErrKeyNotFound is returned by Stable.Get and Stable.GetUint64 for a
 	// key that was never set. Its text is exactly "not found" because
@@ -39,16 +39,16 @@ var (
 	// ErrStableLayout is returned by OpenStable when the file is a bbolt
 	// database that does not have the stable store's buckets, for example
 	// the handlespace database opened by mistake.
-	ErrStableLayout = errors.New("not a raft stable store")
+	ErrStableLayout = errors.New("not a raft store")
 
 	// ErrStableVersion is returned by OpenStable when the file was written
 	// with a newer format version than this build understands.
-	ErrStableVersion = errors.New("unsupported raft stable store format version")
+	ErrStableVersion = errors.New("unsupported raft store format version")
 
 	// ErrStableLocked is returned by OpenStable when another process (or
 	// another open Stable in this process) holds the file's lock for
 	// longer than StableOptions.Timeout.
-	ErrStableLocked = errors.New("raft stable store is locked by another process")
+	ErrStableLocked = errors.New("raft store is locked by another process")
 )
 
 // StableFormatVersion is the on-disk format version that OpenStable
@@ -179,7 +179,7 @@ func OpenStable(path string, opts *StableOptions) (*Stable, error) {
 	o := opts.withDefaults()
 	db, err := openStableBolt(path, o)
 	if err != nil {
-		return nil, fmt.Errorf("open raft stable store %s: %w", path, err)
+		return nil, fmt.Errorf("open raft store %s: %w", path, err)
 	}
 	return &Stable{db: db, path: path, opts: o}, nil
 }
@@ -347,7 +347,7 @@ func initStableLayout(tx *bolt.Tx) error {
 func (s *Stable) Close() error {
 	s.closeOnce.Do(func() {
 		if err := s.db.Close(); err != nil {
-			s.closeErr = fmt.Errorf("close raft stable store %s: %w", s.path, err)
+			s.closeErr = fmt.Errorf("close raft store %s: %w", s.path, err)
 		}
 	})
 	return s.closeErr
@@ -366,7 +366,7 @@ func (s *Stable) Set(key []byte, val []byte) error {
 			s.clearFault()
 			return nil
 		}
-		err = fmt.Errorf("raft stable store %s: set %q: %w", s.path, key, s.setFault(err))
+		err = fmt.Errorf("raft store %s: set %q: %w", s.path, key, s.setFault(err))
 		if s.opts.RetryWrite == nil || !s.opts.RetryWrite(err) {
 			return err
 		}
@@ -425,7 +425,7 @@ func (s *Stable) Get(key []byte) ([]byte, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("raft stable store %s: get %q: %w", s.path, key, err)
+		return nil, fmt.Errorf("raft store %s: get %q: %w", s.path, key, err)
 	}
 	if !found {
 		return nil, ErrKeyNotFound
@@ -448,7 +448,7 @@ func (s *Stable) GetUint64(key []byte) (uint64, error) {
 		return 0, err
 	}
 	if len(v) != 8 {
-		return 0, fmt.Errorf("raft stable store %s: get %q: value is %d bytes, want 8 for a uint64", s.path, key, len(v))
+		return 0, fmt.Errorf("raft store %s: get %q: value is %d bytes, want 8 for a uint64", s.path, key, len(v))
 	}
 	return binary.BigEndian.Uint64(v), nil
 }

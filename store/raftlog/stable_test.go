@@ -428,7 +428,7 @@ func TestStable_Open_Corrupt(t *testing.T) {
 				t.Fatal("OpenStable succeeded, want an error")
 			}
 			t.Logf("error: %v", err)
-			if want := "open raft stable store " + path + ": "; !strings.HasPrefix(err.Error(), want) {
+			if want := "open raft store " + path + ": "; !strings.HasPrefix(err.Error(), want) {
 				t.Errorf("error %q does not start with %q", err, want)
 			}
 			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
