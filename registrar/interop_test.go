@@ -12,11 +12,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/asap/wiretest"
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/registrar/registrartest"
@@ -211,7 +211,7 @@ func TestInterop_RSPLIBClientsAtOurRegistrar(t *testing.T) {
 // runUntil runs cmd (in a process group of its own) until its output
 // contains want or the time is up, then kills the whole group.
 func runUntil(cmd *exec.Cmd, want string, d time.Duration) (string, error) {
-	var buf syncBuffer
+	var buf sharedtest.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -224,23 +224,6 @@ func runUntil(cmd *exec.Cmd, want string, d time.Duration) (string, error) {
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	cmd.Wait()
 	return buf.String(), nil
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Ensure our registrar peers with RSPLIB's: PEs registered at either are

@@ -1,12 +1,10 @@
 package registrar_test
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,29 +16,11 @@ import (
 	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
-// logBuffer is a concurrency-safe log sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Ensure Reload changes the log level and the rate limits of a running
 // registrar, reports what changed and what needs a restart, and leaves
 // everything as it was when the new configuration is invalid.
 func TestReload_LiveKeys(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &sharedtest.Buffer{}
 	r := startRegistrar(t, "", func(c *registrar.Config) {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "registrar", Level: hclog.Info, Output: logs})
 	})

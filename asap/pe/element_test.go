@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,7 +155,7 @@ func TestElement_AnswersKeepAlives(t *testing.T) {
 		if _, ok := r.Handlespace().Lookup("echo", el.ID()); !ok {
 			t.Fatal("the registrar removed the PE: keep-alives not answered")
 		}
-		return registrarMetric(t, r, "rsp_keepalive_acks_total") >= 30
+		return registrartest.Metric(t, r.HTTPAddr(), "rsp_keepalive_acks_total") >= 30
 	})
 	if _, ok := r.Handlespace().Lookup("echo", el.ID()); !ok {
 		t.Fatal("the registrar removed the PE: keep-alives not answered")
@@ -407,29 +404,4 @@ func TestElement_ClusterTakeover(t *testing.T) {
 			t.Errorf("registrar 0x%08x: PE %+v (found %v), want home 0x%08x", r.ID(), got.Element, ok, next.ID())
 		}
 	}
-}
-
-// registrarMetric is the value of an unlabelled series on the registrar's
-// /metrics.
-func registrarMetric(t testing.TB, r *registrartest.Server, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("/metrics line %q: %v", line, err)
-			}
-			return f
-		}
-	}
-	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
@@ -26,7 +27,7 @@ func testLineAfterDialDeadline(t *testing.T, rsp, regSpec string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &sharedtest.Buffer{}
 	conn.Stdout, conn.Stderr = out, out
 	if err := conn.Start(); err != nil {
 		t.Fatal(err)
@@ -36,13 +37,13 @@ func testLineAfterDialDeadline(t *testing.T, rsp, regSpec string) {
 	go func() { waitErr = conn.Wait(); close(done) }()
 	t.Cleanup(func() { conn.Process.Kill(); <-done })
 	connected := time.Now()
-	out.wait(t, "the connect line", regexp.MustCompile(`connected to PE`), 30*time.Second)
+	out.Wait(t, "the connect line", regexp.MustCompile(`connected to PE`), 30*time.Second)
 	fmt.Fprintln(feed, "first")
-	out.wait(t, "the echo of the first line", regexp.MustCompile(`(?m)^first$`), 10*time.Second)
+	out.Wait(t, "the echo of the first line", regexp.MustCompile(`(?m)^first$`), 10*time.Second)
 	// The scenario is time passing beyond the 5 s dial deadline.
 	time.Sleep(time.Until(connected.Add(7 * time.Second)))
 	fmt.Fprintln(feed, "second")
-	out.wait(t, "the echo of a line typed 7 s after connecting", regexp.MustCompile(`(?m)^second$`), 10*time.Second)
+	out.Wait(t, "the echo of a line typed 7 s after connecting", regexp.MustCompile(`(?m)^second$`), 10*time.Second)
 	feed.Close()
 	select {
 	case <-done:

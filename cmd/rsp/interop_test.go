@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
@@ -48,7 +49,7 @@ func needLab(t *testing.T) string {
 // runUntil runs cmd in a process group of its own until its output
 // matches want or d passes, then kills the group.
 func runUntil(t *testing.T, cmd *exec.Cmd, want *regexp.Regexp, d time.Duration) (string, bool) {
-	out := &syncBuffer{}
+	out := &sharedtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
