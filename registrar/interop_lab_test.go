@@ -20,6 +20,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/asap/csp"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
@@ -168,13 +169,13 @@ func TestInterop_CSP(t *testing.T) {
 // startWithStdin runs a command whose standard input stays open (until
 // the returned writer is closed) and collects its output; it is killed
 // when the test ends.
-func startWithStdin(t *testing.T, name string, args ...string) (io.WriteCloser, *syncBuffer) {
+func startWithStdin(t *testing.T, name string, args ...string) (io.WriteCloser, *sharedtest.Buffer) {
 	cmd := exec.Command(name, args...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &sharedtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

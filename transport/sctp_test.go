@@ -364,7 +364,7 @@ func TestSCTPDialCancel(t *testing.T) {
 // looped on the deadline error forever).
 func TestSCTPSendAfterDialDeadline(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg := transport.DefaultConfig()
 	l, err := transport.Listen(ctxTimeout(t, 10*time.Second), "sctp:127.0.0.1:0", cfg)
 	if err != nil {
@@ -427,7 +427,7 @@ func TestSCTPSendAfterDialDeadline(t *testing.T) {
 // quickly stopped serving).
 func TestSCTPAcceptAfterVanishedPeers(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg := transport.DefaultConfig()
 	ctx := ctxTimeout(t, 20*time.Second)
 	l, err := transport.Listen(ctx, "sctp:127.0.0.1:0", cfg)
