@@ -248,7 +248,7 @@ func (l *liveness) follow(c cluster.Change) {
 		l.adoptOwned(time.Now(), true)
 		return
 	}
-	l.resync()
+	l.resync(false)
 }
 
 // caughtUp handles the end of the subscription: one that fell behind
@@ -262,11 +262,13 @@ func (l *liveness) caughtUp() {
 	}
 	l.r.log.Info("PE supervision fell behind the handlespace's changes: resynchronising")
 	l.sub = l.r.hs.Subscribe(l.buffer, l.wants)
-	l.resync()
+	l.resync(true) // the missed changes may have been takeovers: H=1 to the PEs new here
+
 }
 
-// resync drops state for PEs that are no longer ours and adopts new ones.
-func (l *liveness) resync() {
+// resync drops state for PEs that are no longer ours and adopts new ones
+// (takenOver: with H=1 keep-alives at once, see adoptOwned).
+func (l *liveness) resync(takenOver bool) {
 	l.mu.Lock()
 	for key := range l.pes {
 		if pe, ok := l.r.hs.Lookup(key.h, key.id); !ok || pe.Element.Home != l.r.id {
@@ -274,7 +276,7 @@ func (l *liveness) resync() {
 		}
 	}
 	l.mu.Unlock()
-	l.adoptOwned(time.Now(), false)
+	l.adoptOwned(time.Now(), takenOver)
 }
 
 // ack handles ENDPOINT_KEEP_ALIVE_ACK.

@@ -23,9 +23,9 @@ import (
 //
 // The protocol is split by concern: this file holds the peer table, the
 // loop and the interface to the handlespace; peers_conn.go the
-// associations, heartbeats and PRESENCE (RFC 5353 section 3.1, 3.3);
-// peers_sync.go the handle tables and updates (sections 3.2, 3.4, 3.5,
-// 3.10); peers_takeover.go the takeover of a dead peer (section 3.9).
+// associations, heartbeats, PRESENCE and peer lists; peers_sync.go the
+// handle tables and updates; peers_takeover.go the takeover of a dead
+// peer (RFC 5353 section 3.9).
 
 // foreignPeer is one ENRP peer outside the cluster.
 type foreignPeer struct {

@@ -14,7 +14,7 @@ import (
 )
 
 // ENRP peering: associations, heartbeats, PRESENCE and the peers' lists
-// (RFC 5353 sections 3.1, 3.3, 3.6 and 3.7).
+// (ENRP_PRESENCE, ENRP_LIST_REQUEST/RESPONSE).
 
 // jitter is safe for concurrent use: the peering loop and the multicast
 // sender both call it.

@@ -12,9 +12,10 @@ import (
 	"github.com/rserpool-go/registrar/enrp"
 )
 
-// ENRP peering: handle tables and updates (RFC 5353 sections 3.2, 3.4,
-// 3.5 and 3.10): what a peer owns enters our handlespace homed at it, and
-// the peers are told of the changes of the PEs homed here.
+// ENRP peering: handle tables and updates (ENRP_HANDLE_TABLE_REQUEST and
+// RESPONSE, ENRP_HANDLE_UPDATE): what a peer owns enters our handlespace
+// homed at it, and the peers are told of the changes of the PEs homed
+// here.
 
 // startSync asks a peer for the PEs it owns (W=1), page by page.
 func (p *peers) startSync(fp *foreignPeer) {
