@@ -2,23 +2,24 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	"go.etcd.io/bbolt"
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/enrp"
+	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
 )
 
@@ -85,9 +86,8 @@ func TestFSM_ApplyBatchAndReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsm := NewFSM(st, nil, nil)
-	var seen []Kind
-	fsm.onCommand = func(c *Command, _ *ApplyResult) { seen = append(seen, c.Kind) }
+	fsm := NewFSM(st, snapshot.Meta{}, nil)
+	sub := fsm.changes.subscribe(16, nil)
 	at := time.Unix(1700000000, 0)
 	logs := []*raft.Log{
 		logOf(t, 1, NewUpdate(at, enrp.AddPE, 1, "pool", pe(1, 1))),
@@ -116,8 +116,15 @@ func TestFSM_ApplyBatchAndReplay(t *testing.T) {
 	if r := resp[4].(*ApplyResult); !errors.Is(r.Err, ErrBadCommand) {
 		t.Errorf("garbage entry: %v, want ErrBadCommand", r.Err)
 	}
-	if len(seen) != 3 {
-		t.Errorf("observer saw %d commands, want 3", len(seen))
+	// The subscriber sees the three commands, in order, with their index
+	// and result; neither the configuration entry nor the garbage.
+	var seen []string
+	for len(sub.C()) > 0 {
+		c := <-sub.C()
+		seen = append(seen, fmt.Sprintf("%d:%v:%v", c.Index, c.Command.Kind, errors.Is(c.Err, store.ErrPolicyMismatch)))
+	}
+	if want := []string{"1:update:false", "3:update:false", "4:update:true"}; !slices.Equal(seen, want) {
+		t.Errorf("subscriber saw %q, want %q", seen, want)
 	}
 	// Replay: entries up to 5 are skipped, 6 applies.
 	logs = append(logs[:1], logOf(t, 6, NewUpdate(at, enrp.DelPE, 1, "pool", pe(2, 1))))
@@ -150,7 +157,7 @@ func TestFSM_ApplyBatchAndReplay(t *testing.T) {
 // Ensure a takeover command spreads the target's PEs over the owners.
 func TestFSM_Takeover(t *testing.T) {
 	st := store.OpenMemory(nil)
-	fsm := NewFSM(st, nil, nil)
+	fsm := NewFSM(st, snapshot.Meta{}, nil)
 	at := time.Unix(1700000000, 0)
 	var logs []*raft.Log
 	for i := uint32(1); i <= 6; i++ {
@@ -181,8 +188,7 @@ func TestNode_CatchUpFromSnapshot(t *testing.T) {
 		}
 		cfg := DefaultRaftConfig(ProfileLocal)
 		cfg.Bind = "127.0.0.1:0"
-		n, err := OpenNode(NodeConfig{ID: 0x1234, Dir: filepath.Join(dir, "raft"), Raft: cfg, Bootstrap: true, NoSync: true},
-			st, &testSnapshotter{})
+		n, err := OpenNode(NodeConfig{ID: 0x1234, Dir: filepath.Join(dir, "raft"), Raft: cfg, Bootstrap: true, NoSync: true}, st)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,113 +238,6 @@ func TestNode_CatchUpFromSnapshot(t *testing.T) {
 	}
 }
 
-// testSnapshotter is a minimal Snapshotter for node tests: PEs as a
-// simple count-prefixed list of encoded Pool Elements.
-type testSnapshotter struct{}
-
-func (testSnapshotter) Write(w io.Writer, st *store.Store, tx *bbolt.Tx) error {
-	var pes []store.PE
-	if err := st.ForEachTx(tx, func(p store.PE) error { pes = append(pes, p); return nil }); err != nil {
-		return err
-	}
-	return json.NewEncoder(w).Encode(pes)
-}
-
-func (testSnapshotter) Restore(r io.Reader, st *store.Store) error {
-	var pes []store.PE
-	if err := json.NewDecoder(r).Decode(&pes); err != nil {
-		return err
-	}
-	return st.ReplaceAll(0, func(put func(store.PE) error) error {
-		for _, p := range pes {
-			if err := put(p); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// Ensure entries an older version kept in raft.db move to the WAL once.
-func TestOpenLog_MigratesRaftDB(t *testing.T) {
-	dir := t.TempDir()
-	old, err := store.OpenRaftStore(filepath.Join(dir, "raft.db"), &store.RaftStoreOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs []*raft.Log
-	for i := uint64(5); i <= 600; i++ {
-		logs = append(logs, &raft.Log{Index: i, Term: 3, Type: raft.LogCommand, Data: []byte{byte(i)}})
-	}
-	if err := old.StoreLogs(logs); err != nil {
-		t.Fatal(err)
-	}
-	w, err := openLog(dir, old, &store.WALOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	defer old.Close()
-	if f, _ := w.FirstIndex(); f != 5 {
-		t.Errorf("WAL first index %d, want 5", f)
-	}
-	if l, _ := w.LastIndex(); l != 600 {
-		t.Errorf("WAL last index %d, want 600", l)
-	}
-	var got raft.Log
-	if err := w.GetLog(300, &got); err != nil || got.Data[0] != byte(300%256) || got.Term != 3 {
-		t.Errorf("migrated entry 300: %+v, %v", got, err)
-	}
-	if l, _ := old.LastIndex(); l != 0 {
-		t.Errorf("raft.db still holds entries up to %d", l)
-	}
-}
-
-// Ensure a migration cut short by a crash (the WAL holds a prefix of
-// raft.db's entries, raft.db still all of them) resumes after the last
-// entry copied instead of leaving the rest behind.
-func TestOpenLog_ResumesMigration(t *testing.T) {
-	dir := t.TempDir()
-	old, err := store.OpenRaftStore(filepath.Join(dir, "raft.db"), &store.RaftStoreOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer old.Close()
-	var logs []*raft.Log
-	for i := uint64(5); i <= 600; i++ {
-		logs = append(logs, &raft.Log{Index: i, Term: 3, Type: raft.LogCommand, Data: []byte{byte(i)}})
-	}
-	if err := old.StoreLogs(logs); err != nil {
-		t.Fatal(err)
-	}
-	partial, err := store.OpenWAL(filepath.Join(dir, "wal"), &store.WALOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := partial.StoreLogs(logs[:256]); err != nil { // the first batch, then the crash
-		t.Fatal(err)
-	}
-	partial.Close()
-	w, err := openLog(dir, old, &store.WALOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if f, _ := w.FirstIndex(); f != 5 {
-		t.Errorf("WAL first index %d, want 5", f)
-	}
-	if l, _ := w.LastIndex(); l != 600 {
-		t.Errorf("WAL last index %d, want 600", l)
-	}
-	var got raft.Log
-	if err := w.GetLog(500, &got); err != nil || got.Data[0] != byte(500%256) {
-		t.Errorf("entry 500: %+v, %v", got, err)
-	}
-	if l, _ := old.LastIndex(); l != 0 {
-		t.Errorf("raft.db still holds entries up to %d", l)
-	}
-}
-
 // Ensure a forwarded-write connection whose first byte arrives only after
 // the raft port closed is closed, not served: Close closed the connections
 // it knew and waits for their goroutines, so a connection it never saw
@@ -376,7 +275,7 @@ func TestMuxLayer_ForwardAfterClose(t *testing.T) {
 // applied the entry, and at the timeout if it never does.
 func TestNode_WaitApplied(t *testing.T) {
 	st := store.OpenMemory(nil)
-	n := &Node{store: st, fsm: NewFSM(st, nil, nil)}
+	n := &Node{store: st, fsm: NewFSM(st, snapshot.Meta{}, nil)}
 	l := logOf(t, 1, NewUpdate(time.Unix(1700000000, 0), enrp.AddPE, 1, "pool", pe(1, 1)))
 	go func() {
 		time.Sleep(50 * time.Millisecond)

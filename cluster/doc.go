@@ -2,16 +2,46 @@
 // handlespace, memberlist gossip finds the registrars and detects
 // failures, and the raft leader reconciles one into the other.
 //
+// # The Handlespace
+//
+// Handlespace is what the daemon (package registrar) sees of all of it:
+// the replicated handlespace, opened with Open on a data directory
+// (handlespace.db and raft/), with three kinds of verbs as plain as
+// raft's Apply and Barrier or bbolt's Update and View:
+//
+//   - writes (Register, Deregister, Takeover, Batch, Commit) take a
+//     context, commit through raft (a follower forwards them to the
+//     leader) and return once this registrar applied them; every error
+//     carries the *asap.OperationError to answer with (WriteError): the
+//     store's refusal of a PE, or Lack of Resources for a write that did
+//     not commit;
+//   - local reads (Lookup, Owned, Checksum, AppendResolution, Pools,
+//     Iterate) come from this registrar's copy without raft;
+//   - cluster operations (Status, Servers, RemovePeer, Barrier,
+//     WriteSnapshot, RestoreFile, Members, SetMeta, Leave, Fault, Stats).
+//
+// Subscribe delivers the committed changes (Change: the command or a
+// restore, with its raft index) in commit order, after they were applied;
+// the FSM never waits for a subscriber: one whose buffer is full is ended
+// with ErrSlowSubscriber and catches up from the handlespace. PE
+// supervision and ENRP peering follow the commits that way, and a change
+// stream can be built on it (ChangeKind is only appended to).
+//
+// The store's value types (PE, PoolInfo, Cursor, FaultError) are
+// re-exported under cluster's name, so a caller needs no other package.
+// Below the Handlespace are Node (raft, its log in package raftlog, the
+// FSM), Membership (gossip, the reconcile loop) and package store.
+//
 // # Commands
 //
 // Every handlespace change is an ENRP message in its RFC wire encoding
 // (HANDLE_UPDATE, TAKEOVER_SERVER) inside a small envelope (version, kind,
 // time), committed to the raft log (Command). The FSM decodes committed
 // commands and applies them to package store. It implements
-// raft.BatchingFSM, so a batch of entries is one bbolt transaction that
+// raft.BatchingFSM, so a batch of entries is one store transaction that
 // also records the last applied index; with NoSnapshotRestoreOnStart a
-// restarted node does not replay what its bbolt file already holds. The
-// FSM never reads the clock: time travels in the envelope.
+// restarted node does not replay what its handlespace file already
+// holds. The FSM never reads the clock: time travels in the envelope.
 //
 // # Storage faults
 //
@@ -59,13 +89,14 @@
 // forwarded writes over in-memory pipes, and, for its Membership, gossip
 // over memberlist's MockNetwork. Several such nodes form a cluster in one
 // process, with the same reconcile, takeover and forwarding code as over
-// the network.
+// the network. Package clustertest opens such Handlespaces (a memory
+// store, or a file) for the daemon's unit tests.
 //
 // # Snapshots
 //
-// A snapshot is written from a bbolt read transaction the FSM opens in
-// Snapshot, on raft's FSM goroutine, so its content is exactly the state
-// at the index raft records; Persist streams it while applies go on. The
-// content carries its own applied index, and the FSM skips entries at or
-// below it.
+// A raft snapshot is package snapshot's archive, written from a store
+// read view the FSM opens in Snapshot, on raft's FSM goroutine, so its
+// content is exactly the state at the index raft records; Persist streams
+// it while applies go on. The content carries its own applied index, and
+// the FSM skips entries at or below it.
 package cluster

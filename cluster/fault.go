@@ -9,8 +9,7 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/store/raftlog"
 )
 
 // Storage faults and the checks of the raft state at start.
@@ -27,7 +26,7 @@ import (
 // retryAppend is the WAL's RetryWrite policy (see above).
 func (n *Node) retryAppend(error) bool {
 	r := n.started.Load()
-	if n.stopping.Load() || r == nil { // shutting down, or opening (migrating the log, starting raft)
+	if n.stopping.Load() || r == nil { // shutting down, or opening (starting raft)
 		return false
 	}
 	if r.State() != raft.Leader {
@@ -108,7 +107,7 @@ func checkStableStore(dir string) error {
 	p := filepath.Join(dir, "raft.db")
 	fi, err := os.Stat(p)
 	if err == nil && fi.Size() > 0 || err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil // OpenRaftStore checks it
+		return nil // OpenStable checks it
 	}
 	segs, _ := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
 	snaps, _ := os.ReadDir(filepath.Join(dir, "snapshots"))
@@ -126,15 +125,15 @@ func checkStableStore(dir string) error {
 
 // withFix adds to an error opening the raft state what to do about it.
 func withFix(err error, dir string) error {
-	var corrupt *store.WALCorruptError
+	var corrupt *raftlog.WALCorruptError
 	switch {
 	case errors.As(err, &corrupt):
 		return err // names its own recovery
-	case errors.Is(err, store.ErrRaftStoreLocked):
+	case errors.Is(err, raftlog.ErrStableLocked):
 		return fmt.Errorf("%w (another registrar runs on this data dir: stop it, or use another -data-dir)", err)
-	case errors.Is(err, store.ErrRaftStoreVersion):
+	case errors.Is(err, raftlog.ErrStableVersion):
 		return fmt.Errorf("%w (written by a newer version: run that version)", err)
-	case errors.Is(err, store.ErrRaftStoreNotBbolt), errors.Is(err, store.ErrRaftStoreCorrupt), errors.Is(err, store.ErrRaftStoreLayout):
+	case errors.Is(err, raftlog.ErrStableNotBbolt), errors.Is(err, raftlog.ErrStableCorrupt), errors.Is(err, raftlog.ErrStableLayout):
 		return fmt.Errorf("%w (raft.db keeps the term and vote and is never recreated silently. To recover: put it back from a backup, or %s)", err, rejoinFix)
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
 		return fmt.Errorf("%w (make %s writable by this user, or use another -data-dir)", err, dir)

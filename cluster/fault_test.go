@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -17,41 +15,25 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/enrp"
 	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/store/raftlog"
 )
-
-// logBuffer collects a logger's output for checks.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // faultNode is a one-node cluster in dir for the fault tests.
 type faultNode struct {
 	t    *testing.T
 	dir  string
 	seg  int64
-	log  *logBuffer
+	log  *sharedtest.Buffer
 	opts store.Options
 	n    *Node
 	st   *store.Store
 }
 
 func (f *faultNode) open() error {
-	f.log = &logBuffer{}
+	f.log = &sharedtest.Buffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Output: f.log, Level: hclog.Info})
 	o := f.opts
 	o.NoSync = true
@@ -63,7 +45,7 @@ func (f *faultNode) open() error {
 	cfg := DefaultRaftConfig(ProfileLocal)
 	cfg.Bind = "127.0.0.1:0"
 	n, err := OpenNode(NodeConfig{ID: 0x1234, Dir: filepath.Join(f.dir, "raft"), Raft: cfg, Bootstrap: true, NoSync: true,
-		WALSegmentSize: f.seg, Logger: logger}, st, &testSnapshotter{})
+		WALSegmentSize: f.seg, Logger: logger}, st)
 	if err != nil {
 		st.Close()
 		return err
@@ -221,7 +203,7 @@ func TestNode_DamagedRaftState(t *testing.T) {
 			if !strings.Contains(msg, c.want) || !strings.Contains(msg, path) || !strings.Contains(msg, "recover") {
 				t.Errorf("error %q: want %q, the path %s and how to recover", msg, c.want, path)
 			}
-			var ce *store.WALCorruptError
+			var ce *raftlog.WALCorruptError
 			if errors.As(err, &ce) && ce.Offset > 0 && !strings.Contains(msg, fmt.Sprintf("offset %d", ce.Offset)) {
 				t.Errorf("error %q does not name the offset %d", msg, ce.Offset)
 			}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	"go.etcd.io/bbolt"
 
+	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
 )
 
@@ -55,15 +55,13 @@ func (r *ApplyResult) Failed() error {
 type FSM struct {
 	store *store.Store
 	log   hclog.Logger
-	// Snapshotter writes and reads the FSM's snapshots (package snapshot's
-	// format); see SetSnapshotter.
-	snap Snapshotter
-	// onApply is called after each applied batch (metrics, waiters).
-	onApply func(n int)
-	// onCommand is called for each applied command with its result.
-	onCommand func(cmd *Command, res *ApplyResult)
-	// onRestore is called after a snapshot replaced the handlespace.
-	onRestore atomic.Pointer[func()]
+	// meta is the metadata of the snapshots the FSM writes (package
+	// snapshot's format): the registrar and its build.
+	meta snapshot.Meta
+	// changes tells subscribers what was applied (never blocking);
+	// entries counts the raft entries applied.
+	changes changeHub
+	entries atomic.Uint64
 
 	// applied, once someone waits for it (appliedSignal), is closed when
 	// the store's applied index moved: after a batch or a restore.
@@ -99,21 +97,14 @@ func (f *FSM) notifyApplied() {
 	}
 }
 
-// Snapshotter converts between the store and raft snapshot streams.
-type Snapshotter interface {
-	// Write streams the handlespace as seen by tx (a bbolt read
-	// transaction) into w.
-	Write(w io.Writer, st *store.Store, tx *bbolt.Tx) error
-	// Restore replaces the store's content with the snapshot read from r.
-	Restore(r io.Reader, st *store.Store) error
-}
-
-// NewFSM returns an FSM over st.
-func NewFSM(st *store.Store, snap Snapshotter, log hclog.Logger) *FSM {
+// NewFSM returns an FSM over st. Its snapshots are package snapshot's
+// archives with the metadata meta (the raft index and the creation time
+// are filled in for each).
+func NewFSM(st *store.Store, meta snapshot.Meta, log hclog.Logger) *FSM {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &FSM{store: st, snap: snap, log: log, stop: make(chan struct{})}
+	return &FSM{store: st, meta: meta, log: log, stop: make(chan struct{})}
 }
 
 // Stop ends a wait for the store (see ApplyBatch): the batch waiting and
@@ -194,6 +185,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	}
 	var spans []span
 	var last uint64
+	var idx []uint64 // the raft index of each span
 	for i, l := range logs {
 		if l.Index <= applied {
 			continue // already in the store
@@ -210,6 +202,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		cops := cmd.Ops()
 		spans = append(spans, span{i, len(ops), len(ops) + len(cops), cmd})
+		idx = append(idx, l.Index)
 		ops = append(ops, cops...)
 	}
 	if last == 0 {
@@ -225,70 +218,57 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		return resp
 	}
 	f.notifyApplied()
+	changes := make([]Change, len(spans))
 	for i := range spans {
 		s := &spans[i]
 		res := &ApplyResult{Results: results[s.from:s.to]}
 		resp[s.i] = res
-		if f.onCommand != nil {
-			f.onCommand(&s.cmd, res)
-		}
+		changes[i] = Change{Kind: ChangeCommand, Index: idx[i], Command: s.cmd, Err: res.Failed()}
 	}
-	if f.onApply != nil {
-		f.onApply(len(logs))
-	}
+	f.entries.Add(uint64(len(logs)))
+	f.changes.publish(changes...)
 	return resp
 }
 
-// Snapshot captures the handlespace: it opens a bbolt read transaction
+// Snapshot captures the handlespace: it opens the store's read view
 // here, in the FSM goroutine, so the content is exactly the state at the
 // index raft records; Persist writes it while applies continue.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	if f.snap == nil {
-		return nil, errors.New("cluster: no snapshotter configured")
-	}
-	tx, err := f.store.BeginRead()
+	v, err := f.store.BeginView()
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	return &fsmSnapshot{f: f, tx: tx}, nil
+	return &fsmSnapshot{f: f, view: v}, nil
 }
 
-// Restore replaces the handlespace with a snapshot.
+// Restore replaces the handlespace with a snapshot (all or nothing: see
+// snapshot.Restore).
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if f.snap == nil {
-		return errors.New("cluster: no snapshotter configured")
-	}
-	if err := f.snap.Restore(rc, f.store); err != nil {
+	if _, err := snapshot.Restore(rc, f.store); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.notifyApplied()
 	f.log.Info("restored handlespace from snapshot", "content-index", f.store.LastApplied())
-	if fn := f.onRestore.Load(); fn != nil {
-		(*fn)()
-	}
+	f.changes.publish(Change{Kind: ChangeRestore, Index: f.store.LastApplied()})
 	return nil
 }
 
 type fsmSnapshot struct {
 	f    *FSM
-	tx   *bbolt.Tx
-	once sync.Once
+	view *store.ReadView
 }
 
-// Persist writes the snapshot from the read transaction opened in
-// Snapshot. raft calls it from its snapshot goroutine while the FSM keeps
-// applying.
+// Persist writes the snapshot from the read view opened in Snapshot.
+// raft calls it from its snapshot goroutine while the FSM keeps applying.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	defer s.Release()
-	if err := s.f.snap.Write(sink, s.f.store, s.tx); err != nil {
+	if _, err := snapshot.WriteView(sink, s.view, s.f.meta); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}
 	return sink.Close()
 }
 
-// Release ends the read transaction. Idempotent.
-func (s *fsmSnapshot) Release() {
-	s.once.Do(func() { _ = s.tx.Rollback() })
-}
+// Release ends the read view. Idempotent.
+func (s *fsmSnapshot) Release() { _ = s.view.Close() }

@@ -61,7 +61,7 @@ func startInmemCluster3(t *testing.T) *inmemCluster {
 func (c *inmemCluster) start(id uint32) *inmemNode {
 	c.t.Helper()
 	st := store.OpenMemory(nil)
-	node, err := OpenNode(NodeConfig{ID: id, Raft: DefaultRaftConfig(ProfileLocal), Bootstrap: len(c.nodes) == 0, Inmem: c.net}, st, nil)
+	node, err := OpenNode(NodeConfig{ID: id, Raft: DefaultRaftConfig(ProfileLocal), Bootstrap: len(c.nodes) == 0, Inmem: c.net}, st)
 	if err != nil {
 		c.t.Fatal(err)
 	}

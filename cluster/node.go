@@ -15,7 +15,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/store/raftlog"
 )
 
 // RaftConfig holds the raft settings a registrar exposes.
@@ -156,9 +158,9 @@ type Node struct {
 	log   hclog.Logger
 	store *store.Store
 	fsm   *FSM
-	logs  *store.RaftStore // stable store (term, vote); its log bucket is migrated to wal (nil in memory)
-	wal   *store.WAL       // the raft log (nil in memory)
-	mux   *muxLayer        // nil in memory
+	logs  *raftlog.Stable // stable store: term and vote in raft.db (nil in memory)
+	wal   *raftlog.WAL    // the raft log (nil in memory)
+	mux   *muxLayer       // nil in memory
 	// What raft runs on: wal, logs, the file snapshot store and the TCP
 	// transport, or their in-memory doubles.
 	logStore   raft.LogStore
@@ -184,7 +186,7 @@ type Node struct {
 var ErrNoLeader = errors.New("no raft leader")
 
 // OpenNode opens the raft state in cfg.Dir and starts raft.
-func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) {
+func OpenNode(cfg NodeConfig, st *store.Store) (*Node, error) {
 	if err := cfg.Raft.Validate(); err != nil {
 		return nil, err
 	}
@@ -192,13 +194,14 @@ func OpenNode(cfg NodeConfig, st *store.Store, snap Snapshotter) (*Node, error) 
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	log = newRaftLogger(log)
 	n := &Node{cfg: cfg, log: log, store: st}
 	if cfg.Inmem != nil {
 		cfg.Inmem.openNode(n)
 	} else if err := n.openFiles(); err != nil {
 		return nil, err
 	}
-	n.fsm = NewFSM(st, snap, log.Named("fsm"))
+	n.fsm = NewFSM(st, snapshot.Meta{RegistrarID: cfg.ID}, log.Named("fsm"))
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = ServerID(cfg.ID)
@@ -259,14 +262,14 @@ func (n *Node) openFiles() error {
 		return err
 	}
 	var err error
-	n.logs, err = store.OpenRaftStore(filepath.Join(cfg.Dir, "raft.db"), &store.RaftStoreOptions{NoSync: cfg.NoSync,
+	n.logs, err = raftlog.OpenStable(filepath.Join(cfg.Dir, "raft.db"), &raftlog.StableOptions{NoSync: cfg.NoSync,
 		Logger: log.Named("raftdb"),
 		// raft panics when it cannot save its term: wait for the disk.
 		RetryWrite: func(error) bool { return true }})
 	if err != nil {
 		return withFix(err, cfg.Dir)
 	}
-	if n.wal, err = openLog(cfg.Dir, n.logs, &store.WALOptions{NoSync: cfg.NoSync, Logger: log.Named("wal"), SegmentSize: cfg.WALSegmentSize,
+	if n.wal, err = raftlog.OpenWAL(filepath.Join(cfg.Dir, "wal"), &raftlog.WALOptions{NoSync: cfg.NoSync, Logger: log.Named("wal"), SegmentSize: cfg.WALSegmentSize,
 		RetryWrite: n.retryAppend}); err != nil {
 		n.logs.Close()
 		return withFix(err, cfg.Dir)
@@ -317,60 +320,6 @@ func (n *Node) closeRes() {
 	}
 }
 
-// openLog opens the raft log (a WAL in dir/wal). Entries an older version
-// kept in raft.db's log bucket move to the WAL once; raft.db's entries are
-// deleted only after the WAL holds all of them, and a migration cut short
-// (a crash) resumes after the last entry it copied.
-func openLog(dir string, old *store.RaftStore, opts *store.WALOptions) (*store.WAL, error) {
-	w, err := store.OpenWAL(filepath.Join(dir, "wal"), opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := migrateLog(w, old); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("migrate raft log: %w", err)
-	}
-	return w, nil
-}
-
-// migrateLog appends raft.db's log entries that w lacks, then empties
-// raft.db's log.
-func migrateLog(w *store.WAL, old *store.RaftStore) error {
-	first, err := old.FirstIndex()
-	if err != nil {
-		return err
-	}
-	last, err := old.LastIndex()
-	if err != nil {
-		return err
-	}
-	if first == 0 {
-		return nil
-	}
-	from := first
-	wf, _ := w.FirstIndex()
-	if wl, _ := w.LastIndex(); wl != 0 {
-		from = last + 1 // the WAL is in use: raft.db's entries are leftovers
-		if wf == first {
-			from = wl + 1 // an earlier migration stopped after wl
-		}
-	}
-	for i := from; i <= last; i += 256 {
-		var batch []*raft.Log
-		for j := i; j <= last && j < i+256; j++ {
-			l := new(raft.Log)
-			if err := old.GetLog(j, l); err != nil {
-				return fmt.Errorf("entry %d: %w", j, err)
-			}
-			batch = append(batch, l)
-		}
-		if err := w.StoreLogs(batch); err != nil {
-			return err
-		}
-	}
-	return old.DeleteRange(first, last)
-}
-
 // catchUpFromSnapshot restores the newest raft snapshot into the store
 // when the store is behind it. raft does not restore snapshots at start
 // (NoSnapshotRestoreOnStart: the store normally holds more), so a crash
@@ -414,20 +363,11 @@ func (n *Node) Addr() raft.ServerAddress { return n.trans.LocalAddr() }
 // IsLeader reports whether this node leads.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// OnCommand registers a callback run for every applied command with its
-// result (from raft's FSM goroutine; must not block). Set it before
-// writes start.
-func (n *Node) OnCommand(f func(cmd *Command, res *ApplyResult)) { n.fsm.onCommand = f }
-
-// OnRestore registers a callback run after a snapshot replaced the
-// handlespace: a user restore (raft.Restore) or a snapshot installed from
-// the leader (called from raft's FSM goroutine; must not block). It may
-// be set at any time.
-func (n *Node) OnRestore(f func()) { n.fsm.onRestore.Store(&f) }
-
-// OnApply registers a callback run after each applied batch with the
-// number of entries (called from raft's FSM goroutine; must not block).
-func (n *Node) OnApply(f func(n int)) { n.fsm.onApply = f }
+// Subscribe returns a subscription to the changes this node's FSM
+// applies from now on (see Handlespace.Subscribe).
+func (n *Node) Subscribe(buffer int, want func(*Change) bool) *Subscription {
+	return n.fsm.changes.subscribe(buffer, want)
+}
 
 // Propose commits a command and returns the FSM's result once it is
 // applied locally (so a following read sees it). On a follower it is
@@ -549,6 +489,9 @@ func (n *Node) applyLocal(ctx context.Context, data []byte, timeout time.Duratio
 func (n *Node) Shutdown() error {
 	n.closeOnce.Do(func() {
 		n.stopping.Store(true)
+		if n.fsm != nil {
+			defer n.fsm.changes.close()
+		}
 		if n.fsm != nil {
 			n.fsm.Stop()
 		}

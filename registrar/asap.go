@@ -16,7 +16,6 @@ import (
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/enrp"
-	"github.com/rserpool-go/registrar/store"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -173,18 +172,6 @@ func encodeParam(f func([]byte) ([]byte, error)) []byte {
 	return b
 }
 
-// operationError is the ASAP Operation Error of a failed handlespace
-// write: the one the store decided for a refused PE (it comes up through
-// the commit, also from the leader), else Lack of Resources (no quorum, a
-// timeout, a store that is closing: nothing the PE did wrong).
-func operationError(err error) *asap.OperationError {
-	var oe *asap.OperationError
-	if errors.As(err, &oe) {
-		return oe
-	}
-	return asap.NewOperationError(asap.CauseLackOfResources, nil)
-}
-
 // filterAddrs keeps the addresses that belong to the peer.
 func filterAddrs(addrs []netip.Addr, peer []netip.Addr) []netip.Addr {
 	var out []netip.Addr
@@ -201,12 +188,15 @@ func filterAddrs(addrs []netip.Addr, peer []netip.Addr) []netip.Addr {
 }
 
 // register handles ASAP_REGISTRATION: validate, become the PE's home,
-// commit through raft, answer after the commit. A re-registration that
-// changes nothing only refreshes the PE's soft state. What the PE may
-// register (identifier, policy, consistency with its pool) is the store's
-// decision, and so is the refusal's cause; the registrar checks only what
-// belongs to the registration itself (a lifetime, addresses of the PE's
-// own connection).
+// commit through the replicated handlespace, answer after the commit, and
+// tell the ENRP peers (peers follow the handlespace's committed changes).
+// A re-registration that changes nothing only refreshes the PE's soft
+// state (and the peers' lifetime of it). What the PE may register
+// (identifier, policy, consistency with its pool) is the handlespace's
+// decision, and so is the refusal's cause (the write's
+// *asap.OperationError: the store's, or Lack of Resources for a write
+// that did not commit); the registrar checks only what belongs to the
+// registration itself (a lifetime, addresses of the PE's own connection).
 func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registration) *asap.RegistrationResponse {
 	now := time.Now()
 	pe := m.PoolElement
@@ -235,17 +225,19 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	pe.ASAP = r.asapTransport(ac, pe.ASAP, peer)
 	pe.Home = r.id
 	pe.Policy = r.withDistance(pe.Policy, ac.c, 0)
-	spe := store.PE{Handle: m.PoolHandle, Element: pe, Registered: now.UnixNano()}
-	if err := r.store.Check(spe); err != nil {
-		return refuse(err.Error(), operationError(err))
-	}
-	if cur, ok := r.store.Lookup(m.PoolHandle, pe.ID); ok && samePE(&cur.Element, &pe) {
-		r.live.track(ac, spe, now)
+	if cur, ok := r.hs.Lookup(m.PoolHandle, pe.ID); ok && samePE(&cur.Element, &pe) {
+		r.live.track(ac, m.PoolHandle, pe, now)
 		r.metrics.registrations.WithLabelValues("refreshed").Inc()
 		r.peers.announce(enrp.AddPE, m.PoolHandle, pe) // peers refresh its lifetime
 		return resp
 	}
-	if err := r.node.Fault(); err != nil {
+	t0 := time.Now()
+	err := r.hs.Register(ctx, m.PoolHandle, pe)
+	var oe *asap.OperationError
+	switch {
+	case err == nil:
+		r.metrics.commit.Observe(time.Since(t0).Seconds())
+	case errors.Is(err, cluster.ErrStorageFault):
 		// The fault is logged once where it happened; one line per
 		// refused PE would flood the log.
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
@@ -253,19 +245,10 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 		ac.log.Debug("registration refused: storage fault", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "error", err)
 		resp.Reject, resp.Error = true, asap.NewOperationError(asap.CauseLackOfResources, nil)
 		return resp
+	case errors.As(err, &oe):
+		return refuse(err.Error(), oe)
 	}
-	wctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout.D())
-	defer cancel()
-	t0 := time.Now()
-	res, err := r.node.Propose(wctx, cluster.NewUpdate(now, enrp.AddPE, r.id, m.PoolHandle, pe))
-	r.metrics.commit.Observe(time.Since(t0).Seconds())
-	if err != nil {
-		return refuse("handlespace write failed: "+err.Error(), asap.NewOperationError(asap.CauseLackOfResources, nil))
-	}
-	if err := res.Failed(); err != nil {
-		return refuse(err.Error(), operationError(err))
-	}
-	r.live.track(ac, spe, now)
+	r.live.track(ac, m.PoolHandle, pe, now)
 	r.metrics.registrations.WithLabelValues("accepted").Inc()
 	ac.log.Debug("registration accepted", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "lifetime_ms", pe.Lifetime)
 	return resp
@@ -316,17 +299,14 @@ func samePE(a, b *asap.PoolElement) bool {
 func (r *Registrar) deregister(ctx context.Context, m *asap.Deregistration) *asap.DeregistrationResponse {
 	resp := &asap.DeregistrationResponse{PoolHandle: m.PoolHandle, ID: m.ID}
 	r.metrics.deregistrations.Inc()
-	cur, ok := r.store.Lookup(m.PoolHandle, m.ID)
+	cur, ok := r.hs.Lookup(m.PoolHandle, m.ID)
 	if !ok {
 		return resp
 	}
-	err := r.node.Fault()
-	if err == nil {
-		err = r.commit(ctx, cluster.NewUpdate(time.Now(), enrp.DelPE, r.id, m.PoolHandle, cur.Element))
-	}
-	if err != nil && !errors.Is(err, store.ErrPENotFound) {
+	err := r.hs.Deregister(ctx, m.PoolHandle, cur.Element)
+	if err != nil && !errors.Is(err, cluster.ErrPENotFound) {
 		lvl := hclog.Warn
-		if errors.Is(err, store.ErrStorageFault) {
+		if errors.Is(err, cluster.ErrStorageFault) {
 			lvl = hclog.Debug // logged once where it happened
 		}
 		r.log.Log(lvl, "deregistration not committed", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", m.ID), "error", err)
@@ -358,7 +338,7 @@ func (r *Registrar) resolve(ac *asapConn, m *asap.HandleResolution) {
 		}
 	}
 	ac.sendMu.Lock()
-	b, _, err := r.store.ResolveAppend(ac.buf[:0], m.PoolHandle, n, ac.rnd)
+	b, _, err := r.hs.AppendResolution(ac.buf[:0], m.PoolHandle, n, ac.rnd)
 	if err != nil {
 		ac.sendMu.Unlock()
 		fail(asap.CauseUnknownPoolHandle, "unknown_pool")

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 )
 
 // Packet captures that cannot miss the start or the end of a scenario: a
@@ -33,7 +35,7 @@ type markedCapture struct {
 	t      testing.TB
 	file   string
 	cmd    *exec.Cmd
-	stderr syncBuffer
+	stderr sharedtest.Buffer
 	exited chan error
 	sock   net.PacketConn
 	done   bool

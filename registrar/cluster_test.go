@@ -15,38 +15,30 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
-// startCluster runs n registrars in-process: the first bootstraps, the
-// others join it by gossip; it waits until all are raft voters.
+// startCluster runs n registrars in-process and waits until all are raft
+// voters.
 func startCluster(t *testing.T, n int, mod func(*registrar.Config)) []*testRegistrar {
 	t.Helper()
-	nodes := []*testRegistrar{startRegistrar(t, "", mod)}
-	seed := nodes[0].Members().LocalAddr()
-	for i := 1; i < n; i++ {
-		nodes = append(nodes, startRegistrar(t, "", func(c *registrar.Config) {
-			c.Join = []string{seed}
-			if mod != nil {
-				mod(c)
-			}
-		}))
+	return registrartest.StartCluster(t, n, mod)
+}
+
+// raftServers is how many servers r's raft configuration has (0 when it
+// cannot say).
+func raftServers(r *testRegistrar) int {
+	servers, err := r.Handlespace().Servers()
+	if err != nil {
+		return 0
 	}
-	waitFor(t, 20*time.Second, fmt.Sprintf("%d raft voters", n), func() bool {
-		for _, r := range nodes {
-			f := r.Node().Raft().GetConfiguration()
-			if f.Error() != nil || len(f.Configuration().Servers) != n {
-				return false
-			}
-		}
-		return leaderOf(nodes) != nil
-	})
-	return nodes
+	return len(servers)
 }
 
 func leaderOf(nodes []*testRegistrar) *testRegistrar {
 	for _, r := range nodes {
-		if r.Node().IsLeader() {
+		if r.Handlespace().IsLeader() {
 			return r
 		}
 	}
@@ -55,7 +47,7 @@ func leaderOf(nodes []*testRegistrar) *testRegistrar {
 
 func followerOf(nodes []*testRegistrar) *testRegistrar {
 	for _, r := range nodes {
-		if !r.Node().IsLeader() {
+		if !r.Handlespace().IsLeader() {
 			return r
 		}
 	}
@@ -182,8 +174,8 @@ func TestCluster3_ForwardAndReplicate(t *testing.T) {
 		t.Fatalf("follower resolves %d PEs right after the answers, want 10", len(resp.PEs))
 	}
 	for _, r := range nodes {
-		waitValue(t, 5*time.Second, "replication", func() int { _, n := r.Store().Counts(); return n }, 10)
-		if got := r.Store().Owned(f.ID()); len(got) != 10 {
+		waitValue(t, 5*time.Second, "replication", func() int { _, n := r.Handlespace().Counts(); return n }, 10)
+		if got := r.Handlespace().Owned(f.ID()); len(got) != 10 {
 			t.Errorf("registrar %08x: %d PEs homed at the follower, want 10", r.ID(), len(got))
 		}
 	}
@@ -217,12 +209,12 @@ func TestCluster3_Takeover(t *testing.T) {
 			survivors = append(survivors, r)
 		}
 	}
-	waitValue(t, 5*time.Second, "replication", func() int { _, c := survivors[0].Store().Counts(); return c }, n)
+	waitValue(t, 5*time.Second, "replication", func() int { _, c := survivors[0].Handlespace().Counts(); return c }, n)
 	start := time.Now()
 	victim.Crash()
 	waitFor(t, 20*time.Second, "all PEs re-homed", func() bool {
 		for _, r := range survivors {
-			if len(r.Store().Owned(victim.ID())) != 0 {
+			if len(r.Handlespace().Owned(victim.ID())) != 0 {
 				return false
 			}
 		}
@@ -230,7 +222,7 @@ func TestCluster3_Takeover(t *testing.T) {
 	})
 	t.Logf("kill to last PE re-homed: %v", time.Since(start))
 	for _, r := range survivors {
-		got := len(r.Store().Owned(r.ID()))
+		got := len(r.Handlespace().Owned(r.ID()))
 		if got != n/2 {
 			t.Errorf("registrar %08x is home for %d PEs, want %d (even spread)", r.ID(), got, n/2)
 		}
@@ -258,7 +250,7 @@ func TestCluster3_QuorumLoss(t *testing.T) {
 	cl := dial(t, nodes[0], true)
 	mustRegister(t, cl, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
 	for _, r := range nodes[1:] {
-		waitValue(t, 5*time.Second, "replication", func() int { _, c := r.Store().Counts(); return c }, 1)
+		waitValue(t, 5*time.Second, "replication", func() int { _, c := r.Handlespace().Counts(); return c }, 1)
 	}
 	survivor := nodes[2]
 	nodes[0].Crash()
@@ -280,8 +272,7 @@ func TestCluster3_QuorumLoss(t *testing.T) {
 }
 
 func survivorStale(r *testRegistrar) bool {
-	addr, _ := r.Node().Raft().LeaderWithID()
-	return addr == ""
+	return r.Handlespace().Status().LeaderAddr == ""
 }
 
 // Ensure a graceful leave removes the registrar from raft and its PEs get
@@ -302,10 +293,9 @@ func TestCluster3_Leave(t *testing.T) {
 		}
 	}
 	waitFor(t, 20*time.Second, "leaver removed from raft and its PEs re-homed", func() bool {
-		f := rest[0].Node().Raft().GetConfiguration()
-		return f.Error() == nil && len(f.Configuration().Servers) == 2 && len(rest[0].Store().Owned(leaver.ID())) == 0
+		return raftServers(rest[0]) == 2 && len(rest[0].Handlespace().Owned(leaver.ID())) == 0
 	})
-	if _, c := rest[0].Store().Counts(); c != 4 {
+	if _, c := rest[0].Handlespace().Counts(); c != 4 {
 		t.Errorf("after leave: %d PEs, want 4", c)
 	}
 }
@@ -337,7 +327,7 @@ func TestCluster5_LeaderFailover(t *testing.T) {
 	}
 	for _, r := range others {
 		waitFor(t, 10*time.Second, "every acknowledged PE at "+strconv.FormatUint(uint64(r.ID()), 16), func() bool {
-			_, c := r.Store().Counts()
+			_, c := r.Handlespace().Counts()
 			return c == acked
 		})
 	}
@@ -364,8 +354,8 @@ func TestCluster3_RemovalRetriedAfterQuorumLoss(t *testing.T) {
 	type addrs struct{ dir, raft, gossip string }
 	var crashed []addrs
 	for _, r := range nodes[:2] {
-		waitValue(t, 5*time.Second, "replication", func() int { _, c := r.Store().Counts(); return c }, 2)
-		crashed = append(crashed, addrs{r.Dir, string(r.Node().Addr()), r.Members().LocalAddr()})
+		waitValue(t, 5*time.Second, "replication", func() int { _, c := r.Handlespace().Counts(); return c }, 2)
+		crashed = append(crashed, addrs{r.Dir, string(r.Handlespace().RaftAddr()), r.Handlespace().GossipAddr()})
 		r.Crash()
 	}
 
@@ -378,11 +368,11 @@ func TestCluster3_RemovalRetriedAfterQuorumLoss(t *testing.T) {
 	waitFor(t, 20*time.Second, "removals of both PEs tried without quorum", func() bool {
 		return metricValue(t, survivor, "rsp_pe_removal_failures_total") >= 2
 	})
-	if _, c := survivor.Store().Counts(); c != 2 {
+	if _, c := survivor.Handlespace().Counts(); c != 2 {
 		t.Fatalf("%d PEs without quorum, want 2", c)
 	}
 
-	seed := survivor.Members().LocalAddr()
+	seed := survivor.Handlespace().GossipAddr()
 	for _, a := range crashed {
 		startRegistrar(t, a.dir, func(c *registrar.Config) {
 			timers(c)
@@ -390,7 +380,7 @@ func TestCluster3_RemovalRetriedAfterQuorumLoss(t *testing.T) {
 		})
 	}
 	waitFor(t, 20*time.Second, "both PEs removed once the quorum is back", func() bool {
-		_, c := survivor.Store().Counts()
+		_, c := survivor.Handlespace().Counts()
 		return c == 0
 	})
 }
@@ -404,7 +394,7 @@ func TestCluster3_RemovePeerAPI(t *testing.T) {
 	dead.Crash()
 	var asked *testRegistrar
 	for _, r := range nodes {
-		if r != dead && !r.Node().IsLeader() {
+		if r != dead && !r.Handlespace().IsLeader() {
 			asked = r
 		}
 	}
@@ -452,8 +442,7 @@ func TestCluster3_RemovePeerAPI(t *testing.T) {
 			continue
 		}
 		waitFor(t, 10*time.Second, "2 raft servers", func() bool {
-			f := r.Node().Raft().GetConfiguration()
-			return f.Error() == nil && len(f.Configuration().Servers) == 2
+			return raftServers(r) == 2
 		})
 	}
 	if code, _ := del(id); code != http.StatusNotFound {
@@ -470,12 +459,11 @@ func TestCluster3_AdminRequestHeldUntilLeader(t *testing.T) {
 	type addrs struct{ dir, raft, gossip string }
 	var crashed []addrs
 	for _, r := range nodes[:2] {
-		crashed = append(crashed, addrs{r.Dir, string(r.Node().Addr()), r.Members().LocalAddr()})
+		crashed = append(crashed, addrs{r.Dir, string(r.Handlespace().RaftAddr()), r.Handlespace().GossipAddr()})
 		r.Crash()
 	}
 	waitFor(t, 20*time.Second, "the remaining registrar to know no leader", func() bool {
-		addr, _ := asked.Node().Raft().LeaderWithID()
-		return addr == ""
+		return asked.Handlespace().Status().LeaderAddr == ""
 	})
 	type answer struct {
 		code int
@@ -498,7 +486,7 @@ func TestCluster3_AdminRequestHeldUntilLeader(t *testing.T) {
 	// The quorum comes back: one crashed registrar restarts.
 	a := crashed[0]
 	startRegistrar(t, a.dir, func(c *registrar.Config) {
-		c.Raft, c.Gossip, c.Join = a.raft, a.gossip, []string{asked.Members().LocalAddr()}
+		c.Raft, c.Gossip, c.Join = a.raft, a.gossip, []string{asked.Handlespace().GossipAddr()}
 	})
 	select {
 	case got := <-code:

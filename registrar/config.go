@@ -241,24 +241,6 @@ func DefaultConfig() Config {
 	}
 }
 
-// DefaultTestConfig is DefaultConfig for in-process tests: loopback, free
-// ports, short timers, no fsync, HTTP on a free port.
-func DefaultTestConfig(dataDir string) Config {
-	c := DefaultConfig()
-	c.DataDir = dataDir
-	c.ASAP = "tcp:127.0.0.1:0"
-	c.ENRP = "tcp:127.0.0.1:0"
-	c.HTTP = "127.0.0.1:0"
-	c.Raft = "127.0.0.1:0"
-	c.Gossip = "127.0.0.1:0"
-	c.ENRPAnnounce = "off"
-	c.RetryJoinInterval = Duration(100 * time.Millisecond)
-	c.Announce = "off"
-	c.Profile = cluster.ProfileLocal
-	c.NoSync = true
-	return c
-}
-
 // raftConfig builds the cluster's raft settings.
 func (c *Config) raftConfig() cluster.RaftConfig {
 	r := cluster.DefaultRaftConfig(c.Profile)

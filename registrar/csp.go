@@ -90,9 +90,9 @@ func (r *Registrar) startCSP() error {
 // TCP (raft and gossip), all with the ENRP PPID and an unknown duration,
 // as RSPLIB lists its peers.
 func (r *Registrar) cspReport() *csp.Report {
-	pools, pes := r.store.Counts()
+	pools, pes := r.hs.Counts()
 	var assocs []csp.Association
-	for _, m := range r.members.Members() {
+	for _, m := range r.hs.Members() {
 		if m.Meta.ID == 0 || m.Meta.ID == r.id || m.Status != cluster.StatusAlive {
 			continue
 		}

@@ -83,7 +83,7 @@ func TestDistanceMeasured(t *testing.T) {
 		c.ENRPPeers = []string{a.ENRPAddrs()[0].Network() + ":" + a.ENRPAddrs()[0].String()}
 	})
 	distanceAtB := func(id uint32) uint32 {
-		pe, ok := b.Store().Lookup("dpf", id)
+		pe, ok := b.Handlespace().Lookup("dpf", id)
 		if !ok {
 			return 0
 		}
@@ -92,7 +92,7 @@ func TestDistanceMeasured(t *testing.T) {
 	waitValue(t, 10*time.Second, "PE 1's distance at B after the sync", func() uint32 { return distanceAtB(1) }, 150)
 	mustRegister(t, cl, "dpf", testPE(3, 7003, lu))
 	waitValue(t, 10*time.Second, "PE 3's distance at B after its HANDLE_UPDATE", func() uint32 { return distanceAtB(3) }, 150)
-	if pe, _ := a.Store().Lookup("dpf", 3); pe.Element.Policy.Distance != 100 {
+	if pe, _ := a.Handlespace().Lookup("dpf", 3); pe.Element.Policy.Distance != 100 {
 		t.Errorf("PE 3 at its home: distance %d, want 100", pe.Element.Policy.Distance)
 	}
 }

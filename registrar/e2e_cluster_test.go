@@ -12,37 +12,38 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // e2eCluster is three `registrar agent` processes joined by seeds.
 type e2eCluster struct {
 	t      *testing.T
-	agents []*registrar.Agent
+	agents []*registrartest.Agent
 	dirs   []string
 }
 
 func startE2ECluster(t *testing.T, extra ...string) *e2eCluster {
 	t.Helper()
-	registrar.BinDir(t)
+	registrartest.BinDir(t)
 	base := t.TempDir()
 	c := &e2eCluster{t: t}
 	// Choose every gossip port first so each agent can name the others.
 	gossip := make([]string, 3)
 	for i := range gossip {
-		gossip[i] = fmt.Sprintf("127.0.0.1:%d", registrar.FreePort(t))
+		gossip[i] = fmt.Sprintf("127.0.0.1:%d", registrartest.FreePort(t))
 	}
 	type res struct {
 		i int
-		a *registrar.Agent
+		a *registrartest.Agent
 	}
 	done := make(chan res, 3)
 	for i := 0; i < 3; i++ {
 		dir := filepath.Join(base, fmt.Sprintf("r%d", i+1))
 		c.dirs = append(c.dirs, dir)
 		args := append([]string{"-gossip", gossip[i], "-join", strings.Join(gossip, ","), "-bootstrap-expect", "3"}, extra...)
-		go func(i int) { done <- res{i, registrar.StartAgent(t, dir, args...)} }(i)
+		go func(i int) { done <- res{i, registrartest.StartAgent(t, dir, args...)} }(i)
 	}
-	c.agents = make([]*registrar.Agent, 3)
+	c.agents = make([]*registrartest.Agent, 3)
 	for i := 0; i < 3; i++ {
 		r := <-done
 		c.agents[r.i] = r.a
@@ -52,7 +53,7 @@ func startE2ECluster(t *testing.T, extra ...string) *e2eCluster {
 }
 
 // peers returns the raft peers an agent reports.
-func (c *e2eCluster) peers(a *registrar.Agent) []registrar.RaftPeer {
+func (c *e2eCluster) peers(a *registrartest.Agent) []registrar.RaftPeer {
 	out, err := a.CLI("raft", "peers", "-json")
 	if err != nil {
 		return nil
@@ -62,7 +63,7 @@ func (c *e2eCluster) peers(a *registrar.Agent) []registrar.RaftPeer {
 	return p
 }
 
-func (c *e2eCluster) status(a *registrar.Agent) registrar.Status {
+func (c *e2eCluster) status(a *registrartest.Agent) registrar.Status {
 	out, err := a.CLI("status", "-json")
 	var s registrar.Status
 	if err == nil {
@@ -71,7 +72,7 @@ func (c *e2eCluster) status(a *registrar.Agent) registrar.Status {
 	return s
 }
 
-func (c *e2eCluster) waitVoters(n int, on ...*registrar.Agent) {
+func (c *e2eCluster) waitVoters(n int, on ...*registrartest.Agent) {
 	c.t.Helper()
 	waitFor(c.t, 30*time.Second, fmt.Sprintf("%d raft voters with a leader", n), func() bool {
 		for _, a := range on {
@@ -88,7 +89,7 @@ func (c *e2eCluster) waitVoters(n int, on ...*registrar.Agent) {
 	})
 }
 
-func (c *e2eCluster) leader() *registrar.Agent {
+func (c *e2eCluster) leader() *registrartest.Agent {
 	for _, a := range c.agents {
 		if a.Exited() {
 			continue
@@ -115,7 +116,7 @@ func TestE2E_Cluster(t *testing.T) {
 			ids[i] = append(ids[i], id)
 		}
 	}
-	resolveAll := func(a *registrar.Agent) int {
+	resolveAll := func(a *registrartest.Agent) int {
 		return len(resolve(t, dialAddr(t, a.ASAP, false), "pool", asap.ItemsAll).PEs)
 	}
 	for _, a := range c.agents {
@@ -213,7 +214,7 @@ func TestE2E_NoAckedRegistrationLost(t *testing.T) {
 	results := make(chan acked, 3*perAgent)
 	for k := 0; k < 3*perAgent; k++ {
 		i, a := k, c.agents[k%3]
-		go func(i int, a *registrar.Agent) {
+		go func(i int, a *registrartest.Agent) {
 			var got []uint32
 			defer func() { results <- acked{got} }()
 			var cl *client

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // tmpfs is a small tmpfs mounted for a test (root only).
@@ -57,7 +58,7 @@ func (m *tmpfs) resize(size int64) {
 	}
 }
 
-func agentStatus(t *testing.T, a *registrar.Agent) registrar.Status {
+func agentStatus(t *testing.T, a *registrartest.Agent) registrar.Status {
 	t.Helper()
 	var s registrar.Status
 	resp, err := http.Get("http://" + a.HTTP + "/v1/status")
@@ -72,7 +73,7 @@ func agentStatus(t *testing.T, a *registrar.Agent) registrar.Status {
 }
 
 // poolIDs is the set of PE IDs of a pool at a registrar.
-func poolIDs(t *testing.T, a *registrar.Agent, h string) map[string]bool {
+func poolIDs(t *testing.T, a *registrartest.Agent, h string) map[string]bool {
 	t.Helper()
 	resp, err := http.Get("http://" + a.HTTP + "/v1/pools/" + h)
 	if err != nil {
@@ -103,14 +104,14 @@ func poolIDs(t *testing.T, a *registrar.Agent, h string) map[string]bool {
 // round, before the kill) and is killed with SIGKILL and restarted: every
 // acknowledged PE must be there. No panic, no WARN per PE.
 func TestE2E_DiskFull(t *testing.T) {
-	registrar.BinDir(t)
+	registrartest.BinDir(t)
 	rounds := 20
 	if testing.Short() {
 		rounds = 4
 	}
 	fs := mountTmpfs(t, 64<<20)
 	dir := filepath.Join(fs.dir, "data")
-	a := registrar.StartAgent(t, dir, "-write-timeout", "1s", "-keepalive-interval", "30s", "-keepalive-timeout", "30s")
+	a := registrartest.StartAgent(t, dir, "-write-timeout", "1s", "-keepalive-interval", "30s", "-keepalive-timeout", "30s")
 	pe := newASAPPE(t)
 	const pool = "diskfull"
 	var acked []uint32
@@ -259,7 +260,7 @@ func TestE2E_CorruptLogRejoin(t *testing.T) {
 	if leader == nil {
 		t.Fatal("no leader")
 	}
-	var f *registrar.Agent
+	var f *registrartest.Agent
 	for _, a := range c.agents {
 		if a != leader {
 			f = a

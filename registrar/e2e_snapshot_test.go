@@ -14,6 +14,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // peView is what the snapshot tests compare of a PE (from `registrar
@@ -30,7 +31,7 @@ type peView struct {
 }
 
 // handlespaceOf reads every pool and PE an agent serves, through the CLI.
-func handlespaceOf(t *testing.T, a *registrar.Agent, withHome bool) (map[string][]peView, error) {
+func handlespaceOf(t *testing.T, a *registrartest.Agent, withHome bool) (map[string][]peView, error) {
 	t.Helper()
 	out, err := a.CLI("pools", "-json")
 	if err != nil {
@@ -68,7 +69,7 @@ func handlespaceOf(t *testing.T, a *registrar.Agent, withHome bool) (map[string]
 }
 
 // waitHandlespace waits until a serves exactly want.
-func waitHandlespace(t *testing.T, a *registrar.Agent, want map[string][]peView, withHome bool, what string) {
+func waitHandlespace(t *testing.T, a *registrartest.Agent, want map[string][]peView, withHome bool, what string) {
 	t.Helper()
 	var last map[string][]peView
 	deadline := time.Now().Add(30 * time.Second)
@@ -216,7 +217,7 @@ func TestE2E_Snapshot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("restore: %v\n%s", err, out)
 	}
-	r1 := registrar.StartAgent(t, newDir)
+	r1 := registrartest.StartAgent(t, newDir)
 	r1.WaitLine(0, "handlespace restored from snapshot", 10*time.Second)
 	noHome := func(m map[string][]peView) map[string][]peView {
 		out := map[string][]peView{}
@@ -231,7 +232,7 @@ func TestE2E_Snapshot(t *testing.T) {
 	waitHandlespace(t, r1, noHome(want), false, "offline restore")
 	base := filepath.Join(dir, "joined")
 	for i := 0; i < 2; i++ {
-		a := registrar.StartAgent(t, fmt.Sprintf("%s-%d", base, i), "-join", r1.Gossip)
+		a := registrartest.StartAgent(t, fmt.Sprintf("%s-%d", base, i), "-join", r1.Gossip)
 		waitHandlespace(t, a, noHome(want), false, "member that joined the restored cluster")
 	}
 

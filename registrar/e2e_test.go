@@ -11,6 +11,7 @@ import (
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/asap/wiretest"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // Ensure, with the built binary: PEs register, a PU resolves them in
@@ -21,7 +22,7 @@ import (
 // malformed packet (TCP reassembly plugin).
 func TestE2E_SingleRegistrar(t *testing.T) {
 	dir := t.TempDir()
-	a := registrar.StartAgent(t, filepath.Join(dir, "data"), "-keepalive-interval", "200ms", "-keepalive-timeout", "1s")
+	a := registrartest.StartAgent(t, filepath.Join(dir, "data"), "-keepalive-interval", "200ms", "-keepalive-timeout", "1s")
 	capture := startCapture(t, a)
 
 	pe := dialAddr(t, a.ASAP, true)
@@ -84,10 +85,10 @@ func TestE2E_SingleRegistrar(t *testing.T) {
 type capture struct {
 	mc   *markedCapture
 	file string
-	a    *registrar.Agent
+	a    *registrartest.Agent
 }
 
-func startCapture(t *testing.T, a *registrar.Agent) *capture {
+func startCapture(t *testing.T, a *registrartest.Agent) *capture {
 	if os.Geteuid() != 0 {
 		t.Log("not root: no live capture")
 		return nil

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/enrp"
-	"github.com/rserpool-go/registrar/store"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -28,7 +28,7 @@ type enrpConn struct {
 	inbound bool       // accepted on our ENRP port
 	sendMu  sync.Mutex // guards buf; sends come from several goroutines
 	buf     []byte
-	next    map[tableKey]store.Cursor // continuation per requester and W flag
+	next    map[tableKey]cluster.Cursor // continuation per requester and W flag
 }
 
 type tableKey struct {
@@ -38,7 +38,7 @@ type tableKey struct {
 
 // serveENRP serves an accepted ENRP association.
 func (r *Registrar) serveENRP(c transport.Conn) {
-	r.serveENRPConn(&enrpConn{r: r, c: c, inbound: true, next: map[tableKey]store.Cursor{}})
+	r.serveENRPConn(&enrpConn{r: r, c: c, inbound: true, next: map[tableKey]cluster.Cursor{}})
 }
 
 // serveENRPConn reads ENRP messages from one association (accepted, or
@@ -153,7 +153,7 @@ func (r *Registrar) listResponse(hdr enrp.Header) *enrp.ListResponse {
 // presence builds our ENRP_PRESENCE for a peer.
 func (r *Registrar) presence(peer uint32, replyRequired bool) *enrp.Presence {
 	return &enrp.Presence{Header: enrp.Header{Sender: r.id, Receiver: peer}, ReplyRequired: replyRequired,
-		Checksum: r.store.Checksum(r.id), ServerInfo: r.serverInfo()}
+		Checksum: r.hs.Checksum(r.id), ServerInfo: r.serverInfo()}
 }
 
 // serverInfo describes our ENRP endpoint (an SCTP transport parameter, as
@@ -192,7 +192,7 @@ func (ec *enrpConn) table(hdr enrp.Header, ownOnly bool) *enrp.HandleTableRespon
 	}
 	resp := &enrp.HandleTableResponse{Header: hdr}
 	size, count := 12, 0
-	next, more := r.store.Iterate(after, maxPEsPerTableResponse, owner, func(pe store.PE) bool {
+	next, more := r.hs.Iterate(after, maxPEsPerTableResponse, owner, func(pe cluster.PE) bool {
 		b, err := asap.AppendPoolElement(nil, &pe.Element)
 		if err != nil {
 			return true

@@ -9,11 +9,10 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/cluster"
 )
 
 // Status is what GET /v1/status returns.
@@ -48,7 +47,7 @@ func statusFault(err error) *StatusFault {
 	if err == nil {
 		return nil
 	}
-	var f *store.FaultError
+	var f *cluster.FaultError
 	if !errors.As(err, &f) {
 		return &StatusFault{Error: err.Error()}
 	}
@@ -120,7 +119,7 @@ type PEInfo struct {
 func hexID(id uint32) string { return fmt.Sprintf("0x%08x", id) }
 
 // PEInfoOf converts a stored PE for display.
-func PEInfoOf(pe store.PE) PEInfo {
+func PEInfoOf(pe cluster.PE) PEInfo {
 	e := pe.Element
 	info := PEInfo{
 		ID: hexID(e.ID), Home: hexID(e.Home), Transport: e.User.Kind.String(), Addresses: e.User.Addrs,
@@ -142,17 +141,17 @@ func (r *Registrar) status() Status {
 	s.Addresses.ASAP = specList(r.asapLn.Addrs())
 	s.Addresses.ENRP = specList(r.enrpLn.Addrs())
 	s.Addresses.HTTP = r.HTTPAddr()
-	s.Addresses.Raft = string(r.node.Addr())
-	rf := r.node.Raft()
-	s.Raft.State = rf.State().String()
-	addr, id := rf.LeaderWithID()
-	s.Raft.Leader, s.Raft.LeaderID = string(addr), string(id)
-	s.Raft.Term = rf.CurrentTerm()
-	s.Raft.LastIndex = rf.LastIndex()
-	s.Raft.AppliedIndex = r.store.LastApplied()
-	s.Stale = addr == "" || rf.State() == raft.Shutdown
-	s.StorageFault = statusFault(r.node.Fault())
-	s.Pools, s.PEs = r.store.Counts()
+	s.Addresses.Raft = r.hs.RaftAddr()
+	rs := r.hs.Status()
+	s.Raft.State, s.Raft.Leader = rs.State, rs.LeaderAddr
+	if rs.LeaderID != 0 {
+		s.Raft.LeaderID = string(cluster.ServerID(rs.LeaderID))
+	}
+	s.Raft.Term, s.Raft.LastIndex = rs.Term, rs.LastIndex
+	s.Raft.AppliedIndex = r.hs.LastApplied()
+	s.Stale = rs.Stale()
+	s.StorageFault = statusFault(r.hs.Fault())
+	s.Pools, s.PEs = r.hs.Counts()
 	s.Members = r.memberInfos()
 	s.OwnedPEs = r.live.count()
 	return s
@@ -188,7 +187,7 @@ func (r *Registrar) httpHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/pools", func(w http.ResponseWriter, _ *http.Request) {
 		out := []PoolSummary{}
-		for _, p := range r.store.Pools() {
+		for _, p := range r.hs.Pools() {
 			out = append(out, PoolSummary{Handle: p.Handle, Policy: p.Policy, Transport: p.Transport.String(), PEs: p.PEs})
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -199,7 +198,7 @@ func (r *Registrar) httpHandler() http.Handler {
 			writeError(w, http.StatusBadRequest, "pool handle %q: %v", req.PathValue("handle"), err)
 			return
 		}
-		pes := r.store.Pool(h)
+		pes := r.hs.Pool(h)
 		if len(pes) == 0 {
 			writeError(w, http.StatusNotFound, "pool %q not found", h)
 			return

@@ -1,14 +1,12 @@
 package registrar
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
-
-	"github.com/hashicorp/raft"
 
 	"github.com/rserpool-go/registrar/cluster"
 )
@@ -24,48 +22,49 @@ type RaftPeer struct {
 
 func (r *Registrar) memberInfos() []MemberInfo {
 	var out []MemberInfo
-	cf := r.node.Raft().GetConfiguration()
-	voters := map[string]bool{}
-	if cf.Error() == nil {
-		for _, s := range cf.Configuration().Servers {
-			voters[string(s.ID)] = s.Suffrage == raft.Voter
+	voters := map[uint32]bool{}
+	if servers, err := r.hs.Servers(); err == nil {
+		for _, s := range servers {
+			voters[s.ID] = s.Suffrage == cluster.Voter
 		}
 	}
-	_, leader := r.node.Raft().LeaderWithID()
-	for _, m := range r.members.Members() {
-		sid := string(cluster.ServerID(m.Meta.ID))
+	leader := r.hs.Status().LeaderID
+	for _, m := range r.hs.Members() {
 		out = append(out, MemberInfo{Name: m.Name, ID: hexID(m.Meta.ID), Status: m.Status.String(), Gossip: m.Addr,
 			Raft: m.Meta.Raft, ASAP: strings.Join(m.Meta.ASAP, ","), ENRP: strings.Join(m.Meta.ENRP, ","),
-			HTTP: m.Meta.HTTP, Voter: voters[sid], Leader: sid == string(leader)})
+			HTTP: m.Meta.HTTP, Voter: voters[m.Meta.ID], Leader: m.Meta.ID == leader})
 	}
 	return out
 }
 
 func (r *Registrar) raftPeers() ([]RaftPeer, error) {
-	cf := r.node.Raft().GetConfiguration()
-	if err := cf.Error(); err != nil {
+	servers, err := r.hs.Servers()
+	if err != nil {
 		return nil, err
 	}
-	alive := map[string]bool{}
-	for _, m := range r.members.Members() {
+	alive := map[uint32]bool{}
+	for _, m := range r.hs.Members() {
 		if m.Status == cluster.StatusAlive {
-			alive[string(cluster.ServerID(m.Meta.ID))] = true
+			alive[m.Meta.ID] = true
 		}
 	}
-	_, leader := r.node.Raft().LeaderWithID()
+	leader := r.hs.Status().LeaderID
 	var out []RaftPeer
-	for _, s := range cf.Configuration().Servers {
-		out = append(out, RaftPeer{ID: "0x" + string(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String(),
-			Leader: s.ID == leader, Alive: alive[string(s.ID)]})
+	for _, s := range servers {
+		out = append(out, RaftPeer{ID: hexID(s.ID), Address: s.Address, Suffrage: s.Suffrage.String(),
+			Leader: s.ID == leader, Alive: alive[s.ID]})
 	}
 	return out, nil
 }
 
 // leaderHTTP is the admin API address of the raft leader, from gossip.
 func (r *Registrar) leaderHTTP() string {
-	_, leader := r.node.Raft().LeaderWithID()
-	for _, m := range r.members.Members() {
-		if cluster.ServerID(m.Meta.ID) == leader {
+	leader := r.hs.Status().LeaderID
+	if leader == 0 {
+		return ""
+	}
+	for _, m := range r.hs.Members() {
+		if m.Meta.ID == leader {
 			return m.Meta.HTTP
 		}
 	}
@@ -94,7 +93,7 @@ const headerNotLeader = "X-Registrar-Not-Leader"
 // and sent to the leader once there is one; a request with a body is
 // sent once, since the body is consumed.
 func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool {
-	if r.node.IsLeader() {
+	if r.hs.IsLeader() {
 		return false
 	}
 	if req.Header.Get(headerProxied) != "" {
@@ -124,7 +123,7 @@ func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool
 			return true
 		case <-time.After(50 * time.Millisecond):
 		}
-		if r.node.IsLeader() {
+		if r.hs.IsLeader() {
 			return false
 		}
 	}
@@ -203,20 +202,15 @@ func (r *Registrar) clusterHandlers(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, "raft peer id %q: want the registrar ID in hex", req.PathValue("id"))
 			return
 		}
-		sid := cluster.ServerID(v)
 		if r.proxyToLeader(w, req) {
 			return
 		}
-		cf := r.node.Raft().GetConfiguration()
-		if err := cf.Error(); err != nil {
-			writeError(w, http.StatusInternalServerError, "%v", err)
-			return
-		}
-		if !slices.ContainsFunc(cf.Configuration().Servers, func(s raft.Server) bool { return s.ID == sid }) {
+		sid := cluster.ServerID(v)
+		switch err := r.hs.RemovePeer(v); {
+		case errors.Is(err, cluster.ErrUnknownPeer):
 			writeError(w, http.StatusNotFound, "raft peer 0x%s is not in the configuration", sid)
 			return
-		}
-		if err := r.node.Raft().RemoveServer(sid, 0, 10*time.Second).Error(); err != nil {
+		case err != nil:
 			writeError(w, http.StatusInternalServerError, "remove 0x%s: %v", sid, err)
 			return
 		}

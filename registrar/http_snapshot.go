@@ -13,9 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/raft"
-	"go.etcd.io/bbolt"
-
+	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/snapshot"
 )
 
@@ -72,7 +70,7 @@ func (r *Registrar) handleSnapshotSave(w http.ResponseWriter, req *http.Request)
 	if r.proxyToLeader(w, req) {
 		return
 	}
-	if err := r.node.Raft().Barrier(r.cfg.WriteTimeout.D()).Error(); err != nil {
+	if err := r.hs.Barrier(req.Context()); err != nil {
 		writeError(w, http.StatusServiceUnavailable, "snapshot: wait for the raft log to be applied: %v", err)
 		return
 	}
@@ -119,13 +117,7 @@ func (r *Registrar) saveSpool() (string, snapshot.Meta, error) {
 	}
 	path := f.Name()
 	defer f.Close()
-	term := r.node.Raft().CurrentTerm()
-	tx, err := r.store.BeginRead()
-	if err != nil {
-		return path, snapshot.Meta{}, fmt.Errorf("snapshot: %w", err)
-	}
-	meta, err := snapshot.WriteTx(f, r.store, tx, snapshot.Meta{RegistrarID: r.id, Build: Version, RaftTerm: term})
-	_ = tx.Rollback()
+	meta, err := r.hs.WriteSnapshot(f, snapshot.Meta{RegistrarID: r.id, Build: Version})
 	if err == nil {
 		err = f.Close()
 	}
@@ -159,8 +151,8 @@ func (r *Registrar) handleSnapshotRestore(w http.ResponseWriter, req *http.Reque
 		writeError(w, http.StatusBadRequest, "receive the snapshot: %v (the handlespace is unchanged)", err)
 		return
 	}
-	meta, err := r.restoreSnapshotFile(req.Context(), path)
-	if errors.Is(err, raft.ErrLeadershipLost) && r.retryRestore(w, req, path) {
+	meta, err := r.hs.RestoreFile(req.Context(), path)
+	if errors.Is(err, cluster.ErrLeadershipLost) && r.retryRestore(w, req, path) {
 		return
 	}
 	if snapshot.IsFormatError(err) {
@@ -169,7 +161,7 @@ func (r *Registrar) handleSnapshotRestore(w http.ResponseWriter, req *http.Reque
 	}
 	if err != nil {
 		code := http.StatusInternalServerError
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		if errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrLeadershipLost) {
 			code = http.StatusServiceUnavailable
 		}
 		writeError(w, code, "restore: %v", err)
@@ -177,7 +169,7 @@ func (r *Registrar) handleSnapshotRestore(w http.ResponseWriter, req *http.Reque
 	}
 	r.log.Info("handlespace replaced by an uploaded snapshot", "remote", req.RemoteAddr, "pools", meta.Pools, "pes", meta.PEs,
 		"snapshot-raft-index", meta.RaftIndex, "snapshot-created", meta.Created)
-	writeJSON(w, http.StatusOK, SnapshotRestoreResult{Snapshot: meta, RaftIndex: r.node.Raft().LastIndex()})
+	writeJSON(w, http.StatusOK, SnapshotRestoreResult{Snapshot: meta, RaftIndex: r.hs.Status().LastIndex})
 }
 
 // retryRestore is for a restore whose raft leader stepped down before the
@@ -195,10 +187,10 @@ func (r *Registrar) retryRestore(w http.ResponseWriter, req *http.Request, path 
 			return false
 		case <-time.After(100 * time.Millisecond):
 		}
-		if r.node.IsLeader() {
+		if r.hs.IsLeader() {
 			r.log.Info("restore: leadership changed before the followers confirmed; restoring again", "attempt", attempt+1)
-			meta, err := r.restoreSnapshotFile(req.Context(), path)
-			if errors.Is(err, raft.ErrLeadershipLost) && attempt < 3 {
+			meta, err := r.hs.RestoreFile(req.Context(), path)
+			if errors.Is(err, cluster.ErrLeadershipLost) && attempt < 3 {
 				attempt++
 				continue
 			}
@@ -207,7 +199,7 @@ func (r *Registrar) retryRestore(w http.ResponseWriter, req *http.Request, path 
 			}
 			r.log.Info("handlespace replaced by an uploaded snapshot", "remote", req.RemoteAddr, "pools", meta.Pools, "pes", meta.PEs,
 				"snapshot-raft-index", meta.RaftIndex, "snapshot-created", meta.Created)
-			writeJSON(w, http.StatusOK, SnapshotRestoreResult{Snapshot: meta, RaftIndex: r.node.Raft().LastIndex()})
+			writeJSON(w, http.StatusOK, SnapshotRestoreResult{Snapshot: meta, RaftIndex: r.hs.Status().LastIndex})
 			return true
 		}
 		addr := r.leaderHTTP()
@@ -230,70 +222,29 @@ func (r *Registrar) retryRestore(w http.ResponseWriter, req *http.Request, path 
 	return false
 }
 
-// restoreSnapshotFile verifies the snapshot file at path and installs it
-// through raft (this node must lead): raft writes it into its snapshot
-// store, restores the FSM from it and sends it to the followers. The
-// stream handed to raft carries RaftIndex 0 (the snapshot's index belongs
-// to another raft log).
-func (r *Registrar) restoreSnapshotFile(ctx context.Context, path string) (snapshot.Meta, error) {
-	meta, err := snapshot.VerifyFile(path)
-	if err != nil {
-		return meta, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return meta, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return meta, err
-	}
-	deadline := time.Now().Add(r.cfg.WriteTimeout.D() + 10*time.Second)
-	for {
-		rd, n, err := snapshot.Rewrap(f, fi.Size(), func(m *snapshot.Meta) { m.RaftIndex = 0 })
-		if err != nil {
-			return meta, err
-		}
-		err = r.node.Raft().Restore(&raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: n}, rd, 30*time.Second)
-		// Right after an election the configuration entry may not be
-		// applied yet: raft refuses a restore until it is.
-		if err == nil || !strings.Contains(err.Error(), "wait until the configuration entry") || time.Now().After(deadline) {
-			return meta, err
-		}
-		select {
-		case <-ctx.Done():
-			return meta, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // startSnapshots is called once by open, after raft and the PE
 // supervision started and before the listeners open. It removes spool
-// files a crash left, makes PE supervision follow snapshot restores, and
-// installs a pending offline restore (PendingRestoreFile): that needs this
-// registrar to have formed a new one-node cluster (bootstrap) and to lead
-// it; the other registrars join afterwards and receive the handlespace
-// from raft.
-func (r *Registrar) startSnapshots(ctx context.Context, bootstrap bool) error {
+// files a crash left and installs a pending offline restore
+// (PendingRestoreFile): that needs this registrar to have formed a new
+// one-node cluster (bootstrap) and to lead it; the other registrars join
+// afterwards and receive the handlespace from raft. (PE supervision
+// follows restores through the handlespace's changes.)
+func (r *Registrar) startSnapshots(ctx context.Context) error {
 	if stale, _ := filepath.Glob(filepath.Join(r.cfg.DataDir, spoolPrefix+"*")); len(stale) > 0 {
 		for _, p := range stale {
 			_ = os.Remove(p)
 		}
 	}
-	r.node.OnRestore(r.snapshotRestored)
-	r.snapshotRestored() // a snapshot installed before the hook was set
 
 	pending := filepath.Join(r.cfg.DataDir, PendingRestoreFile)
 	if _, err := os.Stat(pending); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if !bootstrap {
+	if !r.bootstrap {
 		return fmt.Errorf("%s: a snapshot restore is pending: start this registrar alone first (without -join and -bootstrap-expect) so that it forms a new cluster and installs the snapshot; then start the other registrars with -join", pending)
 	}
 	deadline := time.Now().Add(r.cfg.WriteTimeout.D() + 10*time.Second)
-	for !r.node.IsLeader() {
+	for !r.hs.IsLeader() {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: a snapshot restore is pending, but this registrar did not become raft leader in time", pending)
 		}
@@ -304,7 +255,7 @@ func (r *Registrar) startSnapshots(ctx context.Context, bootstrap bool) error {
 		}
 	}
 	start := time.Now()
-	meta, err := r.restoreSnapshotFile(ctx, pending)
+	meta, err := r.hs.RestoreFile(ctx, pending)
 	if err != nil {
 		return fmt.Errorf("install the pending restore %s: %w", pending, err)
 	}
@@ -314,23 +265,4 @@ func (r *Registrar) startSnapshots(ctx context.Context, bootstrap bool) error {
 	r.log.Info("handlespace restored from snapshot", "file", pending, "pools", meta.Pools, "pes", meta.PEs,
 		"snapshot-created", meta.Created, "snapshot-registrar", hexID(meta.RegistrarID), "duration", time.Since(start))
 	return nil
-}
-
-// snapshotRestored makes PE supervision follow a restored handlespace:
-// PEs no longer here or no longer ours are dropped, the ones this
-// registrar is now home for are supervised. Called from raft's FSM
-// goroutine: it must not block.
-func (r *Registrar) snapshotRestored() { r.live.post(r.live.resync) }
-
-// SaveSnapshotTo writes a verified snapshot of this registrar's
-// handlespace (one read transaction) to path atomically (for tools and
-// tests in the same process; the admin API's GET /v1/snapshot is the
-// operator's way).
-func (r *Registrar) SaveSnapshotTo(path string) (snapshot.Meta, error) {
-	return snapshot.WriteFile(nil, path, func(w io.Writer) error {
-		return r.store.View(func(tx *bbolt.Tx) error {
-			_, err := snapshot.WriteTx(w, r.store, tx, snapshot.Meta{RegistrarID: r.id, Build: Version})
-			return err
-		})
-	})
 }

@@ -20,7 +20,8 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/asap/csp"
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // More interop scenarios in the SCTP lab VM: status reports to RSPLIB's
@@ -92,16 +93,16 @@ func TestInterop_CSP(t *testing.T) {
 		t.Fatal("RSPLIB's cspmonitor is not installed in the lab")
 	}
 	labCapture(t)
-	mon := registrar.StartProcess(t, "cspmonitor", "cspmonitor", "-full", "-updateinterval=250")
+	mon := registrartest.StartProcess(t, "cspmonitor", "cspmonitor", "-full", "-updateinterval=250")
 	proxy := startCSPProxy(t, "127.0.0.1:2961", "127.0.0.1:2960")
 	const to = "127.0.0.1:2961"
 	a := ourAgent(t, bin, "-csp-server", to, "-csp-interval", "250ms")
 	ours := idOf(t, a)
-	serve := registrar.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+ourAddr+":3863",
+	serve := registrartest.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+ourAddr+":3863",
 		"-pool", "CSPPool", "-id", "0x3001", "-policy", "lu:25%", "-listen", "sctp:"+ourAddr+":0",
 		"-csp-server", to, "-csp-interval", "250ms")
 	serve.WaitLine(0, "pe registered", 30*time.Second)
-	registrar.StartProcess(t, "rspserver", "rspserver", "-echo", "-poolhandle=RSPLIBPool", "-registrar="+ourAddr+":3863",
+	registrartest.StartProcess(t, "rspserver", "rspserver", "-echo", "-poolhandle=RSPLIBPool", "-registrar="+ourAddr+":3863",
 		"-asapannounce=off", "-loglevel=2", "-logcolor=off", "-quiet", "-cspserver="+to, "-cspinterval=250")
 	_, puOut := startWithStdin(t, filepath.Join(bin, "rsp"), "connect", "-registrar", "sctp:"+ourAddr+":3863", "-replies=false",
 		"-log-level", "info", "-csp-server", to, "-csp-interval", "250ms", "CSPPool")
@@ -168,13 +169,13 @@ func TestInterop_CSP(t *testing.T) {
 // startWithStdin runs a command whose standard input stays open (until
 // the returned writer is closed) and collects its output; it is killed
 // when the test ends.
-func startWithStdin(t *testing.T, name string, args ...string) (io.WriteCloser, *syncBuffer) {
+func startWithStdin(t *testing.T, name string, args ...string) (io.WriteCloser, *sharedtest.Buffer) {
 	cmd := exec.Command(name, args...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &sharedtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -186,10 +187,10 @@ func startWithStdin(t *testing.T, name string, args ...string) (io.WriteCloser, 
 }
 
 // rsplibServer runs RSPLIB's echo PE with extra arguments (a policy).
-func rsplibServer(t *testing.T, pool, reg string, extra ...string) *registrar.Process {
+func rsplibServer(t *testing.T, pool, reg string, extra ...string) *registrartest.Process {
 	args := append([]string{"-echo", "-poolhandle=" + pool, "-registrar=" + reg + ":3863", "-asapannounce=off",
 		"-loglevel=2", "-logcolor=off", "-quiet"}, extra...)
-	return registrar.StartProcess(t, "rspserver "+pool, "rspserver", args...)
+	return registrartest.StartProcess(t, "rspserver "+pool, "rspserver", args...)
 }
 
 // resolvedPolicy is the policy `rsp resolve` shows for the first PE of
@@ -225,7 +226,7 @@ func TestInterop_DPFPolicies(t *testing.T) {
 	rsplibServer(t, "DPF-LU", ourAddr, "-policy=LeastUsedDPF:0.01")
 	rsplibServer(t, "DPF-WRAND", ourAddr, "-policy=WeightedRandomDPF:10:0.02")
 	rsplibServer(t, "DPF-LUD", ourAddr, "-policy=LeastUsedDegradationDPF:0.1:0.01")
-	serve := registrar.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+rsplAddr+":3863",
+	serve := registrartest.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+rsplAddr+":3863",
 		"-pool", "DPF-GO", "-policy", "lu-dpf:25%:1%", "-listen", "sctp:"+ourAddr+":0")
 	serve.WaitLine(0, "pe registered", 30*time.Second)
 
@@ -314,7 +315,7 @@ func TestInterop_MultiHomedPE(t *testing.T) {
 	sysctl(t, "net.sctp.path_max_retrans", "2")
 	labCapture(t)
 	a := ourAgent(t, bin, "-keepalive-interval", "1s", "-keepalive-timeout", "2s")
-	serve := registrar.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+ourAddr+":3863",
+	serve := registrartest.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+ourAddr+":3863",
 		"-pool", "MultiHomed", "-id", "0x4001", "-listen", "sctp:10.98.0.1,10.99.0.3:0", "-asap", "sctp:10.98.0.1,10.99.0.3:0",
 		"-log-level", "debug")
 	serve.WaitLine(0, "pe registered", 30*time.Second)

@@ -12,13 +12,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/asap/wiretest"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // Interoperability with RSPLIB (rspregistrar, rspserver, rspterminal,
@@ -53,7 +54,7 @@ func needInterop(t *testing.T) string {
 	if os.Getenv("E2E_BIN") == "" {
 		fail("E2E_BIN does not point at our binaries")
 	}
-	return registrar.BinDir(t)
+	return registrartest.BinDir(t)
 }
 
 // labCapture runs tcpdump for the test when RSP_CAPTURE_DIR is set,
@@ -82,42 +83,42 @@ func labCapture(t *testing.T) {
 }
 
 // ourAgent runs our registrar on 10.99.0.1 (SCTP and TCP).
-func ourAgent(t *testing.T, bin string, extra ...string) *registrar.Agent {
-	a := &registrar.Agent{Dir: t.TempDir(), ASAP: "tcp:" + ourAddr + ":3863", ENRP: ourAddr + ":9901", HTTP: "127.0.0.1:8863"}
+func ourAgent(t *testing.T, bin string, extra ...string) *registrartest.Agent {
+	a := &registrartest.Agent{Dir: t.TempDir(), ASAP: "tcp:" + ourAddr + ":3863", ENRP: ourAddr + ":9901", HTTP: "127.0.0.1:8863"}
 	args := append([]string{"agent", "-data-dir", a.Dir, "-asap", ourAddr + ":3863", "-enrp", ourAddr + ":9901",
 		"-http", a.HTTP, "-raft", "127.0.0.1:7947", "-gossip", "127.0.0.1:7946", "-profile", "local",
 		"-announce", "off", "-enrp-announce", "off"}, extra...)
-	a.Process = registrar.StartProcess(t, "our registrar", filepath.Join(bin, "registrar"), args...)
+	a.Process = registrartest.StartProcess(t, "our registrar", filepath.Join(bin, "registrar"), args...)
 	a.WaitLine(0, registrar.ReadyLine, 60*time.Second)
 	return a
 }
 
 // rsplibRegistrar runs RSPLIB's registrar on 10.99.0.2, peered with ours.
 // It waits out RSPLIB's 5 s start-up (mentor discovery) phase.
-func rsplibRegistrar(t *testing.T) *registrar.Process {
+func rsplibRegistrar(t *testing.T) *registrartest.Process {
 	return rsplibRegistrarAt(t, rsplAddr, ourAddr)
 }
 
 // rsplibRegistrarAt runs RSPLIB's registrar on addr with static peers.
-func rsplibRegistrarAt(t *testing.T, addr string, peers ...string) *registrar.Process {
+func rsplibRegistrarAt(t *testing.T, addr string, peers ...string) *registrartest.Process {
 	args := []string{"-asap=" + addr + ":3863", "-enrp=" + addr + ":9901", "-asapannounce=off", "-enrpannounce=off",
 		"-loglevel=3", "-logcolor=off"}
 	for _, p := range peers {
 		args = append(args, "-peer="+p+":9901")
 	}
-	p := registrar.StartProcess(t, "rspregistrar@"+addr, "rspregistrar", args...)
+	p := registrartest.StartProcess(t, "rspregistrar@"+addr, "rspregistrar", args...)
 	p.WaitLine(0, "The registrar is ready", 60*time.Second)
 	return p
 }
 
 // rspServer runs RSPLIB's echo PE in a pool at a registrar.
-func rspServer(t *testing.T, pool, reg string) *registrar.Process {
-	return registrar.StartProcess(t, "rspserver "+pool, "rspserver", "-echo", "-poolhandle="+pool,
+func rspServer(t *testing.T, pool, reg string) *registrartest.Process {
+	return registrartest.StartProcess(t, "rspserver "+pool, "rspserver", "-echo", "-poolhandle="+pool,
 		"-registrar="+reg+":3863", "-asapannounce=off", "-loglevel=2", "-logcolor=off", "-quiet")
 }
 
 // ourPool is a pool as our registrar's admin API shows it.
-func ourPool(a *registrar.Agent, pool string) (registrar.PoolDetail, bool) {
+func ourPool(a *registrartest.Agent, pool string) (registrar.PoolDetail, bool) {
 	out, err := a.CLI("pools", "-json", pool)
 	var d registrar.PoolDetail
 	if err != nil || json.Unmarshal([]byte(out), &d) != nil {
@@ -161,7 +162,7 @@ func runWithTimeout(cmd *exec.Cmd, d time.Duration) (string, error) {
 	}
 }
 
-func idOf(t *testing.T, a *registrar.Agent) string {
+func idOf(t *testing.T, a *registrartest.Agent) string {
 	out, err := a.CLI("status", "-json")
 	var s registrar.Status
 	if err != nil || json.Unmarshal([]byte(out), &s) != nil {
@@ -210,7 +211,7 @@ func TestInterop_RSPLIBClientsAtOurRegistrar(t *testing.T) {
 // runUntil runs cmd (in a process group of its own) until its output
 // contains want or the time is up, then kills the whole group.
 func runUntil(cmd *exec.Cmd, want string, d time.Duration) (string, error) {
-	var buf syncBuffer
+	var buf sharedtest.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -225,23 +226,6 @@ func runUntil(cmd *exec.Cmd, want string, d time.Duration) (string, error) {
 	return buf.String(), nil
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // Ensure our registrar peers with RSPLIB's: PEs registered at either are
 // known at both, our `rsp serve` registers at RSPLIB's registrar, and
 // when RSPLIB's registrar dies ours takes over its PEs.
@@ -254,7 +238,7 @@ func TestInterop_PeeringAndWeTakeOver(t *testing.T) {
 
 	rspServer(t, "AtRSPLIB", rsplAddr)
 	rspServer(t, "AtOurs", ourAddr)
-	serve := registrar.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+rsplAddr+":3863",
+	serve := registrartest.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+rsplAddr+":3863",
 		"-pool", "OursAtRSPLIB", "-service", "echo", "-listen", "sctp:"+ourAddr+":0")
 	serve.WaitLine(0, "pe registered", 30*time.Second)
 
@@ -337,7 +321,7 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 	<-done
 	a := ourAgent(t, bin, "-enrp-peer", rsplAddr+":9901", "-enrp-peer", rspl2+":9901")
 	ours := idOf(t, a)
-	serve := registrar.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+ourAddr+":3863",
+	serve := registrartest.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+ourAddr+":3863",
 		"-pool", "OurPool", "-service", "echo", "-listen", "sctp:"+ourAddr+":0")
 	serve.WaitLine(0, "pe registered", 30*time.Second)
 	for _, addr := range []string{rsplAddr, rspl2} {

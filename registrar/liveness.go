@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -13,8 +14,6 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/cluster"
-	"github.com/rserpool-go/registrar/enrp"
-	"github.com/rserpool-go/registrar/store"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -85,7 +84,10 @@ type liveness struct {
 	q       peHeap
 	reports map[peKey]int
 	wake    chan struct{}
-	events  chan func() // work from the FSM goroutine, done by run
+	// sub follows the handlespace's committed changes (takeovers, resets,
+	// restores) with room for buffer of them; owned by run.
+	sub    *cluster.Subscription
+	buffer int
 	// sleepUntil is when run wakes next by its timer: a PE scheduled
 	// before that wakes it early (upsertLocked).
 	sleepUntil time.Time
@@ -99,8 +101,22 @@ func newLiveness(r *Registrar) *liveness {
 		pes:      map[peKey]*peState{},
 		reports:  map[peKey]int{},
 		wake:     make(chan struct{}, 1),
-		events:   make(chan func(), 64),
+		buffer:   changeBuffer,
 	}
+}
+
+// changeBuffer is how many committed changes a follower of the
+// handlespace may fall behind before its subscription is dropped (it then
+// catches up from the handlespace).
+const changeBuffer = 4096
+
+// start follows the handlespace's changes, adopts the PEs this registrar
+// owns (after a restart, or a snapshot installed while it was opening)
+// and starts the supervision loop.
+func (l *liveness) start() {
+	l.sub = l.r.hs.Subscribe(l.buffer, l.wants)
+	l.adoptOwned(time.Now(), false)
+	l.r.goFunc(l.run)
 }
 
 func (l *liveness) poke() {
@@ -152,16 +168,16 @@ func (l *liveness) count() int {
 	return len(l.pes)
 }
 
-// track records a (re-)registration through conn: a fresh lifetime and
-// keep-alive period.
-func (l *liveness) track(conn *asapConn, pe store.PE, now time.Time) {
-	key := peKey{pe.Handle, pe.Element.ID}
+// track records a (re-)registration of pe in pool h through conn: a fresh
+// lifetime and keep-alive period.
+func (l *liveness) track(conn *asapConn, h asap.PoolHandle, pe asap.PoolElement, now time.Time) {
+	key := peKey{h, pe.ID}
 	l.mu.Lock()
 	delete(l.reports, key)
 	l.upsertLocked(key, func(p *peState) {
 		p.setConn(conn)
-		p.asapAddr = pe.Element.ASAP
-		p.lifetime = now.Add(time.Duration(pe.Element.Lifetime) * time.Millisecond)
+		p.asapAddr = pe.ASAP
+		p.lifetime = now.Add(time.Duration(pe.Lifetime) * time.Millisecond)
 		p.nextKA = now.Add(l.interval)
 		p.ackBy = time.Time{}
 		p.home = false
@@ -175,7 +191,7 @@ func (l *liveness) track(conn *asapConn, pe store.PE, now time.Time) {
 // (first keep-alive after the interval) or after a takeover (takenOver:
 // H=1 keep-alives at once, so the PEs switch home).
 func (l *liveness) adoptOwned(now time.Time, takenOver bool) {
-	owned := l.r.store.Owned(l.r.id)
+	owned := l.r.hs.Owned(l.r.id)
 	l.mu.Lock()
 	n := 0
 	for _, pe := range owned {
@@ -193,25 +209,9 @@ func (l *liveness) adoptOwned(now time.Time, takenOver bool) {
 	l.poke()
 }
 
-// post hands f to the supervision loop without blocking (it is called
-// from raft's FSM goroutine): when the queue is full, a goroutine of the
-// registrar waits to deliver it.
-func (l *liveness) post(f func()) {
-	select {
-	case l.events <- f:
-	default:
-		l.r.goFunc(func() {
-			select {
-			case l.events <- f:
-			case <-l.r.quit:
-			}
-		})
-	}
-}
-
 // adoptLocked starts supervising pe unless it is supervised already, and
 // reports whether it was not (l.mu held).
-func (l *liveness) adoptLocked(pe store.PE, now time.Time, takenOver bool) bool {
+func (l *liveness) adoptLocked(pe cluster.PE, now time.Time, takenOver bool) bool {
 	key := peKey{pe.Handle, pe.Element.ID}
 	if _, ok := l.pes[key]; ok {
 		return false
@@ -227,31 +227,56 @@ func (l *liveness) adoptLocked(pe store.PE, now time.Time, takenOver bool) bool 
 	return true
 }
 
-// committed observes applied commands (raft's FSM goroutine: no blocking).
-func (l *liveness) committed(cmd *cluster.Command, _ *cluster.ApplyResult) {
-	switch cmd.Kind {
-	case cluster.KindTakeover:
-		for _, o := range cmd.Owners {
-			if o == l.r.id {
-				l.post(func() { l.adoptOwned(time.Now(), true) })
-				return
-			}
-		}
-	case cluster.KindReset:
-		l.post(l.resync)
+// wants picks the changes supervision follows (raft's FSM goroutine: it
+// must not block).
+func (l *liveness) wants(c *cluster.Change) bool {
+	switch {
+	case c.Kind == cluster.ChangeRestore, c.Kind == cluster.ChangeCommand && c.Command.Kind == cluster.KindReset:
+		return true
+	case c.Kind == cluster.ChangeCommand && c.Command.Kind == cluster.KindTakeover:
+		return slices.Contains(c.Command.Owners, l.r.id)
 	}
+	return false
 }
 
-// resync drops state for PEs that are no longer ours and adopts new ones.
-func (l *liveness) resync() {
+// follow makes supervision follow a committed change (run's goroutine):
+// PEs taken over by this registrar are adopted with H=1 keep-alives, and
+// after a reset or a snapshot restore the supervised PEs are made to
+// match the handlespace again.
+func (l *liveness) follow(c cluster.Change) {
+	if c.Kind == cluster.ChangeCommand && c.Command.Kind == cluster.KindTakeover {
+		l.adoptOwned(time.Now(), true)
+		return
+	}
+	l.resync(false)
+}
+
+// caughtUp handles the end of the subscription: one that fell behind
+// (ErrSlowSubscriber) is renewed and supervision made to match the
+// handlespace, since changes were missed; one closed with the handlespace
+// is not followed any more.
+func (l *liveness) caughtUp() {
+	if !errors.Is(l.sub.Err(), cluster.ErrSlowSubscriber) {
+		l.sub = nil
+		return
+	}
+	l.r.log.Info("PE supervision fell behind the handlespace's changes: resynchronising")
+	l.sub = l.r.hs.Subscribe(l.buffer, l.wants)
+	l.resync(true) // the missed changes may have been takeovers: H=1 to the PEs new here
+
+}
+
+// resync drops state for PEs that are no longer ours and adopts new ones
+// (takenOver: with H=1 keep-alives at once, see adoptOwned).
+func (l *liveness) resync(takenOver bool) {
 	l.mu.Lock()
 	for key := range l.pes {
-		if pe, ok := l.r.store.Lookup(key.h, key.id); !ok || pe.Element.Home != l.r.id {
+		if pe, ok := l.r.hs.Lookup(key.h, key.id); !ok || pe.Element.Home != l.r.id {
 			l.dropLocked(key)
 		}
 	}
 	l.mu.Unlock()
-	l.adoptOwned(time.Now(), false)
+	l.adoptOwned(time.Now(), takenOver)
 }
 
 // ack handles ENDPOINT_KEEP_ALIVE_ACK.
@@ -275,7 +300,7 @@ func (l *liveness) ack(conn *asapConn, h asap.PoolHandle, id uint32) {
 
 // report counts an unreachability report; true when the PE must go.
 func (l *liveness) report(h asap.PoolHandle, id uint32) bool {
-	if _, ok := l.r.store.Lookup(h, id); !ok {
+	if _, ok := l.r.hs.Lookup(h, id); !ok {
 		return false
 	}
 	key := peKey{h, id}
@@ -327,24 +352,20 @@ func (l *liveness) connClosed(conn *asapConn) {
 func (l *liveness) remove(h asap.PoolHandle, id uint32, reason string) {
 	l.forget(h, id)
 	l.r.goFunc(func() {
-		cur, ok := l.r.store.Lookup(h, id)
+		cur, ok := l.r.hs.Lookup(h, id)
 		if !ok {
 			return
 		}
-		err := l.r.node.Fault()
-		if err == nil {
-			err = l.r.commit(context.Background(), cluster.NewUpdate(time.Now(), enrp.DelPE, l.r.id, h, cur.Element))
-		}
-		if err != nil {
+		if err := l.r.hs.Deregister(context.Background(), h, cur.Element); err != nil {
 			l.r.metrics.removalFailures.WithLabelValues(reason).Inc()
 			lvl := hclog.Warn
-			if errors.Is(err, store.ErrStorageFault) {
+			if errors.Is(err, cluster.ErrStorageFault) {
 				// Logged once where it happened: a WARN per PE flooded the
 				// log with hundreds of thousands of lines on a full disk.
 				lvl = hclog.Debug
 			}
 			l.r.log.Log(lvl, "removing PE failed", "pool", h, "pe", fmt.Sprintf("%08x", id), "reason", reason, "error", err)
-			if cur.Element.Home == l.r.id && !errors.Is(err, store.ErrPENotFound) {
+			if cur.Element.Home == l.r.id && !errors.Is(err, cluster.ErrPENotFound) {
 				l.mu.Lock()
 				l.adoptLocked(cur, time.Now(), false)
 				l.mu.Unlock()
@@ -411,12 +432,23 @@ func (l *liveness) run() {
 			wait = 0
 		}
 		timer.Reset(wait)
+		var changes <-chan cluster.Change // nil once not followed
+		if l.sub != nil {
+			changes = l.sub.C()
+		}
 		select {
 		case <-l.r.quit:
+			if l.sub != nil {
+				l.sub.Close()
+			}
 			return
 		case <-l.wake:
-		case f := <-l.events:
-			f()
+		case c, ok := <-changes:
+			if !ok {
+				l.caughtUp()
+				continue
+			}
+			l.follow(c)
 		case <-timer.C:
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // Measurements for docs/performance.md, with the built binaries on
@@ -65,7 +65,7 @@ func TestMeasure_Takeover(t *testing.T) {
 			leader := c.leader()
 			start = time.Now()
 			leader.Kill()
-			var others []*registrar.Agent
+			var others []*registrartest.Agent
 			for _, a := range c.agents {
 				if a != leader {
 					others = append(others, a)
@@ -90,7 +90,7 @@ func TestMeasure_ClusterThroughput(t *testing.T) {
 	needMeasure(t)
 	c := startE2ECluster(t, "-profile", "lan")
 	leader := c.leader()
-	var follower *registrar.Agent
+	var follower *registrartest.Agent
 	for _, a := range c.agents {
 		if a != leader {
 			follower = a
@@ -98,7 +98,7 @@ func TestMeasure_ClusterThroughput(t *testing.T) {
 		}
 	}
 	bench := func(args ...string) string {
-		out, err := exec.Command(filepath.Join(registrar.BinDir(t), "rsp"), append([]string{"bench"}, args...)...).CombinedOutput()
+		out, err := exec.Command(filepath.Join(registrartest.BinDir(t), "rsp"), append([]string{"bench"}, args...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("rsp bench: %v\n%s", err, out)
 		}

@@ -7,14 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	gometrics "github.com/hashicorp/go-metrics"
 	gmprom "github.com/hashicorp/go-metrics/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/cluster"
 )
 
 // metrics are the registrar's Prometheus metrics (a registry per
@@ -35,13 +32,12 @@ type metrics struct {
 	malformed        prometheus.Counter
 	conns            prometheus.Gauge
 	commit           prometheus.Histogram
-	appliedEntries   prometheus.Counter
 	handleUpdates    *prometheus.CounterVec
-	leaderChanges    prometheus.Counter
 	// poolTop is how many pools rsp_pool_pes shows (live: SIGHUP).
 	poolTop atomic.Int64
 }
 
+// newMetrics makes the registrar's metrics; r.hs must be open.
 func newMetrics(r *Registrar) *metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
@@ -66,21 +62,21 @@ func newMetrics(r *Registrar) *metrics {
 	m.conns = prometheus.NewGauge(prometheus.GaugeOpts{Name: "rsp_asap_connections", Help: "Open ASAP connections."})
 	m.commit = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rsp_raft_commit_seconds",
 		Help: "Time from proposing a handlespace change to its commit.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
-	m.appliedEntries = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_raft_applied_entries_total", Help: "Raft entries applied to the handlespace."})
+	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rsp_raft_applied_entries_total", Help: "Raft entries applied to the handlespace."},
+		func() float64 { return float64(r.hs.Stats().AppliedEntries) }))
 	m.handleUpdates = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rsp_enrp_handle_updates_total",
 		Help: "ENRP HANDLE_UPDATE messages exchanged with peers outside the cluster, by direction: sent (one per peer), received."}, []string{"direction"})
-	m.leaderChanges = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_raft_leader_changes_total",
-		Help: "Times this registrar saw a new raft leader (its own elections included)."})
+	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rsp_raft_leader_changes_total",
+		Help: "Times this registrar saw a new raft leader (its own elections included)."},
+		func() float64 { return float64(r.hs.Stats().LeaderChanges) }))
 	for _, c := range []prometheus.Collector{m.registrations, m.deregistrations, m.resolutions, m.keepAlivesSent,
-		m.keepAliveAcks, m.keepAlivesMissed, m.unreachable, m.removals, m.removalFailures, m.errors, m.malformed, m.conns, m.commit, m.appliedEntries,
-		m.handleUpdates, m.leaderChanges} {
+		m.keepAliveAcks, m.keepAlivesMissed, m.unreachable, m.removals, m.removalFailures, m.errors, m.malformed, m.conns, m.commit,
+		m.handleUpdates} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_storage_fault",
 		Help: "1 while a file of the data dir cannot be written (full disk, I/O error): writes are refused."},
-		func() float64 {
-			return b2f(r.node != nil && r.node.Fault() != nil)
-		}))
+		func() float64 { return b2f(r.hs.Fault() != nil) }))
 	// Every series of a fixed label set exists from the start (at 0), so
 	// rate() and dashboards work before the first event.
 	for vec, labels := range map[*prometheus.CounterVec][]string{
@@ -98,20 +94,15 @@ func newMetrics(r *Registrar) *metrics {
 
 	// Gauges computed at each scrape: they never expire.
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_raft_is_leader", Help: "1 when this registrar is the raft leader, else 0."},
-		func() float64 { return b2f(r.node != nil && r.node.IsLeader()) }))
+		func() float64 { return b2f(r.hs.IsLeader()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_stale",
 		Help: "1 when this registrar knows no raft leader (quorum lost or an election running): resolutions come from its local copy and registrations are refused."},
-		func() float64 { return b2f(r.node == nil || r.stale()) }))
+		func() float64 { return b2f(r.hs.Status().Stale()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_raft_last_contact_seconds",
 		Help: "Seconds since a follower last heard from the raft leader; 0 on the leader, -1 before it ever heard from one."},
 		func() float64 { return r.lastContact() }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_raft_term", Help: "The current raft term."},
-		func() float64 {
-			if r.node == nil {
-				return 0
-			}
-			return float64(r.node.Raft().CurrentTerm())
-		}))
+		func() float64 { return float64(r.hs.Status().Term) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_raft_voters", Help: "Voters in the raft configuration."},
 		func() float64 { return float64(r.voters()) }))
 	for _, st := range []string{"alive", "suspect", "failed", "left"} {
@@ -132,17 +123,15 @@ func newMetrics(r *Registrar) *metrics {
 	f(&poolCollector{r: r, desc: prometheus.NewDesc("rsp_pool_pes",
 		"PEs of the pools with the most PEs (at most metrics_pool_top pools), by pool handle (binary handles in 0x hex).", []string{"pool"}, nil)})
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_pools", Help: "Pools in the handlespace."},
-		func() float64 { p, _ := r.store.Counts(); return float64(p) }))
+		func() float64 { p, _ := r.hs.Counts(); return float64(p) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_pes", Help: "PEs in the handlespace."},
-		func() float64 { _, n := r.store.Counts(); return float64(n) }))
+		func() float64 { _, n := r.hs.Counts(); return float64(n) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_owned_pes", Help: "PEs this registrar is home for."},
 		func() float64 { return float64(r.live.count()) }))
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
-
-func (m *metrics) applied(n int) { m.appliedEntries.Add(float64(n)) }
 
 func b2f(b bool) float64 {
 	if b {
@@ -162,32 +151,23 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	n := int(c.r.metrics.poolTop.Load())
-	if n == 0 || c.r.store == nil {
+	if n == 0 {
 		return
 	}
-	pools := c.r.store.Pools()
-	slices.SortStableFunc(pools, func(a, b store.PoolInfo) int { return cmp.Compare(b.PEs, a.PEs) })
+	pools := c.r.hs.Pools()
+	slices.SortStableFunc(pools, func(a, b cluster.PoolInfo) int { return cmp.Compare(b.PEs, a.PEs) })
 	for _, p := range pools[:min(n, len(pools))] {
 		h, _ := p.Handle.MarshalText()
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(p.PEs), string(h))
 	}
 }
 
-// stale reports that this registrar knows no raft leader.
-func (r *Registrar) stale() bool {
-	addr, _ := r.node.Raft().LeaderWithID()
-	return addr == "" || r.node.Raft().State() == raft.Shutdown
-}
-
 // lastContact is what rsp_raft_last_contact_seconds reports.
 func (r *Registrar) lastContact() float64 {
-	if r.node == nil {
-		return -1
-	}
-	if r.node.IsLeader() {
+	if r.hs.IsLeader() {
 		return 0
 	}
-	t := r.node.Raft().LastContact()
+	t := r.hs.Status().LastContact
 	if t.IsZero() {
 		return -1
 	}
@@ -195,16 +175,13 @@ func (r *Registrar) lastContact() float64 {
 }
 
 func (r *Registrar) voters() int {
-	if r.node == nil {
-		return 0
-	}
-	f := r.node.Raft().GetConfiguration()
-	if f.Error() != nil {
+	servers, err := r.hs.Servers()
+	if err != nil {
 		return 0
 	}
 	n := 0
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage == raft.Voter {
+	for _, s := range servers {
+		if s.Suffrage == cluster.Voter {
 			n++
 		}
 	}
@@ -212,47 +189,13 @@ func (r *Registrar) voters() int {
 }
 
 func (r *Registrar) memberCount(status string) int {
-	if r.members == nil {
-		return 0
-	}
 	n := 0
-	for _, m := range r.members.Members() {
+	for _, m := range r.hs.Members() {
 		if m.Status.String() == status {
 			n++
 		}
 	}
 	return n
-}
-
-// watchLeader counts leader changes (raft's observer; the goroutine ends
-// with the registrar's quit).
-func (r *Registrar) watchLeader() {
-	ch := make(chan raft.Observation, 16)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	r.node.Raft().RegisterObserver(obs)
-	last := raft.ServerID("")
-	if _, id := r.node.Raft().LeaderWithID(); id != "" {
-		last = id
-		r.metrics.leaderChanges.Inc()
-	}
-	r.goFunc(func() {
-		defer r.node.Raft().DeregisterObserver(obs)
-		for {
-			select {
-			case <-r.quit:
-				return
-			case o := <-ch:
-				lo := o.Data.(raft.LeaderObservation)
-				if lo.LeaderID != "" && lo.LeaderID != last {
-					r.metrics.leaderChanges.Inc()
-				}
-				last = lo.LeaderID
-			}
-		}
-	})
 }
 
 // raft and memberlist report through hashicorp/go-metrics' global sink;

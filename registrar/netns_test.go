@@ -14,6 +14,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -95,12 +96,12 @@ func newNSLab(t *testing.T, n int) *nsLab {
 func (l *nsLab) ip(i int) string { return fmt.Sprintf("%s%d", l.net, i) }
 
 // startAgent runs `registrar agent` inside host i's namespace.
-func (l *nsLab) startAgent(i int, dir string, extra ...string) *registrar.Agent {
+func (l *nsLab) startAgent(i int, dir string, extra ...string) *registrartest.Agent {
 	t := l.t
 	t.Helper()
-	bin := registrar.BinDir(t)
+	bin := registrartest.BinDir(t)
 	ip := l.ip(i)
-	a := &registrar.Agent{Dir: dir, ASAP: "tcp:" + ip + ":3863", ENRP: "tcp:" + ip + ":9901",
+	a := &registrartest.Agent{Dir: dir, ASAP: "tcp:" + ip + ":3863", ENRP: "tcp:" + ip + ":9901",
 		HTTP: ip + ":8863", Raft: ip + ":7947", Gossip: ip + ":7946"}
 	var seeds []string
 	for j := 1; j <= len(l.hosts); j++ {
@@ -109,7 +110,7 @@ func (l *nsLab) startAgent(i int, dir string, extra ...string) *registrar.Agent 
 	args := append([]string{"netns", "exec", l.hosts[i-1], filepath.Join(bin, "registrar"), "agent",
 		"-data-dir", dir, "-asap", a.ASAP, "-enrp", a.ENRP, "-http", a.HTTP, "-raft", a.Raft, "-gossip", a.Gossip,
 		"-join", strings.Join(seeds, ","), "-bootstrap-expect", fmt.Sprint(len(l.hosts)), "-profile", "local"}, extra...)
-	a.Process = registrar.StartProcess(t, fmt.Sprintf("registrar@%s", ip), "ip", args...)
+	a.Process = registrartest.StartProcess(t, fmt.Sprintf("registrar@%s", ip), "ip", args...)
 	a.WaitLine(0, registrar.ReadyLine, 30*time.Second)
 	return a
 }
@@ -146,10 +147,10 @@ func listenPE(t *testing.T, addr string) *asapPE {
 // working, and after healing everything converges.
 func TestNetns_Partition(t *testing.T) {
 	needRootNetns(t)
-	registrar.BinDir(t)
+	registrartest.BinDir(t)
 	lab := newNSLab(t, 3)
 	base := t.TempDir()
-	agents := make([]*registrar.Agent, 3)
+	agents := make([]*registrartest.Agent, 3)
 	done := make(chan int, 3)
 	for i := 1; i <= 3; i++ {
 		go func(i int) {
@@ -175,7 +176,7 @@ func TestNetns_Partition(t *testing.T) {
 		clients[i] = dialAddr(t, a.ASAP, true)
 		mustRegister(t, clients[i], "pool", element(uint32(10+i)))
 	}
-	count := func(a *registrar.Agent) int {
+	count := func(a *registrartest.Agent) int {
 		out, err := a.CLI("pools", "-json")
 		if err != nil {
 			return -1

@@ -3,13 +3,13 @@ package registrar_test
 import (
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // Ensure the per-PU rate limits refuse resolutions beyond the burst (lack
@@ -38,7 +38,7 @@ func TestRateLimits(t *testing.T) {
 		return metricValue(t, r, `rsp_unreachable_reports_total{result="counted"}`) == 2 &&
 			metricValue(t, r, `rsp_unreachable_reports_total{result="rate_limited"}`) == 1
 	})
-	if _, ok := r.Store().Lookup("pool", 1); !ok {
+	if _, ok := r.Handlespace().Lookup("pool", 1); !ok {
 		t.Error("rate-limited reports removed the PE")
 	}
 	if n := metricValue(t, r, "rsp_pe_removals_total"); n != 0 {
@@ -46,39 +46,10 @@ func TestRateLimits(t *testing.T) {
 	}
 }
 
-// metricValue is the sum of the samples of a series on the registrar's
-// /metrics: name alone sums every label set; name{labels} is one series.
+// metricValue reads a series from the registrar's /metrics.
 func metricValue(t testing.TB, r *testRegistrar, series string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		name, value := line[:i], line[i+1:]
-		if name != series && !(strings.HasPrefix(name, series+"{") && !strings.Contains(series, "{")) {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			t.Fatalf("/metrics line %q: %v", line, err)
-		}
-		sum += v
-	}
-	return sum
+	return registrartest.Metric(t, r.HTTPAddr(), series)
 }
 
 // Ensure /metrics serves the registrar's metrics and the bridged raft

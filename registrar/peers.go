@@ -2,19 +2,16 @@ package registrar
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/enrp"
-	"github.com/rserpool-go/registrar/store"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -23,6 +20,12 @@ import (
 // of our registrars peers on its own behalf, with its own server ID and
 // the PEs it is home for; what it learns from a peer enters the
 // handlespace through raft, homed at that peer.
+//
+// The protocol is split by concern: this file holds the peer table, the
+// loop and the interface to the handlespace; peers_conn.go the
+// associations, heartbeats, PRESENCE and peer lists; peers_sync.go the
+// handle tables and updates; peers_takeover.go the takeover of a dead
+// peer (RFC 5353 section 3.9).
 
 // foreignPeer is one ENRP peer outside the cluster.
 type foreignPeer struct {
@@ -47,23 +50,22 @@ type foreignPeer struct {
 
 	// Handle table sync (W=1) in progress.
 	syncing    bool
-	syncPEs    map[peKey]store.PE
+	syncPEs    map[peKey]cluster.PE
 	syncRounds int
 	syncStart  time.Time
 }
 
-// takeover is a takeover of a dead peer we initiated.
-type takeover struct {
-	target  uint32
-	waitFor map[uint32]bool // peers whose INIT_TAKEOVER_ACK is missing
-	expires time.Time
-}
-
-// peers runs ENRP peering.
+// peers runs ENRP peering. It reaches the handlespace only through hs;
+// the rest of the registrar gives it configuration, logging, dialing and
+// goroutines.
 type peers struct {
-	r   *Registrar
-	mu  sync.Mutex
-	all []*foreignPeer
+	r  *Registrar
+	hs peerHandlespace // set by start
+	mu sync.Mutex
+	// all are the peers; known is len(all), for the subscription's filter
+	// (which must not wait for mu).
+	all   []*foreignPeer
+	known atomic.Int32
 	// takeovers we run, by target; acked: targets another server takes
 	// over (we acknowledged its INIT_TAKEOVER).
 	takeovers map[uint32]*takeover
@@ -72,9 +74,10 @@ type peers struct {
 	// (PEs learnt by ENRP expire after their registration life).
 	refreshed map[peKey]time.Time
 	wake      chan struct{}
-	// outbox holds our HANDLE_UPDATEs in commit order; run sends them
-	// (the FSM's observer must not do network I/O).
+	// outbox holds the HANDLE_UPDATEs of re-registrations (no commit);
+	// sub delivers our committed changes. run sends both.
 	outbox chan *enrp.HandleUpdate
+	sub    *cluster.Subscription
 }
 
 func newPeers(r *Registrar) *peers {
@@ -83,7 +86,38 @@ func newPeers(r *Registrar) *peers {
 	for _, a := range r.cfg.ENRPPeers {
 		p.all = append(p.all, &foreignPeer{addr: a, static: true})
 	}
+	p.known.Store(int32(len(p.all)))
 	return p
+}
+
+// peerHandlespace is what ENRP peering needs of the replicated
+// handlespace (a *cluster.Handlespace): local reads, the cluster's
+// members, writes on behalf of a peer, and our own committed changes.
+type peerHandlespace interface {
+	Lookup(h asap.PoolHandle, id uint32) (cluster.PE, bool)
+	Owned(owner uint32) []cluster.PE
+	Checksum(owner uint32) uint16
+	Members() []cluster.Member
+	// Commit and Batch write with the sender the command names (a peer,
+	// or this registrar).
+	Commit(ctx context.Context, cmd cluster.Command) error
+	Batch(ctx context.Context, updates []*enrp.HandleUpdate) error
+	Subscribe(buffer int, want func(*cluster.Change) bool) *cluster.Subscription
+}
+
+var _ peerHandlespace = (*cluster.Handlespace)(nil)
+
+// start makes peering use hs and follow our committed changes (run sends
+// them); call it before the first registration is served.
+func (p *peers) start(hs peerHandlespace) {
+	p.hs = hs
+	p.sub = hs.Subscribe(changeBuffer, p.wants)
+}
+
+// setAllLocked replaces the peer list (p.mu held).
+func (p *peers) setAllLocked(all []*foreignPeer) {
+	p.all = all
+	p.known.Store(int32(len(all)))
 }
 
 // isForeign tells the cluster layer which owners are ENRP peers (their
@@ -106,19 +140,12 @@ func (p *peers) isMember(id uint32) bool { return slices.Contains(p.memberIDs(),
 // gossip knows.
 func (p *peers) memberIDs() []uint32 {
 	ids := []uint32{p.r.id}
-	if p.r.members != nil {
-		for _, m := range p.r.members.Members() {
+	if p.hs != nil {
+		for _, m := range p.hs.Members() {
 			ids = append(ids, m.Meta.ID)
 		}
 	}
 	return ids
-}
-
-// jitter is safe for concurrent use: the peering loop and the multicast
-// sender both call it.
-func (p *peers) jitter(d time.Duration) time.Duration {
-	// RSPLIB jitters its heartbeat by ±12.5 %.
-	return time.Duration(float64(d) * (0.875 + 0.25*rand.Float64()))
 }
 
 // peerLocked finds or adds the peer with this ID (learning its address
@@ -141,7 +168,7 @@ func (p *peers) peerLocked(id uint32, si *asap.ServerInfo) *foreignPeer {
 			}
 		}
 		fp := &foreignPeer{id: id, addr: addr}
-		p.all = append(p.all, fp)
+		p.setAllLocked(append(p.all, fp))
 		p.r.log.Info("new ENRP peer", "peer", hexID(id), "address", addr)
 		return fp
 	}
@@ -182,19 +209,33 @@ func sameEndpoint(a, b string) bool {
 }
 
 // run is the peering loop: heartbeats, probes, dead-peer detection,
-// takeovers, foreign PE expiry, multicast PRESENCE.
+// takeovers, foreign PE expiry, and sending our changes to the peers.
 func (p *peers) run() {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	nextExpiry := time.Now()
 	for {
+		var changes <-chan cluster.Change // nil once not followed
+		if p.sub != nil {
+			changes = p.sub.C()
+		}
 		select {
 		case <-p.r.quit:
+			if p.sub != nil {
+				p.sub.Close()
+			}
 			return
 		case <-tick.C:
 		case <-p.wake:
 		case u := <-p.outbox:
 			p.send(u)
+			continue
+		case c, ok := <-changes:
+			if !ok {
+				p.caughtUp()
+			} else if u := c.Command.Updates[0]; p.known.Load() > 0 {
+				p.queued(u.Action, u.PoolHandle, u.PoolElement)
+			}
 			continue
 		}
 		now := time.Now()
@@ -205,618 +246,6 @@ func (p *peers) run() {
 			nextExpiry = now.Add(time.Second)
 		}
 	}
-}
-
-func (p *peers) heartbeat(now time.Time) {
-	cfg := p.r.cfg
-	type action struct {
-		fp    *foreignPeer
-		id    uint32 // fp.id, read under the lock (peerLocked sets it)
-		probe bool
-	}
-	var sends []action
-	var dead []action
-	var dials []*foreignPeer
-	p.mu.Lock()
-	for _, fp := range p.all {
-		if fp.conn == nil && !fp.dialing && fp.addr != "" {
-			fp.dialing = true
-			dials = append(dials, fp)
-		}
-		if fp.lastHeard.IsZero() && fp.id != 0 {
-			fp.lastHeard = now
-		}
-		switch {
-		case fp.id != 0 && !fp.probeAt.IsZero() && now.Sub(fp.probeAt) > cfg.MaxTimeNoResponse.D():
-			dead = append(dead, action{fp, fp.id, true})
-		case fp.id != 0 && fp.probeAt.IsZero() && now.Sub(fp.lastHeard) > cfg.MaxTimeLastHeard.D():
-			fp.probeAt = now
-			sends = append(sends, action{fp, fp.id, true})
-		case !now.Before(fp.nextBeat):
-			fp.nextBeat = now.Add(p.jitter(cfg.PeerHeartbeat.D()))
-			sends = append(sends, action{fp, fp.id, false})
-		}
-	}
-	p.mu.Unlock()
-	for _, fp := range dials {
-		fp := fp
-		p.r.goFunc(func() { p.dial(fp) })
-	}
-	for _, a := range sends {
-		p.sendTo(a.fp, p.r.presence(a.id, a.probe))
-	}
-	for _, a := range dead {
-		p.peerDead(a.fp, a.id, now)
-	}
-}
-
-// dial opens our association to a peer and serves it.
-func (p *peers) dial(fp *foreignPeer) {
-	defer func() {
-		p.mu.Lock()
-		fp.dialing = false
-		p.mu.Unlock()
-	}()
-	cfg := transport.DefaultConfig()
-	cfg.PPID = transport.PPIDENRP
-	cfg.WriteTimeout = 5 * time.Second
-	cfg.Logger = p.r.log.Named("enrp")
-	p.mu.Lock()
-	addr := fp.addr // a reload may make a learnt peer static
-	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	c, err := p.r.net.Dial(ctx, addr, cfg)
-	cancel()
-	if err != nil {
-		p.r.log.Debug("cannot reach ENRP peer", "address", addr, "error", err)
-		select {
-		case <-p.r.quit:
-		case <-time.After(time.Second):
-		}
-		return
-	}
-	ec := &enrpConn{r: p.r, c: c, next: map[tableKey]store.Cursor{}}
-	p.mu.Lock()
-	if fp.removed {
-		p.mu.Unlock()
-		c.Close()
-		return
-	}
-	fp.conn = ec
-	fp.nextBeat = time.Time{}
-	id := fp.id // read under the lock: peerLocked sets it
-	p.mu.Unlock()
-	p.r.log.Info("connected to ENRP peer", "address", addr, "peer", hexID(id))
-	// Say hello: our PRESENCE (reply required) and ask for its peers.
-	p.sendTo(fp, p.r.presence(id, true))
-	p.sendTo(fp, &enrp.ListRequest{Header: enrp.Header{Sender: p.r.id, Receiver: id}})
-	p.r.serveENRPConn(ec)
-	p.mu.Lock()
-	if fp.conn == ec {
-		fp.conn = nil
-	}
-	p.mu.Unlock()
-}
-
-// connClosed forgets an association that ended.
-func (p *peers) connClosed(ec *enrpConn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, fp := range p.all {
-		if fp.inbound == ec {
-			fp.inbound = nil
-		}
-		if fp.conn == ec {
-			fp.conn = nil
-		}
-	}
-}
-
-// sendTo sends a message to a peer: on the association it opened to our
-// ENRP port if there is one, else on ours. It reports whether the peer
-// had an association to send on.
-func (p *peers) sendTo(fp *foreignPeer, m enrp.Message) bool {
-	p.mu.Lock()
-	ec := fp.conn
-	if fp.inbound != nil {
-		ec = fp.inbound
-	}
-	m.IDs().Receiver = fp.id
-	p.mu.Unlock()
-	if ec != nil {
-		ec.send(m)
-	}
-	return ec != nil
-}
-
-// broadcast sends a message to every connected peer and returns how many
-// it went to.
-func (p *peers) broadcast(m func(receiver uint32) enrp.Message) int {
-	p.mu.Lock()
-	fps := append([]*foreignPeer(nil), p.all...)
-	p.mu.Unlock()
-	n := 0
-	for _, fp := range fps {
-		if p.sendTo(fp, m(fp.id)) {
-			n++
-		}
-	}
-	return n
-}
-
-// heard records traffic from a peer on association ec.
-func (p *peers) heard(ec *enrpConn, id uint32, si *asap.ServerInfo) *foreignPeer {
-	if id == 0 || p.isMember(id) {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fp := p.peerLocked(id, si)
-	if fp == nil {
-		return nil
-	}
-	if ec != nil && ec.inbound {
-		fp.inbound = ec
-	}
-	fp.lastHeard = time.Now()
-	fp.probeAt = time.Time{}
-	// Any sign of life cancels our takeover of it.
-	if t, ok := p.takeovers[id]; ok {
-		p.r.log.Info("ENRP peer is alive: takeover abandoned", "peer", hexID(id))
-		delete(p.takeovers, t.target)
-	}
-	delete(p.acked, id)
-	return fp
-}
-
-// onPresence handles ENRP_PRESENCE from a peer.
-func (p *peers) onPresence(ec *enrpConn, m *enrp.Presence) {
-	fp := p.heard(ec, m.Sender, &m.ServerInfo)
-	if fp == nil {
-		return
-	}
-	if m.ReplyRequired {
-		ec.send(p.r.presence(m.Sender, false))
-	}
-	p.mu.Lock()
-	fp.checksum = m.Checksum
-	syncing := fp.syncing
-	p.mu.Unlock()
-	if !syncing && m.Checksum != p.r.store.Checksum(m.Sender) {
-		p.r.log.Info("PE checksum differs: resynchronising the peer's handle table", "peer", hexID(m.Sender),
-			"theirs", fmt.Sprintf("0x%04x", m.Checksum), "ours", fmt.Sprintf("0x%04x", p.r.store.Checksum(m.Sender)))
-		p.startSync(fp)
-	}
-}
-
-// startSync asks a peer for the PEs it owns (W=1), page by page.
-func (p *peers) startSync(fp *foreignPeer) {
-	p.mu.Lock()
-	if fp.syncing {
-		p.mu.Unlock()
-		return
-	}
-	fp.syncing, fp.syncPEs, fp.syncRounds, fp.syncStart = true, map[peKey]store.PE{}, 0, time.Now()
-	p.mu.Unlock()
-	p.sendTo(fp, &enrp.HandleTableRequest{Header: enrp.Header{Sender: p.r.id}, OwnOnly: true})
-}
-
-// maxSyncRounds bounds handle table paging (RSPLIB can loop forever with
-// small page limits).
-const maxSyncRounds = 10000
-
-// onTable handles a HANDLE_TABLE_RESPONSE to our W=1 request.
-func (p *peers) onTable(ec *enrpConn, m *enrp.HandleTableResponse) {
-	p.mu.Lock()
-	var fp *foreignPeer
-	for _, x := range p.all {
-		if x.id == m.Sender && x.syncing {
-			fp = x
-		}
-	}
-	if fp == nil {
-		p.mu.Unlock()
-		return
-	}
-	if m.Reject {
-		fp.syncing = false
-		p.mu.Unlock()
-		p.r.log.Warn("ENRP peer refused our handle table request", "peer", hexID(m.Sender))
-		return
-	}
-	now := time.Now()
-	for _, pool := range m.Pools {
-		for _, pe := range pool.PEs {
-			if pe.Home != m.Sender { // W=1: only its own PEs count
-				continue
-			}
-			pe.Policy = p.r.withDistance(pe.Policy, ec.c, pe.Policy.Distance)
-			fp.syncPEs[peKey{pool.PoolHandle, pe.ID}] = store.PE{Handle: pool.PoolHandle, Element: pe, Registered: now.UnixNano()}
-		}
-	}
-	fp.syncRounds++
-	more := m.More && fp.syncRounds < maxSyncRounds
-	if more {
-		p.mu.Unlock()
-		p.sendTo(fp, &enrp.HandleTableRequest{Header: enrp.Header{Sender: p.r.id}, OwnOnly: true})
-		return
-	}
-	got := fp.syncPEs
-	fp.syncing, fp.syncPEs = false, nil
-	owner := fp.id
-	p.mu.Unlock()
-	p.r.goFunc(func() { p.applyTable(owner, got) })
-}
-
-// applyTable makes the handlespace hold exactly the PEs a peer owns: one
-// raft command with the additions and removals.
-func (p *peers) applyTable(owner uint32, table map[peKey]store.PE) {
-	now := time.Now()
-	cmd := cluster.Command{Kind: cluster.KindBatch, Time: now}
-	for _, pe := range p.r.store.Owned(owner) {
-		key := peKey{pe.Handle, pe.Element.ID}
-		if got, ok := table[key]; ok && samePE(&got.Element, &pe.Element) {
-			delete(table, key)
-			continue
-		}
-		if _, ok := table[key]; !ok {
-			cmd.Updates = append(cmd.Updates, &enrp.HandleUpdate{Header: enrp.Header{Sender: owner}, Action: enrp.DelPE, PoolHandle: pe.Handle, PoolElement: pe.Element})
-		}
-	}
-	p.mu.Lock()
-	for key, pe := range table {
-		cmd.Updates = append(cmd.Updates, &enrp.HandleUpdate{Header: enrp.Header{Sender: owner}, Action: enrp.AddPE, PoolHandle: pe.Handle, PoolElement: pe.Element})
-		p.refreshed[key] = now
-	}
-	p.mu.Unlock()
-	if len(cmd.Updates) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.r.cfg.WriteTimeout.D()*2)
-	defer cancel()
-	res, err := p.r.node.Propose(ctx, cmd)
-	if err == nil {
-		err = res.Failed()
-	}
-	if err != nil {
-		p.r.log.Warn("handle table of ENRP peer not fully applied", "peer", hexID(owner), "error", err)
-		return
-	}
-	p.r.log.Info("handle table synchronised with ENRP peer", "peer", hexID(owner), "changes", len(cmd.Updates))
-}
-
-// onUpdate handles a HANDLE_UPDATE from a peer: its PE enters (or leaves)
-// our handlespace through raft, homed at the peer.
-func (p *peers) onUpdate(ec *enrpConn, m *enrp.HandleUpdate) {
-	p.r.metrics.handleUpdates.WithLabelValues("received").Inc()
-	if p.heard(ec, m.Sender, nil) == nil {
-		return
-	}
-	pe := m.PoolElement
-	if p.isMember(pe.Home) {
-		return // ours: we know better
-	}
-	pe.Policy = p.r.withDistance(pe.Policy, ec.c, pe.Policy.Distance)
-	key := peKey{m.PoolHandle, pe.ID}
-	cur, exists := p.r.store.Lookup(m.PoolHandle, pe.ID)
-	if m.Action == enrp.AddPE {
-		p.mu.Lock()
-		p.refreshed[key] = time.Now()
-		p.mu.Unlock()
-		if exists && samePE(&cur.Element, &pe) {
-			return // a refresh: no raft write
-		}
-		if exists && p.isMember(cur.Element.Home) {
-			return // one of ours: RSPLIB re-announces PEs it lost
-		}
-	} else {
-		p.mu.Lock()
-		delete(p.refreshed, key)
-		p.mu.Unlock()
-		if !exists || cur.Element.Home != pe.Home {
-			return
-		}
-		pe = cur.Element
-	}
-	p.r.goFunc(func() {
-		if err := p.r.commit(context.Background(), cluster.NewUpdate(time.Now(), m.Action, m.Sender, m.PoolHandle, pe)); err != nil {
-			p.r.log.Warn("handle update from ENRP peer not applied", "peer", hexID(m.Sender), "pool", m.PoolHandle,
-				"pe", fmt.Sprintf("%08x", pe.ID), "error", err)
-		}
-	})
-}
-
-// announce queues, for every peer, a change of a PE homed here (ADD_PE for
-// registrations and re-registrations, DEL_PE for removals). It never
-// blocks: a full queue drops the update, and the peers' checksum check
-// repairs their tables.
-func (p *peers) announce(action enrp.UpdateAction, h asap.PoolHandle, pe asap.PoolElement) {
-	p.mu.Lock()
-	n := len(p.all)
-	p.mu.Unlock()
-	if n == 0 {
-		return
-	}
-	pe.ASAP = enrpASAPTransport(pe.ASAP)
-	select {
-	case p.outbox <- &enrp.HandleUpdate{Header: enrp.Header{Sender: p.r.id}, Action: action, PoolHandle: h, PoolElement: pe}:
-	default:
-		p.r.log.Warn("ENRP update queue full: peers resynchronise by checksum", "pool", h, "pe", fmt.Sprintf("%08x", pe.ID))
-	}
-}
-
-// send delivers one queued update to every peer.
-func (p *peers) send(u *enrp.HandleUpdate) {
-	n := p.broadcast(func(rcv uint32) enrp.Message {
-		m := *u
-		m.Receiver = rcv
-		return &m
-	})
-	p.r.metrics.handleUpdates.WithLabelValues("sent").Add(float64(n))
-}
-
-// enrpASAPTransport: RSPLIB requires the ASAP transport in ENRP messages
-// to be SCTP with transport use 0.
-func enrpASAPTransport(t asap.Transport) asap.Transport {
-	if t.IsZero() {
-		return t
-	}
-	t.Use = asap.UseData
-	return t
-}
-
-// committed observes our own changes to tell the peers.
-func (p *peers) committed(cmd *cluster.Command, res *cluster.ApplyResult) {
-	if cmd.Kind != cluster.KindUpdate || res == nil || res.Failed() != nil {
-		return
-	}
-	u := cmd.Updates[0]
-	if u.Sender != p.r.id || u.PoolElement.Home != p.r.id {
-		return
-	}
-	p.announce(u.Action, u.PoolHandle, u.PoolElement)
-}
-
-// onList learns peers from a LIST_RESPONSE (entries with ID 0 and our own
-// cluster's registrars are skipped).
-func (p *peers) onList(m *enrp.ListResponse) {
-	for i := range m.Servers {
-		si := &m.Servers[i]
-		if si.ID == 0 || p.isMember(si.ID) {
-			continue
-		}
-		p.mu.Lock()
-		p.peerLocked(si.ID, si)
-		p.mu.Unlock()
-	}
-}
-
-// peerDead starts the takeover of a silent peer (RFC 5353 section 3.9).
-func (p *peers) peerDead(fp *foreignPeer, target uint32, now time.Time) {
-	owned := len(p.r.store.Owned(target))
-	p.mu.Lock()
-	_, running := p.takeovers[target]
-	_, other := p.acked[target]
-	if running {
-		p.mu.Unlock()
-		return
-	}
-	fp.probeAt = time.Time{}
-	fp.lastHeard = now
-	if owned == 0 || other {
-		// Nothing to take over, or another server does: forget it.
-		p.dropLocked(fp)
-		p.mu.Unlock()
-		p.r.log.Info("ENRP peer is dead", "peer", hexID(target), "pes", owned)
-		return
-	}
-	t := &takeover{target: target, waitFor: map[uint32]bool{}, expires: now.Add(p.r.cfg.TakeoverExpiry.D())}
-	for _, x := range p.all {
-		if x.id != 0 && x.id != target && x.conn != nil {
-			t.waitFor[x.id] = true
-		}
-	}
-	p.takeovers[target] = t
-	p.mu.Unlock()
-	p.r.log.Info("ENRP peer is dead: starting takeover", "peer", hexID(target), "pes", owned, "acks-needed", len(t.waitFor))
-	p.broadcast(func(rcv uint32) enrp.Message { return enrp.NewInitTakeover(p.r.id, rcv, target) })
-}
-
-func (p *peers) dropLocked(fp *foreignPeer) {
-	if fp.static {
-		fp.id = 0 // keep dialing its address; it may come back
-		return
-	}
-	for i, x := range p.all {
-		if x == fp {
-			p.all = append(p.all[:i], p.all[i+1:]...)
-			break
-		}
-	}
-	if fp.conn != nil {
-		fp.conn.c.Close()
-	}
-}
-
-// onInitTakeover handles INIT_TAKEOVER from a peer.
-func (p *peers) onInitTakeover(ec *enrpConn, m *enrp.InitTakeover) {
-	p.heard(ec, m.Sender, nil)
-	target := m.Target
-	if target == p.r.id {
-		// We are alive: tell everyone.
-		p.r.log.Warn("ENRP peer wants to take us over: announcing that we are alive", "peer", hexID(m.Sender))
-		p.broadcast(func(rcv uint32) enrp.Message { return p.r.presence(rcv, false) })
-		ec.send(p.r.presence(m.Sender, false))
-		return
-	}
-	if p.isMember(target) {
-		return // a member of our cluster: raft and gossip know better; no ack
-	}
-	p.mu.Lock()
-	if t, ok := p.takeovers[target]; ok {
-		if m.Sender < p.r.id {
-			delete(p.takeovers, t.target) // the lower ID wins
-		} else {
-			p.mu.Unlock()
-			return
-		}
-	}
-	p.acked[target] = m.Sender
-	p.mu.Unlock()
-	ec.send(enrp.NewInitTakeoverAck(p.r.id, m.Sender, target))
-}
-
-// onInitTakeoverAck collects acknowledgements of our takeover.
-func (p *peers) onInitTakeoverAck(m *enrp.InitTakeoverAck) {
-	p.mu.Lock()
-	if t, ok := p.takeovers[m.Target]; ok {
-		delete(t.waitFor, m.Sender)
-	}
-	p.mu.Unlock()
-	p.poke()
-}
-
-func (p *peers) poke() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
-
-// finishTakeovers completes takeovers with every ACK in, and abandons
-// those that expired (RSPLIB's rule).
-func (p *peers) finishTakeovers(now time.Time) {
-	var done []uint32
-	p.mu.Lock()
-	for target, t := range p.takeovers {
-		if len(t.waitFor) == 0 {
-			done = append(done, target)
-			delete(p.takeovers, target)
-			continue
-		}
-		if now.After(t.expires) {
-			p.r.log.Warn("takeover abandoned: not every peer acknowledged", "target", hexID(target), "missing", len(t.waitFor))
-			delete(p.takeovers, target)
-		}
-	}
-	p.mu.Unlock()
-	for _, target := range done {
-		p.completeTakeover(target)
-	}
-}
-
-// completeTakeover makes this registrar home of the target's PEs (through
-// raft; the liveness supervisor then sends them H=1 keep-alives), tells
-// the peers with TAKEOVER_SERVER and forgets the target.
-func (p *peers) completeTakeover(target uint32) {
-	if err := p.r.commit(context.Background(), cluster.NewTakeover(time.Now(), p.r.id, target, []uint32{p.r.id})); err != nil {
-		p.r.log.Warn("takeover of ENRP peer not committed", "target", hexID(target), "error", err)
-		return
-	}
-	p.r.log.Info("took over the PEs of a dead ENRP peer", "target", hexID(target))
-	p.broadcast(func(rcv uint32) enrp.Message { return enrp.NewTakeoverServer(p.r.id, rcv, target) })
-	p.mu.Lock()
-	for _, fp := range p.all {
-		if fp.id == target {
-			p.dropLocked(fp)
-			break
-		}
-	}
-	p.mu.Unlock()
-}
-
-// onTakeoverServer: a peer took over another server's PEs; record their
-// new home so checksums keep matching.
-func (p *peers) onTakeoverServer(ec *enrpConn, m *enrp.TakeoverServer) {
-	p.heard(ec, m.Sender, nil)
-	if p.isMember(m.Target) || len(p.r.store.Owned(m.Target)) == 0 {
-		return
-	}
-	p.r.goFunc(func() {
-		if err := p.r.commit(context.Background(), cluster.NewTakeover(time.Now(), m.Sender, m.Target, []uint32{m.Sender})); err != nil {
-			p.r.log.Warn("recording a peer's takeover failed", "target", hexID(m.Target), "error", err)
-		}
-	})
-}
-
-// expireForeign removes PEs learnt from peers whose registration life ran
-// out without a refresh (only those learnt here: other members track
-// their own peers' PEs).
-func (p *peers) expireForeign(now time.Time) {
-	var gone []store.PE
-	members := p.memberIDs() // once, not per PE
-	p.mu.Lock()
-	for key, at := range p.refreshed {
-		pe, ok := p.r.store.Lookup(key.h, key.id)
-		if !ok || slices.Contains(members, pe.Element.Home) {
-			delete(p.refreshed, key)
-			continue
-		}
-		life := time.Duration(pe.Element.Lifetime) * time.Millisecond
-		if now.Sub(at) > life {
-			delete(p.refreshed, key)
-			gone = append(gone, pe)
-		}
-	}
-	p.mu.Unlock()
-	for _, pe := range gone {
-		p.r.goFunc(func() {
-			if err := p.r.commit(context.Background(), cluster.NewUpdate(time.Now(), enrp.DelPE, pe.Element.Home, pe.Handle, pe.Element)); err == nil {
-				p.r.log.Info("foreign PE expired", "pool", pe.Handle, "pe", fmt.Sprintf("%08x", pe.Element.ID), "home", hexID(pe.Element.Home))
-			}
-		})
-	}
-}
-
-// startMulticast sends and receives ENRP_PRESENCE on the ENRP multicast
-// group; a PRESENCE from an unknown registrar makes it a peer.
-func (p *peers) startMulticast(ctx context.Context, group string) error {
-	mc := transport.DefaultMulticastConfig()
-	mc.Logger = p.r.log.Named("enrp-multicast")
-	mc.Loopback = false
-	m, err := transport.OpenMulticast(ctx, group, mc)
-	if err != nil {
-		return err
-	}
-	p.r.goFunc(func() {
-		<-p.r.quit
-		m.Close()
-	})
-	p.r.goFunc(func() { // receive
-		for {
-			b, _, err := m.Recv(context.Background())
-			if err != nil {
-				if errors.Is(err, transport.ErrClosed) {
-					return
-				}
-				continue
-			}
-			msg, _, err := enrp.Unpack(b, p.r.limitsFor())
-			if err != nil {
-				continue
-			}
-			if pr, ok := msg.(*enrp.Presence); ok && pr.Sender != p.r.id {
-				p.heard(nil, pr.Sender, &pr.ServerInfo)
-			}
-		}
-	})
-	p.r.goFunc(func() { // send
-		for {
-			b, err := enrp.Pack(p.r.presence(0, false))
-			if err == nil {
-				sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				_ = m.Send(sctx, b)
-				cancel()
-			}
-			select {
-			case <-p.r.quit:
-				return
-			case <-time.After(p.jitter(p.r.cfg.PeerHeartbeat.D())):
-			}
-		}
-	})
-	p.r.log.Info("ENRP presence multicast", "group", group)
-	return nil
 }
 
 // setStatic makes the static peers exactly addrs (a configuration
@@ -864,7 +293,7 @@ func (p *peers) setStatic(addrs []string) (added, removed []string) {
 			kept = append(kept, &foreignPeer{addr: a, static: true})
 		}
 	}
-	p.all = kept
+	p.setAllLocked(kept)
 	return added, removed
 }
 

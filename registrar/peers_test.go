@@ -36,18 +36,18 @@ func TestENRPPeering(t *testing.T) {
 		fastPeering(c)
 		c.ENRPPeers = []string{a.ENRPAddrs()[0].Network() + ":" + a.ENRPAddrs()[0].String()}
 	})
-	waitValue(t, 10*time.Second, "A's PEs at B", func() int { return len(b.Store().Owned(a.ID())) }, 3)
+	waitValue(t, 10*time.Second, "A's PEs at B", func() int { return len(b.Handlespace().Owned(a.ID())) }, 3)
 
 	// Updates both ways.
 	clB := dial(t, b, true)
 	mustRegister(t, clB, "pool", pe.element(10))
-	waitValue(t, 10*time.Second, "B's PE at A", func() int { return len(a.Store().Owned(b.ID())) }, 1)
+	waitValue(t, 10*time.Second, "B's PE at A", func() int { return len(a.Handlespace().Owned(b.ID())) }, 1)
 	mustRegister(t, clA, "pool", pe.element(4))
-	waitValue(t, 10*time.Second, "A's new PE at B", func() int { return len(b.Store().Owned(a.ID())) }, 4)
+	waitValue(t, 10*time.Second, "A's new PE at B", func() int { return len(b.Handlespace().Owned(a.ID())) }, 4)
 	if resp, ok := clA.call(&asap.Deregistration{PoolHandle: "pool", ID: 4}).(*asap.DeregistrationResponse); !ok || resp.Error != nil {
 		t.Fatalf("deregistration: %+v", resp)
 	}
-	waitValue(t, 10*time.Second, "deregistration at B", func() int { return len(b.Store().Owned(a.ID())) }, 3)
+	waitValue(t, 10*time.Second, "deregistration at B", func() int { return len(b.Handlespace().Owned(a.ID())) }, 3)
 	// The HANDLE_UPDATEs show in /metrics: A sent the add and the delete of
 	// PE 4 and received B's add; B the other way round. A sender counts
 	// once its sends returned, which may be after the peer applied them:
@@ -69,14 +69,14 @@ func TestENRPPeering(t *testing.T) {
 			}
 		}
 	}
-	if a.Store().Checksum(a.ID()) != b.Store().Checksum(a.ID()) {
-		t.Errorf("checksums of A's PEs differ: A %04x, B %04x", a.Store().Checksum(a.ID()), b.Store().Checksum(a.ID()))
+	if a.Handlespace().Checksum(a.ID()) != b.Handlespace().Checksum(a.ID()) {
+		t.Errorf("checksums of A's PEs differ: A %04x, B %04x", a.Handlespace().Checksum(a.ID()), b.Handlespace().Checksum(a.ID()))
 	}
 
 	// A dies: B takes its PEs over and becomes their home.
 	a.Crash()
 	waitFor(t, 15*time.Second, "takeover of A's PEs by B", func() bool {
-		return len(b.Store().Owned(a.ID())) == 0 && len(b.Store().Owned(b.ID())) == 4
+		return len(b.Handlespace().Owned(a.ID())) == 0 && len(b.Handlespace().Owned(b.ID())) == 4
 	})
 	waitFor(t, 10*time.Second, "H=1 keep-alives from B", func() bool { return pe.homeKeepAlives()[b.ID()] > 0 })
 	// Three keep-alive rounds answered, each of which would have removed

@@ -14,14 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rserpool-go/registrar/cluster"
-	"github.com/rserpool-go/registrar/snapshot"
-	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/registrar/internal/killswitch"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -36,9 +34,9 @@ type Registrar struct {
 	id    uint32
 	start time.Time
 
-	store   *store.Store
-	node    *cluster.Node
-	members *cluster.Membership
+	// hs is the replicated handlespace: everything below the daemon
+	// (the store, raft, gossip) is behind it.
+	hs      *cluster.Handlespace
 	net     transport.Network
 	asapLn  transport.Listener
 	enrpLn  transport.Listener
@@ -48,6 +46,9 @@ type Registrar struct {
 	live    *liveness
 	peers   *peers
 	limits  *rateLimits
+	// bootstrap: this registrar forms a one-node cluster (no -join, no
+	// -bootstrap-expect, no remembered peers).
+	bootstrap bool
 
 	// logFile closes the log file (nil: logs go to standard error or
 	// cfg.Logger).
@@ -63,6 +64,9 @@ type Registrar struct {
 	leaveCh   chan struct{}
 	leaveOnce sync.Once
 	leaving   bool
+	// killed: Run's context was canceled with killswitch.Cause (tests):
+	// everything stops at once, as in a killed process.
+	killed bool
 
 	// goroutines: started only through go(), stopped by quit.
 	mu       sync.Mutex
@@ -107,11 +111,9 @@ func (r *Registrar) Ready() <-chan struct{} { return r.ready }
 // ID is the registrar ID (known once Ready).
 func (r *Registrar) ID() uint32 { return r.id }
 
-// Store is the handlespace (for tests and tools in the same process).
-func (r *Registrar) Store() *store.Store { return r.store }
-
-// Node is the raft node.
-func (r *Registrar) Node() *cluster.Node { return r.node }
+// Handlespace is the replicated handlespace (known once Ready), for
+// tools and tests in the same process.
+func (r *Registrar) Handlespace() *cluster.Handlespace { return r.hs }
 
 // ASAPAddrs are the bound ASAP addresses (real ports).
 func (r *Registrar) ASAPAddrs() []transport.Endpoint { return r.asapLn.Addrs() }
@@ -145,7 +147,10 @@ func (r *Registrar) goFunc(f func()) bool {
 
 // Run starts the registrar and serves until ctx ends, then shuts down in
 // order: listeners and connections, supervision and announces, raft, the
-// stores. It returns the first error that stopped it.
+// stores. It returns the first error that stopped it. (Package
+// registrartest can instead kill it: connections and listeners closed,
+// gossip and raft stopped without a word, the handlespace file left
+// without its queued commits, as after kill -9.)
 func (r *Registrar) Run(ctx context.Context) (err error) {
 	r.start = time.Now()
 	if r.logFile != nil {
@@ -162,11 +167,16 @@ func (r *Registrar) Run(ctx context.Context) (err error) {
 	}
 	close(r.ready)
 	r.log.Info(ReadyLine, "id", fmt.Sprintf("0x%08x", r.id), "asap", addrList(r.asapLn.Addrs()),
-		"enrp", addrList(r.enrpLn.Addrs()), "http", r.HTTPAddr(), "raft", r.node.Addr(),
-		"gossip", r.members.LocalAddr(), "version", Version)
+		"enrp", addrList(r.enrpLn.Addrs()), "http", r.HTTPAddr(), "raft", r.hs.RaftAddr(),
+		"gossip", r.hs.GossipAddr(), "version", Version)
 	select {
 	case <-ctx.Done():
 		r.leaving = r.cfg.LeaveOnTerminate
+		if errors.Is(context.Cause(ctx), killswitch.Cause) {
+			r.killed, r.leaving = true, false
+			r.log.Info("killed: stopping at once without a shutdown")
+			return nil
+		}
 	case <-r.leaveCh:
 		r.leaving = true
 	}
@@ -176,9 +186,6 @@ func (r *Registrar) Run(ctx context.Context) (err error) {
 
 // Leave makes Run leave the cluster gracefully and return.
 func (r *Registrar) Leave() { r.leaveOnce.Do(func() { close(r.leaveCh) }) }
-
-// Members is the gossip membership (nil before Run opened it).
-func (r *Registrar) Members() *cluster.Membership { return r.members }
 
 // specList formats endpoints for status and gossip ("tcp:127.0.0.1:3863",
 // "sctp:10.0.0.1/10.0.0.2:3863").
@@ -190,156 +197,169 @@ func specList(as []transport.Endpoint) []string {
 	return s
 }
 
-// waitRemoved waits (bounded) until the leader removed this registrar
-// from raft after a leave, so that a quick shutdown does not leave the
-// cluster one voter short.
-func (r *Registrar) waitRemoved(d time.Duration) {
-	deadline := time.Now().Add(d)
-	me := cluster.ServerID(r.id)
-	for time.Now().Before(deadline) {
-		f := r.node.Raft().GetConfiguration()
-		if f.Error() != nil {
-			return
-		}
-		found := false
-		for _, s := range f.Configuration().Servers {
-			found = found || s.ID == me
-		}
-		if !found || len(f.Configuration().Servers) == 1 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	r.log.Warn("left gossip but the leader did not remove this registrar from raft in time")
-}
-
 func addrList(as []transport.Endpoint) string { return strings.Join(specList(as), ",") }
 
-// open brings everything up; the returned cleanup undoes what was done,
-// in the fixed shutdown order, whatever the point of failure.
-func (r *Registrar) open(ctx context.Context) (func() error, error) {
-	var closers []func() error // run in reverse
-	cleanup := func() error {
-		var errs []error
-		for i := len(closers) - 1; i >= 0; i-- {
-			if err := closers[i](); err != nil {
-				errs = append(errs, err)
-			}
+// closers are what open did, undone in reverse order (the fixed shutdown
+// order) whatever the point of failure.
+type closers []func() error
+
+func (c *closers) add(f ...func() error) { *c = append(*c, f...) }
+
+func (c closers) run() error {
+	var errs []error
+	for i := len(c) - 1; i >= 0; i-- {
+		if err := c[i](); err != nil {
+			errs = append(errs, err)
 		}
-		return errors.Join(errs...)
 	}
-	// Nothing touches the data dir before every listener can bind.
+	return errors.Join(errs...)
+}
+
+// open brings everything up, one step after the other; the returned
+// cleanup undoes what was done. The steps open what closes last first:
+// the data dir and the handlespace (with raft and gossip), then PE
+// supervision and ENRP peering, then the listeners.
+func (r *Registrar) open(ctx context.Context) (func() error, error) {
+	var c closers
+	for _, step := range []func(context.Context, *closers) error{
+		r.openDataDir,
+		r.openHandlespace,
+		r.startSupervision,
+		r.openListeners,
+		r.startAnnounces,
+	} {
+		if err := step(ctx, &c); err != nil {
+			return c.run, err
+		}
+	}
+	return c.run, nil
+}
+
+// openDataDir checks that every listener can bind before it touches the
+// data dir, then creates the data dir and loads (or makes) the registrar
+// ID.
+func (r *Registrar) openDataDir(ctx context.Context, _ *closers) error {
 	if err := r.checkListeners(ctx); err != nil {
-		return cleanup, err
+		return err
 	}
 	if err := os.MkdirAll(r.cfg.DataDir, 0o750); err != nil {
-		return cleanup, fmt.Errorf("data dir: %w (create it, make it writable by this user, or use another -data-dir)", err)
+		return fmt.Errorf("data dir: %w (create it, make it writable by this user, or use another -data-dir)", err)
 	}
 	id, err := loadOrCreateID(r.cfg.DataDir, r.cfg.ID)
 	if err != nil {
-		return cleanup, err
+		return err
 	}
 	r.id = id
 	r.log = r.log.With("registrar", fmt.Sprintf("%08x", id))
+	return nil
+}
 
-	// 4. (closed last) the handlespace.
-	r.store, err = store.Open(filepath.Join(r.cfg.DataDir, "handlespace.db"), &store.Options{NoSync: r.cfg.NoSync, Logger: r.log.Named("store"),
-		// Room to grow without a remap while a snapshot's read
-		// transaction is open (a remap would wait for it).
-		InitialMmapSize: 1 << 30,
-		CommitDelay:     r.cfg.CommitDelay.D()})
-	if err != nil {
-		return cleanup, handlespaceFix(err, r.cfg.DataDir)
-	}
-	closers = append(closers, r.store.Close)
-	r.metrics = newMetrics(r)
-
-	// 3. raft. A registrar that neither joins nor expects others forms a
-	// one-node cluster the first time; others wait to be added.
+// openHandlespace opens the replicated handlespace: the handlespace file,
+// raft and gossip (closed last: gossip left, if leaving, and stopped,
+// then raft, then the files). A registrar that neither joins nor expects
+// others forms a one-node cluster the first time, and then waits
+// (bounded) for its raft leader and for every entry of its log, so that
+// it serves the whole handlespace and its first registrations do not
+// race the election; others wait to be added.
+func (r *Registrar) openHandlespace(ctx context.Context, c *closers) error {
 	_, perr := os.Stat(filepath.Join(r.cfg.DataDir, "peers.json"))
-	bootstrap := len(r.cfg.Join) == 0 && r.cfg.BootstrapExpect == 0 && perr != nil
-	r.node, err = cluster.OpenNode(cluster.NodeConfig{
-		ID:        id,
-		Dir:       filepath.Join(r.cfg.DataDir, "raft"),
-		Raft:      r.cfg.raftConfig(),
-		Bootstrap: bootstrap,
-		Logger:    newRaftLogger(r.log.Named("raft")),
-		NoSync:    r.cfg.NoSync,
-	}, r.store, &snapshot.FSM{RegistrarID: id})
-	if err != nil {
-		return cleanup, err
-	}
-	closers = append(closers, r.node.Shutdown)
-	r.node.OnApply(r.metrics.applied)
-
-	// 2b. gossip membership (left and stopped after the listeners closed).
+	r.bootstrap = len(r.cfg.Join) == 0 && r.cfg.BootstrapExpect == 0 && perr != nil
 	r.peers = newPeers(r)
 	mc := r.cfg.membershipConfig()
 	mc.EncryptKey, _ = cluster.ParseEncryptKey(r.cfg.Encrypt)
-	mc.Logger = r.log.Named("gossip")
 	mc.IsForeign = r.peers.isForeign
-	if r.members, err = cluster.StartMembership(mc, r.node, cluster.Meta{Build: Version}); err != nil {
-		return cleanup, err
+	hs, err := cluster.Open(cluster.Config{
+		ID:          r.id,
+		DataDir:     r.cfg.DataDir,
+		Raft:        r.cfg.raftConfig(),
+		Membership:  mc,
+		Meta:        cluster.Meta{Build: Version},
+		Bootstrap:   r.bootstrap,
+		NoSync:      r.cfg.NoSync,
+		CommitDelay: r.cfg.CommitDelay.D(),
+		Logger:      r.log,
+	})
+	if err != nil {
+		return err
 	}
-	closers = append(closers, func() error {
+	r.hs = hs
+	c.add(func() error {
+		if r.killed {
+			hs.Abort()
+			return nil
+		}
 		if r.leaving {
-			if err := r.members.Leave(5 * time.Second); err != nil {
+			if err := hs.Leave(); err != nil {
 				r.log.Warn("gossip leave", "error", err)
 			}
-			r.waitRemoved(10 * time.Second)
 		}
-		return r.members.Shutdown()
+		return hs.Close()
 	})
-	if bootstrap {
-		if err := r.waitLeader(ctx); err != nil {
-			return cleanup, err
-		}
-		// Serve the whole handlespace at once: the log entries the file
-		// did not have yet (group commit) are replayed before we answer.
-		if r.node.IsLeader() {
-			if err := r.node.Raft().Barrier(r.cfg.WriteTimeout.D()).Error(); err != nil {
-				r.log.Warn("raft barrier before serving failed", "error", err)
-			}
+	r.metrics = newMetrics(r)
+	if !r.bootstrap {
+		return nil
+	}
+	ok, err := hs.WaitLeader(ctx, r.cfg.WriteTimeout.D()+5*time.Second)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		r.log.Warn("no raft leader yet; serving resolutions from the local handlespace")
+		return nil
+	}
+	// Serve the whole handlespace at once: the log entries the file did
+	// not have yet (group commit) are replayed before we answer.
+	if hs.IsLeader() {
+		if err := hs.Barrier(ctx); err != nil {
+			r.log.Warn("raft barrier before serving failed", "error", err)
 		}
 	}
+	return nil
+}
 
-	// 2. PE supervision and announces (stopped through quit, joined by wg).
-	closers = append(closers, r.stopGoroutines)
+// startSupervision starts what follows the handlespace's commits, in
+// goroutines stopped before the handlespace closes: PE supervision (the
+// PEs this registrar is home for), ENRP peering's view of our own
+// changes, snapshot restores (a pending offline restore is installed
+// here).
+func (r *Registrar) startSupervision(ctx context.Context, c *closers) error {
+	c.add(r.stopGoroutines)
 	r.limits = newRateLimits(r.cfg)
 	r.live = newLiveness(r)
-	r.node.OnCommand(func(c *cluster.Command, res *cluster.ApplyResult) {
-		r.live.committed(c, res)
-		r.peers.committed(c, res)
-	})
-	r.live.adoptOwned(time.Now(), false)
-	r.goFunc(r.live.run)
-	r.watchLeader()
-	if err := r.startSnapshots(ctx, bootstrap); err != nil {
-		return cleanup, err
-	}
+	r.live.start()
+	r.peers.start(r.hs)
+	return r.startSnapshots(ctx)
+}
 
-	// 1. (closed first) the listeners and their connections.
+// openListeners opens the ASAP and ENRP listeners and the admin API
+// (closed first, with their connections), serves them, and gossips their
+// addresses.
+func (r *Registrar) openListeners(ctx context.Context, c *closers) error {
 	tcfg := r.asapConnConfig()
+	var err error
 	if r.asapLn, err = r.net.Listen(ctx, r.cfg.ASAP, tcfg); err != nil {
-		return cleanup, fmt.Errorf("asap listen %s: %w", r.cfg.ASAP, err)
+		return fmt.Errorf("asap listen %s: %w", r.cfg.ASAP, err)
 	}
-	closers = append(closers, r.closeConns, r.asapLn.Close)
+	c.add(r.closeConns, r.asapLn.Close)
 	ecfg := tcfg
 	ecfg.PPID = transport.PPIDENRP
 	ecfg.Logger = r.log.Named("enrp")
 	if r.enrpLn, err = r.net.Listen(ctx, r.cfg.ENRP, ecfg); err != nil {
-		return cleanup, fmt.Errorf("enrp listen %s: %w", r.cfg.ENRP, err)
+		return fmt.Errorf("enrp listen %s: %w", r.cfg.ENRP, err)
 	}
-	closers = append(closers, r.enrpLn.Close)
+	c.add(r.enrpLn.Close)
 	if r.cfg.HTTP != "off" {
 		if r.httpLn, err = net.Listen("tcp", r.cfg.HTTP); err != nil {
-			return cleanup, fmt.Errorf("http listen %s: %w", r.cfg.HTTP, err)
+			return fmt.Errorf("http listen %s: %w", r.cfg.HTTP, err)
 		}
 		r.httpSrv = &http.Server{Handler: r.httpHandler(), ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: r.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 		ln := r.httpLn
 		r.goFunc(func() { _ = r.httpSrv.Serve(ln) })
-		closers = append(closers, func() error {
+		c.add(func() error {
+			if r.killed {
+				return r.httpSrv.Close()
+			}
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			return r.httpSrv.Shutdown(sctx)
@@ -347,15 +367,22 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	}
 	r.goFunc(func() { r.acceptLoop(r.asapLn, r.serveASAP) })
 	r.goFunc(func() { r.acceptLoop(r.enrpLn, r.serveENRP) })
-	r.members.SetMeta(func(m *cluster.Meta) {
+	r.hs.SetMeta(func(m *cluster.Meta) {
 		m.ASAP, m.ENRP, m.HTTP = specList(r.asapLn.Addrs()), specList(r.enrpLn.Addrs()), r.HTTPAddr()
 	})
-	// Multicast the operator asked for must work; the default (on for
-	// non-loopback addresses) only warns where the host cannot do it.
+	return nil
+}
+
+// startAnnounces starts the ASAP server announces and ENRP presence on
+// their multicast groups, the ENRP peering loop and the CSP status
+// reports. Multicast the
+// operator asked for must work; the default (on for non-loopback
+// addresses) only warns where the host cannot do it.
+func (r *Registrar) startAnnounces(ctx context.Context, _ *closers) error {
 	if group := r.cfg.announceGroup(); group != "off" {
 		if err := r.startAnnounce(ctx, group); err != nil {
 			if r.cfg.Announce != "" {
-				return cleanup, fmt.Errorf("announce %s: %w", group, err)
+				return fmt.Errorf("announce %s: %w", group, err)
 			}
 			r.log.Warn("ASAP announces off: multicast unavailable (set -announce off to silence)", "group", group, "error", err)
 		}
@@ -363,16 +390,13 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	if group := r.cfg.enrpAnnounceGroup(); group != "off" {
 		if err := r.peers.startMulticast(ctx, group); err != nil {
 			if r.cfg.ENRPAnnounce != "" {
-				return cleanup, fmt.Errorf("enrp multicast %s: %w", group, err)
+				return fmt.Errorf("enrp multicast %s: %w", group, err)
 			}
 			r.log.Warn("ENRP presence multicast off: multicast unavailable (set -enrp-announce off to silence)", "group", group, "error", err)
 		}
 	}
 	r.goFunc(r.peers.run)
-	if err := r.startCSP(); err != nil {
-		return cleanup, err
-	}
-	return cleanup, nil
+	return r.startCSP()
 }
 
 // asapConnConfig is the transport configuration of ASAP connections,
@@ -384,39 +408,6 @@ func (r *Registrar) asapConnConfig() transport.Config {
 	cfg.WriteTimeout = 5 * time.Second
 	cfg.Logger = r.log.Named("asap")
 	return cfg
-}
-
-// waitLeader waits (bounded) for this node's raft to have a leader, so the
-// first registrations do not race an election.
-func (r *Registrar) waitLeader(ctx context.Context) error {
-	deadline := time.Now().Add(r.cfg.WriteTimeout.D() + 5*time.Second)
-	for {
-		if addr, _ := r.node.Raft().LeaderWithID(); addr != "" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			r.log.Warn("no raft leader yet; serving resolutions from the local handlespace")
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// commit proposes cmd through raft and waits, bounded by ctx and the
-// write timeout, until it is applied. The error is the proposal's or, once
-// applied, the command's own (cluster.ApplyResult.Failed).
-func (r *Registrar) commit(ctx context.Context, cmd cluster.Command) error {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout.D())
-	defer cancel()
-	res, err := r.node.Propose(ctx, cmd)
-	if err != nil {
-		return err
-	}
-	return res.Failed()
 }
 
 // stopGoroutines stops supervision, announces and connection handlers.
@@ -515,22 +506,4 @@ func loadOrCreateID(dir string, want uint32) (uint32, error) {
 		return 0, fmt.Errorf("save registrar ID: %w (make %s writable by this user, or use another -data-dir)", err, dir)
 	}
 	return id, nil
-}
-
-// handlespaceFix adds to an error opening handlespace.db what to do.
-func handlespaceFix(err error, dir string) error {
-	switch {
-	case errors.Is(err, store.ErrLocked):
-		return fmt.Errorf("%w (another registrar runs on this data dir: stop it, or use another -data-dir)", err)
-	case errors.Is(err, store.ErrVersion):
-		return fmt.Errorf("%w (written by a newer version: run that version)", err)
-	case errors.Is(err, store.ErrCorrupt):
-		return fmt.Errorf("%w (the file is never overwritten. Move it aside: the next start rebuilds it from raft's snapshot and log, "+
-			"and in a cluster catches up from the leader; if raft's state is gone too, restore a snapshot: see docs/operations.md)", err)
-	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EROFS):
-		return fmt.Errorf("%w (make %s writable by this user, or use another -data-dir)", err, dir)
-	case errors.Is(err, syscall.ENOSPC):
-		return fmt.Errorf("%w (free space on the file system of %s)", err, dir)
-	}
-	return err
 }

@@ -1,44 +1,26 @@
 package registrar_test
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
-
-// logBuffer is a concurrency-safe log sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // Ensure Reload changes the log level and the rate limits of a running
 // registrar, reports what changed and what needs a restart, and leaves
 // everything as it was when the new configuration is invalid.
 func TestReload_LiveKeys(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &sharedtest.Buffer{}
 	r := startRegistrar(t, "", func(c *registrar.Config) {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "registrar", Level: hclog.Info, Output: logs})
 	})
@@ -178,8 +160,8 @@ func TestStart_PortClashLeavesDataDirEmpty(t *testing.T) {
 			if err := os.Mkdir(dir, 0o750); err != nil {
 				t.Fatal(err)
 			}
-			cfg := registrar.DefaultTestConfig(dir)
-			cfg.Logger = registrar.TestLogger(t, "registrar")
+			cfg := registrartest.Config(dir)
+			cfg.Logger = sharedtest.Logger(t, "registrar")
 			tc.mod(&cfg)
 			r, err := registrar.New(cfg)
 			if err != nil {

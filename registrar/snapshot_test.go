@@ -18,15 +18,19 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
+	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/store/raftlog"
 )
 
 // allPEs lists a store's handlespace in order.
-func allPEs(st *store.Store) []store.PE {
-	var out []store.PE
-	st.Iterate(store.Cursor{}, 0, nil, func(pe store.PE) bool { out = append(out, pe); return true })
+func allPEs(hs *cluster.Handlespace) []cluster.PE {
+	var out []cluster.PE
+	hs.Iterate(cluster.Cursor{}, 0, nil, func(pe cluster.PE) bool { out = append(out, pe); return true })
 	return out
 }
 
@@ -113,7 +117,7 @@ func TestSnapshot_OnlineRestore_Cluster3(t *testing.T) {
 		}
 	}
 	for _, r := range nodes {
-		waitValue(t, 10*time.Second, "replication", func() int { _, n := r.Store().Counts(); return n }, 12)
+		waitValue(t, 10*time.Second, "replication", func() int { _, n := r.Handlespace().Counts(); return n }, 12)
 	}
 	data := getSnapshot(t, f.HTTPAddr())
 	meta, pes := snapshotPEs(t, data)
@@ -126,7 +130,7 @@ func TestSnapshot_OnlineRestore_Cluster3(t *testing.T) {
 	if meta.PEs != 12 || meta.Pools != 2 || taker == nil || meta.RaftIndex == 0 || meta.RaftTerm == 0 {
 		t.Fatalf("snapshot meta: %+v (follower %08x)", meta, f.ID())
 	}
-	if !sameHandlespace(pes, allPEs(taker.Store())) {
+	if !sameHandlespace(pes, allPEs(taker.Handlespace())) {
 		t.Fatal("the snapshot differs from the leader's handlespace")
 	}
 
@@ -137,7 +141,7 @@ func TestSnapshot_OnlineRestore_Cluster3(t *testing.T) {
 	}
 	mustRegister(t, cl, "rr", pe.element(950))
 	for _, r := range nodes {
-		waitValue(t, 10*time.Second, "replication", func() int { _, n := r.Store().Counts(); return n }, 16)
+		waitValue(t, 10*time.Second, "replication", func() int { _, n := r.Handlespace().Counts(); return n }, 16)
 	}
 
 	// Damaged uploads are refused and change nothing.
@@ -150,7 +154,7 @@ func TestSnapshot_OnlineRestore_Cluster3(t *testing.T) {
 		}
 	}
 	for _, r := range nodes {
-		if _, n := r.Store().Counts(); n != 16 {
+		if _, n := r.Handlespace().Counts(); n != 16 {
 			t.Fatalf("a refused upload changed the handlespace: %d PEs", n)
 		}
 	}
@@ -166,7 +170,7 @@ func TestSnapshot_OnlineRestore_Cluster3(t *testing.T) {
 	}
 	for _, r := range nodes {
 		waitFor(t, 10*time.Second, fmt.Sprintf("registrar %08x serves the snapshot", r.ID()), func() bool {
-			return sameHandlespace(allPEs(r.Store()), pes)
+			return sameHandlespace(allPEs(r.Handlespace()), pes)
 		})
 	}
 	// Supervision follows: the PEs that vanished are no longer watched,
@@ -192,7 +196,7 @@ func TestSnapshot_OnlineRestore_Cluster3(t *testing.T) {
 	// committed everywhere.
 	mustRegister(t, cl, "after", pe.element(1000))
 	for _, r := range nodes {
-		waitValue(t, 10*time.Second, "write after restore", func() int { _, n := r.Store().Counts(); return n }, 13)
+		waitValue(t, 10*time.Second, "write after restore", func() int { _, n := r.Handlespace().Counts(); return n }, 13)
 	}
 }
 
@@ -207,11 +211,11 @@ func TestSnapshot_PendingRestore(t *testing.T) {
 		mustRegister(t, cl, asap.PoolHandle(fmt.Sprintf("pool-%d", i%3)), el)
 	}
 	file := filepath.Join(t.TempDir(), "backup.snap")
-	meta, err := src.SaveSnapshotTo(file)
+	meta, err := src.SaveSnapshot(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := allPEs(src.Store())
+	want := allPEs(src.Handlespace())
 	if meta.PEs != 20 || len(want) != 20 {
 		t.Fatalf("saved %d PEs, store has %d", meta.PEs, len(want))
 	}
@@ -223,15 +227,15 @@ func TestSnapshot_PendingRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startRegistrar(t, dir, nil)
-	if got := allPEs(a.Store()); !sameHandlespace(got, want) {
+	if got := allPEs(a.Handlespace()); !sameHandlespace(got, want) {
 		t.Fatalf("restored registrar serves %d PEs, want the snapshot's %d", len(got), len(want))
 	}
 	if _, err := os.Stat(filepath.Join(dir, registrar.PendingRestoreFile+".done")); err != nil {
 		t.Errorf("restore.snap not renamed: %v", err)
 	}
 	// A registrar that joins later gets the handlespace from raft.
-	b := startRegistrar(t, "", func(c *registrar.Config) { c.Join = []string{a.Members().LocalAddr()} })
-	waitFor(t, 20*time.Second, "the joined registrar serves the snapshot", func() bool { return sameHandlespace(allPEs(b.Store()), want) })
+	b := startRegistrar(t, "", func(c *registrar.Config) { c.Join = []string{a.Handlespace().GossipAddr()} })
+	waitFor(t, 20*time.Second, "the joined registrar serves the snapshot", func() bool { return sameHandlespace(allPEs(b.Handlespace()), want) })
 
 	// A restart does not install it again (a change since stays).
 	mustRegister(t, dial(t, a, true), "new", testPE(77, 7077, asap.Policy{Type: asap.PolicyRoundRobin}))
@@ -239,7 +243,7 @@ func TestSnapshot_PendingRestore(t *testing.T) {
 	b.Stop()
 	a.Stop()
 	a = startRegistrar(t, dir, nil)
-	if _, ok := a.Store().Lookup("new", 77); !ok {
+	if _, ok := a.Handlespace().Lookup("new", 77); !ok {
 		t.Error("the restart installed the snapshot again")
 	}
 }
@@ -251,8 +255,8 @@ func TestSnapshot_PendingRestoreNeedsBootstrap(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, registrar.PendingRestoreFile), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := registrar.DefaultTestConfig(dir)
-	cfg.Logger = registrar.TestLogger(t, "registrar")
+	cfg := registrartest.Config(dir)
+	cfg.Logger = sharedtest.Logger(t, "registrar")
 	cfg.Join = []string{"127.0.0.1:1"}
 	r, err := registrar.New(cfg)
 	if err != nil {
@@ -274,8 +278,8 @@ func TestSnapshot_PendingRestoreCorrupt(t *testing.T) {
 	if err := os.WriteFile(path, []byte("RSPSNAP\x00\x00\x01\x00\x00\x00\x02{}"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := registrar.DefaultTestConfig(dir)
-	cfg.Logger = registrar.TestLogger(t, "registrar")
+	cfg := registrartest.Config(dir)
+	cfg.Logger = sharedtest.Logger(t, "registrar")
 	r, err := registrar.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -315,15 +319,15 @@ func TestSnapshot_CompactionAndRestart(t *testing.T) {
 		snaps, _ := filepath.Glob(filepath.Join(dir, "raft", "snapshots", "*", "state.bin"))
 		return len(snaps) > 0
 	})
-	want := allPEs(a.Store())
+	want := allPEs(a.Handlespace())
 
-	b := startRegistrar(t, "", func(c *registrar.Config) { low(c); c.Join = []string{a.Members().LocalAddr()} })
-	waitFor(t, 20*time.Second, "the joined registrar serves the handlespace", func() bool { return sameHandlespace(allPEs(b.Store()), want) })
+	b := startRegistrar(t, "", func(c *registrar.Config) { low(c); c.Join = []string{a.Handlespace().GossipAddr()} })
+	waitFor(t, 20*time.Second, "the joined registrar serves the handlespace", func() bool { return sameHandlespace(allPEs(b.Handlespace()), want) })
 	b.Leave()
 	b.Stop()
 	a.Stop()
 
-	logs, err := store.OpenWAL(filepath.Join(dir, "raft", "wal"), nil)
+	logs, err := raftlog.OpenWAL(filepath.Join(dir, "raft", "wal"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +344,7 @@ func TestSnapshot_CompactionAndRestart(t *testing.T) {
 	}
 
 	a = startRegistrar(t, dir, low)
-	if got := allPEs(a.Store()); !sameHandlespace(got, want) {
+	if got := allPEs(a.Handlespace()); !sameHandlespace(got, want) {
 		t.Fatalf("after the restart: %d PEs, want the same %d", len(got), len(want))
 	}
 	mustRegister(t, dial(t, a, true), "after", testPE(5000, 7000, asap.Policy{Type: asap.PolicyRoundRobin}))
@@ -418,7 +422,7 @@ func TestSnapshot_Registrar1M(t *testing.T) {
 	start = time.Now()
 	r2 := startRegistrar(t, newDir, quiet)
 	t.Logf("first start with a pending restore of 1M PEs, until ready: %v", time.Since(start))
-	if _, n := r2.Store().Counts(); n != 1_000_000 {
+	if _, n := r2.Handlespace().Counts(); n != 1_000_000 {
 		t.Fatalf("restored %d PEs", n)
 	}
 }

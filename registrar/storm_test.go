@@ -32,8 +32,8 @@ func TestBadInputStorm(t *testing.T) {
 	for i := uint32(1); i <= 5; i++ {
 		mustRegister(t, pe, "pool", testPE(i, uint16(7000+i), asap.Policy{Type: asap.PolicyLeastUsed, Load: i}))
 	}
-	before := r.Store().Pool("pool")
-	index := r.Node().Raft().LastIndex()
+	before := r.Handlespace().Pool("pool")
+	index := r.Handlespace().Status().LastIndex
 
 	var seeds [][]byte
 	for _, m := range []asap.Message{
@@ -123,7 +123,7 @@ func TestBadInputStorm(t *testing.T) {
 		}
 	}
 	// ...and nothing changed.
-	after := r.Store().Pool("pool")
+	after := r.Handlespace().Pool("pool")
 	if len(after) != len(before) {
 		t.Fatalf("pool has %d PEs after the storm, want %d", len(after), len(before))
 	}
@@ -132,7 +132,7 @@ func TestBadInputStorm(t *testing.T) {
 			t.Errorf("PE %d changed: %+v -> %+v", i, before[i].Element, after[i].Element)
 		}
 	}
-	if now := r.Node().Raft().LastIndex(); now != index {
+	if now := r.Handlespace().Status().LastIndex; now != index {
 		t.Errorf("raft index moved from %d to %d during the storm", index, now)
 	}
 }

@@ -1,6 +1,8 @@
 // Package snapshot is the one archive format for handlespace snapshots:
 // the raft FSM's snapshots and the operator's `registrar snapshot save`,
-// `inspect` and `restore` all write and read it.
+// `inspect` and `restore` all write and read it. WriteView writes one from
+// a store.ReadView (the stored PE bytes, copied without decoding);
+// Restore replaces a store's content with one (store.ReplaceAll).
 //
 // # Format (version 1)
 //

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
@@ -63,8 +61,8 @@ func TestSnapshot_1M(t *testing.T) {
 	runtime.GC()
 	start = time.Now()
 	m, err := snapshot.WriteFile(nil, path, func(w io.Writer) error {
-		return st.View(func(tx *bbolt.Tx) error {
-			_, err := snapshot.WriteTx(w, st, tx, snapshot.Meta{RegistrarID: 1})
+		return st.View(func(v *store.ReadView) error {
+			_, err := snapshot.WriteView(w, v, snapshot.Meta{RegistrarID: 1})
 			return err
 		})
 	})
@@ -98,7 +96,7 @@ func TestSnapshot_1M(t *testing.T) {
 	runtime.GC()
 	start = time.Now()
 	f, _ = os.Open(path)
-	if err := (&snapshot.FSM{}).Restore(bufio.NewReader(f), dst); err != nil {
+	if err := func() error { _, err := snapshot.Restore(bufio.NewReader(f), dst); return err }(); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -106,7 +104,7 @@ func TestSnapshot_1M(t *testing.T) {
 	if _, n := dst.Counts(); n != pools*per {
 		t.Fatalf("restored %d PEs", n)
 	}
-	t.Logf("restore (FSM Restore: verify, check every PE, new index, bulk file write, swap): %v", restore)
+	t.Logf("restore (snapshot.Restore, as the raft FSM does: verify, check every PE, new index, bulk file write, swap): %v", restore)
 
 	// Restore again over a full store (the online case).
 	runtime.GC()

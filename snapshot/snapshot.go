@@ -120,7 +120,7 @@ func handleLess(a, b asap.PoolHandle) bool {
 }
 
 // Writer writes a snapshot stream. Add PEs in the store's order (as
-// store.ForEachTx yields them), then Close.
+// a store.ReadView's ForEach yields them), then Close.
 type Writer struct {
 	bw     *bufio.Writer
 	h      hash.Hash
@@ -198,8 +198,8 @@ func (sw *Writer) Add(pe store.PE) error {
 }
 
 // AddEncoded appends one PE given as its encoded Pool Element parameter
-// (as the store holds it: store.ForEachRawTx), without decoding it. The
-// order rules of Add apply to the handle and the identifier; the element
+// (as the store holds it: store.ReadView.ForEachEncoded), without
+// decoding it. The order rules of Add apply to the handle and the identifier; the element
 // itself is trusted to be valid and consistent with its pool (the store
 // checked it when it was stored; readers check it again).
 func (sw *Writer) AddEncoded(h asap.PoolHandle, registered int64, element []byte) error {

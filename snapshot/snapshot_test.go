@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
@@ -90,8 +88,8 @@ func openStore(t testing.TB) *store.Store {
 func encode(t testing.TB, st *store.Store) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	err := st.View(func(tx *bbolt.Tx) error {
-		_, err := snapshot.WriteTx(&buf, st, tx, snapshot.Meta{RegistrarID: 7, Build: "test", RaftTerm: 3, Created: created})
+	err := st.View(func(v *store.ReadView) error {
+		_, err := snapshot.WriteView(&buf, v, snapshot.Meta{RegistrarID: 7, Build: "test", RaftTerm: 3, Created: created})
 		return err
 	})
 	if err != nil {
@@ -104,8 +102,8 @@ func encode(t testing.TB, st *store.Store) []byte {
 func contents(t testing.TB, st *store.Store) []store.PE {
 	t.Helper()
 	var out []store.PE
-	err := st.View(func(tx *bbolt.Tx) error {
-		return st.ForEachTx(tx, func(pe store.PE) error { out = append(out, pe); return nil })
+	err := st.View(func(v *store.ReadView) error {
+		return v.ForEach(func(pe store.PE) error { out = append(out, pe); return nil })
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -599,8 +597,8 @@ func TestSnapshotWriteFile_DiskFull(t *testing.T) {
 		}
 		fsys := &fullFS{FS: snapshot.OS(), limit: limit}
 		_, err := snapshot.WriteFile(fsys, path, func(w io.Writer) error {
-			return src.View(func(tx *bbolt.Tx) error {
-				_, err := snapshot.WriteTx(w, src, tx, snapshot.Meta{RegistrarID: 7, Build: "test", RaftTerm: 3, Created: created})
+			return src.View(func(v *store.ReadView) error {
+				_, err := snapshot.WriteView(w, v, snapshot.Meta{RegistrarID: 7, Build: "test", RaftTerm: 3, Created: created})
 				return err
 			})
 		})
@@ -638,7 +636,7 @@ func TestSnapshotWriteFile_DiskFullTmpfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := snapshot.WriteFile(nil, path, func(w io.Writer) error {
-		return st.View(func(tx *bbolt.Tx) error { _, err := snapshot.WriteTx(w, st, tx, snapshot.Meta{}); return err })
+		return st.View(func(v *store.ReadView) error { _, err := snapshot.WriteView(w, v, snapshot.Meta{}); return err })
 	})
 	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("got %v, want ENOSPC naming %s", err, path)

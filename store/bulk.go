@@ -90,15 +90,6 @@ func (s *Store) openBolt() (*bolt.DB, error) {
 	return bolt.Open(s.path, s.opts.FileMode, s.boltOptions(false, nil))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // writeFresh writes s's index as a new handlespace file at path: keys in
 // order (the bbolt pages fill completely), bulkTxSize PEs per transaction
 // without fsync, one fsync at the end.

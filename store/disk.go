@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"runtime/debug"
 	"time"
 	"unsafe"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/store/internal/fileio"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -24,7 +24,7 @@ var (
 	// bucketPEs holds one key per PE: handle length (1 byte) | handle |
 	// PE ID (4 bytes big-endian). bbolt orders keys byte-wise, so the
 	// order is (handle length, handle bytes, ID): the order of Iterate,
-	// Pools and ForEachTx. The value is valueVersion (1 byte) |
+	// Pools and ReadView.ForEach. The value is valueVersion (1 byte) |
 	// Registered (8 bytes big-endian, unix ns) | the RFC 5354 Pool Element
 	// parameter as written by asap.AppendPoolElement.
 	bucketPEs = []byte("pes")
@@ -155,7 +155,7 @@ func Open(path string, opts *Options) (*Store, error) {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("open handlespace %s: %w", path, err)
 	}
-	err = guardBolt(ErrCorrupt, func(openFile openFileFunc) error {
+	err = fileio.GuardBolt(ErrCorrupt, func(openFile fileio.OpenFileFunc) error {
 		db, err := bolt.Open(path, o.FileMode, s.boltOptions(false, openFile))
 		if err != nil {
 			return classifyOpenError(err)
@@ -198,7 +198,7 @@ func Open(path string, opts *Options) (*Store, error) {
 
 // load opens the existing file read-only, checks it and builds the index.
 func (s *Store) load(size int64) error {
-	return guardBolt(ErrCorrupt, func(openFile openFileFunc) error {
+	return fileio.GuardBolt(ErrCorrupt, func(openFile fileio.OpenFileFunc) error {
 		db, err := bolt.Open(s.path, s.opts.FileMode, s.boltOptions(true, openFile))
 		if err != nil {
 			err = classifyOpenError(err)
@@ -243,7 +243,7 @@ func (s *Store) load(size int64) error {
 
 // boltOptions gives the bbolt options of the store's file; openFile may
 // be nil (bbolt's default).
-func (s *Store) boltOptions(readOnly bool, openFile openFileFunc) *bolt.Options {
+func (s *Store) boltOptions(readOnly bool, openFile fileio.OpenFileFunc) *bolt.Options {
 	return &bolt.Options{
 		Timeout:         s.opts.Timeout,
 		InitialMmapSize: s.opts.InitialMmapSize,
@@ -255,34 +255,6 @@ func (s *Store) boltOptions(readOnly bool, openFile openFileFunc) *bolt.Options 
 		NoFreelistSync: true,
 		OpenFile:       openFile,
 	}
-}
-
-// openFileFunc is bbolt's Options.OpenFile.
-type openFileFunc = func(name string, flag int, perm fs.FileMode) (*os.File, error)
-
-// guardBolt runs open, which opens a bbolt file through the openFile it is
-// given, and turns a bbolt panic or a memory fault on a damaged file into
-// an error wrapping corrupt. bbolt's DB may be half-open after a panic
-// (holding internal locks), so it is not closed: the file that openFile
-// opened is closed instead, which drops its lock; the mapping leaks.
-func guardBolt(corrupt error, open func(openFile openFileFunc) error) (err error) {
-	var file *os.File
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			if file != nil {
-				_ = file.Close()
-			}
-			err = fmt.Errorf("%w: bbolt failed reading it: %v", corrupt, r)
-		}
-	}()
-	return open(func(name string, flag int, perm fs.FileMode) (*os.File, error) {
-		f, err := os.OpenFile(name, flag, perm)
-		if err == nil {
-			file = f
-		}
-		return f, err
-	})
 }
 
 // classifyOpenError maps bbolt's open errors to ours.
@@ -375,48 +347,6 @@ func (s *Store) commit(index uint64, ops []diskOp) error {
 		}
 		return nil
 	})
-}
-
-// View runs fn in a bbolt read transaction: a consistent view of the file
-// as of the last committed Apply, which stays valid while Apply goes on
-// (for raft FSM snapshots: tx.WriteTo, or ForEachTx). Byte slices read
-// from tx are valid only inside fn.
-func (s *Store) View(fn func(tx *bolt.Tx) error) error {
-	if err := s.Flush(); err != nil {
-		return err
-	}
-	s.mu.RLock()
-	closed, db := s.closed, s.db
-	s.mu.RUnlock()
-	if closed {
-		return ErrClosed
-	}
-	if db == nil {
-		return ErrNoFile
-	}
-	return db.View(fn)
-}
-
-// ForEachTx decodes every PE of a read transaction from View, in the
-// store's order (handle length, handle bytes, ID), and calls fn with each
-// until fn returns an error, which ForEachTx returns. A value that does not
-// decode gives an error wrapping ErrCorrupt.
-func (s *Store) ForEachTx(tx *bolt.Tx, fn func(PE) error) error {
-	b := tx.Bucket(bucketPEs)
-	if b == nil {
-		return fmt.Errorf("%w: %s: bucket %q missing", ErrCorrupt, s.path, bucketPEs)
-	}
-	c := b.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		h, e, _, el, err := decodeRecord(k, v)
-		if err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrCorrupt, s.path, err)
-		}
-		if err := fn(PE{Handle: h, Element: el, Registered: e.reg}); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // errf wraps an error with the operation and the file.

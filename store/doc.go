@@ -1,8 +1,10 @@
-// Package store holds the registrar's durable state in bbolt files: the
-// handlespace (Store: every pool and pool element, with the member
-// selection policies of RFC 5356) and the raft log and stable store
-// (RaftStore). It knows nothing about sockets or raft's state machine; the
-// cluster package drives it.
+// Package store is the registrar's handlespace (Store: every pool and pool
+// element, with the member selection policies of RFC 5356), kept in memory
+// and in one bbolt file. It knows nothing about sockets or raft: the
+// cluster package drives it, applying committed raft entries as Apply
+// batches, and the raft log itself is package raftlog. bbolt stays inside:
+// the store's API has no bbolt type (a ReadView is the store's own read
+// transaction).
 //
 // # Handlespace
 //
@@ -61,9 +63,10 @@
 // Bucket "pes": key = handle length (1 byte) | handle | PE ID (4 bytes,
 // big-endian); value = version byte | registration time (8 bytes) | Pool
 // Element parameter. bbolt sorts keys byte-wise, so the order everywhere
-// (Iterate, Pools, ForEachTx, Owned, OpReassign's dealing) is by handle
-// length, then handle bytes, then ID. Bucket "meta": the format version and
-// the last applied raft index. Pool handles are at most 255 bytes.
+// (Iterate, Pools, ReadView.ForEach, Owned, OpReassign's dealing) is by
+// handle length, then handle bytes, then ID. Bucket "meta": the format
+// version and the last applied index (the caller's raft index). Pool
+// handles are at most 255 bytes.
 //
 // # Caveats
 //
@@ -78,18 +81,16 @@
 //     retried until it works, so the applied index recorded in the file
 //     always describes its content. Tests inject such failures with
 //     Options.InjectFault.
-//   - The raft log (WAL) tells a torn tail, cut off with a warning, from
-//     damage, refused with a *WALCorruptError naming the file, the offset
-//     and the ways to recover; a failed append leaves nothing behind.
-//   - Values returned by the read methods are copies; byte slices read from
-//     a View transaction are valid only inside it.
-//   - Iterate and ForEachTx call back with locks or a transaction held:
-//     the callback must not write to the Store.
+//   - Values returned by the read methods are copies; byte slices a
+//     ReadView passes to its callbacks are valid only during the call.
+//   - Iterate and a ReadView's ForEach call back with locks or a read
+//     transaction held: the callback must not write to the Store.
 //
-// # Raft store
+// # Read views
 //
-// RaftStore is a hashicorp/raft LogStore and StableStore in its own bbolt
-// file (buckets "logs", "stable", "meta"): StoreLogs and DeleteRange are one
-// transaction each. It replaces raft-boltdb, which does not build with our
-// dependency versions. See OpenRaftStore.
+// A ReadView (BeginView, View) is a consistent view of the file as of the
+// last committed Apply that later applies do not change: the raft FSM
+// streams a snapshot from one while it goes on applying. It gives the
+// applied index it holds and walks its PEs decoded (ForEach) or as their
+// stored bytes (ForEachEncoded, for snapshots).
 package store

@@ -49,9 +49,9 @@ var (
 	// ErrClosed is returned by every method of a closed Store.
 	ErrClosed = errors.New("handlespace store is closed")
 
-	// ErrCorrupt is returned by Open (and ForEachTx) when the file is not a
-	// handlespace database or holds a value that does not decode. The
-	// file is left unchanged and the error names it.
+	// ErrCorrupt is returned by Open (and a ReadView's ForEach) when the
+	// file is not a handlespace database or holds a value that does not
+	// decode. The file is left unchanged and the error names it.
 	ErrCorrupt = errors.New("corrupt handlespace database")
 
 	// ErrLocked is returned by Open when another process (or another open
@@ -62,7 +62,7 @@ var (
 	// version than this build reads.
 	ErrVersion = errors.New("unsupported handlespace format version")
 
-	// ErrNoFile is returned by View and ForEachTx of a store opened with
+	// ErrNoFile is returned by View and BeginView of a store opened with
 	// OpenMemory.
 	ErrNoFile = errors.New("in-memory handlespace store has no file")
 )

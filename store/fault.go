@@ -1,54 +1,25 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/rserpool-go/registrar/store/internal/fileio"
 )
 
 // ErrStorageFault is wrapped by the error of a file that cannot be
 // written (a full disk, an I/O error): FaultError, returned by Fault and
-// by the writes refused while it lasts.
-var ErrStorageFault = errors.New("storage fault")
+// by the writes refused while it lasts. The raft log (package raftlog)
+// reports its faults the same way.
+var ErrStorageFault = fileio.ErrStorageFault
 
 // FaultError describes a storage fault: a write, sync or rename of Path
 // failed. It wraps ErrStorageFault and the I/O error (errors.Is(err,
-// syscall.ENOSPC) works).
-type FaultError struct {
-	Path  string    // the file (or directory) that could not be written
-	Op    string    // what failed: commit, rewrite, append, sync, truncate, set, ...
-	Err   error     // the I/O error
-	Since time.Time // when the fault began
-}
-
-// Error names the file, the operation, the error and what to do.
-func (e *FaultError) Error() string {
-	return fmt.Sprintf("storage fault: %s %s: %v (%s)", e.Op, e.Path, e.Err, e.Fix())
-}
-
-// Unwrap gives ErrStorageFault and the I/O error.
-func (e *FaultError) Unwrap() []error { return []error{ErrStorageFault, e.Err} }
-
-// Fix says what an operator can do about the fault.
-func (e *FaultError) Fix() string { return faultFix(e.Err, filepath.Dir(e.Path)) }
-
-// faultFix is the advice for an I/O error on a file in dir.
-func faultFix(err error, dir string) string {
-	switch {
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return "free space on the file system of " + dir + " or grow it; writes resume by themselves"
-	case errors.Is(err, syscall.EROFS):
-		return "the file system of " + dir + " is read-only: remount it read-write; writes resume by themselves"
-	case errors.Is(err, os.ErrPermission):
-		return "make " + dir + " writable by this user"
-	case errors.Is(err, syscall.EIO):
-		return "the disk under " + dir + " reports I/O errors: check the kernel log and the disk; if it does not recover, replace it and restore this registrar (docs/operations.md)"
-	}
-	return "check the file system of " + dir + " (kernel log, free space, permissions)"
-}
+// syscall.ENOSPC) works); Fix says what an operator can do. The raft log's
+// faults are of this type too.
+type FaultError = fileio.FaultError
 
 // Fault returns the storage fault of the handlespace file (a
 // *FaultError), or nil while the file is written normally.
@@ -218,7 +189,7 @@ func (s *Store) swapFile(tmp string) error {
 	}
 	err = s.inject("sync-dir")
 	if err == nil {
-		err = syncDir(filepath.Dir(s.path))
+		err = fileio.SyncDir(filepath.Dir(s.path))
 	}
 	db, oerr := s.openBolt()
 	if oerr == nil {

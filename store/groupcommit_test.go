@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
@@ -101,6 +100,44 @@ func groupKillChild(path string) {
 	os.Exit(0)
 }
 
+// Ensure Abort leaves the file as a killed process does: what group commit
+// queued is lost, what was committed stays, with its applied index, and
+// the store is closed.
+func TestStore_AbortLosesQueuedWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hs.db")
+	s, err := Open(path, &Options{NoSync: true, CommitDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 3; i++ {
+		if _, err := s.Apply(i, killBatch(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	committed := contents(s)
+	if _, err := s.Apply(4, killBatch(4)); err != nil {
+		t.Fatal(err)
+	}
+	s.Abort()
+	if _, err := s.Apply(5, killBatch(5)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Apply after Abort: %v, want ErrClosed", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close after Abort: %v", err)
+	}
+	s, err = Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.LastApplied(); got != 3 || !slices.Equal(contents(s), committed) {
+		t.Errorf("after Abort and reopen: index %d, %d PEs; want the committed index 3 with its %d PEs", got, len(contents(s)), len(committed))
+	}
+}
+
 // Ensure queued writes reach the file on Close, View and ReplaceAll, and
 // that readers of the file see everything applied.
 func TestStore_GroupCommitFlushes(t *testing.T) {
@@ -115,11 +152,11 @@ func TestStore_GroupCommitFlushes(t *testing.T) {
 		}
 	}
 	n := 0
-	if err := s.View(func(tx *bolt.Tx) error {
-		if got := s.AppliedIndexTx(tx); got != 5 {
+	if err := s.View(func(v *ReadView) error {
+		if got := v.AppliedIndex(); got != 5 {
 			t.Errorf("View sees applied index %d, want 5 (queued writes flushed first)", got)
 		}
-		return s.ForEachTx(tx, func(PE) error { n++; return nil })
+		return v.ForEach(func(PE) error { n++; return nil })
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +180,7 @@ func TestStore_GroupCommitFlushes(t *testing.T) {
 	}
 }
 
-// Ensure readers of the file (View, BeginRead, the commit timer) may run
+// Ensure readers of the file (View, BeginView, the commit timer) may run
 // while ReplaceAll swaps the file under group commit: Flush once read the
 // store's bbolt handle without a lock, racing with the swap (-race).
 func TestStore_GroupCommitReplaceAllConcurrentReaders(t *testing.T) {
@@ -165,11 +202,11 @@ func TestStore_GroupCommitReplaceAllConcurrentReaders(t *testing.T) {
 					return
 				default:
 				}
-				err := s.View(func(*bolt.Tx) error { return nil })
+				err := s.View(func(*ReadView) error { return nil })
 				if err == nil {
-					var tx *bolt.Tx
-					if tx, err = s.BeginRead(); err == nil {
-						err = tx.Rollback()
+					var v *ReadView
+					if v, err = s.BeginView(); err == nil {
+						err = v.Close()
 					}
 				}
 				if err != nil && !errors.Is(err, ErrNoFile) && !errors.Is(err, berrors.ErrDatabaseNotOpen) {

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/rserpool-go/registrar/asap"
 	bolt "go.etcd.io/bbolt"
@@ -66,8 +65,8 @@ func contents(s *Store) []memRec {
 func fileContents(t testing.TB, s *Store) []memRec {
 	t.Helper()
 	var out []memRec
-	err := s.View(func(tx *bolt.Tx) error {
-		return s.ForEachTx(tx, func(pe PE) error {
+	err := s.View(func(v *ReadView) error {
+		return v.ForEach(func(pe PE) error {
 			enc, err := asap.AppendPoolElement(nil, &pe.Element)
 			if err != nil {
 				return err
@@ -346,30 +345,4 @@ func openRawBolt(t testing.TB, path string) *bolt.DB {
 		t.Fatal(err)
 	}
 	return db
-}
-
-// abandon drops the store as a killed process would: the bbolt file is
-// closed without committing what is queued, and the store's timers stop.
-func (s *Store) abandon() {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	s.cmu.Lock()
-	defer s.cmu.Unlock()
-	s.pmu.Lock()
-	s.stopRetry = true
-	for _, tm := range []*time.Timer{s.timer, s.retry} {
-		if tm != nil {
-			tm.Stop()
-		}
-	}
-	s.timer, s.retry, s.pend, s.pendIdx = nil, nil, nil, 0
-	s.pmu.Unlock()
-	s.mu.Lock()
-	s.closed = true
-	db := s.db
-	s.db = nil
-	s.mu.Unlock()
-	if db != nil {
-		_ = db.Close()
-	}
 }

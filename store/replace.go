@@ -1,14 +1,5 @@
 package store
 
-import (
-	bolt "go.etcd.io/bbolt"
-)
-
-// AppliedIndexTx is the last applied raft index as recorded in a read
-// transaction from View (consistent with ForEachTx in the same
-// transaction).
-func (s *Store) AppliedIndexTx(tx *bolt.Tx) uint64 { return readApplied(tx) }
-
 // ReplaceAll replaces the whole handlespace with the PEs fill passes to
 // put, recording index as the last applied raft index (0 leaves it as it
 // is). It is all or nothing: fill runs first and may fail (a snapshot that
@@ -36,25 +27,4 @@ func (s *Store) ReplaceAll(index uint64, fill func(put func(PE) error) error) er
 		return ErrClosed
 	}
 	return s.replaceBulk(index, fill)
-}
-
-// BeginRead opens a bbolt read transaction on the handlespace file: a
-// consistent view that later applies do not change. The caller must
-// Rollback it (it may hand it to another goroutine, but not use it from
-// two at once). The raft FSM opens it in Snapshot and writes it in
-// Persist, so the snapshot matches the index raft records for it.
-func (s *Store) BeginRead() (*bolt.Tx, error) {
-	if err := s.Flush(); err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	closed, db := s.closed, s.db
-	s.mu.RUnlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	if db == nil {
-		return nil, ErrNoFile
-	}
-	return db.Begin(false)
 }

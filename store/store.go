@@ -45,8 +45,8 @@ type Options struct {
 
 	// InitialMmapSize is passed to bbolt (bytes). bbolt must remap the
 	// file when it grows past its mapping, and a remap waits until every
-	// open read transaction ends: an FSM snapshot that keeps a View or
-	// read transaction open while it is streamed would stall Apply. A
+	// open read transaction ends: an FSM snapshot that keeps a ReadView
+	// open while it is streamed would stall Apply. A
 	// mapping larger than the file expected (1 GiB costs only address
 	// space) avoids that. Default 0: bbolt's default (grow as needed).
 	InitialMmapSize int
@@ -58,7 +58,7 @@ type Options struct {
 	// loses the last queued batches from the file, which is fine when
 	// something else replays them: the raft FSM records the applied index
 	// with the data, and raft replays the log after it. Readers of the
-	// file (View, BeginRead, snapshots) and Close and ReplaceAll commit
+	// file (View, BeginView, snapshots) and Close and ReplaceAll commit
 	// what is queued first. Default 0: every Apply commits before it
 	// returns.
 	CommitDelay time.Duration
@@ -232,7 +232,7 @@ func newStore(path string, o Options) *Store {
 }
 
 // OpenMemory returns a Store without a file: Apply changes only memory
-// and cannot fail with an I/O error, View and ForEachTx return ErrNoFile.
+// and cannot fail with an I/O error, View and BeginView return ErrNoFile.
 // For tests, benchmarks and tools.
 func OpenMemory(opts *Options) *Store {
 	return newStore("", opts.withDefaults())
@@ -284,6 +284,40 @@ func (s *Store) Close() error {
 		}
 	}
 	return flushErr
+}
+
+// Abort closes the store the way a killed process leaves it: what group
+// commit has queued is not committed (the file stays at its last commit,
+// whose applied index says so: a raft node replays the rest of its log at
+// the next start), a fault's rewrite is not tried again, and the file is
+// closed. Every method then fails as after Close. Idempotent; Close after
+// Abort does nothing.
+func (s *Store) Abort() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	s.pmu.Lock()
+	s.stopRetry = true
+	for _, tm := range []*time.Timer{s.timer, s.retry} {
+		if tm != nil {
+			tm.Stop()
+		}
+	}
+	s.timer, s.retry, s.pend, s.pendIdx = nil, nil, nil, 0
+	s.pmu.Unlock()
+	s.mu.Lock()
+	s.closed = true
+	s.pools = make(map[asap.PoolHandle]*pool)
+	s.owners = make(map[uint32]*ownerStat)
+	s.order = nil
+	s.nPE = 0
+	db := s.db
+	s.db = nil
+	s.mu.Unlock()
+	if db != nil {
+		_ = db.Close()
+	}
 }
 
 // handleLess orders pool handles as the file does: by length, then bytes.

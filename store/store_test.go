@@ -441,7 +441,7 @@ func TestStore_Reopen(t *testing.T) {
 	if err := s.Check(mkPE("A", 1, 1, rr())); !errors.Is(err, ErrClosed) {
 		t.Errorf("Check after Close: %v", err)
 	}
-	if err := s.View(func(*boltTx) error { return nil }); !errors.Is(err, ErrClosed) {
+	if err := s.View(func(*ReadView) error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Errorf("View after Close: %v", err)
 	}
 	r := mustOpenStoreAt(t, path)
@@ -770,7 +770,7 @@ func TestOpenMemory(t *testing.T) {
 	if s.LastApplied() != 3 || s.Path() != "" {
 		t.Errorf("LastApplied %d Path %q", s.LastApplied(), s.Path())
 	}
-	if err := s.View(func(*boltTx) error { return nil }); !errors.Is(err, ErrNoFile) {
+	if err := s.View(func(*ReadView) error { return nil }); !errors.Is(err, ErrNoFile) {
 		t.Errorf("View = %v, want ErrNoFile", err)
 	}
 	checkStore(t, s)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -15,7 +16,7 @@ const noSCTPMessage = "sctp: kernel has no SCTP support (protocol not supported)
 // TestAutoWithoutKernelSupport simulates a kernel without SCTP: auto
 // addresses use TCP and say so once per process; explicit sctp: fails.
 func TestAutoWithoutKernelSupport(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	transport.SimulateNoSCTP(t)
 	cfg, lb := asapCfg(t)
 	ctx := ctxTimeout(t, 10*time.Second)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -191,7 +192,7 @@ func (h *helperProc) expect(t *testing.T, prefix string, d time.Duration) string
 // across a bridge, over IPv4 (the default ASAP group) and IPv6.
 func TestMulticastNamespaces(t *testing.T) {
 	needNetns(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	hosts := buildLab(t, 3)
 	for _, tc := range []struct{ group, src string }{
 		{transport.DefaultASAPAnnounce, "10.99.0.1"},

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -58,7 +59,7 @@ func TestMulticastOff(t *testing.T) {
 // this host; Linux loops the datagram back to the listener. (IPv6 multicast
 // on lo is often unroutable: TestMulticastNamespaces covers IPv6.)
 func TestMulticastLoopback(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	port := 20000 + os.Getpid()%20000
 	for _, group := range []string{fmt.Sprintf("239.0.0.77:%d", port), fmt.Sprintf("[ff15::77]:%d", port)} {
 		t.Run(group, func(t *testing.T) {
@@ -66,7 +67,7 @@ func TestMulticastLoopback(t *testing.T) {
 			cfg := transport.DefaultMulticastConfig()
 			cfg.TTL = 0          // this host only
 			cfg.Interface = "lo" // never join or send on an interface with a network behind it
-			cfg.Logger, _ = testLogger(t)
+			cfg.Logger, _ = sharedtest.BufferLogger(t, t.Name())
 			rx, err := transport.OpenMulticast(ctx, group, cfg)
 			if err != nil {
 				t.Skipf("cannot join %s here: %v", group, err)

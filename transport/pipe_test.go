@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -48,12 +49,12 @@ func memPair(t *testing.T, cfg transport.Config) (transport.Conn, transport.Conn
 }
 
 func TestPipeConn(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	testConn(t, suite{pair: pipePair, ppids: []uint32{transport.PPIDASAP, transport.PPIDENRP, 47}})
 }
 
 func TestMemNetworkConn(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	testConn(t, suite{pair: memPair, ppids: []uint32{transport.PPIDASAP, transport.PPIDENRP, 0}})
 }
 
@@ -80,7 +81,7 @@ func TestPipe_ReceiverLimit(t *testing.T) {
 	big := transport.DefaultConfig()
 	small := transport.DefaultConfig()
 	small.MaxMessageSize = 100
-	small.Logger, _ = testLogger(t)
+	small.Logger, _ = sharedtest.BufferLogger(t, t.Name())
 	a, b, err := transport.NewPipe(big, small)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +98,7 @@ func TestPipe_ReceiverLimit(t *testing.T) {
 }
 
 func TestMemNetwork(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	n := transport.NewMemNetwork()
 	var _ transport.Network = n
 	ctx := ctxTimeout(t, 10*time.Second)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -60,7 +61,7 @@ func TestRTT_TCP(t *testing.T) {
 // misread status would give a value such as the congestion window).
 func TestSCTPRTT(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	a, b := listenPair(t, "sctp:127.0.0.1:0", transport.DefaultConfig())
 	exchange(t, a, b)
 	for _, c := range []transport.Conn{a, b} {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -40,13 +41,13 @@ var sctpPPIDs = []uint32{transport.PPIDASAP, transport.PPIDENRP, 47, 0}
 
 func TestSCTPConn(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	testConn(t, suite{pair: sctpPair("sctp:127.0.0.1:0"), ppids: sctpPPIDs})
 }
 
 func TestSCTPConnIPv6(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	if !haveIPv6Loopback() {
 		t.Fatal("no IPv6 loopback (::1): the SCTP tests need it")
 	}
@@ -58,7 +59,7 @@ func TestSCTPConnIPv6(t *testing.T) {
 // packet (fragmented and reassembled).
 func TestSCTPPPIDs(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	a, b := listenPair(t, "sctp:127.0.0.1:0", transport.DefaultConfig())
 	if a.Kind() != transport.KindSCTP || b.Kind() != transport.KindSCTP {
 		t.Fatalf("kinds: got %v and %v, want sctp", a.Kind(), b.Kind())
@@ -83,12 +84,12 @@ func TestSCTPPPIDs(t *testing.T) {
 // fails Recv with ErrMessageTooLarge and closes the association.
 func TestSCTPReceiverLimit(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	ctx := ctxTimeout(t, 10*time.Second)
 	small := transport.DefaultConfig()
 	small.MaxMessageSize = 1000
-	var lb *logBuffer
-	small.Logger, lb = testLogger(t)
+	var lb *sharedtest.Buffer
+	small.Logger, lb = sharedtest.BufferLogger(t, t.Name())
 	l, err := transport.Listen(ctx, "sctp:127.0.0.1:0", small)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +113,7 @@ func TestSCTPReceiverLimit(t *testing.T) {
 	if _, _, err := b.Recv(ctx); !errors.Is(err, transport.ErrMessageTooLarge) {
 		t.Fatalf("Recv of 5000 bytes with limit 1000: got %v, want ErrMessageTooLarge", err)
 	}
-	if !lb.waitFor(time.Second, "message too large") {
+	if !lb.Contains("message too large", time.Second) {
 		t.Errorf("not logged; log:\n%s", lb)
 	}
 }
@@ -151,7 +152,7 @@ func hostAddrs(t *testing.T) map[string]bool {
 // each side sees all the other's addresses.
 func TestSCTPMultiHomed(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cases := []struct {
 		name           string
 		server, client []string
@@ -221,7 +222,7 @@ func TestSCTPMultiHomed(t *testing.T) {
 // ("[::1],127.0.0.1:port") and reaches it over both.
 func TestSCTPDualStack(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	ctx := ctxTimeout(t, 10*time.Second)
 	l, err := transport.Listen(ctx, "sctp:[::1],127.0.0.1:0", transport.DefaultConfig())
 	if err != nil {
@@ -256,7 +257,7 @@ func TestSCTPDualStack(t *testing.T) {
 // Dial uses SCTP, and falls back to TCP when the peer listens on TCP only.
 func TestSCTPAuto(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	ctx := ctxTimeout(t, 20*time.Second)
 	cfg := transport.DefaultConfig()
 	cfg.PPID = transport.PPIDENRP
@@ -328,7 +329,7 @@ func TestSCTPAuto(t *testing.T) {
 // ends, and an auto Dial gives up on SCTP after SCTPAttemptTimeout.
 func TestSCTPDialCancel(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := transport.Dial(ctx, "sctp:127.0.0.1:9", transport.DefaultConfig()); !errors.Is(err, context.Canceled) {
@@ -363,7 +364,7 @@ func TestSCTPDialCancel(t *testing.T) {
 // looped on the deadline error forever).
 func TestSCTPSendAfterDialDeadline(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg := transport.DefaultConfig()
 	l, err := transport.Listen(ctxTimeout(t, 10*time.Second), "sctp:127.0.0.1:0", cfg)
 	if err != nil {
@@ -426,7 +427,7 @@ func TestSCTPSendAfterDialDeadline(t *testing.T) {
 // quickly stopped serving).
 func TestSCTPAcceptAfterVanishedPeers(t *testing.T) {
 	requireSCTP(t)
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg := transport.DefaultConfig()
 	ctx := ctxTimeout(t, 20*time.Second)
 	l, err := transport.Listen(ctx, "sctp:127.0.0.1:0", cfg)

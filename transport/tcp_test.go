@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -61,17 +62,17 @@ func tcpPair(spec string, mux bool) pairFunc {
 }
 
 func TestTCPConn(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	testConn(t, suite{pair: tcpPair("tcp:127.0.0.1:0", false), ppids: []uint32{transport.PPIDASAP}})
 }
 
 func TestTCPConnMux(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	testConn(t, suite{pair: tcpPair("tcp:127.0.0.1:0", true), ppids: []uint32{transport.PPIDASAP, 0, 47, 0xFFFFFFFF, transport.PPIDENRP}})
 }
 
 func TestTCPConnIPv6(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	if !haveIPv6Loopback() {
 		t.Skip("no IPv6 loopback (::1) on this host")
 	}
@@ -111,16 +112,16 @@ func rawPeer(t *testing.T, cfg transport.Config) (net.Conn, transport.Conn) {
 	return raw, c
 }
 
-func asapCfg(t *testing.T) (transport.Config, *logBuffer) {
+func asapCfg(t *testing.T) (transport.Config, *sharedtest.Buffer) {
 	cfg := transport.DefaultConfig()
 	cfg.PPID = transport.PPIDASAP
-	var lb *logBuffer
-	cfg.Logger, lb = testLogger(t)
+	var lb *sharedtest.Buffer
+	cfg.Logger, lb = sharedtest.BufferLogger(t, t.Name())
 	return cfg, lb
 }
 
 func TestTCPFraming_SplitMessages(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg, _ := asapCfg(t)
 	raw, c := rawPeer(t, cfg)
 	var stream []byte
@@ -146,7 +147,7 @@ func TestTCPFraming_SplitMessages(t *testing.T) {
 }
 
 func TestTCPFraming_CoalescedMessages(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg, _ := asapCfg(t)
 	raw, c := rawPeer(t, cfg)
 	const n = 2000
@@ -166,7 +167,7 @@ func TestTCPFraming_CoalescedMessages(t *testing.T) {
 // TestTCPFraming_PartialRecvKeepsStream cancels Recv while half a message
 // has arrived; the next Recv returns the whole message.
 func TestTCPFraming_PartialRecvKeepsStream(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg, _ := asapCfg(t)
 	raw, c := rawPeer(t, cfg)
 	msg := mkMsg(100, 5)
@@ -185,7 +186,7 @@ func TestTCPFraming_PartialRecvKeepsStream(t *testing.T) {
 }
 
 func TestTCPFraming_BadFrames(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	for _, tc := range []struct {
 		name   string
 		mux    bool
@@ -227,7 +228,7 @@ func TestTCPFraming_BadFrames(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.log) {
 				t.Errorf("error %q does not say %q", err, tc.log)
 			}
-			if !lb.waitFor(time.Second, "closing connection") {
+			if !lb.Contains("closing connection", time.Second) {
 				t.Errorf("no log line says why the connection was closed; log:\n%s", lb)
 			}
 			// The connection is closed: the raw peer sees EOF.
@@ -243,7 +244,7 @@ func TestTCPFraming_BadFrames(t *testing.T) {
 }
 
 func TestTCPReadTimeoutSlowPeer(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg, lb := asapCfg(t)
 	cfg.ReadTimeout = 150 * time.Millisecond
 	raw, c := rawPeer(t, cfg)
@@ -266,13 +267,13 @@ func TestTCPReadTimeoutSlowPeer(t *testing.T) {
 	if !errors.Is(err, transport.ErrReadTimeout) {
 		t.Fatalf("Recv from a slow peer: got %v, want ErrReadTimeout", err)
 	}
-	if !lb.waitFor(time.Second, "read idle timeout") {
+	if !lb.Contains("read idle timeout", time.Second) {
 		t.Errorf("timeout not logged; log:\n%s", lb)
 	}
 }
 
 func TestTCPSend_Validation(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg, _ := asapCfg(t)
 	a, _ := listenPair(t, "tcp:127.0.0.1:0", cfg)
 	ctx := context.Background()
@@ -295,7 +296,7 @@ func TestTCPSend_Validation(t *testing.T) {
 }
 
 func TestTCPMux_WireFormat(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg, _ := asapCfg(t)
 	cfg.Mux = true
 	raw, c := rawPeer(t, cfg)
@@ -331,7 +332,7 @@ func TestTCPMux_WireFormat(t *testing.T) {
 }
 
 func TestTCPCloseFlushesQueue(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg, _ := asapCfg(t)
 	a, b := listenPair(t, "tcp:127.0.0.1:0", cfg)
 	const n = 3000
@@ -347,7 +348,7 @@ func TestTCPCloseFlushesQueue(t *testing.T) {
 }
 
 func TestTCPWriteTimeout(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg, lb := asapCfg(t)
 	cfg.WriteTimeout = 200 * time.Millisecond
 	a, _ := listenPair(t, "tcp:127.0.0.1:0", cfg)
@@ -365,13 +366,13 @@ func TestTCPWriteTimeout(t *testing.T) {
 			t.Fatal("the connection never failed")
 		}
 	}
-	if !lb.waitFor(time.Second, "peer does not read") {
+	if !lb.Contains("peer does not read", time.Second) {
 		t.Errorf("write timeout not logged; log:\n%s", lb)
 	}
 }
 
 func TestListenerCloseUnblocksAccept(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg, _ := asapCfg(t)
 	l, err := transport.Listen(context.Background(), "tcp:127.0.0.1:0", cfg)
 	if err != nil {
@@ -404,7 +405,7 @@ func TestListenerCloseUnblocksAccept(t *testing.T) {
 }
 
 func TestListenerCloseClosesUnacceptedConns(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	cfg, _ := asapCfg(t)
 	l, err := transport.Listen(context.Background(), "tcp:127.0.0.1:0", cfg)
 	if err != nil {
@@ -423,7 +424,7 @@ func TestListenerCloseClosesUnacceptedConns(t *testing.T) {
 }
 
 func TestListenTCP_MultipleAddressesSamePort(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t, testFrames)
 	if !haveIPv6Loopback() {
 		t.Skip("no IPv6 loopback (::1) on this host")
 	}

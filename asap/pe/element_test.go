@@ -4,32 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
 	"github.com/rserpool-go/registrar/asap/pe"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
 var loopback = netip.MustParseAddr("127.0.0.1")
 
 func TestElement_RegisterDeregister(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	srv := listenServer(t)
 	el := newElement(t, testConfig(t, "echo", srv, r.ASAPAddr()))
 	if err := el.Register(ctxTimeout(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	got, ok := r.Store().Lookup("echo", el.ID())
+	got, ok := r.Handlespace().Lookup("echo", el.ID())
 	if !ok {
 		t.Fatalf("PE 0x%08x not in the registrar's handlespace after Register", el.ID())
 	}
@@ -57,7 +55,7 @@ func TestElement_RegisterDeregister(t *testing.T) {
 	if err := el.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, ok := r.Store().Lookup("echo", el.ID()); ok {
+	if _, ok := r.Handlespace().Lookup("echo", el.ID()); ok {
 		t.Fatal("PE still registered after Close")
 	}
 	if err := el.Register(context.Background()); !errors.Is(err, pe.ErrClosed) {
@@ -68,7 +66,7 @@ func TestElement_RegisterDeregister(t *testing.T) {
 const pe_DefaultRereg = pe.DefaultReregInterval
 
 func TestElement_RandomID(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	srv := listenServer(t)
 	cfg := testConfig(t, "echo", srv, "tcp:127.0.0.1:1")
 	a, b := newElement(t, cfg), newElement(t, cfg)
@@ -83,7 +81,7 @@ func TestElement_RandomID(t *testing.T) {
 
 // The element renews its registration before its lifetime runs out.
 func TestElement_Renews(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	srv := listenServer(t)
 	cfg := testConfig(t, "echo", srv, r.ASAPAddr())
@@ -97,14 +95,14 @@ func TestElement_Renews(t *testing.T) {
 	waitFor(t, 10*time.Second, "renewals over three lifetimes", func() bool {
 		return el.Status().LastRegistration.Sub(first) > 900*time.Millisecond
 	})
-	if _, ok := r.Store().Lookup("echo", el.ID()); !ok {
+	if _, ok := r.Handlespace().Lookup("echo", el.ID()); !ok {
 		t.Fatal("PE dropped by the registrar although it renewed its registration")
 	}
 }
 
 // A new load renews the registration at once.
 func TestElement_SetLoad(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	srv := listenServer(t)
 	cfg := testConfig(t, "lu", srv, r.ASAPAddr())
@@ -119,14 +117,14 @@ func TestElement_SetLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the new load at the registrar", func() bool {
-		got, ok := r.Store().Lookup("lu", el.ID())
+		got, ok := r.Handlespace().Lookup("lu", el.ID())
 		return ok && got.Element.Policy.Load == half
 	})
 	if err := el.SetPolicy(asap.Policy{Type: asap.PolicyLeastUsed, Load: 7}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the new policy values at the registrar", func() bool {
-		got, ok := r.Store().Lookup("lu", el.ID())
+		got, ok := r.Handlespace().Lookup("lu", el.ID())
 		return ok && got.Element.Policy.Load == 7
 	})
 
@@ -139,7 +137,7 @@ func TestElement_SetLoad(t *testing.T) {
 // The registrar's keep-alives are answered: with short keep-alive timers
 // the PE stays registered although it does not renew in that time.
 func TestElement_AnswersKeepAlives(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, func(c *registrar.Config) {
 		c.KeepAliveInterval = registrar.Duration(50 * time.Millisecond)
 		c.KeepAliveTimeout = registrar.Duration(time.Second)
@@ -154,12 +152,12 @@ func TestElement_AnswersKeepAlives(t *testing.T) {
 	// Thirty keep-alive rounds answered (the registrar counts the acks),
 	// past the point where an unanswered one removes the PE (1.05 s).
 	waitFor(t, 20*time.Second, "30 keep-alives acknowledged by the PE", func() bool {
-		if _, ok := r.Store().Lookup("echo", el.ID()); !ok {
+		if _, ok := r.Handlespace().Lookup("echo", el.ID()); !ok {
 			t.Fatal("the registrar removed the PE: keep-alives not answered")
 		}
-		return registrarMetric(t, r, "rsp_keepalive_acks_total") >= 30
+		return registrartest.Metric(t, r.HTTPAddr(), "rsp_keepalive_acks_total") >= 30
 	})
-	if _, ok := r.Store().Lookup("echo", el.ID()); !ok {
+	if _, ok := r.Handlespace().Lookup("echo", el.ID()); !ok {
 		t.Fatal("the registrar removed the PE: keep-alives not answered")
 	}
 	waitFor(t, 5*time.Second, "the home registrar's ID from its keep-alives", func() bool { return el.Status().Home == r.ID() })
@@ -167,7 +165,7 @@ func TestElement_AnswersKeepAlives(t *testing.T) {
 
 // When its registrar dies, the PE registers at the next one of its list.
 func TestElement_HuntsNextRegistrar(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	a := startRegistrar(t, nil)
 	b := startRegistrar(t, nil)
 	srv := listenServer(t)
@@ -177,12 +175,12 @@ func TestElement_HuntsNextRegistrar(t *testing.T) {
 	if err := el.Register(ctxTimeout(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := a.Store().Lookup("echo", el.ID()); !ok {
+	if _, ok := a.Handlespace().Lookup("echo", el.ID()); !ok {
 		t.Fatal("PE not registered at the first registrar of its list")
 	}
 	a.Stop()
 	waitFor(t, 10*time.Second, "the PE at the second registrar", func() bool {
-		_, ok := b.Store().Lookup("echo", el.ID())
+		_, ok := b.Handlespace().Lookup("echo", el.ID())
 		return ok
 	})
 	waitFor(t, 5*time.Second, "the status to name the second registrar", func() bool {
@@ -238,7 +236,7 @@ func (f *fakeRegistrar) recv() asap.Message {
 // A registrar that takes the PE over reaches it on its ASAP endpoint with
 // an H=1 keep-alive: the PE acks and renews at the new home from then on.
 func TestElement_TakeoverAdoption(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	srv := listenServer(t)
 	cfg := testConfig(t, "echo", srv, r.ASAPAddr())
@@ -247,7 +245,7 @@ func TestElement_TakeoverAdoption(t *testing.T) {
 	if err := el.Register(ctxTimeout(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	spe, ok := r.Store().Lookup("echo", el.ID())
+	spe, ok := r.Handlespace().Lookup("echo", el.ID())
 	if !ok {
 		t.Fatal("PE not registered")
 	}
@@ -289,7 +287,7 @@ func TestElement_TakeoverAdoption(t *testing.T) {
 }
 
 func TestElement_RegistrationRefused(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	srv := listenServer(t)
 	if err := newElement(t, testConfig(t, "pool", srv, r.ASAPAddr())).Register(ctxTimeout(t, 10*time.Second)); err != nil {
@@ -313,7 +311,7 @@ func TestElement_RegistrationRefused(t *testing.T) {
 }
 
 func TestElement_NoRegistrar(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	srv := listenServer(t)
 	addr := fmt.Sprintf("tcp:127.0.0.1:%d", freePort(t))
 	el := newElement(t, testConfig(t, "echo", srv, addr))
@@ -362,38 +360,15 @@ func TestConfig_Validate(t *testing.T) {
 	}
 }
 
-// startCluster runs n registrars in this process: the first bootstraps,
-// the others join it; it waits until all are raft voters.
-func startCluster(t *testing.T, n int) []*registrar.TestServer {
-	t.Helper()
-	nodes := []*registrar.TestServer{startRegistrar(t, nil)}
-	seed := nodes[0].Members().LocalAddr()
-	for i := 1; i < n; i++ {
-		nodes = append(nodes, startRegistrar(t, func(c *registrar.Config) { c.Join = []string{seed} }))
-	}
-	waitFor(t, 20*time.Second, fmt.Sprintf("%d raft voters", n), func() bool {
-		leader := false
-		for _, r := range nodes {
-			f := r.Node().Raft().GetConfiguration()
-			if f.Error() != nil || len(f.Configuration().Servers) != n {
-				return false
-			}
-			leader = leader || r.Node().IsLeader()
-		}
-		return leader
-	})
-	return nodes
-}
-
 // The PE's home registrar dies; the cluster gives the PE a new home,
 // which reaches it on its ASAP endpoint with an H=1 keep-alive: the PE
 // follows and renews there, although its list names only the dead one.
 func TestElement_ClusterTakeover(t *testing.T) {
-	leakcheck.Check(t)
-	nodes := startCluster(t, 3)
-	var home *registrar.TestServer
+	sharedtest.CheckLeaks(t)
+	nodes := registrartest.StartCluster(t, 3, nil)
+	var home *registrartest.Server
 	for _, r := range nodes {
-		if !r.Node().IsLeader() {
+		if !r.Handlespace().IsLeader() {
 			home = r
 			break
 		}
@@ -406,7 +381,7 @@ func TestElement_ClusterTakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	home.Crash()
-	var next *registrar.TestServer
+	var next *registrartest.Server
 	waitFor(t, 30*time.Second, "a new home registrar", func() bool {
 		st := el.Status()
 		for _, r := range nodes {
@@ -425,33 +400,8 @@ func TestElement_ClusterTakeover(t *testing.T) {
 		if r == home {
 			continue
 		}
-		if got, ok := r.Store().Lookup("echo", el.ID()); !ok || got.Element.Home != next.ID() {
+		if got, ok := r.Handlespace().Lookup("echo", el.ID()); !ok || got.Element.Home != next.ID() {
 			t.Errorf("registrar 0x%08x: PE %+v (found %v), want home 0x%08x", r.ID(), got.Element, ok, next.ID())
 		}
 	}
-}
-
-// registrarMetric is the value of an unlabelled series on the registrar's
-// /metrics.
-func registrarMetric(t testing.TB, r *registrar.TestServer, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + r.HTTPAddr() + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("/metrics line %q: %v", line, err)
-			}
-			return f
-		}
-	}
-	return 0
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap/pe"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // exampleRegistrar runs a registrar in this process for the examples and
@@ -20,7 +21,7 @@ func exampleRegistrar() (string, func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	cfg := registrar.DefaultTestConfig(dir)
+	cfg := registrartest.Config(dir)
 	cfg.Logger = hclog.NewNullLogger()
 	r, err := registrar.New(cfg)
 	if err != nil {

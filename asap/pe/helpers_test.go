@@ -9,16 +9,16 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
-	"github.com/rserpool-go/registrar/asap/internal/testlog"
 	"github.com/rserpool-go/registrar/asap/pe"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if leaked := leakcheck.Wait(5 * time.Second); leaked != "" {
+		if leaked := sharedtest.WaitLeaks(5 * time.Second); leaked != "" {
 			fmt.Fprintf(os.Stderr, "goroutines leaked:\n%s\n", leaked)
 			code = 1
 		}
@@ -28,14 +28,9 @@ func TestMain(m *testing.M) {
 
 // startRegistrar runs a registrar for the test; its log stops when it
 // stopped (see testlog).
-func startRegistrar(t testing.TB, mod func(*registrar.Config)) *registrar.TestServer {
+func startRegistrar(t testing.TB, mod func(*registrar.Config)) *registrartest.Server {
 	t.Helper()
-	return registrar.StartForTest(t, "", func(c *registrar.Config) {
-		c.Logger = testlog.Logger(t, "registrar")
-		if mod != nil {
-			mod(c)
-		}
-	})
+	return registrartest.Start(t, "", mod)
 }
 
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {
@@ -48,7 +43,7 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 func listenServer(t testing.TB) *pe.Server {
 	t.Helper()
 	cfg := pe.DefaultServerConfig()
-	cfg.Logger = testlog.Logger(t, "server")
+	cfg.Logger = sharedtest.Logger(t, "server")
 	srv, err := pe.Listen(context.Background(), "tcp:127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +61,7 @@ func testConfig(t testing.TB, pool string, srv *pe.Server, registrars ...string)
 	cfg.Registrars = registrars
 	cfg.ASAP = "tcp:127.0.0.1:0"
 	cfg.RequestTimeout = time.Second
-	cfg.Logger = testlog.Logger(t, "pe")
+	cfg.Logger = sharedtest.Logger(t, "pe")
 	return cfg
 }
 

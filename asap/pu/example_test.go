@@ -13,6 +13,7 @@ import (
 	"github.com/rserpool-go/registrar/asap/pe"
 	"github.com/rserpool-go/registrar/asap/pu"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // exampleSetup runs a registrar and one echo PE of pool "echo" in this
@@ -23,7 +24,7 @@ func exampleSetup() (string, func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	rcfg := registrar.DefaultTestConfig(dir)
+	rcfg := registrartest.Config(dir)
 	rcfg.Logger = hclog.NewNullLogger()
 	r, err := registrar.New(rcfg)
 	if err != nil {

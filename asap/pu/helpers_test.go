@@ -10,17 +10,17 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
-	"github.com/rserpool-go/registrar/asap/internal/testlog"
 	"github.com/rserpool-go/registrar/asap/pe"
 	"github.com/rserpool-go/registrar/asap/pu"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if leaked := leakcheck.Wait(5 * time.Second); leaked != "" {
+		if leaked := sharedtest.WaitLeaks(5 * time.Second); leaked != "" {
 			fmt.Fprintf(os.Stderr, "goroutines leaked:\n%s\n", leaked)
 			code = 1
 		}
@@ -30,14 +30,9 @@ func TestMain(m *testing.M) {
 
 // startRegistrar runs a registrar for the test; its log stops when it
 // stopped (see testlog).
-func startRegistrar(t testing.TB, mod func(*registrar.Config)) *registrar.TestServer {
+func startRegistrar(t testing.TB, mod func(*registrar.Config)) *registrartest.Server {
 	t.Helper()
-	return registrar.StartForTest(t, "", func(c *registrar.Config) {
-		c.Logger = testlog.Logger(t, "registrar")
-		if mod != nil {
-			mod(c)
-		}
-	})
+	return registrartest.Start(t, "", mod)
 }
 
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {
@@ -63,7 +58,7 @@ func newUser(t testing.TB, mod func(*pu.Config), registrars ...string) *pu.User 
 	cfg := pu.DefaultConfig()
 	cfg.Registrars = registrars
 	cfg.RequestTimeout = time.Second
-	cfg.Logger = testlog.Logger(t, "pu")
+	cfg.Logger = sharedtest.Logger(t, "pu")
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -90,17 +85,17 @@ type testPE struct {
 	cancel context.CancelFunc
 }
 
-func startPE(t testing.TB, r *registrar.TestServer, pool string, id uint32) *testPE {
+func startPE(t testing.TB, r *registrartest.Server, pool string, id uint32) *testPE {
 	t.Helper()
 	return startPEOn(t, r, pool, id, "tcp:127.0.0.1:0", "tcp:127.0.0.1:0")
 }
 
 // startPEOn starts a PE whose service listens on listen and whose ASAP
 // endpoint is asapSpec.
-func startPEOn(t testing.TB, r *registrar.TestServer, pool string, id uint32, listen, asapSpec string) *testPE {
+func startPEOn(t testing.TB, r *registrartest.Server, pool string, id uint32, listen, asapSpec string) *testPE {
 	t.Helper()
 	scfg := pe.DefaultServerConfig()
-	scfg.Logger = testlog.Logger(t, fmt.Sprintf("server-%x", id))
+	scfg.Logger = sharedtest.Logger(t, fmt.Sprintf("server-%x", id))
 	srv, err := pe.Listen(context.Background(), listen, scfg)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +107,7 @@ func startPEOn(t testing.TB, r *registrar.TestServer, pool string, id uint32, li
 	cfg.Registrars = []string{r.ASAPAddr()}
 	cfg.ASAP = asapSpec
 	cfg.ReregInterval = time.Minute
-	cfg.Logger = testlog.Logger(t, fmt.Sprintf("pe-%x", id))
+	cfg.Logger = sharedtest.Logger(t, fmt.Sprintf("pe-%x", id))
 	el, err := pe.New(cfg)
 	if err != nil {
 		srv.Close()

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/transport"
 )
@@ -36,12 +36,12 @@ func needSCTP(t *testing.T) {
 // apart by the PPID, and fails over with the cookie.
 func TestSCTP_SessionFailover(t *testing.T) {
 	needSCTP(t)
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, func(c *registrar.Config) { c.ASAP = "sctp:127.0.0.1:0" })
 	pes := map[uint32]*testPE{}
 	for id := uint32(1); id <= 2; id++ {
 		pes[id] = startPEOn(t, r, "echo", id, "sctp:127.0.0.1:0", "sctp:127.0.0.1:0")
-		got, ok := r.Store().Lookup("echo", id)
+		got, ok := r.Handlespace().Lookup("echo", id)
 		if !ok || got.Element.User.Kind != asap.ParamSCTPTransport || got.Element.User.Use != asap.UseDataAndControl ||
 			got.Element.ASAP.Kind != asap.ParamSCTPTransport || got.Element.ASAP.Port == 0 {
 			t.Fatalf("PE %d at the registrar: %+v, want SCTP user (data+control) and ASAP transports", id, got.Element)

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
 	"github.com/rserpool-go/registrar/asap/pu"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 )
 
 // failovers collects the session's failover events.
@@ -62,7 +62,7 @@ func exchange(t testing.TB, s *pu.Session, msg string) string {
 }
 
 func TestSession_SendRecv(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	startPE(t, r, "echo", 1)
 	u := newUser(t, nil, r.ASAPAddr())
@@ -90,7 +90,7 @@ func TestSession_SendRecv(t *testing.T) {
 // The PE dies: the session fails over to the other one, which gets the
 // last cookie first and carries on from it.
 func TestSession_FailoverCookieEcho(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	pes := map[uint32]*testPE{1: startPE(t, r, "echo", 1), 2: startPE(t, r, "echo", 2)}
 	u := newUser(t, nil, r.ASAPAddr())
@@ -131,7 +131,7 @@ func TestSession_FailoverCookieEcho(t *testing.T) {
 
 // A business card from the PE names the PE to fail over to.
 func TestSession_BusinessCardPreferred(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	pes := map[uint32]*testPE{}
 	for id := uint32(1); id <= 3; id++ {
@@ -163,7 +163,7 @@ func TestSession_BusinessCardPreferred(t *testing.T) {
 // data; by default the session's pool and its own transport, with
 // OwnPool its own pool and PEs; none with NoBusinessCard.
 func TestSession_SendsBusinessCard(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	pes := map[uint32]*testPE{1: startPE(t, r, "cards", 1), 2: startPE(t, r, "cards", 2)}
 	u := newUser(t, nil, r.ASAPAddr())
@@ -234,7 +234,7 @@ func TestSession_SendsBusinessCard(t *testing.T) {
 
 // When every PE is gone the session says so.
 func TestSession_NoPELeft(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	p := startPE(t, r, "echo", 1)
 	u := newUser(t, nil, r.ASAPAddr())
@@ -252,7 +252,7 @@ func TestSession_NoPELeft(t *testing.T) {
 
 // Failover on request (the application's timeout).
 func TestSession_ForcedFailover(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	startPE(t, r, "echo", 1)
 	startPE(t, r, "echo", 2)

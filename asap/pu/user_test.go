@@ -12,9 +12,8 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/asap/internal/leakcheck"
-	"github.com/rserpool-go/registrar/asap/internal/testlog"
 	"github.com/rserpool-go/registrar/asap/pu"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/transport"
 )
@@ -28,7 +27,7 @@ func ids(pes []asap.PoolElement) []uint32 {
 }
 
 func TestUser_ResolveCache(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	startPE(t, r, "echo", 1)
 	u := newUser(t, func(c *pu.Config) { c.CacheTime = 300 * time.Millisecond }, r.ASAPAddr())
@@ -57,7 +56,7 @@ func TestUser_ResolveCache(t *testing.T) {
 }
 
 func TestUser_NoCache(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	startPE(t, r, "echo", 1)
 	u := newUser(t, func(c *pu.Config) { c.CacheTime = 0; c.Items = asap.ItemsAll }, r.ASAPAddr())
@@ -72,7 +71,7 @@ func TestUser_NoCache(t *testing.T) {
 }
 
 func TestUser_UnknownPool(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	u := newUser(t, nil, r.ASAPAddr())
 	_, err := u.Resolve(ctxTimeout(t, 10*time.Second), "nopool")
@@ -87,7 +86,7 @@ func TestUser_UnknownPool(t *testing.T) {
 
 // Three reports make the registrar remove the PE (MaxBadPEReports).
 func TestUser_ReportUnreachable(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	p := startPE(t, r, "echo", 7)
 	u := newUser(t, nil, r.ASAPAddr())
@@ -98,13 +97,13 @@ func TestUser_ReportUnreachable(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "the registrar to remove the reported PE", func() bool {
-		_, ok := r.Store().Lookup("echo", p.el.ID())
+		_, ok := r.Handlespace().Lookup("echo", p.el.ID())
 		return !ok
 	})
 }
 
 func TestUser_NoRegistrar(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +119,7 @@ func TestUser_NoRegistrar(t *testing.T) {
 
 // A registrar heard in SERVER_ANNOUNCE is used; no address is configured.
 func TestUser_Announce(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
 	startPE(t, r, "echo", 1)
 	group := fmt.Sprintf("239.0.0.79:%d", 20000+os.Getpid()%20000)
@@ -134,7 +133,7 @@ func TestUser_Announce(t *testing.T) {
 	u, err := pu.New(func() pu.Config {
 		c := pu.DefaultConfig()
 		c.Announce, c.AnnounceInterface = group, "lo"
-		c.Logger = testlog.Logger(t, "pu")
+		c.Logger = sharedtest.Logger(t, "pu")
 		return c
 	}())
 	if err != nil {
@@ -172,7 +171,7 @@ func TestUser_Announce(t *testing.T) {
 // A registrar listening on the wildcard address announces endpoints a PU
 // can use (the registrar's announces name the host's addresses).
 func TestUser_AnnounceFromWildcardRegistrar(t *testing.T) {
-	leakcheck.Check(t)
+	sharedtest.CheckLeaks(t)
 	group := fmt.Sprintf("239.0.0.81:%d", 20000+os.Getpid()%20000)
 	r := startRegistrar(t, func(c *registrar.Config) {
 		c.ASAP = "tcp::0"
@@ -181,7 +180,7 @@ func TestUser_AnnounceFromWildcardRegistrar(t *testing.T) {
 	_ = r
 	cfg := pu.DefaultConfig()
 	cfg.Announce, cfg.AnnounceInterface = group, "lo"
-	cfg.Logger = testlog.Logger(t, "pu")
+	cfg.Logger = sharedtest.Logger(t, "pu")
 	u, err := pu.New(cfg)
 	if err != nil {
 		t.Skipf("cannot join %s on lo: %v", group, err)

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // runBin runs a built binary and returns its exit code and output.
@@ -88,7 +88,7 @@ func flagErr(cmd, msg string) cliCase {
 // behaviour: help on stdout with 0, usage errors on stderr with 2, a flag
 // error once with one pointer at -h.
 func TestCLI_Registrar(t *testing.T) {
-	bin := filepath.Join(registrar.BinDir(t), "registrar")
+	bin := filepath.Join(registrartest.BinDir(t), "registrar")
 	cases := []cliCase{
 		{args: nil, code: 2, quietOut: true, stderr: []string{"usage: registrar <command>"}},
 		{args: []string{"-h"}, code: 0, quietErr: true, stdout: []string{"commands:", "agent", "snapshot", "completion", "version"}},
@@ -147,7 +147,7 @@ func TestCLI_Registrar(t *testing.T) {
 // Ensure the bash completion of the built binary completes its commands,
 // subcommands and flags.
 func TestCLI_BashCompletion(t *testing.T) {
-	bin := filepath.Join(registrar.BinDir(t), "registrar")
+	bin := filepath.Join(registrartest.BinDir(t), "registrar")
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Skip("no bash")

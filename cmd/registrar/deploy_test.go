@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // repoRoot is the checkout's top directory (this package is cmd/registrar).
@@ -34,7 +35,7 @@ func needTool(t *testing.T, name, pkg string) string {
 // the files installed, relative to it.
 func installTree(t *testing.T, vars ...string) (root string, files []string) {
 	t.Helper()
-	registrar.BinDir(t) // an end-to-end test: runs under `make test`
+	registrartest.BinDir(t) // an end-to-end test: runs under `make test`
 	tmp := t.TempDir()
 	args := append([]string{"-C", repoRoot, "--no-print-directory", "install", "BIN=" + filepath.Join(tmp, "bin")}, vars...)
 	for i, v := range args {

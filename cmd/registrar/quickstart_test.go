@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // alarming are log lines a healthy start must not print.
@@ -32,20 +33,20 @@ func checkQuiet(t *testing.T, what, out string) {
 // Ctrl-C for everything), works and logs no WARN or ERROR line anywhere,
 // and that the counts read right ("1 pool, 2 PEs").
 func TestE2E_QuickStartIsQuiet(t *testing.T) {
-	bin := registrar.BinDir(t)
+	bin := registrartest.BinDir(t)
 	reg, rsp := filepath.Join(bin, "registrar"), filepath.Join(bin, "rsp")
-	port := func() int { return registrar.FreePort(t) }
+	port := func() int { return registrartest.FreePort(t) }
 	asapPort, httpAddr := port(), fmt.Sprintf("127.0.0.1:%d", port())
 	// As `make run`: no tcp: prefix (auto), default profile and log level.
-	agent := registrar.StartProcess(t, "registrar agent", reg, "agent", "-data-dir", filepath.Join(t.TempDir(), "registrar-data"),
+	agent := registrartest.StartProcess(t, "registrar agent", reg, "agent", "-data-dir", filepath.Join(t.TempDir(), "registrar-data"),
 		"-asap", fmt.Sprintf("127.0.0.1:%d", asapPort), "-enrp", fmt.Sprintf("127.0.0.1:%d", port()), "-http", httpAddr,
 		"-raft", fmt.Sprintf("127.0.0.1:%d", port()), "-gossip", fmt.Sprintf("127.0.0.1:%d", port()))
 	agent.WaitLine(0, registrar.ReadyLine, 30*time.Second)
 
 	regAddr := fmt.Sprintf("tcp:127.0.0.1:%d", asapPort)
-	var pes []*registrar.Process
+	var pes []*registrartest.Process
 	for i := 0; i < 2; i++ {
-		p := registrar.StartProcess(t, fmt.Sprintf("rsp serve %d", i), rsp, "serve", "-registrar", regAddr,
+		p := registrartest.StartProcess(t, fmt.Sprintf("rsp serve %d", i), rsp, "serve", "-registrar", regAddr,
 			"-pool", "EchoPool", "-service", "echo", "-listen", "tcp:127.0.0.1:0")
 		p.WaitLine(0, "pe registered", 15*time.Second)
 		pes = append(pes, p)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // writeConfig writes a config file of keys.
@@ -91,22 +92,22 @@ func metric(t *testing.T, httpAddr, series string) string {
 // file changes nothing, and the agent keeps serving throughout; systemd
 // hears READY, RELOADING/READY and STOPPING.
 func TestE2E_SighupReload(t *testing.T) {
-	bin := registrar.BinDir(t)
+	bin := registrartest.BinDir(t)
 	dir := t.TempDir()
-	port := func() string { return fmt.Sprintf("127.0.0.1:%d", registrar.FreePort(t)) }
+	port := func() string { return fmt.Sprintf("127.0.0.1:%d", registrartest.FreePort(t)) }
 	asap, httpAddr := "tcp:"+port(), port()
 	keys := map[string]any{"data_dir": filepath.Join(dir, "data"), "asap": asap, "enrp": "tcp:" + port(), "http": httpAddr,
 		"raft": port(), "gossip": port(), "profile": "local", "log_level": "info"}
 	cfgPath := filepath.Join(dir, "registrar.json")
 	writeConfig(t, cfgPath, keys)
 	sock, notes := notifySocket(t)
-	agent := registrar.StartProcessEnv(t, "registrar agent", []string{"NOTIFY_SOCKET=" + sock},
+	agent := registrartest.StartProcessEnv(t, "registrar agent", []string{"NOTIFY_SOCKET=" + sock},
 		filepath.Join(bin, "registrar"), "agent", "-config", cfgPath)
 	agent.WaitLine(0, registrar.ReadyLine, 30*time.Second)
 	waitNotify(t, notes, "READY=1")
 
 	rsp := filepath.Join(bin, "rsp")
-	pe := registrar.StartProcess(t, "rsp serve", rsp, "serve", "-registrar", asap, "-pool", "p", "-listen", "tcp:127.0.0.1:0")
+	pe := registrartest.StartProcess(t, "rsp serve", rsp, "serve", "-registrar", asap, "-pool", "p", "-listen", "tcp:127.0.0.1:0")
 	pe.WaitLine(0, "pe registered", 15*time.Second)
 	resolve := func() error {
 		return exec.Command(rsp, "resolve", "-registrar", asap, "-timeout", "5s", "p").Run()
@@ -139,7 +140,7 @@ func TestE2E_SighupReload(t *testing.T) {
 	waitNotify(t, notes, "READY=1")
 
 	// The level: a new PE's registration now logs at debug.
-	pe2 := registrar.StartProcess(t, "rsp serve 2", rsp, "serve", "-registrar", asap, "-pool", "p", "-listen", "tcp:127.0.0.1:0")
+	pe2 := registrartest.StartProcess(t, "rsp serve 2", rsp, "serve", "-registrar", asap, "-pool", "p", "-listen", "tcp:127.0.0.1:0")
 	pe2.WaitLine(0, "pe registered", 15*time.Second)
 	agent.WaitLine(from, "registration accepted", 10*time.Second)
 	// The limit: one resolution per burst, then refused.
@@ -177,13 +178,13 @@ func TestE2E_SighupReload(t *testing.T) {
 // Ensure -log-file sends the agent's logs to the file, rotated by size,
 // and nothing to standard error.
 func TestE2E_LogFile(t *testing.T) {
-	bin := registrar.BinDir(t)
+	bin := registrartest.BinDir(t)
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "registrar.log")
-	agent := registrar.StartProcess(t, "registrar agent", filepath.Join(bin, "registrar"), "agent", "-data-dir", filepath.Join(dir, "data"),
-		"-asap", fmt.Sprintf("tcp:127.0.0.1:%d", registrar.FreePort(t)), "-enrp", fmt.Sprintf("tcp:127.0.0.1:%d", registrar.FreePort(t)),
-		"-http", fmt.Sprintf("127.0.0.1:%d", registrar.FreePort(t)), "-raft", fmt.Sprintf("127.0.0.1:%d", registrar.FreePort(t)),
-		"-gossip", fmt.Sprintf("127.0.0.1:%d", registrar.FreePort(t)), "-profile", "local", "-log-file", logPath)
+	agent := registrartest.StartProcess(t, "registrar agent", filepath.Join(bin, "registrar"), "agent", "-data-dir", filepath.Join(dir, "data"),
+		"-asap", fmt.Sprintf("tcp:127.0.0.1:%d", registrartest.FreePort(t)), "-enrp", fmt.Sprintf("tcp:127.0.0.1:%d", registrartest.FreePort(t)),
+		"-http", fmt.Sprintf("127.0.0.1:%d", registrartest.FreePort(t)), "-raft", fmt.Sprintf("127.0.0.1:%d", registrartest.FreePort(t)),
+		"-gossip", fmt.Sprintf("127.0.0.1:%d", registrartest.FreePort(t)), "-profile", "local", "-log-file", logPath)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		b, _ := os.ReadFile(logPath)

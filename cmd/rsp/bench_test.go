@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -126,7 +126,7 @@ func TestBench_RequestTimeout(t *testing.T) {
 // Ensure that both modes work against our registrar, with one
 // association in all and with one per PE, and leave no PE behind.
 func TestBench_AgainstRegistrar(t *testing.T) {
-	r := registrar.StartForTest(t, "", nil)
+	r := registrartest.Start(t, "", nil)
 	for _, perPE := range []bool{false, true} {
 		for _, mode := range []string{"register", "resolve"} {
 			b := &bench{addr: r.ASAPAddr(), pool: asap.PoolHandle("b-" + mode), pes: 4, items: 3, perPE: perPE, timeout: 5 * time.Second}
@@ -145,8 +145,8 @@ func TestBench_AgainstRegistrar(t *testing.T) {
 				t.Errorf("%s (pe per association %v): %+v; want operations, no errors, %d associations", mode, perPE, res, wantConns)
 			}
 			waitFor(t, 10*time.Second, "the bench PEs deregistered", func() bool {
-				_, ok := r.Store().Lookup(b.pool, 1)
-				_, fill := r.Store().Lookup(b.pool, 0x7f000000)
+				_, ok := r.Handlespace().Lookup(b.pool, 1)
+				_, fill := r.Handlespace().Lookup(b.pool, 0x7f000000)
 				return !ok && !fill
 			})
 		}

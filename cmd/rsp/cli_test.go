@@ -8,14 +8,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // Ensure the rsp binary's help, version, typo and exit-code behaviour:
 // help on stdout with 0, usage errors on stderr with 2, a flag error once
 // with one pointer at -h.
 func TestCLI_Rsp(t *testing.T) {
-	bin := filepath.Join(registrar.BinDir(t), "rsp")
+	bin := filepath.Join(registrartest.BinDir(t), "rsp")
 	type tcase struct {
 		args           []string
 		code           int

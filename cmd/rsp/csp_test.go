@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap/csp"
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -76,9 +77,9 @@ func hasAssoc(r *csp.Report, want csp.Association) bool {
 // registrar association; the PU its session and its associations with
 // the registrar and the PE; both a final report when they stop.
 func TestCSPReports(t *testing.T) {
-	checkLeaks(t)
+	sharedtest.CheckLeaks(t)
 	mon := newCSPCollector(t)
-	r := registrar.StartForTest(t, "", nil)
+	r := registrartest.Start(t, "", nil)
 	reg := r.ASAPAddr()
 	cspArgs := []string{"-csp-server", mon.pc.LocalAddr().String(), "-csp-interval", "250ms"}
 	pe := startServe(t, append([]string{"-registrar", reg, "-pool", "csp", "-id", "0x1001", "-policy", "lu:25%",
@@ -93,13 +94,13 @@ func TestCSPReports(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	stdin, feed := io.Pipe()
-	cout, cerr := &syncBuffer{}, &syncBuffer{}
+	cout, cerr := &sharedtest.Buffer{}, &sharedtest.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- connectCmd(ctx, append([]string{"-registrar", reg, "-timeout", "3s"}, append(cspArgs, "csp")...), stdin, cout, cerr)
 	}()
 	fmt.Fprintln(feed, "hello")
-	cout.wait(t, "the echo", regexp.MustCompile("(?m)^hello$"), 10*time.Second)
+	cout.Wait(t, "the echo", regexp.MustCompile("(?m)^hello$"), 10*time.Second)
 	pu := mon.wait(t, "the PU's session", func(rep *csp.Report) bool {
 		return csp.GroupOf(rep.Sender) == csp.GroupPoolUser && rep.Status == "1 Session" &&
 			hasAssoc(rep, csp.Association{Receiver: peID, Protocol: 6}) &&
@@ -119,7 +120,7 @@ func TestCSPReports(t *testing.T) {
 // Ensure that bad CSP flags are usage errors naming the flag.
 func TestCSPFlags(t *testing.T) {
 	for _, args := range [][]string{{"-csp-interval", "100ms"}, {"-csp-server", "a:b:c"}} {
-		var out syncBuffer
+		var out sharedtest.Buffer
 		code := serve(context.Background(), append([]string{"-pool", "p"}, args...), &out)
 		if code != 2 || !regexp.MustCompile(regexp.QuoteMeta(args[0])).MatchString(out.String()) {
 			t.Errorf("rsp serve %v: exit %d, %q; want 2 and a message naming %s", args, code, out.String(), args[0])

@@ -10,21 +10,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // End to end with the built binaries (E2E_BIN, set by `make test`): a
 // registrar agent, three `rsp serve` PEs, `rsp resolve`, and `rsp connect`
 // surviving a SIGKILL of the PE it talks to.
 func TestE2E_ServeResolveConnect(t *testing.T) {
-	bin := registrar.BinDir(t)
+	bin := registrartest.BinDir(t)
 	rsp := filepath.Join(bin, "rsp")
-	agent := registrar.StartAgent(t, t.TempDir())
+	agent := registrartest.StartAgent(t, t.TempDir())
 
 	ids := []string{"0x00001001", "0x00001002", "0x00001003"}
-	pes := map[string]*registrar.Process{}
+	pes := map[string]*registrartest.Process{}
 	for _, id := range ids {
-		p := registrar.StartProcess(t, "rsp serve "+id, rsp, "serve", "-registrar", agent.ASAP, "-pool", "echo",
+		p := registrartest.StartProcess(t, "rsp serve "+id, rsp, "serve", "-registrar", agent.ASAP, "-pool", "echo",
 			"-service", "echo", "-id", id, "-listen", "tcp:127.0.0.1:0", "-asap", "tcp:127.0.0.1:0", "-rereg", "2s")
 		pes[id] = p
 	}
@@ -59,7 +60,7 @@ func TestE2E_ServeResolveConnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cout, cerr := &syncBuffer{}, &syncBuffer{}
+	cout, cerr := &sharedtest.Buffer{}, &sharedtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = cout, cerr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -77,16 +78,16 @@ func TestE2E_ServeResolveConnect(t *testing.T) {
 			t.Logf("rsp connect stdout:\n%s\nstderr:\n%s", cout, cerr)
 		}
 	})
-	first := cerr.wait(t, "connect line", regexp.MustCompile(`connected to PE (0x0000100[123])`), 15*time.Second)[1]
+	first := cerr.Wait(t, "connect line", regexp.MustCompile(`connected to PE (0x0000100[123])`), 15*time.Second)[1]
 	for _, line := range []string{"one", "two", "three"} {
 		fmt.Fprintln(stdin, line)
-		cout.wait(t, "the reply to "+line, regexp.MustCompile("(?m)^"+line+"$"), 10*time.Second)
+		cout.Wait(t, "the reply to "+line, regexp.MustCompile("(?m)^"+line+"$"), 10*time.Second)
 	}
 	pes[first].Kill() // SIGKILL
-	second := cerr.wait(t, "the failover line",
+	second := cerr.Wait(t, "the failover line",
 		regexp.MustCompile(`failover: PE `+first+` unreachable, now PE (0x0000100[123]) \(cookie echoed, from (the PE's business card|a handle resolution)\)`), 15*time.Second)[1]
 	fmt.Fprintln(stdin, "four")
-	cout.wait(t, "the reply after the failover", regexp.MustCompile("(?m)^four$"), 10*time.Second)
+	cout.Wait(t, "the reply after the failover", regexp.MustCompile("(?m)^four$"), 10*time.Second)
 	restored := pes[second].WaitLine(0, "restored session from cookie", 10*time.Second)
 	if !regexp.MustCompile(`messages_served_before=[23]`).MatchString(restored) {
 		t.Errorf("new PE's cookie line: %q, want 2 or 3 messages served before", restored)

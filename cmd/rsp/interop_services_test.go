@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // More of TestSCTPInterop_RSPLIB (one RSPLIB registrar for all): a line
@@ -18,7 +19,7 @@ import (
 // more than 5 s (the dial deadline) after it connected. The dial left its
 // deadline on the socket and every later Send spun on it forever.
 func testLineAfterDialDeadline(t *testing.T, rsp, regSpec string) {
-	p := registrar.StartProcess(t, "rsp serve", rsp, "serve", "-registrar", regSpec, "-pool", "GoIdle",
+	p := registrartest.StartProcess(t, "rsp serve", rsp, "serve", "-registrar", regSpec, "-pool", "GoIdle",
 		"-listen", "sctp:"+labPE+":0", "-asap", "sctp:"+labPE+":0")
 	p.WaitLine(0, "pe registered", 60*time.Second)
 	conn := exec.Command(rsp, "connect", "-registrar", regSpec, "-timeout", "5s", "GoIdle")
@@ -26,7 +27,7 @@ func testLineAfterDialDeadline(t *testing.T, rsp, regSpec string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &sharedtest.Buffer{}
 	conn.Stdout, conn.Stderr = out, out
 	if err := conn.Start(); err != nil {
 		t.Fatal(err)
@@ -36,13 +37,13 @@ func testLineAfterDialDeadline(t *testing.T, rsp, regSpec string) {
 	go func() { waitErr = conn.Wait(); close(done) }()
 	t.Cleanup(func() { conn.Process.Kill(); <-done })
 	connected := time.Now()
-	out.wait(t, "the connect line", regexp.MustCompile(`connected to PE`), 30*time.Second)
+	out.Wait(t, "the connect line", regexp.MustCompile(`connected to PE`), 30*time.Second)
 	fmt.Fprintln(feed, "first")
-	out.wait(t, "the echo of the first line", regexp.MustCompile(`(?m)^first$`), 10*time.Second)
+	out.Wait(t, "the echo of the first line", regexp.MustCompile(`(?m)^first$`), 10*time.Second)
 	// The scenario is time passing beyond the 5 s dial deadline.
 	time.Sleep(time.Until(connected.Add(7 * time.Second)))
 	fmt.Fprintln(feed, "second")
-	out.wait(t, "the echo of a line typed 7 s after connecting", regexp.MustCompile(`(?m)^second$`), 10*time.Second)
+	out.Wait(t, "the echo of a line typed 7 s after connecting", regexp.MustCompile(`(?m)^second$`), 10*time.Second)
 	feed.Close()
 	select {
 	case <-done:
@@ -73,7 +74,7 @@ const daytimeLine = `[A-Z][a-z]+day, \d{2}-[A-Z][a-z]+-\d{4} \d{2}:\d{2}:\d{2}\.
 func testServices(t *testing.T, rsp, regSpec string) {
 	rsplibChargen := false
 	for _, svc := range []string{"daytime", "chargen", "discard"} {
-		p := registrar.StartProcess(t, "rspserver -"+svc, "rspserver", "-"+svc, "-poolhandle=RSPLIB-"+svc,
+		p := registrartest.StartProcess(t, "rspserver -"+svc, "rspserver", "-"+svc, "-poolhandle=RSPLIB-"+svc,
 			"-registrar="+labRegistrar+":3863", "-asapannounce=off", "-loglevel=2", "-logcolor=off", "-quiet")
 		if svc == "chargen" {
 			deadline := time.Now().Add(5 * time.Second)
@@ -87,7 +88,7 @@ func testServices(t *testing.T, rsp, regSpec string) {
 				t.Errorf("rspserver -chargen exited for another reason:\n%s", out)
 			}
 		}
-		s := registrar.StartProcess(t, "rsp serve "+svc, rsp, "serve", "-registrar", regSpec, "-pool", "Go-"+svc, "-service", svc,
+		s := registrartest.StartProcess(t, "rsp serve "+svc, rsp, "serve", "-registrar", regSpec, "-pool", "Go-"+svc, "-service", svc,
 			"-listen", "sctp:"+labPE+":0", "-asap", "sctp:"+labPE+":0")
 		s.WaitLine(0, "pe registered", 60*time.Second)
 	}

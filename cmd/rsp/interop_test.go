@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
 // Interoperability of rsp serve, resolve and connect with RSPLIB over
@@ -42,13 +43,13 @@ func needLab(t *testing.T) string {
 	if os.Getenv("E2E_BIN") == "" {
 		fail("E2E_BIN does not point at our binaries")
 	}
-	return registrar.BinDir(t)
+	return registrartest.BinDir(t)
 }
 
 // runUntil runs cmd in a process group of its own until its output
 // matches want or d passes, then kills the group.
 func runUntil(t *testing.T, cmd *exec.Cmd, want *regexp.Regexp, d time.Duration) (string, bool) {
-	out := &syncBuffer{}
+	out := &sharedtest.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -79,12 +80,12 @@ func TestSCTPInterop_RSPLIB(t *testing.T) {
 	rsp := filepath.Join(bin, "rsp")
 	// Its output is block-buffered (not a terminal): rsp serve's retries
 	// tell when it serves.
-	registrar.StartProcess(t, "rspregistrar", "rspregistrar", "-asap="+labRegistrar+":3863", "-enrp="+labRegistrar+":9901",
+	registrartest.StartProcess(t, "rspregistrar", "rspregistrar", "-asap="+labRegistrar+":3863", "-enrp="+labRegistrar+":9901",
 		"-asapannounce=off", "-enrpannounce=off", "-loglevel=2", "-logcolor=off")
 	regSpec := "sctp:" + labRegistrar + ":3863"
 
 	t.Run("our PE, RSPLIB's PU", func(t *testing.T) {
-		p := registrar.StartProcess(t, "rsp serve", rsp, "serve", "-registrar", regSpec, "-pool", "GoEcho", "-id", "0x2001",
+		p := registrartest.StartProcess(t, "rsp serve", rsp, "serve", "-registrar", regSpec, "-pool", "GoEcho", "-id", "0x2001",
 			"-listen", "sctp:"+labPE+":0", "-asap", "sctp:"+labPE+":0", "-rereg", "5s", "-log-level", "debug")
 		p.WaitLine(0, "pe registered", 60*time.Second)
 		out, err := exec.Command(rsp, "resolve", "-registrar", regSpec, "GoEcho").CombinedOutput()
@@ -111,7 +112,7 @@ func TestSCTPInterop_RSPLIB(t *testing.T) {
 	})
 
 	t.Run("RSPLIB's PE, our PU", func(t *testing.T) {
-		registrar.StartProcess(t, "rspserver", "rspserver", "-echo", "-poolhandle=EchoPool", "-registrar="+labRegistrar+":3863",
+		registrartest.StartProcess(t, "rspserver", "rspserver", "-echo", "-poolhandle=EchoPool", "-registrar="+labRegistrar+":3863",
 			"-asapannounce=off", "-loglevel=2", "-logcolor=off", "-quiet")
 		var out []byte
 		deadline := time.Now().Add(30 * time.Second)

@@ -7,81 +7,18 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
-
-// checkLeaks fails t when goroutines of the PE/PU libraries or of the
-// transport outlive the test (and its other cleanups).
-func checkLeaks(t *testing.T) {
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			buf := make([]byte, 4<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			var leaked []string
-			for _, g := range strings.Split(string(buf), "\n\n") {
-				for _, p := range []string{"registrar/asap/pe.", "registrar/asap/pu.", "asap/internal/regclient.", "registrar/transport."} {
-					if strings.Contains(g, p) {
-						leaked = append(leaked, g)
-						break
-					}
-				}
-			}
-			if len(leaked) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("goroutines leaked:\n%s", strings.Join(leaked, "\n\n"))
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-// syncBuffer collects a command's output; tests wait for lines in it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// wait polls until re matches the output and returns the match.
-func (s *syncBuffer) wait(t testing.TB, what string, re *regexp.Regexp, d time.Duration) []string {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if m := re.FindStringSubmatch(s.String()); m != nil {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v; output:\n%s", what, d, s.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // inProcessPE runs `rsp serve` in this process.
 type inProcessPE struct {
-	out    *syncBuffer
+	out    *sharedtest.Buffer
 	cancel context.CancelFunc
 	code   chan int
 }
@@ -89,10 +26,10 @@ type inProcessPE struct {
 func startServe(t *testing.T, args ...string) *inProcessPE {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &inProcessPE{out: &syncBuffer{}, cancel: cancel, code: make(chan int, 1)}
+	p := &inProcessPE{out: &sharedtest.Buffer{}, cancel: cancel, code: make(chan int, 1)}
 	go func() { p.code <- serve(ctx, args, p.out) }()
 	t.Cleanup(func() { p.stop(t) })
-	p.out.wait(t, `"pe registered"`, regexp.MustCompile(`pe registered`), 10*time.Second)
+	p.out.Wait(t, `"pe registered"`, regexp.MustCompile(`pe registered`), 10*time.Second)
 	return p
 }
 
@@ -115,8 +52,8 @@ func (p *inProcessPE) stop(t *testing.T) {
 // The commands in this process against an in-process registrar: serve
 // registers, resolve lists, connect fails over with the cookie.
 func TestServeResolveConnect(t *testing.T) {
-	checkLeaks(t)
-	r := registrar.StartForTest(t, "", nil) // logs to t.Log until the test ends
+	sharedtest.CheckLeaks(t)
+	r := registrartest.Start(t, "", nil) // logs to t.Log until the test ends
 	reg := r.ASAPAddr()
 	pes := map[string]*inProcessPE{}
 	for _, id := range []string{"0x00001001", "0x00001002"} {
@@ -148,26 +85,26 @@ func TestServeResolveConnect(t *testing.T) {
 	}
 
 	stdin, feed := io.Pipe()
-	cout, cerr := &syncBuffer{}, &syncBuffer{}
+	cout, cerr := &sharedtest.Buffer{}, &sharedtest.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- connectCmd(ctx, []string{"-registrar", reg, "-timeout", "3s", "echo"}, stdin, cout, cerr)
 	}()
-	first := cerr.wait(t, "connect line", regexp.MustCompile(`connected to PE (0x0000100[12])`), 10*time.Second)[1]
+	first := cerr.Wait(t, "connect line", regexp.MustCompile(`connected to PE (0x0000100[12])`), 10*time.Second)[1]
 	for _, line := range []string{"one", "two"} {
 		fmt.Fprintln(feed, line)
-		cout.wait(t, "the reply to "+line, regexp.MustCompile("(?m)^"+line+"$"), 10*time.Second)
+		cout.Wait(t, "the reply to "+line, regexp.MustCompile("(?m)^"+line+"$"), 10*time.Second)
 	}
 	// The echo service sends its cookie after each reply, so the cookie of
 	// "one" came before the reply to "two" (that of "two" may be on its
 	// way). The PE sent the pool user a business card naming the other.
-	pes[first].out.wait(t, "the business card", regexp.MustCompile(`business card sent: .*candidates=0x0000100[12]`), 10*time.Second)
+	pes[first].out.Wait(t, "the business card", regexp.MustCompile(`business card sent: .*candidates=0x0000100[12]`), 10*time.Second)
 	pes[first].stop(t)
-	m := cerr.wait(t, "the failover line", regexp.MustCompile(`failover: PE `+first+` unreachable, now PE (0x0000100[12]) \(cookie echoed, from the PE's business card\)`), 10*time.Second)
+	m := cerr.Wait(t, "the failover line", regexp.MustCompile(`failover: PE `+first+` unreachable, now PE (0x0000100[12]) \(cookie echoed, from the PE's business card\)`), 10*time.Second)
 	second := m[1]
 	fmt.Fprintln(feed, "three")
-	cout.wait(t, "the reply after the failover", regexp.MustCompile("(?m)^three$"), 10*time.Second)
-	pes[second].out.wait(t, "the restored cookie", regexp.MustCompile(`restored session from cookie: .*messages_served_before=[12]`), 5*time.Second)
+	cout.Wait(t, "the reply after the failover", regexp.MustCompile("(?m)^three$"), 10*time.Second)
+	pes[second].out.Wait(t, "the restored cookie", regexp.MustCompile(`restored session from cookie: .*messages_served_before=[12]`), 5*time.Second)
 	feed.Close()
 	select {
 	case code := <-done:
@@ -186,31 +123,31 @@ func TestServeResolveConnect(t *testing.T) {
 // rspserver: rsp connect -n gets the time (one line, then the PE closes
 // the session) and the character stream without sending anything.
 func TestServeTalkers(t *testing.T) {
-	checkLeaks(t)
-	r := registrar.StartForTest(t, "", nil)
+	sharedtest.CheckLeaks(t)
+	r := registrartest.Start(t, "", nil)
 	reg := r.ASAPAddr()
 	startServe(t, "-registrar", reg, "-pool", "daytime", "-service", "daytime", "-listen", "tcp:127.0.0.1:0", "-asap", "tcp:127.0.0.1:0")
 	chargen := startServe(t, "-registrar", reg, "-pool", "chargen", "-service", "chargen", "-listen", "tcp:127.0.0.1:0", "-asap", "tcp:127.0.0.1:0")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	var out, errOut syncBuffer
-	if code := connectCmd(ctx, []string{"-registrar", reg, "-replies=false", "-n", "1", "daytime"}, strings.NewReader(""), &out, &errOut); code != 0 {
+	out, errOut := &sharedtest.Buffer{}, &sharedtest.Buffer{}
+	if code := connectCmd(ctx, []string{"-registrar", reg, "-replies=false", "-n", "1", "daytime"}, strings.NewReader(""), out, errOut); code != 0 {
 		t.Fatalf("rsp connect -n 1 daytime exited %d:\n%s", code, errOut.String())
 	}
 	if !regexp.MustCompile(`^[A-Z][a-z]+day, \d{2}-[A-Z][a-z]+-\d{4} \d{2}:\d{2}:\d{2}\.\d{6}\n$`).MatchString(out.String()) {
 		t.Errorf("daytime: %q, want one line like RSPLIB's \"Monday, 23-November-2026 12:00:00.123456\"", out.String())
 	}
 
-	out, errOut = syncBuffer{}, syncBuffer{}
-	if code := connectCmd(ctx, []string{"-registrar", reg, "-replies=false", "-n", "3", "chargen"}, strings.NewReader(""), &out, &errOut); code != 0 {
+	out, errOut = &sharedtest.Buffer{}, &sharedtest.Buffer{}
+	if code := connectCmd(ctx, []string{"-registrar", reg, "-replies=false", "-n", "3", "chargen"}, strings.NewReader(""), out, errOut); code != 0 {
 		t.Fatalf("rsp connect -n 3 chargen exited %d:\n%s", code, errOut.String())
 	}
 	if lines := strings.Split(out.String(), "\n"); len(lines) != 3*14+1 || len(lines[0]) != 72 || lines[0][:3] != ` !"` || lines[1][:3] != `!"#` {
 		t.Errorf("chargen: %d lines, first %q; want 42 lines of the RFC 864 pattern", len(lines)-1, lines[0])
 	}
 	// The PE notices the pool user left (its stream's send fails) and ends the session.
-	chargen.out.wait(t, "the chargen session to end", regexp.MustCompile(`pool user left`), 10*time.Second)
+	chargen.out.Wait(t, "the chargen session to end", regexp.MustCompile(`pool user left`), 10*time.Second)
 	if strings.Contains(errOut.String(), "failover") {
 		t.Errorf("chargen session failed over:\n%s", errOut.String())
 	}
@@ -220,8 +157,8 @@ func TestServeTalkers(t *testing.T) {
 // -card-pes other PEs of its pool (never itself), none with -card-pes 0,
 // and logs the pool user's own card (its pool and its transport).
 func TestServeBusinessCards(t *testing.T) {
-	checkLeaks(t)
-	r := registrar.StartForTest(t, "", nil)
+	sharedtest.CheckLeaks(t)
+	r := registrartest.Start(t, "", nil)
 	reg := r.ASAPAddr()
 	pes := map[string]*inProcessPE{}
 	for i, id := range []string{"0x00002001", "0x00002002", "0x00002003", "0x00002004"} {
@@ -239,19 +176,19 @@ func TestServeBusinessCards(t *testing.T) {
 		// The session stays open (its input does) until the PE has told
 		// what it did with the cards.
 		stdin, feed := io.Pipe()
-		out, errOut := &syncBuffer{}, &syncBuffer{}
+		out, errOut := &sharedtest.Buffer{}, &sharedtest.Buffer{}
 		offsets := map[string]int{}
 		for id, p := range pes {
 			offsets[id] = len(p.out.String())
 		}
 		done := make(chan int, 1)
 		go func() { done <- connectCmd(ctx, []string{"-registrar", reg, "cards"}, stdin, out, errOut) }()
-		id := errOut.wait(t, "the connect line", regexp.MustCompile(`connected to PE (0x[0-9a-f]{8})`), 10*time.Second)[1]
+		id := errOut.Wait(t, "the connect line", regexp.MustCompile(`connected to PE (0x[0-9a-f]{8})`), 10*time.Second)[1]
 		seen[id] = true
 		p := pes[id]
 		from := offsets[id]
 		fmt.Fprintln(feed, "hi") // the pool user's card comes before it
-		out.wait(t, "the echo", regexp.MustCompile(`(?m)^hi$`), 10*time.Second)
+		out.Wait(t, "the echo", regexp.MustCompile(`(?m)^hi$`), 10*time.Second)
 		after := func() string { return p.out.String()[from:] }
 		if !regexp.MustCompile(`business card from the pool user: .*pool=cards pes=1 first="0x00000000 tcp 127\.0\.0\.1:\d+"`).MatchString(after()) {
 			t.Errorf("PE %s did not log the pool user's card:\n%s", id, after())
@@ -277,7 +214,7 @@ func TestServeBusinessCards(t *testing.T) {
 }
 
 // waitForOutput polls cond until it holds or 10 s pass.
-func waitForOutput(t *testing.T, what string, cond func() bool, out *syncBuffer) {
+func waitForOutput(t *testing.T, what string, cond func() bool, out *sharedtest.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

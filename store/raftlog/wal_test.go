@@ -1,4 +1,4 @@
-package store
+package raftlog
 
 import (
 	"bytes"
@@ -226,16 +226,16 @@ type walSnap struct{}
 func (walSnap) Persist(s raft.SnapshotSink) error { return s.Close() }
 func (walSnap) Release()                          {}
 
-// Ensure raft runs on the WAL (with RaftStore as stable store): commands,
+// Ensure raft runs on the WAL (with Stable as stable store): commands,
 // a snapshot with log compaction, a restart that recovers the log.
 func TestWAL_Raft(t *testing.T) {
 	dir := t.TempDir()
-	start := func() (*raft.Raft, *WAL, *RaftStore, *walFSM) {
+	start := func() (*raft.Raft, *WAL, *Stable, *walFSM) {
 		w, err := OpenWAL(filepath.Join(dir, "wal"), &WALOptions{NoSync: true, SegmentSize: 4096})
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := OpenRaftStore(filepath.Join(dir, "raft.db"), &RaftStoreOptions{NoSync: true})
+		st, err := OpenStable(filepath.Join(dir, "raft.db"), &StableOptions{NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package store
+package raftlog
 
 import (
 	"encoding/binary"
@@ -16,12 +16,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/rserpool-go/registrar/store/internal/fileio"
 )
 
 // WAL is a raft LogStore that appends log entries to segment files: each
-// StoreLogs is one write and one fdatasync, where a B+tree store (RaftStore)
-// needs two syncs and page rewrites. It is the registrar's raft log; the
-// StableStore (term, vote) stays in RaftStore.
+// StoreLogs is one write and one fdatasync, where a B+tree store needs two
+// syncs and page rewrites. It is the registrar's raft log; the
+// StableStore (term, vote) is Stable.
 //
 // # Layout
 //
@@ -31,7 +32,7 @@ import (
 //
 //	length   4 bytes, big-endian: the payload's length
 //	crc      4 bytes, big-endian: CRC-32C of the payload
-//	payload  the entry, encoded as RaftStore encodes it
+//	payload  the entry (see appendEntry)
 //
 // Entries are contiguous: segment N+1 starts right after segment N's last
 // index. Removing a prefix deletes whole segments and records the new first
@@ -78,7 +79,7 @@ type WAL struct {
 	dirty *walSegment
 
 	fmu   sync.Mutex
-	fault *FaultError // (fmu)
+	fault *fileio.FaultError // (fmu)
 
 	mu    sync.RWMutex
 	segs  []*walSegment // by first index
@@ -335,7 +336,7 @@ func checkRecord(data []byte, off int64, want uint64) (int64, string) {
 		return 0, "checksum mismatch"
 	}
 	var l raft.Log
-	if err := decodeOwnedRaftLog(payload, want, &l); err != nil {
+	if err := decodeEntry(payload, want, &l); err != nil {
 		return 0, err.Error()
 	}
 	return n, ""
@@ -352,7 +353,7 @@ func findRecord(data []byte, from int64, want uint64) int64 {
 			continue
 		}
 		payload := data[p+walRecordHeader : p+walRecordHeader+n]
-		if payload[0] != raftLogEncodingV1 || payload[2]&^raftLogKnownFlags != 0 {
+		if payload[0] != entryEncodingV1 || payload[2]&^entryKnownFlags != 0 {
 			continue
 		}
 		idx, k := binary.Uvarint(payload[3:])
@@ -363,14 +364,14 @@ func findRecord(data []byte, from int64, want uint64) int64 {
 			continue
 		}
 		var l raft.Log
-		if decodeOwnedRaftLog(payload, idx, &l) == nil {
+		if decodeEntry(payload, idx, &l) == nil {
 			return p
 		}
 	}
 	return -1
 }
 
-// Fault returns the storage fault of the log (a *FaultError) from a
+// Fault returns the storage fault of the log (a *store.FaultError) from a
 // failed append until one succeeds, or nil.
 func (w *WAL) Fault() error {
 	w.fmu.Lock()
@@ -381,11 +382,11 @@ func (w *WAL) Fault() error {
 	return w.fault
 }
 
-func (w *WAL) setFault(path, op string, err error) *FaultError {
+func (w *WAL) setFault(path, op string, err error) *fileio.FaultError {
 	w.fmu.Lock()
 	defer w.fmu.Unlock()
 	if w.fault == nil {
-		w.fault = &FaultError{Path: path, Op: op, Err: err, Since: time.Now()}
+		w.fault = &fileio.FaultError{Path: path, Op: op, Err: err, Since: time.Now()}
 		w.log.Error("raft log write failed: appends are refused until one succeeds", "path", path, "op", op,
 			"error", err, "fix", w.fault.Fix())
 	}
@@ -465,7 +466,7 @@ func (w *WAL) GetLog(index uint64, l *raft.Log) error {
 	if int(n)+walRecordHeader != len(b) || crc32.Checksum(b[walRecordHeader:], walCRC) != binary.BigEndian.Uint32(b[4:]) {
 		return fmt.Errorf("raft log %s: %w: index %d fails its checksum", seg.path, ErrWALCorrupt, index)
 	}
-	return decodeOwnedRaftLog(b[walRecordHeader:], index, l)
+	return decodeEntry(b[walRecordHeader:], index, l)
 }
 
 // StoreLog stores one entry.
@@ -474,7 +475,7 @@ func (w *WAL) StoreLog(l *raft.Log) error { return w.StoreLogs([]*raft.Log{l}) }
 // StoreLogs appends entries (which must follow the last one) with one
 // write and one fdatasync. A failed append leaves the log as it was (see
 // the type's documentation) and returns an error wrapping a
-// *FaultError, unless WALOptions.RetryWrite has it retried.
+// *store.FaultError, unless WALOptions.RetryWrite has it retried.
 func (w *WAL) StoreLogs(logs []*raft.Log) error {
 	if len(logs) == 0 {
 		return nil
@@ -500,7 +501,7 @@ func (w *WAL) StoreLogs(logs []*raft.Log) error {
 	for _, l := range logs {
 		start := len(b)
 		b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
-		b = appendRaftLog(b, l)
+		b = appendEntry(b, l)
 		payload := b[start+walRecordHeader:]
 		binary.BigEndian.PutUint32(b[start:], uint32(len(payload)))
 		binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(payload, walCRC))

@@ -1,10 +1,12 @@
-package store
+package raftlog
 
 import (
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/rserpool-go/registrar/store/internal/fileio"
 )
 
 // walFS is every file operation of the WAL. The OS is the only one in
@@ -61,7 +63,7 @@ func (osFS) ReadFile(name string) ([]byte, error)        { return os.ReadFile(na
 func (osFS) Remove(name string) error                    { return os.Remove(name) }
 func (osFS) Rename(from, to string) error                { return os.Rename(from, to) }
 func (osFS) MkdirAll(dir string, perm fs.FileMode) error { return os.MkdirAll(dir, perm) }
-func (osFS) SyncDir(dir string) error                    { return syncDir(dir) }
+func (osFS) SyncDir(dir string) error                    { return fileio.SyncDir(dir) }
 
 func (osFS) Segments(dir string) ([]string, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*.wal"))

@@ -1,4 +1,4 @@
-package registrar
+package registrartest
 
 import (
 	"bufio"
@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rserpool-go/registrar/registrar"
 )
 
 // End-to-end test helpers: they run the built binaries (the etcd e2e
@@ -317,7 +319,7 @@ func StartAgent(t testing.TB, dir string, extra ...string) *Agent {
 	}
 	args = append(args, extra...)
 	a.Process = StartProcess(t, "registrar "+filepath.Base(dir), filepath.Join(bin, "registrar"), args...)
-	a.WaitLine(0, ReadyLine, 30*time.Second)
+	a.WaitLine(0, registrar.ReadyLine, 30*time.Second)
 	return a
 }
 
@@ -336,7 +338,7 @@ func (a *Agent) RestartAndWait() {
 	a.t.Helper()
 	from := a.Lines()
 	a.Restart()
-	a.WaitLine(from, ReadyLine, 30*time.Second)
+	a.WaitLine(from, registrar.ReadyLine, 30*time.Second)
 }
 
 // CLI runs `registrar ARGS` against this agent's admin API (through

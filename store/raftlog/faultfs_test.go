@@ -1,4 +1,4 @@
-package store
+package raftlog
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 )
 
 // memFS is a walFS in memory for fault tests. It injects failures
@@ -247,41 +246,4 @@ func (f *memFile) Close() error {
 	defer f.m.mu.Unlock()
 	f.closed = true
 	return nil
-}
-
-// faultSchedule injects failures in windows: most operations pass, and
-// now and then a window of a random number of operations fails about one
-// in two of them with one of ENOSPC or EIO.
-type faultSchedule struct {
-	mu       sync.Mutex
-	rng      *rand.Rand
-	left     int // operations left in the current window
-	errno    error
-	injected int
-	sites    map[string]bool // the sites it injects into (nil: all)
-}
-
-func newFaultSchedule(seed uint64) *faultSchedule {
-	return &faultSchedule{rng: rand.New(rand.NewPCG(seed, 5))}
-}
-
-func (f *faultSchedule) next(site string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.sites != nil && !f.sites[site] {
-		return nil
-	}
-	if f.left == 0 {
-		if f.rng.IntN(40) != 0 {
-			return nil
-		}
-		f.left = 1 + f.rng.IntN(12)
-		f.errno = []error{syscall.ENOSPC, syscall.EIO}[f.rng.IntN(2)]
-	}
-	f.left--
-	if f.rng.IntN(2) == 0 {
-		return nil
-	}
-	f.injected++
-	return f.errno
 }

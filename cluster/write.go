@@ -1,0 +1,105 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/enrp"
+	"github.com/rserpool-go/registrar/store"
+)
+
+// WriteError is the error of a handlespace write: why it failed, and the
+// ASAP Operation Error to answer the PE or peer with. errors.As finds the
+// Operation Error (*asap.OperationError) and errors.Is the cause
+// (ErrPENotFound, ErrStorageFault, ErrNoLeader, a store sentinel, ...).
+type WriteError struct {
+	// Err is why the write failed: the store's refusal of the change (a
+	// *store.PEError, ErrPENotFound), or why it did not commit.
+	Err error
+	// Op is what to answer: the store's cause for a refused PE, Lack of
+	// Resources for a write that did not commit (nothing the PE did wrong).
+	Op *asap.OperationError
+}
+
+func (e *WriteError) Error() string { return e.Err.Error() }
+
+// Unwrap gives the cause.
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// As gives the Operation Error for errors.As(err, &oe) with oe a
+// *asap.OperationError.
+func (e *WriteError) As(target any) bool {
+	if p, ok := target.(**asap.OperationError); ok {
+		*p = e.Op
+		return true
+	}
+	return false
+}
+
+// writeError wraps the failure of a write (nil stays nil).
+func writeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var we *WriteError
+	if errors.As(err, &we) {
+		return err
+	}
+	oe := (*asap.OperationError)(nil)
+	if !errors.As(err, &oe) {
+		oe = asap.NewOperationError(asap.CauseLackOfResources, nil)
+	}
+	return &WriteError{Err: err, Op: oe}
+}
+
+// Register commits the registration (or update) of pe in pool ph, homed at
+// pe.Home, on behalf of this registrar. A PE the store would refuse (a
+// zero ID, an unsupported policy, one inconsistent with its pool) is
+// refused before anything is proposed, with the store's Operation Error;
+// so is every write during a storage fault (Fault), with Lack of
+// Resources.
+func (h *Handlespace) Register(ctx context.Context, ph asap.PoolHandle, pe asap.PoolElement) error {
+	if err := h.store.Check(store.PE{Handle: ph, Element: pe}); err != nil {
+		return writeError(err)
+	}
+	return h.Commit(ctx, NewUpdate(time.Now(), enrp.AddPE, h.cfg.ID, ph, pe))
+}
+
+// Deregister commits the removal of pe (pool ph, pe.ID) on behalf of this
+// registrar. A PE that is not registered gives ErrPENotFound.
+func (h *Handlespace) Deregister(ctx context.Context, ph asap.PoolHandle, pe asap.PoolElement) error {
+	return h.Commit(ctx, NewUpdate(time.Now(), enrp.DelPE, h.cfg.ID, ph, pe))
+}
+
+// Takeover commits that this registrar takes over the PEs of target,
+// dealing them over owners (sorted, deterministically).
+func (h *Handlespace) Takeover(ctx context.Context, target uint32, owners []uint32) error {
+	return h.Commit(ctx, NewTakeover(time.Now(), h.cfg.ID, target, owners))
+}
+
+// Batch commits several ENRP HANDLE_UPDATEs as one raft entry (a foreign
+// peer's handle table), each with the sender it names. Each update is
+// applied or refused on its own; the error is the first refusal.
+func (h *Handlespace) Batch(ctx context.Context, updates []*enrp.HandleUpdate) error {
+	return h.Commit(ctx, Command{Kind: KindBatch, Time: time.Now(), Updates: updates})
+}
+
+// Commit proposes any command (the verbs above build theirs) and waits,
+// bounded by ctx and the raft apply timeout, until this registrar applied
+// it. The error, if any, is a *WriteError: the command's own failure once
+// applied, or why it did not commit.
+func (h *Handlespace) Commit(ctx context.Context, cmd Command) error {
+	if err := h.node.Fault(); err != nil {
+		return writeError(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Raft.ApplyTimeout)
+	defer cancel()
+	res, err := h.node.Propose(ctx, cmd)
+	if err != nil {
+		return writeError(fmt.Errorf("handlespace write failed: %w", err))
+	}
+	return writeError(res.Failed())
+}

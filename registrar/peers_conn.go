@@ -1,0 +1,271 @@
+package registrar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/cluster"
+	"github.com/rserpool-go/registrar/enrp"
+	"github.com/rserpool-go/registrar/transport"
+)
+
+// ENRP peering: associations, heartbeats, PRESENCE and the peers' lists
+// (ENRP_PRESENCE, ENRP_LIST_REQUEST/RESPONSE).
+
+// jitter is safe for concurrent use: the peering loop and the multicast
+// sender both call it.
+func (p *peers) jitter(d time.Duration) time.Duration {
+	// RSPLIB jitters its heartbeat by ±12.5 %.
+	return time.Duration(float64(d) * (0.875 + 0.25*rand.Float64()))
+}
+
+func (p *peers) heartbeat(now time.Time) {
+	cfg := p.r.cfg
+	type action struct {
+		fp    *foreignPeer
+		id    uint32 // fp.id, read under the lock (peerLocked sets it)
+		probe bool
+	}
+	var sends []action
+	var dead []action
+	var dials []*foreignPeer
+	p.mu.Lock()
+	for _, fp := range p.all {
+		if fp.conn == nil && !fp.dialing && fp.addr != "" {
+			fp.dialing = true
+			dials = append(dials, fp)
+		}
+		if fp.lastHeard.IsZero() && fp.id != 0 {
+			fp.lastHeard = now
+		}
+		switch {
+		case fp.id != 0 && !fp.probeAt.IsZero() && now.Sub(fp.probeAt) > cfg.MaxTimeNoResponse.D():
+			dead = append(dead, action{fp, fp.id, true})
+		case fp.id != 0 && fp.probeAt.IsZero() && now.Sub(fp.lastHeard) > cfg.MaxTimeLastHeard.D():
+			fp.probeAt = now
+			sends = append(sends, action{fp, fp.id, true})
+		case !now.Before(fp.nextBeat):
+			fp.nextBeat = now.Add(p.jitter(cfg.PeerHeartbeat.D()))
+			sends = append(sends, action{fp, fp.id, false})
+		}
+	}
+	p.mu.Unlock()
+	for _, fp := range dials {
+		fp := fp
+		p.r.goFunc(func() { p.dial(fp) })
+	}
+	for _, a := range sends {
+		p.sendTo(a.fp, p.r.presence(a.id, a.probe))
+	}
+	for _, a := range dead {
+		p.peerDead(a.fp, a.id, now)
+	}
+}
+
+// dial opens our association to a peer and serves it.
+func (p *peers) dial(fp *foreignPeer) {
+	defer func() {
+		p.mu.Lock()
+		fp.dialing = false
+		p.mu.Unlock()
+	}()
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDENRP
+	cfg.WriteTimeout = 5 * time.Second
+	cfg.Logger = p.r.log.Named("enrp")
+	p.mu.Lock()
+	addr := fp.addr // a reload may make a learnt peer static
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	c, err := p.r.net.Dial(ctx, addr, cfg)
+	cancel()
+	if err != nil {
+		p.r.log.Debug("cannot reach ENRP peer", "address", addr, "error", err)
+		select {
+		case <-p.r.quit:
+		case <-time.After(time.Second):
+		}
+		return
+	}
+	ec := &enrpConn{r: p.r, c: c, next: map[tableKey]cluster.Cursor{}}
+	p.mu.Lock()
+	if fp.removed {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	fp.conn = ec
+	fp.nextBeat = time.Time{}
+	id := fp.id // read under the lock: peerLocked sets it
+	p.mu.Unlock()
+	p.r.log.Info("connected to ENRP peer", "address", addr, "peer", hexID(id))
+	// Say hello: our PRESENCE (reply required) and ask for its peers.
+	p.sendTo(fp, p.r.presence(id, true))
+	p.sendTo(fp, &enrp.ListRequest{Header: enrp.Header{Sender: p.r.id, Receiver: id}})
+	p.r.serveENRPConn(ec)
+	p.mu.Lock()
+	if fp.conn == ec {
+		fp.conn = nil
+	}
+	p.mu.Unlock()
+}
+
+// connClosed forgets an association that ended.
+func (p *peers) connClosed(ec *enrpConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, fp := range p.all {
+		if fp.inbound == ec {
+			fp.inbound = nil
+		}
+		if fp.conn == ec {
+			fp.conn = nil
+		}
+	}
+}
+
+// sendTo sends a message to a peer: on the association it opened to our
+// ENRP port if there is one, else on ours. It reports whether the peer
+// had an association to send on.
+func (p *peers) sendTo(fp *foreignPeer, m enrp.Message) bool {
+	p.mu.Lock()
+	ec := fp.conn
+	if fp.inbound != nil {
+		ec = fp.inbound
+	}
+	m.IDs().Receiver = fp.id
+	p.mu.Unlock()
+	if ec != nil {
+		ec.send(m)
+	}
+	return ec != nil
+}
+
+// broadcast sends a message to every connected peer and returns how many
+// it went to.
+func (p *peers) broadcast(m func(receiver uint32) enrp.Message) int {
+	p.mu.Lock()
+	fps := append([]*foreignPeer(nil), p.all...)
+	p.mu.Unlock()
+	n := 0
+	for _, fp := range fps {
+		if p.sendTo(fp, m(fp.id)) {
+			n++
+		}
+	}
+	return n
+}
+
+// heard records traffic from a peer on association ec.
+func (p *peers) heard(ec *enrpConn, id uint32, si *asap.ServerInfo) *foreignPeer {
+	if id == 0 || p.isMember(id) {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fp := p.peerLocked(id, si)
+	if fp == nil {
+		return nil
+	}
+	if ec != nil && ec.inbound {
+		fp.inbound = ec
+	}
+	fp.lastHeard = time.Now()
+	fp.probeAt = time.Time{}
+	// Any sign of life cancels our takeover of it.
+	if t, ok := p.takeovers[id]; ok {
+		p.r.log.Info("ENRP peer is alive: takeover abandoned", "peer", hexID(id))
+		delete(p.takeovers, t.target)
+	}
+	delete(p.acked, id)
+	return fp
+}
+
+// onPresence handles ENRP_PRESENCE from a peer.
+func (p *peers) onPresence(ec *enrpConn, m *enrp.Presence) {
+	fp := p.heard(ec, m.Sender, &m.ServerInfo)
+	if fp == nil {
+		return
+	}
+	if m.ReplyRequired {
+		ec.send(p.r.presence(m.Sender, false))
+	}
+	p.mu.Lock()
+	fp.checksum = m.Checksum
+	syncing := fp.syncing
+	p.mu.Unlock()
+	if !syncing && m.Checksum != p.hs.Checksum(m.Sender) {
+		p.r.log.Info("PE checksum differs: resynchronising the peer's handle table", "peer", hexID(m.Sender),
+			"theirs", fmt.Sprintf("0x%04x", m.Checksum), "ours", fmt.Sprintf("0x%04x", p.hs.Checksum(m.Sender)))
+		p.startSync(fp)
+	}
+}
+
+// onList learns peers from a LIST_RESPONSE (entries with ID 0 and our own
+// cluster's registrars are skipped).
+func (p *peers) onList(m *enrp.ListResponse) {
+	for i := range m.Servers {
+		si := &m.Servers[i]
+		if si.ID == 0 || p.isMember(si.ID) {
+			continue
+		}
+		p.mu.Lock()
+		p.peerLocked(si.ID, si)
+		p.mu.Unlock()
+	}
+}
+
+// startMulticast sends and receives ENRP_PRESENCE on the ENRP multicast
+// group; a PRESENCE from an unknown registrar makes it a peer.
+func (p *peers) startMulticast(ctx context.Context, group string) error {
+	mc := transport.DefaultMulticastConfig()
+	mc.Logger = p.r.log.Named("enrp-multicast")
+	mc.Loopback = false
+	m, err := transport.OpenMulticast(ctx, group, mc)
+	if err != nil {
+		return err
+	}
+	p.r.goFunc(func() {
+		<-p.r.quit
+		m.Close()
+	})
+	p.r.goFunc(func() { // receive
+		for {
+			b, _, err := m.Recv(context.Background())
+			if err != nil {
+				if errors.Is(err, transport.ErrClosed) {
+					return
+				}
+				continue
+			}
+			msg, _, err := enrp.Unpack(b, p.r.limitsFor())
+			if err != nil {
+				continue
+			}
+			if pr, ok := msg.(*enrp.Presence); ok && pr.Sender != p.r.id {
+				p.heard(nil, pr.Sender, &pr.ServerInfo)
+			}
+		}
+	})
+	p.r.goFunc(func() { // send
+		for {
+			b, err := enrp.Pack(p.r.presence(0, false))
+			if err == nil {
+				sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = m.Send(sctx, b)
+				cancel()
+			}
+			select {
+			case <-p.r.quit:
+				return
+			case <-time.After(p.jitter(p.r.cfg.PeerHeartbeat.D())):
+			}
+		}
+	})
+	p.r.log.Info("ENRP presence multicast", "group", group)
+	return nil
+}
