@@ -330,6 +330,17 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 			return len(homes) == 1 && slices.Contains(slices.Collect(maps.Values(homes)), ours)
 		})
 	}
+	// RSPLIB takes over only from a peer whose PRESENCE it accepted, which
+	// it does only on the association it opened to our ENRP port: wait
+	// until ours greeted both there.
+	greeted := map[string]bool{}
+	for from := 0; len(greeted) < 2; {
+		from = a.WaitNext(from, "sent our PRESENCE on the association the ENRP peer opened", 40*time.Second)
+		line := strings.Split(a.Output(), "\n")[from-1]
+		if i := strings.Index(line, "peer="); i >= 0 {
+			greeted[strings.Fields(line[i:])[0]] = true
+		}
+	}
 	start := time.Now()
 	a.Kill()
 	// RSPLIB notices the death after its peer timers (about 10 s), then

@@ -41,6 +41,9 @@ type foreignPeer struct {
 	// so messages to the peer prefer it over ours (whose local port is
 	// ephemeral).
 	inbound *enrpConn
+	// greet: inbound is new; the next heartbeat round sends our PRESENCE
+	// on it at once.
+	greet bool
 
 	lastHeard time.Time
 	probeAt   time.Time // PRESENCE R=1 sent (zero: not probing)

@@ -29,6 +29,7 @@ func (p *peers) heartbeat(now time.Time) {
 		fp    *foreignPeer
 		id    uint32 // fp.id, read under the lock (peerLocked sets it)
 		probe bool
+		greet bool
 	}
 	var sends []action
 	var dead []action
@@ -44,13 +45,14 @@ func (p *peers) heartbeat(now time.Time) {
 		}
 		switch {
 		case fp.id != 0 && !fp.probeAt.IsZero() && now.Sub(fp.probeAt) > cfg.MaxTimeNoResponse.D():
-			dead = append(dead, action{fp, fp.id, true})
+			dead = append(dead, action{fp: fp, id: fp.id, probe: true})
 		case fp.id != 0 && fp.probeAt.IsZero() && now.Sub(fp.lastHeard) > cfg.MaxTimeLastHeard.D():
 			fp.probeAt = now
-			sends = append(sends, action{fp, fp.id, true})
-		case !now.Before(fp.nextBeat):
+			sends = append(sends, action{fp: fp, id: fp.id, probe: true})
+		case fp.greet || !now.Before(fp.nextBeat):
+			sends = append(sends, action{fp: fp, id: fp.id, greet: fp.greet})
+			fp.greet = false
 			fp.nextBeat = now.Add(p.jitter(cfg.PeerHeartbeat.D()))
-			sends = append(sends, action{fp, fp.id, false})
 		}
 	}
 	p.mu.Unlock()
@@ -59,7 +61,9 @@ func (p *peers) heartbeat(now time.Time) {
 		p.r.goFunc(func() { p.dial(fp) })
 	}
 	for _, a := range sends {
-		p.sendTo(a.fp, p.r.presence(a.id, a.probe))
+		if p.sendTo(a.fp, p.r.presence(a.id, a.probe)) && a.greet {
+			p.r.log.Info("sent our PRESENCE on the association the ENRP peer opened", "peer", hexID(a.id))
+		}
 	}
 	for _, a := range dead {
 		p.peerDead(a.fp, a.id, now)
@@ -171,8 +175,18 @@ func (p *peers) heard(ec *enrpConn, id uint32, si *asap.ServerInfo) *foreignPeer
 	if fp == nil {
 		return nil
 	}
-	if ec != nil && ec.inbound {
+	if ec != nil && ec.inbound && fp.inbound != ec {
+		// A new association from the peer: our next PRESENCE goes at
+		// once, on it. RSPLIB accepts a PRESENCE only on an association
+		// whose port is the ENRP port it names, so the ones sent on our
+		// own association (ephemeral port) did not count; without this a
+		// peer would not know us until our next heartbeat (30 s).
 		fp.inbound = ec
+		fp.greet = true
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
 	}
 	fp.lastHeard = time.Now()
 	fp.probeAt = time.Time{}

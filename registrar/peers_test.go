@@ -1,11 +1,14 @@
 package registrar_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/enrp"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/transport"
 )
 
 func fastPeering(c *registrar.Config) {
@@ -87,5 +90,82 @@ func TestENRPPeering(t *testing.T) {
 	waitFor(t, 10*time.Second, "three more keep-alives for B's own PE", func() bool { return clB.kas.Load() >= sinceB+3 })
 	if resp := resolve(t, clB, "pool", asap.ItemsAll); len(resp.PEs) != 4 {
 		t.Errorf("after the takeover B resolves %d PEs, want 4", len(resp.PEs))
+	}
+}
+
+// recvPresence reads ENRP messages from c until a PRESENCE arrives.
+func recvPresence(t *testing.T, ctx context.Context, c transport.Conn) *enrp.Presence {
+	t.Helper()
+	for {
+		_, b, err := c.Recv(ctx)
+		if err != nil {
+			t.Fatalf("waiting for a PRESENCE: %v", err)
+		}
+		m, _, err := enrp.Unpack(b, nil)
+		if err != nil {
+			t.Fatalf("undecodable ENRP message: %v", err)
+		}
+		if p, ok := m.(*enrp.Presence); ok {
+			return p
+		}
+	}
+}
+
+// Ensure a registrar greets a peer that opens an association to it with a
+// PRESENCE on that association at once, not at its next heartbeat: RSPLIB
+// refuses the PRESENCEs we send on our own association (whose port is not
+// our ENRP port), so until the greeting it does not know us as a peer,
+// and a takeover of our PEs after we die would not happen (the heartbeat
+// here is an hour: only the greeting can answer in time).
+func TestENRPGreetsAPeerOnItsAssociation(t *testing.T) {
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDENRP
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ln, err := transport.Listen(ctx, "tcp:127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peerAddr := ln.Addrs()[0]
+	a := startRegistrar(t, "", func(c *registrar.Config) {
+		fastPeering(c)
+		c.PeerHeartbeat = registrar.Duration(time.Hour)
+		c.MaxTimeLastHeard = registrar.Duration(time.Hour)
+		c.ENRPPeers = []string{"tcp:" + peerAddr.String()}
+	})
+	// A dials the static peer and says hello on its own association; its
+	// first heartbeat round follows at once (sending another), and the
+	// next is an hour away.
+	ours, err := ln.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	for i := 0; i < 2; i++ {
+		if p := recvPresence(t, ctx, ours); p.Sender != a.ID() {
+			t.Fatalf("PRESENCE on A's association from %08x, want A %08x", p.Sender, a.ID())
+		}
+	}
+	// The peer opens its own association to A's ENRP port and sends its
+	// PRESENCE (no reply asked for).
+	const peerID = 0x5eed0001
+	theirs, err := transport.Dial(ctx, a.ENRPAddrs()[0].Network()+":"+a.ENRPAddrs()[0].String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer theirs.Close()
+	si := asap.ServerInfo{ID: peerID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
+		Addrs: peerAddr.Addrs, Port: peerAddr.Port}}
+	b, err := enrp.Pack(&enrp.Presence{Header: enrp.Header{Sender: peerID}, ServerInfo: si})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := theirs.Send(ctx, transport.PPIDENRP, b); err != nil {
+		t.Fatal(err)
+	}
+	p := recvPresence(t, ctx, theirs)
+	if p.Sender != a.ID() || p.Receiver != peerID || p.ReplyRequired {
+		t.Errorf("greeting: sender %08x receiver %08x R=%v; want A's PRESENCE to %08x, no reply asked", p.Sender, p.Receiver, p.ReplyRequired, peerID)
 	}
 }
