@@ -18,7 +18,7 @@
 //   - local reads (Lookup, Owned, Checksum, AppendResolution, Pools,
 //     Iterate) come from this registrar's copy without raft;
 //   - cluster operations (Status, Servers, RemovePeer, Barrier,
-//     WriteSnapshot, RestoreFile, Members, SetMeta, Leave, Fault, Stats).
+//     WriteSnapshot, RestoreFile, Members, Leave, Fault, Stats).
 //
 // Subscribe delivers the committed changes (Change: the command or a
 // restore, with its raft index) in commit order, after they were applied;

@@ -60,9 +60,9 @@ type Config struct {
 	// keeps peers.json in its own DataDir.
 	Raft       RaftConfig
 	Membership MembershipConfig
-	// Meta is what this registrar gossips (the addresses it serves on
-	// may be set later with SetMeta); ID, Raft, RPC and Expect are filled
-	// in.
+	// Meta is what this registrar gossips, with the addresses it serves
+	// on (bind them first: gossip's first message about this registrar
+	// carries them); ID, Raft, RPC and Expect are filled in.
 	Meta Meta
 	// Bootstrap forms a one-node cluster when there is no raft state.
 	Bootstrap bool

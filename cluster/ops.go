@@ -194,10 +194,6 @@ func (h *Handlespace) Members() []Member { return h.members.Members() }
 // GossipAddr is this registrar's gossip address.
 func (h *Handlespace) GossipAddr() string { return h.members.LocalAddr() }
 
-// SetMeta changes what this registrar gossips about itself (the
-// addresses it serves on, once they are bound).
-func (h *Handlespace) SetMeta(f func(*Meta)) { h.members.SetMeta(f) }
-
 // Leave leaves the cluster for good: leadership moves away first, gossip
 // broadcasts the leave (bounded by 5 s), then it waits (bounded by 10 s)
 // until the leader removed this registrar from raft, so that a quick

@@ -42,10 +42,12 @@ type Registrar struct {
 	enrpLn  transport.Listener
 	httpLn  net.Listener
 	httpSrv *http.Server
-	metrics *metrics
-	live    *liveness
-	peers   *peers
-	limits  *rateLimits
+	// httpServed: httpSrv serves httpLn (and closes it).
+	httpServed bool
+	metrics    *metrics
+	live       *liveness
+	peers      *peers
+	limits     *rateLimits
 	// bootstrap: this registrar forms a one-node cluster (no -join, no
 	// -bootstrap-expect, no remembered peers).
 	bootstrap bool
@@ -217,15 +219,18 @@ func (c closers) run() error {
 
 // open brings everything up, one step after the other; the returned
 // cleanup undoes what was done. The steps open what closes last first:
-// the data dir and the handlespace (with raft and gossip), then PE
-// supervision and ENRP peering, then the listeners.
+// the data dir, the listeners' sockets (bound, not yet served: gossip
+// tells their addresses from its first message on), the handlespace
+// (with raft and gossip), then PE supervision and ENRP peering, then the
+// listeners are served.
 func (r *Registrar) open(ctx context.Context) (func() error, error) {
 	var c closers
 	for _, step := range []func(context.Context, *closers) error{
 		r.openDataDir,
+		r.bindListeners,
 		r.openHandlespace,
 		r.startSupervision,
-		r.openListeners,
+		r.serveListeners,
 		r.startAnnounces,
 	} {
 		if err := step(ctx, &c); err != nil {
@@ -269,11 +274,12 @@ func (r *Registrar) openHandlespace(ctx context.Context, c *closers) error {
 	mc.EncryptKey, _ = cluster.ParseEncryptKey(r.cfg.Encrypt)
 	mc.IsForeign = r.peers.isForeign
 	hs, err := cluster.Open(cluster.Config{
-		ID:          r.id,
-		DataDir:     r.cfg.DataDir,
-		Raft:        r.cfg.raftConfig(),
-		Membership:  mc,
-		Meta:        cluster.Meta{Build: Version},
+		ID:         r.id,
+		DataDir:    r.cfg.DataDir,
+		Raft:       r.cfg.raftConfig(),
+		Membership: mc,
+		Meta: cluster.Meta{Build: Version, ASAP: specList(r.asapLn.Addrs()), ENRP: specList(r.enrpLn.Addrs()),
+			HTTP: r.HTTPAddr()},
 		Bootstrap:   r.bootstrap,
 		NoSync:      r.cfg.NoSync,
 		CommitDelay: r.cfg.CommitDelay.D(),
@@ -331,30 +337,51 @@ func (r *Registrar) startSupervision(ctx context.Context, c *closers) error {
 	return r.startSnapshots(ctx)
 }
 
-// openListeners opens the ASAP and ENRP listeners and the admin API
-// (closed first, with their connections), serves them, and gossips their
-// addresses.
-func (r *Registrar) openListeners(ctx context.Context, c *closers) error {
+// bindListeners binds the ASAP and ENRP listeners and the admin API's
+// socket before gossip starts, so that the first word gossip says about
+// this registrar (a join, or refuting what the cluster remembers of its
+// previous run) carries their addresses; a later meta update could be
+// missed until the next push-pull, and a follower would not know where
+// the leader's admin API is. Connections wait in the backlog until
+// serveListeners serves them. The closer here only covers a start that
+// fails before that.
+func (r *Registrar) bindListeners(ctx context.Context, c *closers) error {
 	tcfg := r.asapConnConfig()
 	var err error
 	if r.asapLn, err = r.net.Listen(ctx, r.cfg.ASAP, tcfg); err != nil {
 		return fmt.Errorf("asap listen %s: %w", r.cfg.ASAP, err)
 	}
-	c.add(r.closeConns, r.asapLn.Close)
+	c.add(func() error { _ = r.asapLn.Close(); return nil })
 	ecfg := tcfg
 	ecfg.PPID = transport.PPIDENRP
 	ecfg.Logger = r.log.Named("enrp")
 	if r.enrpLn, err = r.net.Listen(ctx, r.cfg.ENRP, ecfg); err != nil {
 		return fmt.Errorf("enrp listen %s: %w", r.cfg.ENRP, err)
 	}
-	c.add(r.enrpLn.Close)
+	c.add(func() error { _ = r.enrpLn.Close(); return nil })
 	if r.cfg.HTTP != "off" {
 		if r.httpLn, err = net.Listen("tcp", r.cfg.HTTP); err != nil {
 			return fmt.Errorf("http listen %s: %w", r.cfg.HTTP, err)
 		}
+		c.add(func() error {
+			if !r.httpServed {
+				_ = r.httpLn.Close()
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// serveListeners serves the listeners bindListeners bound (closed first
+// at shutdown, with their connections).
+func (r *Registrar) serveListeners(_ context.Context, c *closers) error {
+	c.add(r.closeConns, r.asapLn.Close, r.enrpLn.Close)
+	if r.httpLn != nil {
 		r.httpSrv = &http.Server{Handler: r.httpHandler(), ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: r.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 		ln := r.httpLn
+		r.httpServed = true
 		r.goFunc(func() { _ = r.httpSrv.Serve(ln) })
 		c.add(func() error {
 			if r.killed {
@@ -367,9 +394,6 @@ func (r *Registrar) openListeners(ctx context.Context, c *closers) error {
 	}
 	r.goFunc(func() { r.acceptLoop(r.asapLn, r.serveASAP) })
 	r.goFunc(func() { r.acceptLoop(r.enrpLn, r.serveENRP) })
-	r.hs.SetMeta(func(m *cluster.Meta) {
-		m.ASAP, m.ENRP, m.HTTP = specList(r.asapLn.Addrs()), specList(r.enrpLn.Addrs()), r.HTTPAddr()
-	})
 	return nil
 }
 
