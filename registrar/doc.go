@@ -37,8 +37,10 @@
 // # Lifecycle
 //
 // Run opens everything in steps (open): the data dir (only after every
-// listener was found able to bind), the handlespace, PE supervision and
-// ENRP peering, the listeners, the announces; it logs ReadyLine, and on
+// listener was found able to bind), the listeners' sockets (bound but not
+// yet served, so that gossip's first word about this registrar carries
+// their addresses), the handlespace, PE supervision and ENRP peering,
+// serving the listeners, the announces; it logs ReadyLine, and on
 // cancellation shuts down in the reverse order: listeners and
 // connections, supervision and announces, gossip (a graceful leave only
 // when asked), raft, the handlespace file. Every goroutine is started
