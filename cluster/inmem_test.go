@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/enrp"
 	"github.com/rserpool-go/registrar/store"
 )
@@ -61,12 +62,15 @@ func startInmemCluster3(t *testing.T) *inmemCluster {
 func (c *inmemCluster) start(id uint32) *inmemNode {
 	c.t.Helper()
 	st := store.OpenMemory(nil)
-	node, err := OpenNode(NodeConfig{ID: id, Raft: DefaultRaftConfig(ProfileLocal), Bootstrap: len(c.nodes) == 0, Inmem: c.net}, st)
+	log := sharedtest.Logger(c.t, fmt.Sprintf("registrar-%d", id))
+	node, err := OpenNode(NodeConfig{ID: id, Raft: DefaultRaftConfig(ProfileLocal), Bootstrap: len(c.nodes) == 0, Inmem: c.net,
+		Logger: log}, st)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	mc := DefaultMembershipConfig(ProfileLocal)
 	mc.TakeoverGrace = time.Hour
+	mc.Logger = log.Named("gossip")
 	if len(c.nodes) > 0 {
 		mc.Join = []string{c.nodes[0].ml.LocalAddr()}
 	}

@@ -192,6 +192,8 @@ type Membership struct {
 	mu      sync.Mutex
 	meta    Meta
 	members map[string]*Member
+	// leaving: members that told us (leaveNotice) they leave for good.
+	leaving map[string]bool
 	kick    chan struct{}
 
 	reconciled atomic.Int64 // reconcile passes done as leader (tests wait for rounds)
@@ -217,7 +219,7 @@ func StartMembership(cfg MembershipConfig, node *Node, meta Meta) (*Membership, 
 	meta.Raft = string(node.Addr())
 	meta.RPC = meta.Raft
 	meta.Expect = cfg.BootstrapExpect
-	m := &Membership{cfg: cfg, node: node, log: log, meta: meta, members: map[string]*Member{},
+	m := &Membership{cfg: cfg, node: node, log: log, meta: meta, members: map[string]*Member{}, leaving: map[string]bool{},
 		kick: make(chan struct{}, 1), quit: make(chan struct{})}
 	if m.cfg.NodeName == "" {
 		m.cfg.NodeName = fmt.Sprintf("registrar-%08x", node.cfg.ID)
@@ -380,7 +382,38 @@ func (d *mlDelegate) NodeMeta(limit int) []byte {
 	}
 	return b
 }
-func (d *mlDelegate) NotifyMsg([]byte)                           {}
+// leaveNotice tags the message a leaving registrar sends every member
+// over gossip's reliable stream before its leave broadcast; the rest is
+// its gossip name.
+const leaveNotice = 'L'
+
+// NotifyMsg takes a leave notice: the member is Left from now on (unless
+// it joins again), whichever of its gossiped Leaving flag and its leave
+// broadcast arrives first or at all.
+func (d *mlDelegate) NotifyMsg(b []byte) {
+	if len(b) < 2 || b[0] != leaveNotice {
+		return
+	}
+	m := (*Membership)(d)
+	name := string(b[1:])
+	m.mu.Lock()
+	m.leaving[name] = true
+	mb := m.members[name]
+	changed := mb != nil && mb.Status != StatusLeft
+	var id uint32
+	var addr string
+	if changed {
+		mb.Status, mb.Since = StatusLeft, time.Now()
+		id, addr = mb.Meta.ID, mb.Addr
+		m.savePeersLocked()
+	}
+	m.mu.Unlock()
+	if changed {
+		m.log.Info("member left", "name", name, "id", fmt.Sprintf("%08x", id), "address", addr)
+		m.poke()
+	}
+}
+
 func (d *mlDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *mlDelegate) LocalState(join bool) []byte                { return nil }
 func (d *mlDelegate) MergeRemoteState(buf []byte, join bool)     {}
@@ -395,6 +428,12 @@ func (e *mlEvents) update(n *memberlist.Node, status MemberStatus) {
 		return
 	}
 	m.mu.Lock()
+	switch {
+	case status == StatusFailed && m.leaving[n.Name]:
+		status = StatusLeft // its leave notice came first
+	case status == StatusAlive:
+		delete(m.leaving, n.Name) // joined again
+	}
 	mb, ok := m.members[n.Name]
 	if !ok {
 		mb = &Member{Name: n.Name}
@@ -410,8 +449,21 @@ func (e *mlEvents) update(n *memberlist.Node, status MemberStatus) {
 	m.poke()
 }
 
-func (e *mlEvents) NotifyJoin(n *memberlist.Node)   { e.update(n, StatusAlive) }
-func (e *mlEvents) NotifyUpdate(n *memberlist.Node) { e.update(n, StatusAlive) }
+// NotifyJoin and NotifyUpdate: a registrar that gossips Leaving has left
+// for good, although its gossip may still answer: its leave message (a
+// broadcast memberlist sends a bounded number of times, to random
+// members, a failed one among them) can miss the leader, and a leaving
+// registrar whose process goes on is never found failed.
+func (e *mlEvents) NotifyJoin(n *memberlist.Node)   { e.update(n, aliveUnlessLeaving(n)) }
+func (e *mlEvents) NotifyUpdate(n *memberlist.Node) { e.update(n, aliveUnlessLeaving(n)) }
+
+func aliveUnlessLeaving(n *memberlist.Node) MemberStatus {
+	var meta Meta
+	if json.Unmarshal(n.Meta, &meta) == nil && meta.Leaving {
+		return StatusLeft
+	}
+	return StatusAlive
+}
 
 // NotifyLeave: memberlist reports a graceful leave and a failure the same
 // way (the Node's State field is not updated before the call), so a
@@ -438,9 +490,29 @@ func (m *Membership) Leave(timeout time.Duration) error {
 			}
 		}
 		m.SetMeta(func(meta *Meta) { meta.Leaving = true })
+		m.sendLeaveNotices()
 		err = m.ml.Leave(timeout)
 	})
 	return err
+}
+
+// sendLeaveNotices tells every alive member over gossip's reliable
+// stream that this registrar leaves for good. Memberlist's leave
+// broadcast goes to a few random members a bounded number of times (a
+// failed member among them) and may miss the leader, whose gossip then
+// takes the registrar for alive (its gossip still answers while it
+// leaves) or failed (after it stopped), and would not remove it from
+// raft.
+func (m *Membership) sendLeaveNotices() {
+	msg := append([]byte{leaveNotice}, m.ml.LocalNode().Name...)
+	for _, n := range m.ml.Members() {
+		if n.Name == m.ml.LocalNode().Name {
+			continue
+		}
+		if err := m.ml.SendReliable(n, msg); err != nil {
+			m.log.Debug("leave notice not delivered", "name", n.Name, "error", err)
+		}
+	}
 }
 
 // Shutdown stops gossip and the reconcile loop. Idempotent.
