@@ -378,18 +378,30 @@ func (r *Registrar) bindListeners(ctx context.Context, c *closers) error {
 func (r *Registrar) serveListeners(_ context.Context, c *closers) error {
 	c.add(r.closeConns, r.asapLn.Close, r.enrpLn.Close)
 	if r.httpLn != nil {
-		r.httpSrv = &http.Server{Handler: r.httpHandler(), ReadHeaderTimeout: 10 * time.Second,
+		handlers := newInflight()
+		r.httpSrv = &http.Server{Handler: handlers.wrap(r.httpHandler()), ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: r.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 		ln := r.httpLn
 		r.httpServed = true
 		r.goFunc(func() { _ = r.httpSrv.Serve(ln) })
 		c.add(func() error {
+			defer func() {
+				if !handlers.closeAndWait(10 * time.Second) {
+					r.log.Warn("admin API requests still running 10s after shutdown began")
+				}
+			}()
 			if r.killed {
 				return r.httpSrv.Close()
 			}
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			return r.httpSrv.Shutdown(sctx)
+			if err := r.httpSrv.Shutdown(sctx); err != nil {
+				// The grace period ended: cut the connections (their
+				// handlers see their contexts end) and wait for them.
+				r.log.Debug("admin API requests still running at shutdown: closing their connections", "error", err)
+				_ = r.httpSrv.Close()
+			}
+			return nil
 		})
 	}
 	r.goFunc(func() { r.acceptLoop(r.asapLn, r.serveASAP) })
