@@ -150,6 +150,25 @@ func mustRegister(t testing.TB, cl *client, h asap.PoolHandle, pe asap.PoolEleme
 	}
 }
 
+// registerAsPE registers like a PE: a refusal for Lack of Resources (the
+// write did not commit: a leader change outlasted the write timeout, as
+// it can on a busy machine) is retried until d has passed; anything else
+// fails the test.
+func registerAsPE(t testing.TB, cl *client, h asap.PoolHandle, pe asap.PoolElement, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		resp := register(t, cl, h, pe)
+		if !resp.Reject {
+			return
+		}
+		if resp.Error == nil || resp.Error.First() != asap.CauseLackOfResources || time.Now().After(deadline) {
+			t.Fatalf("registration of %s/%08x refused: %v", h, pe.ID, resp.Error)
+		}
+		t.Logf("registration of %s/%08x refused (%v): retrying as a PE does", h, pe.ID, resp.Error)
+	}
+}
+
 func resolve(t testing.TB, cl *client, h asap.PoolHandle, n uint32) *asap.HandleResolutionResponse {
 	t.Helper()
 	m := &asap.HandleResolution{PoolHandle: h}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -114,6 +115,10 @@ func testServices(t *testing.T, rsp, regSpec string) {
 		c := exec.Command(rsp, append(append([]string{"connect", "-registrar", regSpec, "-timeout", "5s"}, args...), pool)...)
 		c.Stdin = strings.NewReader(stdin)
 		out, err := c.Output()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+			err = fmt.Errorf("%w; stderr:\n%s", err, ee.Stderr)
+		}
 		return string(out), err
 	}
 	for _, side := range []string{"RSPLIB", "Go"} {
