@@ -112,7 +112,7 @@ func testServices(t *testing.T, rsp, regSpec string) {
 		return runUntil(t, term, want, d)
 	}
 	connect := func(pool, stdin string, args ...string) (string, error) {
-		c := exec.Command(rsp, append(append([]string{"connect", "-registrar", regSpec, "-timeout", "5s"}, args...), pool)...)
+		c := exec.Command(rsp, append(append([]string{"connect", "-registrar", regSpec, "-timeout", "20s"}, args...), pool)...)
 		c.Stdin = strings.NewReader(stdin)
 		out, err := c.Output()
 		var ee *exec.ExitError
