@@ -243,7 +243,7 @@ func TestNode_CatchUpFromSnapshot(t *testing.T) {
 // it knew and waits for their goroutines, so a connection it never saw
 // would keep it waiting for good.
 func TestMuxLayer_ForwardAfterClose(t *testing.T) {
-	m, err := newMuxLayer("127.0.0.1:0", nil, hclog.NewNullLogger())
+	m, err := newMuxLayer("127.0.0.1:0", nil, nil, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

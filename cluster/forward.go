@@ -17,6 +17,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/store"
+	"github.com/rserpool-go/registrar/tlsutil"
 )
 
 // The raft port carries two kinds of connections, told apart by their
@@ -32,6 +33,7 @@ const (
 // serves forwarded writes itself.
 type muxLayer struct {
 	ln      net.Listener
+	tls     *tlsutil.Store // nil: plain TCP
 	adv     net.Addr
 	raftCh  chan net.Conn
 	serve   func(net.Conn)
@@ -45,8 +47,8 @@ type muxLayer struct {
 
 var _ raft.StreamLayer = (*muxLayer)(nil)
 
-func newMuxLayer(bind string, adv net.Addr, log hclog.Logger) (*muxLayer, error) {
-	ln, err := net.Listen("tcp", bind)
+func newMuxLayer(bind string, adv net.Addr, tlsStore *tlsutil.Store, log hclog.Logger) (*muxLayer, error) {
+	ln, err := listenRaft(bind, tlsStore)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +59,7 @@ func newMuxLayer(bind string, adv net.Addr, log hclog.Logger) (*muxLayer, error)
 			return nil, fmt.Errorf("raft bind %s is a wildcard address: set an advertise address", bind)
 		}
 	}
-	m := &muxLayer{ln: ln, adv: adv, raftCh: make(chan net.Conn), log: log, closed: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	m := &muxLayer{ln: ln, tls: tlsStore, adv: adv, raftCh: make(chan net.Conn), log: log, closed: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	m.wg.Add(1)
 	go m.acceptLoop()
 	return m, nil
@@ -88,6 +90,7 @@ func (m *muxLayer) classify(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var b [1]byte
 	if _, err := io.ReadFull(c, b[:]); err != nil {
+		m.refused(c, err)
 		c.Close()
 		return
 	}
@@ -163,11 +166,11 @@ func (m *muxLayer) Addr() net.Addr { return m.adv }
 
 // Dial opens a raft connection.
 func (m *muxLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialKind(string(address), timeout, connRaft)
+	return dialKind(string(address), timeout, connRaft, m.tls)
 }
 
-func dialKind(addr string, timeout time.Duration, kind byte) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
+func dialKind(addr string, timeout time.Duration, kind byte, tlsStore *tlsutil.Store) (net.Conn, error) {
+	c, err := dialRaft(addr, timeout, tlsStore)
 	if err != nil {
 		return nil, err
 	}

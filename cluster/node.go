@@ -18,6 +18,7 @@ import (
 	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
 	"github.com/rserpool-go/registrar/store/raftlog"
+	"github.com/rserpool-go/registrar/tlsutil"
 )
 
 // RaftConfig holds the raft settings a registrar exposes.
@@ -47,6 +48,11 @@ type RaftConfig struct {
 	// ApplyTimeout bounds how long a write waits to enter the raft log
 	// (default 10 s).
 	ApplyTimeout time.Duration
+	// TLS, when set, makes the raft port (raft's RPCs and forwarded
+	// writes) mutual TLS: only registrar certificates of its CA are
+	// accepted, and the registrars dialed must present one (see
+	// tlsutil). Nil: plain TCP.
+	TLS *tlsutil.Store
 }
 
 // Timing profiles.
@@ -285,7 +291,7 @@ func (n *Node) openFiles() error {
 			return fmt.Errorf("raft advertise %q: %w", cfg.Raft.Advertise, err)
 		}
 	}
-	n.mux, err = newMuxLayer(cfg.Raft.Bind, adv, log.Named("transport"))
+	n.mux, err = newMuxLayer(cfg.Raft.Bind, adv, cfg.Raft.TLS, log.Named("transport"))
 	if err != nil {
 		n.closeRes()
 		return fmt.Errorf("raft bind %s: %w", cfg.Raft.Bind, err)
@@ -297,7 +303,7 @@ func (n *Node) openFiles() error {
 	n.trans, n.closeTrans = trans, trans.Close
 	n.logStore, n.stable = n.wal, n.logs
 	n.fwd.dial = func(addr string, timeout time.Duration) (net.Conn, error) {
-		return dialKind(addr, timeout, connForward)
+		return dialKind(addr, timeout, connForward, cfg.Raft.TLS)
 	}
 	return nil
 }

@@ -116,6 +116,10 @@ func (m *Membership) carryOut(a action) {
 			m.log.Warn("remove server failed", "id", a.server, "error", err)
 		}
 	case actionAddVoter:
+		if err := probeRaft(string(a.address), m.node.cfg.Raft.TLS); err != nil {
+			m.log.Warn("not adding registrar as raft voter: its raft port refused our TLS handshake", "id", a.server, "raft", a.address, "error", err)
+			return
+		}
 		m.log.Info("adding registrar as raft voter", "id", a.server, "raft", a.address)
 		if err := m.node.raft.AddVoter(a.server, a.address, 0, 5*time.Second).Error(); err != nil {
 			m.log.Warn("add voter failed", "id", a.server, "error", err)
