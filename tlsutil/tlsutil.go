@@ -50,9 +50,9 @@ func (f Files) IsZero() bool { return f.Cert == "" && f.Key == "" && f.CA == "" 
 // Material is one load of the files.
 type Material struct {
 	files Files
-	cert *tls.Certificate // nil: none
-	leaf *x509.Certificate
-	pool *x509.CertPool // nil: the system's roots
+	cert  *tls.Certificate // nil: none
+	leaf  *x509.Certificate
+	pool  *x509.CertPool // nil: the system's roots
 
 	// server configurations, built once per load so that session
 	// ticket keys and caches are shared by the handshakes of one load.
