@@ -1,6 +1,6 @@
 # Container image of the registrar (and rsp), built in two stages:
 #   docker build -t rserpool-registrar .
-#   docker run --rm -p 3863:3863 -p 8863:8863 -v registrar-data:/var/lib/registrar rserpool-registrar
+#   docker run --rm -p 3863:3863 -v registrar-data:/var/lib/registrar rserpool-registrar
 # See docs/operations.md ("Containers") for clusters and the ports.
 
 ARG GO_VERSION=1.26

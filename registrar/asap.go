@@ -204,7 +204,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	refuse := func(reason string, oe *asap.OperationError) *asap.RegistrationResponse {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		r.countError(oe.First())
-		ac.log.Info("registration refused", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "reason", reason)
+		ac.log.Info("registration refused", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "reason", reason)
 		resp.Reject, resp.Error = true, oe
 		return resp
 	}
@@ -242,7 +242,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 		// refused PE would flood the log.
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		r.countError(asap.CauseLackOfResources)
-		ac.log.Debug("registration refused: storage fault", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "error", err)
+		ac.log.Debug("registration refused: storage fault", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "error", err)
 		resp.Reject, resp.Error = true, asap.NewOperationError(asap.CauseLackOfResources, nil)
 		return resp
 	case errors.As(err, &oe):
@@ -250,7 +250,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	}
 	r.live.track(ac, m.PoolHandle, pe, now)
 	r.metrics.registrations.WithLabelValues("accepted").Inc()
-	ac.log.Debug("registration accepted", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", pe.ID), "lifetime_ms", pe.Lifetime)
+	ac.log.Debug("registration accepted", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "lifetime_ms", pe.Lifetime)
 	return resp
 }
 
@@ -309,7 +309,7 @@ func (r *Registrar) deregister(ctx context.Context, m *asap.Deregistration) *asa
 		if errors.Is(err, cluster.ErrStorageFault) {
 			lvl = hclog.Debug // logged once where it happened
 		}
-		r.log.Log(lvl, "deregistration not committed", "pool", m.PoolHandle, "pe", fmt.Sprintf("%08x", m.ID), "error", err)
+		r.log.Log(lvl, "deregistration not committed", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", m.ID), "error", err)
 		resp.Error = asap.NewOperationError(asap.CauseLackOfResources, nil)
 		return resp
 	}

@@ -178,8 +178,37 @@ type Config struct {
 	CommitDelay Duration `json:"commit_delay"`
 
 	// EnableDebug serves Go's pprof profiles on the admin API under
-	// /debug/pprof/.
+	// /debug/pprof/ (operator role).
 	EnableDebug bool `json:"enable_debug"`
+
+	// Security (docs/security.md). TLSCertFile and TLSKeyFile are this
+	// registrar's certificate and key (PEM), TLSCAFile the cluster's CA:
+	// with them the admin API is HTTPS and the raft port (raft and
+	// forwarded writes) mutual TLS between registrar certificates of the
+	// CA. Reloaded on SIGHUP (new handshakes use the new files).
+	TLSCertFile string `json:"tls_cert_file"`
+	TLSKeyFile  string `json:"tls_key_file"`
+	TLSCAFile   string `json:"tls_ca_file"`
+	// VerifyIncoming makes the admin API require a client certificate of
+	// the CA (the raft port always requires a registrar certificate).
+	VerifyIncoming bool `json:"verify_incoming"`
+	// VerifyOutgoing checks the certificates of the registrars this one
+	// dials (raft, forwarded writes, the leader's admin API) against the
+	// CA. Default true; false still uses TLS but does not check the
+	// server (a migration aid, warned about at every start).
+	VerifyOutgoing bool `json:"verify_outgoing"`
+	// HTTPTokensFile is a JSON file of admin API tokens, each with a name
+	// and a role (read, write, operator); empty: no tokens (every request
+	// is allowed, which only a loopback admin API or Insecure permits).
+	// Reloaded on SIGHUP.
+	HTTPTokensFile string `json:"http_tokens_file"`
+	// Insecure lets the admin API, raft and gossip listen on non-loopback
+	// addresses without TLS, tokens or a gossip key (warned about at every
+	// start).
+	Insecure bool `json:"insecure"`
+	// MaxSnapshotSize bounds a snapshot upload (PUT /v1/snapshot), in
+	// bytes. Default 2 GiB (a 10-million-PE handlespace is about 0.7 GB).
+	MaxSnapshotSize int64 `json:"max_snapshot_size"`
 
 	// CSPServer is the host:port of an RSPLIB Component Status Protocol
 	// monitor (cspmonitor; port 2960 when left out) that the registrar
@@ -238,6 +267,8 @@ func DefaultConfig() Config {
 		CommitDelay:       Duration(10 * time.Millisecond),
 		CSPInterval:       Duration(time.Second),
 		DistanceStep:      Duration(50 * time.Millisecond),
+		VerifyOutgoing:    true,
+		MaxSnapshotSize:   2 << 30,
 	}
 }
 
@@ -382,6 +413,7 @@ func (c *Config) Validate() error {
 	if c.DistanceStep.D() < time.Millisecond || c.DistanceStep.D() > time.Minute {
 		bad("distance_step", "%v is outside [1ms, 1m]", c.DistanceStep.D())
 	}
+	errs = append(errs, c.validateSecurity()...)
 	mc := c.membershipConfig()
 	if key, err := cluster.ParseEncryptKey(c.Encrypt); err != nil {
 		bad("encrypt", "%v", err)
@@ -501,6 +533,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CSPServer, "csp-server", c.CSPServer, "report the registrar's status to this RSPLIB CSP monitor (cspmonitor), host[:port] (port 2960)")
 	fs.TextVar(&c.CSPInterval, "csp-interval", c.CSPInterval, "period of CSP status reports")
 	fs.TextVar(&c.DistanceStep, "distance-step", c.DistanceStep, "round the measured distance to a PE of a DPF policy to a multiple of this")
+	c.bindSecurityFlags(fs)
 }
 
 // listFlag appends a comma-separated flag value (the flag may repeat).

@@ -180,19 +180,23 @@ func writeError(w http.ResponseWriter, code int, format string, a ...any) {
 //	GET /v1/pools             pools with policy and PE count
 //	GET /v1/pools/{handle}    one pool with its PEs (0x-hex for binary handles)
 //	GET /metrics              Prometheus metrics
+//
+// Each route is mounted through guard with the role it needs (the read
+// role for these; see clusterHandlers and snapshotHandlers for the
+// others); the server wraps the whole handler in sameOrigin.
 func (r *Registrar) httpHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /v1/status", r.guard(RoleRead, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, r.status())
-	})
-	mux.HandleFunc("GET /v1/pools", func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	mux.Handle("GET /v1/pools", r.guard(RoleRead, func(w http.ResponseWriter, _ *http.Request) {
 		out := []PoolSummary{}
 		for _, p := range r.hs.Pools() {
 			out = append(out, PoolSummary{Handle: p.Handle, Policy: p.Policy, Transport: p.Transport.String(), PEs: p.PEs})
 		}
 		writeJSON(w, http.StatusOK, out)
-	})
-	mux.HandleFunc("GET /v1/pools/{handle}", func(w http.ResponseWriter, req *http.Request) {
+	}))
+	mux.Handle("GET /v1/pools/{handle}", r.guard(RoleRead, func(w http.ResponseWriter, req *http.Request) {
 		var h asap.PoolHandle
 		if err := h.UnmarshalText([]byte(req.PathValue("handle"))); err != nil || h == "" {
 			writeError(w, http.StatusBadRequest, "pool handle %q: %v", req.PathValue("handle"), err)
@@ -208,14 +212,14 @@ func (r *Registrar) httpHandler() http.Handler {
 			d.PEs = append(d.PEs, PEInfoOf(pe))
 		}
 		writeJSON(w, http.StatusOK, d)
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(r.metrics.gatherers(), promhttp.HandlerOpts{}))
+	}))
+	mux.Handle("GET /metrics", r.guard(RoleRead, promhttp.HandlerFor(r.metrics.gatherers(), promhttp.HandlerOpts{}).ServeHTTP))
 	if r.cfg.EnableDebug {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/debug/pprof/", r.guard(RoleOperator, pprof.Index))
+		mux.Handle("/debug/pprof/cmdline", r.guard(RoleOperator, pprof.Cmdline))
+		mux.Handle("/debug/pprof/profile", r.guard(RoleOperator, pprof.Profile))
+		mux.Handle("/debug/pprof/symbol", r.guard(RoleOperator, pprof.Symbol))
+		mux.Handle("/debug/pprof/trace", r.guard(RoleOperator, pprof.Trace))
 	}
 	r.clusterHandlers(mux)
 	r.snapshotHandlers(mux)

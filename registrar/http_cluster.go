@@ -1,9 +1,12 @@
 package registrar
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -75,9 +78,28 @@ func (r *Registrar) leaderHTTP() string {
 // known (an election) before it is refused.
 const leaderHold = 7 * time.Second
 
-// leaderClient talks to the leader for proxied admin requests; the
-// incoming request's context bounds them.
-var leaderClient = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 10 * time.Minute}}
+// newLeaderClient is the client for proxied admin requests to the
+// leader (the incoming request's context bounds them): HTTPS with this
+// registrar's certificate when it has TLS, the leader's checked as a
+// registrar certificate of the CA.
+func (r *Registrar) newLeaderClient() *http.Client {
+	tr := &http.Transport{ResponseHeaderTimeout: 10 * time.Minute}
+	if r.tls != nil {
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			d := &tls.Dialer{Config: r.tls.PeerClientConfig()}
+			return d.DialContext(ctx, network, addr)
+		}
+	}
+	return &http.Client{Transport: tr}
+}
+
+// adminScheme is the admin API's URL scheme.
+func (r *Registrar) adminScheme() string {
+	if r.tls != nil {
+		return "https://"
+	}
+	return "http://"
+}
 
 // headerNotLeader marks a 503 from a registrar that was asked as the
 // leader but no longer is: the registrar that forwarded the request asks
@@ -139,16 +161,18 @@ func (r *Registrar) forwardTo(w http.ResponseWriter, req *http.Request, addr str
 // forward sends req with body to the admin API at addr, marked as
 // proxied. The caller closes the answer's body (relay does).
 func (r *Registrar) forward(req *http.Request, addr string, body io.Reader, length int64) (*http.Response, error) {
-	out, err := http.NewRequestWithContext(req.Context(), req.Method, "http://"+addr+req.URL.Path, body)
+	out, err := http.NewRequestWithContext(req.Context(), req.Method, r.adminScheme()+addr+req.URL.Path, body)
 	if err != nil {
 		return nil, err
 	}
 	out.ContentLength = length
 	out.Header.Set(headerProxied, hexID(r.id))
-	if ct := req.Header.Get("Content-Type"); ct != "" {
-		out.Header.Set("Content-Type", ct)
+	for _, h := range []string{"Content-Type", "Authorization"} {
+		if v := req.Header.Get(h); v != "" {
+			out.Header.Set(h, v)
+		}
 	}
-	resp, err := leaderClient.Do(out)
+	resp, err := r.leaderClient.Do(out)
 	if err != nil {
 		return nil, fmt.Errorf("leader at %s: %w", addr, err)
 	}
@@ -180,22 +204,22 @@ func (r *Registrar) relay(w http.ResponseWriter, req *http.Request, addr string,
 //	GET    /v1/raft/peers         the raft configuration
 //	DELETE /v1/raft/peers/{id}    remove a raft server (done by the leader)
 func (r *Registrar) clusterHandlers(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /v1/members", r.guard(RoleRead, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, r.memberInfos())
-	})
-	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	mux.Handle("POST /v1/leave", r.guard(RoleOperator, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusAccepted, map[string]string{"result": "leaving: the registrar leaves the cluster and stops"})
 		r.Leave()
-	})
-	mux.HandleFunc("GET /v1/raft/peers", func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	mux.Handle("GET /v1/raft/peers", r.guard(RoleRead, func(w http.ResponseWriter, _ *http.Request) {
 		peers, err := r.raftPeers()
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "%v", err)
 			return
 		}
 		writeJSON(w, http.StatusOK, peers)
-	})
-	mux.HandleFunc("DELETE /v1/raft/peers/{id}", func(w http.ResponseWriter, req *http.Request) {
+	}))
+	mux.Handle("DELETE /v1/raft/peers/{id}", r.guard(RoleOperator, func(w http.ResponseWriter, req *http.Request) {
 		id := strings.TrimPrefix(strings.ToLower(req.PathValue("id")), "0x")
 		var v uint32
 		if _, err := fmt.Sscanf(id, "%x", &v); err != nil || len(id) == 0 || len(id) > 8 {
@@ -215,5 +239,5 @@ func (r *Registrar) clusterHandlers(mux *http.ServeMux) {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"result": "removed 0x" + string(sid)})
-	})
+	}))
 }

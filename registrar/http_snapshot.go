@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,10 @@ const (
 	headerProxied       = "X-Registrar-Proxied"
 )
 
+// snapshotHeadLimit bounds what an upload's header check reads (the
+// fixed header and the metadata, with the reader's buffering).
+const snapshotHeadLimit = 1 << 20
+
 // restoreMu lets one restore run at a time in this process.
 var restoreMu sync.Mutex
 
@@ -62,8 +67,8 @@ var restoreMu sync.Mutex
 //	PUT /v1/snapshot   replace the cluster's handlespace with the snapshot in the body
 //	                   (verified by the leader first, then installed through raft)
 func (r *Registrar) snapshotHandlers(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/snapshot", r.handleSnapshotSave)
-	mux.HandleFunc("PUT /v1/snapshot", r.handleSnapshotRestore)
+	mux.Handle("GET /v1/snapshot", r.guard(RoleOperator, r.handleSnapshotSave))
+	mux.Handle("PUT /v1/snapshot", r.guard(RoleOperator, r.handleSnapshotRestore))
 }
 
 func (r *Registrar) handleSnapshotSave(w http.ResponseWriter, req *http.Request) {
@@ -136,6 +141,19 @@ func (r *Registrar) handleSnapshotRestore(w http.ResponseWriter, req *http.Reque
 		return
 	}
 	defer restoreMu.Unlock()
+	limit := r.cfg.MaxSnapshotSize
+	if req.ContentLength > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, "the snapshot upload is %d bytes, more than max_snapshot_size (%d) (the handlespace is unchanged)", req.ContentLength, limit)
+		return
+	}
+	body := http.MaxBytesReader(w, req.Body, limit)
+	// The header (magic, format version, metadata) is checked before
+	// anything is written to the data dir.
+	var head bytes.Buffer
+	if _, err := snapshot.NewReader(io.TeeReader(io.LimitReader(body, snapshotHeadLimit), &head)); err != nil {
+		writeError(w, http.StatusBadRequest, "the upload is not a snapshot this registrar reads: %v (nothing was stored; the handlespace is unchanged)", err)
+		return
+	}
 	f, err := os.CreateTemp(r.cfg.DataDir, spoolPrefix+"upload-*.snap")
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "snapshot upload spool: %v", err)
@@ -143,9 +161,17 @@ func (r *Registrar) handleSnapshotRestore(w http.ResponseWriter, req *http.Reque
 	}
 	path := f.Name()
 	defer os.Remove(path)
-	_, err = io.Copy(f, req.Body)
+	_, err = f.Write(head.Bytes())
+	if err == nil {
+		_, err = io.Copy(f, body)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeError(w, http.StatusRequestEntityTooLarge, "the snapshot upload is larger than max_snapshot_size (%d bytes) (the handlespace is unchanged)", limit)
+		return
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "receive the snapshot: %v (the handlespace is unchanged)", err)

@@ -364,7 +364,7 @@ func (l *liveness) remove(h asap.PoolHandle, id uint32, reason string) {
 				// log with hundreds of thousands of lines on a full disk.
 				lvl = hclog.Debug
 			}
-			l.r.log.Log(lvl, "removing PE failed", "pool", h, "pe", fmt.Sprintf("%08x", id), "reason", reason, "error", err)
+			l.r.log.Log(lvl, "removing PE failed", "pool", ph(h), "pe", fmt.Sprintf("%08x", id), "reason", reason, "error", err)
 			if cur.Element.Home == l.r.id && !errors.Is(err, cluster.ErrPENotFound) {
 				l.mu.Lock()
 				l.adoptLocked(cur, time.Now(), false)
@@ -374,7 +374,7 @@ func (l *liveness) remove(h asap.PoolHandle, id uint32, reason string) {
 			return
 		}
 		l.r.metrics.removals.WithLabelValues(reason).Inc()
-		l.r.log.Info("PE removed", "pool", h, "pe", fmt.Sprintf("%08x", id), "reason", reason)
+		l.r.log.Info("PE removed", "pool", ph(h), "pe", fmt.Sprintf("%08x", id), "reason", reason)
 	})
 }
 
@@ -484,7 +484,7 @@ func (l *liveness) keepAlive(p *peState) {
 		}()
 		ac, err := l.r.dialPE(addr)
 		if err != nil {
-			l.r.log.Debug("cannot reach PE's ASAP endpoint", "pool", key.h, "pe", fmt.Sprintf("%08x", key.id), "error", err)
+			l.r.log.Debug("cannot reach PE's ASAP endpoint", "pool", ph(key.h), "pe", fmt.Sprintf("%08x", key.id), "error", err)
 			return // the ACK timeout removes it
 		}
 		l.mu.Lock()

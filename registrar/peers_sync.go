@@ -142,7 +142,7 @@ func (p *peers) onUpdate(ec *enrpConn, m *enrp.HandleUpdate) {
 	}
 	p.r.goFunc(func() {
 		if err := p.hs.Commit(context.Background(), cluster.NewUpdate(time.Now(), m.Action, m.Sender, m.PoolHandle, pe)); err != nil {
-			p.r.log.Warn("handle update from ENRP peer not applied", "peer", hexID(m.Sender), "pool", m.PoolHandle,
+			p.r.log.Warn("handle update from ENRP peer not applied", "peer", hexID(m.Sender), "pool", ph(m.PoolHandle),
 				"pe", fmt.Sprintf("%08x", pe.ID), "error", err)
 		}
 	})
@@ -160,7 +160,7 @@ func (p *peers) announce(action enrp.UpdateAction, h asap.PoolHandle, pe asap.Po
 	select {
 	case p.outbox <- &enrp.HandleUpdate{Header: enrp.Header{Sender: p.r.id}, Action: action, PoolHandle: h, PoolElement: pe}:
 	default:
-		p.r.log.Warn("ENRP update queue full: peers resynchronise by checksum", "pool", h, "pe", fmt.Sprintf("%08x", pe.ID))
+		p.r.log.Warn("ENRP update queue full: peers resynchronise by checksum", "pool", ph(h), "pe", fmt.Sprintf("%08x", pe.ID))
 	}
 }
 
@@ -237,7 +237,7 @@ func (p *peers) expireForeign(now time.Time) {
 	for _, pe := range gone {
 		p.r.goFunc(func() {
 			if err := p.hs.Commit(context.Background(), cluster.NewUpdate(time.Now(), enrp.DelPE, pe.Element.Home, pe.Handle, pe.Element)); err == nil {
-				p.r.log.Info("foreign PE expired", "pool", pe.Handle, "pe", fmt.Sprintf("%08x", pe.Element.ID), "home", hexID(pe.Element.Home))
+				p.r.log.Info("foreign PE expired", "pool", ph(pe.Handle), "pe", fmt.Sprintf("%08x", pe.Element.ID), "home", hexID(pe.Element.Home))
 			}
 		})
 	}

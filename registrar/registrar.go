@@ -3,6 +3,7 @@ package registrar
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,12 +15,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/registrar/internal/killswitch"
+	"github.com/rserpool-go/registrar/tlsutil"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -48,6 +51,13 @@ type Registrar struct {
 	live       *liveness
 	peers      *peers
 	limits     *rateLimits
+	// tls is the TLS material (nil: no TLS); tokens the admin API's
+	// tokens (nil: none, every request allowed). Both are replaced by a
+	// reload.
+	tls    *tlsutil.Store
+	tokens atomic.Pointer[tokens]
+	// leaderClient talks to the leader's admin API for proxied requests.
+	leaderClient *http.Client
 	// bootstrap: this registrar forms a one-node cluster (no -join, no
 	// -bootstrap-expect, no remembered peers).
 	bootstrap bool
@@ -94,7 +104,22 @@ func New(cfg Config) (*Registrar, error) {
 	if network == nil {
 		network = transport.OSNetwork()
 	}
-	return &Registrar{
+	var tlsStore *tlsutil.Store
+	if cfg.TLSEnabled() {
+		var err error
+		if tlsStore, err = tlsutil.NewStore(cfg.tlsFiles()); err != nil {
+			return nil, err
+		}
+		tlsStore.SetVerifyOutgoing(cfg.VerifyOutgoing)
+	}
+	var toks *tokens
+	if cfg.HTTPTokensFile != "" {
+		var err error
+		if toks, err = loadTokens(cfg.HTTPTokensFile); err != nil {
+			return nil, err
+		}
+	}
+	r := &Registrar{
 		cfg:     cfg,
 		applied: cfg,
 		logFile: logFile,
@@ -104,7 +129,11 @@ func New(cfg Config) (*Registrar, error) {
 		leaveCh: make(chan struct{}),
 		quit:    make(chan struct{}),
 		conns:   map[*asapConn]struct{}{},
-	}, nil
+		tls:     tlsStore,
+	}
+	r.tokens.Store(toks)
+	r.leaderClient = r.newLeaderClient()
+	return r, nil
 }
 
 // Ready is closed once the registrar serves ASAP.
@@ -168,6 +197,12 @@ func (r *Registrar) Run(ctx context.Context) (err error) {
 		return err
 	}
 	close(r.ready)
+	if exp := r.cfg.insecureExposures(); len(exp) > 0 && r.cfg.Insecure {
+		r.log.Warn("insecure: anyone who reaches these ports can change the handlespace or the cluster (see docs/security.md)", "exposed", exp)
+	}
+	if r.tls != nil && !r.cfg.VerifyOutgoing {
+		r.log.Warn("verify_outgoing is off: the certificates of the registrars this one dials are not checked")
+	}
 	r.log.Info(ReadyLine, "id", fmt.Sprintf("0x%08x", r.id), "asap", addrList(r.asapLn.Addrs()),
 		"enrp", addrList(r.enrpLn.Addrs()), "http", r.HTTPAddr(), "raft", r.hs.RaftAddr(),
 		"gossip", r.hs.GossipAddr(), "version", Version)
@@ -276,7 +311,7 @@ func (r *Registrar) openHandlespace(ctx context.Context, c *closers) error {
 	hs, err := cluster.Open(cluster.Config{
 		ID:         r.id,
 		DataDir:    r.cfg.DataDir,
-		Raft:       r.cfg.raftConfig(),
+		Raft:       r.raftConfig(),
 		Membership: mc,
 		Meta: cluster.Meta{Build: Version, ASAP: specList(r.asapLn.Addrs()), ENRP: specList(r.enrpLn.Addrs()),
 			HTTP: r.HTTPAddr()},
@@ -363,6 +398,13 @@ func (r *Registrar) bindListeners(ctx context.Context, c *closers) error {
 		if r.httpLn, err = net.Listen("tcp", r.cfg.HTTP); err != nil {
 			return fmt.Errorf("http listen %s: %w", r.cfg.HTTP, err)
 		}
+		if r.tls != nil {
+			auth := tlsutil.ClientOptional
+			if r.cfg.VerifyIncoming {
+				auth = tlsutil.ClientRequired
+			}
+			r.httpLn = tls.NewListener(r.httpLn, r.tls.ServerConfig(auth))
+		}
 		c.add(func() error {
 			if !r.httpServed {
 				_ = r.httpLn.Close()
@@ -379,7 +421,7 @@ func (r *Registrar) serveListeners(_ context.Context, c *closers) error {
 	c.add(r.closeConns, r.asapLn.Close, r.enrpLn.Close)
 	if r.httpLn != nil {
 		handlers := newInflight()
-		r.httpSrv = &http.Server{Handler: handlers.wrap(r.httpHandler()), ReadHeaderTimeout: 10 * time.Second,
+		r.httpSrv = &http.Server{Handler: handlers.wrap(sameOrigin(r.httpHandler())), ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: r.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 		ln := r.httpLn
 		r.httpServed = true

@@ -36,6 +36,17 @@ var reloadable = map[string]func(r *Registrar, next *Config){
 	"unreachable_rate":  reloadLimits,
 	"unreachable_burst": reloadLimits,
 	"metrics_pool_top":  func(r *Registrar, next *Config) { r.metrics.poolTop.Store(int64(next.MetricsPoolTop)) },
+	// The files themselves are read again at every reload (reloadFiles);
+	// these entries let their names change too.
+	"tls_cert_file":    func(*Registrar, *Config) {},
+	"tls_key_file":     func(*Registrar, *Config) {},
+	"tls_ca_file":      func(*Registrar, *Config) {},
+	"http_tokens_file": func(*Registrar, *Config) {},
+	"verify_outgoing": func(r *Registrar, next *Config) {
+		if r.tls != nil {
+			r.tls.SetVerifyOutgoing(next.VerifyOutgoing)
+		}
+	},
 	"enrp_peers": func(r *Registrar, next *Config) {
 		added, removed := r.peers.setStatic(next.ENRPPeers)
 		r.log.Info("static ENRP peers changed", "added", added, "removed", removed)
@@ -44,6 +55,37 @@ var reloadable = map[string]func(r *Registrar, next *Config){
 }
 
 func reloadLimits(r *Registrar, next *Config) { r.limits.configure(*next) }
+
+// reloadFiles reads the TLS files and the tokens file of next again (the
+// same names or new ones) and uses them from now on: new TLS handshakes
+// see the new certificates, sessions already established go on, and the
+// next admin request is checked against the new tokens. Either all of
+// them load or nothing changes. Turning TLS or tokens on or off needs a
+// restart (the listeners and the safe defaults depend on it).
+func (r *Registrar) reloadFiles(next *Config) error {
+	if (r.tls != nil) != next.TLSEnabled() {
+		return errors.New("TLS cannot be turned on or off by a reload (tls_cert_file): restart the registrar")
+	}
+	if (r.tokens.Load() != nil) != (next.HTTPTokensFile != "") {
+		return errors.New("admin API tokens cannot be turned on or off by a reload (http_tokens_file): restart the registrar")
+	}
+	var toks *tokens
+	if next.HTTPTokensFile != "" {
+		var err error
+		if toks, err = loadTokens(next.HTTPTokensFile); err != nil {
+			return err
+		}
+	}
+	if r.tls != nil {
+		if err := r.tls.Reload(next.tlsFiles()); err != nil {
+			return err
+		}
+	}
+	if toks != nil {
+		r.tokens.Store(toks)
+	}
+	return nil
+}
 
 // ReloadableKeys lists the keys Reload applies live, sorted.
 func ReloadableKeys() []string {
@@ -87,6 +129,10 @@ func (r *Registrar) Reload(next Config) (ReloadReport, error) {
 	}
 	r.reloadMu.Lock()
 	defer r.reloadMu.Unlock()
+	if err := r.reloadFiles(&next); err != nil {
+		r.log.Error("configuration not reloaded", "error", err)
+		return rep, err
+	}
 	old := r.applied
 	ov, nv := reflect.ValueOf(old), reflect.ValueOf(next)
 	seen := map[uintptr]bool{} // apply functions already queued

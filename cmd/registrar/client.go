@@ -16,6 +16,7 @@ import (
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/cmd/internal/cli"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/tlsutil"
 )
 
 // defaultHTTP is the admin API address clients use: -http, else
@@ -31,19 +32,93 @@ func defaultHTTP() string {
 type clientFlags struct {
 	http string
 	json bool
+	clientAuth
 }
 
-func (c *clientFlags) bind(fs *flag.FlagSet) {
-	fs.StringVar(&c.http, "http", defaultHTTP(), "admin API address of the registrar (env REGISTRAR_HTTP_ADDR)")
-	fs.BoolVar(&c.json, "json", false, "print JSON for scripts")
+// clientAuth is how a client proves itself to the admin API and checks
+// it: a token, and for HTTPS the CA and an optional client certificate.
+type clientAuth struct {
+	token, caFile, clientCert, clientKey string
 }
+
+// Environment variables of the client flags, beside REGISTRAR_HTTP_ADDR.
+const (
+	envToken      = "REGISTRAR_HTTP_TOKEN"
+	envCAFile     = "REGISTRAR_CA_FILE"
+	envClientCert = "REGISTRAR_CLIENT_CERT"
+	envClientKey  = "REGISTRAR_CLIENT_KEY"
+)
+
+func (c *clientFlags) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.http, "http", defaultHTTP(), "admin API address of the registrar, [https://]host:port (env REGISTRAR_HTTP_ADDR)")
+	fs.BoolVar(&c.json, "json", false, "print JSON for scripts")
+	c.bindAuth(fs)
+}
+
+// bindAuth registers -token, -ca-file, -client-cert and -client-key.
+func (c *clientAuth) bindAuth(fs *flag.FlagSet) {
+	fs.StringVar(&c.token, "token", os.Getenv(envToken), "admin API token (env "+envToken+")")
+	fs.StringVar(&c.caFile, "ca-file", os.Getenv(envCAFile), "CA certificate to check the admin API's HTTPS certificate with; implies https (env "+envCAFile+")")
+	fs.StringVar(&c.clientCert, "client-cert", os.Getenv(envClientCert), "client certificate for an admin API with verify_incoming (env "+envClientCert+")")
+	fs.StringVar(&c.clientKey, "client-key", os.Getenv(envClientKey), "the key of -client-cert (env "+envClientKey+")")
+}
+
+// tls reports whether the client speaks HTTPS without being told by the
+// address (a CA or client certificate given).
+func (c *clientAuth) tls() bool { return c.caFile != "" || c.clientCert != "" }
 
 func (c *clientFlags) url(path string) string {
 	base := c.http
 	if !strings.Contains(base, "://") {
-		base = "http://" + base
+		if c.tls() {
+			base = "https://" + base
+		} else {
+			base = "http://" + base
+		}
 	}
 	return strings.TrimRight(base, "/") + path
+}
+
+// transport is the HTTP transport: TLS with the CA and the client
+// certificate when given.
+func (c *clientAuth) transport() (*http.Transport, error) {
+	tr := &http.Transport{Proxy: http.ProxyFromEnvironment, ResponseHeaderTimeout: 10 * time.Minute}
+	if !c.tls() {
+		return tr, nil
+	}
+	st, err := tlsutil.NewStore(tlsutil.Files{Cert: c.clientCert, Key: c.clientKey, CA: c.caFile})
+	if err != nil {
+		return nil, fmt.Errorf("%w (-ca-file, -client-cert, -client-key)", err)
+	}
+	tr.TLSClientConfig = st.ClientConfig("")
+	return tr, nil
+}
+
+// newRequest builds a request with the token and, for one that changes
+// something, a JSON content type (the admin API refuses form-like
+// requests without a token: they could come from a browser on another
+// site).
+func (c *clientFlags) newRequest(method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequest(method, c.url(path), body)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if method != http.MethodGet && method != http.MethodHead {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// client is an HTTP client for the admin API (timeout 0: none).
+func (c *clientFlags) client(timeout time.Duration) (*http.Client, error) {
+	tr, err := c.transport()
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: timeout, Transport: tr}, nil
 }
 
 // get fetches path into v; on failure it returns an error that says what
@@ -53,11 +128,14 @@ func (c *clientFlags) get(path string, v any) error {
 }
 
 func (c *clientFlags) do(method, path string, body io.Reader, v any) error {
-	req, err := http.NewRequest(method, c.url(path), body)
+	req, err := c.newRequest(method, path, body)
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
+	client, err := c.client(30 * time.Second)
+	if err != nil {
+		return err
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return unreachable(c, err)

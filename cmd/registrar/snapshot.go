@@ -148,14 +148,14 @@ func byteSize(n int64) string {
 
 // ---- save ----
 
-// snapshotHTTP has no overall timeout: a large snapshot takes as long as
-// it takes; the server answers the headers within minutes.
-var snapshotHTTP = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, ResponseHeaderTimeout: 10 * time.Minute}}
+// The snapshot client has no overall timeout: a large snapshot takes as
+// long as it takes; the server answers the headers within minutes.
 
 func runSnapshotSave(args []string) int {
 	var cf clientFlags
 	fs := newSnapshotFlags("save")
 	fs.StringVar(&cf.http, "http", defaultHTTP(), "admin API address of a registrar of the cluster (env REGISTRAR_HTTP_ADDR)")
+	cf.bindAuth(fs)
 	pos, code, ok := cli.ParseInterleaved(fs, args)
 	if !ok {
 		return code
@@ -164,7 +164,15 @@ func runSnapshotSave(args []string) int {
 		return cli.UsageError(fs, "want one snapshot FILE, got %q", pos)
 	}
 	path := pos[0]
-	resp, err := snapshotHTTP.Get(cf.url("/v1/snapshot"))
+	req, err := cf.newRequest(http.MethodGet, "/v1/snapshot", nil)
+	if err != nil {
+		return fail("snapshot save", err)
+	}
+	hc, err := cf.client(0)
+	if err != nil {
+		return fail("snapshot save", err)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fail("snapshot save", unreachable(&cf, err))
 	}
@@ -286,6 +294,7 @@ func runSnapshotRestore(args []string) int {
 	online := fs.Bool("online", false, "replace the handlespace of the running cluster at -http")
 	yes := fs.Bool("yes", false, "with -online: do not ask for confirmation (scripts)")
 	fs.StringVar(&cf.http, "http", defaultHTTP(), "with -online: admin API address of a registrar of the cluster (env REGISTRAR_HTTP_ADDR)")
+	cf.bindAuth(fs)
 	pos, code, ok := cli.ParseInterleaved(fs, args)
 	if !ok {
 		return code
@@ -395,13 +404,17 @@ func restoreOnline(cf *clientFlags, path string, yes bool) int {
 	}
 	defer f.Close()
 	p := newProgress("uploading "+path, s.Size)
-	req, err := http.NewRequest(http.MethodPut, cf.url("/v1/snapshot"), p.reader(f))
+	req, err := cf.newRequest(http.MethodPut, "/v1/snapshot", p.reader(f))
 	if err != nil {
 		return fail("snapshot restore", err)
 	}
 	req.ContentLength = s.Size
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := snapshotHTTP.Do(req)
+	hc, err := cf.client(0)
+	if err != nil {
+		return fail("snapshot restore", err)
+	}
+	resp, err := hc.Do(req)
 	p.done()
 	if err != nil {
 		return fail("snapshot restore", unreachable(cf, err))
