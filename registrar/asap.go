@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,7 +149,7 @@ func (r *Registrar) handleASAP(ctx context.Context, ac *asapConn, msg []byte) {
 	case *asap.Registration:
 		ac.send(r.register(ctx, ac, m))
 	case *asap.Deregistration:
-		ac.send(r.deregister(ctx, m))
+		ac.send(r.deregister(ctx, ac, m))
 	case *asap.HandleResolution:
 		r.resolve(ac, m)
 	case *asap.EndpointKeepAliveAck:
@@ -225,7 +226,16 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	pe.ASAP = r.asapTransport(ac, pe.ASAP, peer)
 	pe.Home = r.id
 	pe.Policy = r.withDistance(pe.Policy, ac.c, 0)
-	if cur, ok := r.hs.Lookup(m.PoolHandle, pe.ID); ok && samePE(&cur.Element, &pe) {
+	cur, exists := r.hs.Lookup(m.PoolHandle, pe.ID)
+	if exists && !r.mayChange(ac, m.PoolHandle, cur.Element) {
+		ac.log.Warn("registration refused: the PE identifier belongs to another endpoint", "pool", ph(m.PoolHandle),
+			"pe", fmt.Sprintf("%08x", pe.ID), "registered-addresses", addrsOf(cur.Element.User.Addrs))
+		r.metrics.registrations.WithLabelValues("rejected").Inc()
+		r.countError(asap.CauseNonUniquePEIdentifier)
+		resp.Reject, resp.Error = true, asap.NewOperationError(asap.CauseNonUniquePEIdentifier, nil)
+		return resp
+	}
+	if exists && samePE(&cur.Element, &pe) {
 		r.live.track(ac, m.PoolHandle, pe, now)
 		r.metrics.registrations.WithLabelValues("refreshed").Inc()
 		r.peers.announce(enrp.AddPE, m.PoolHandle, pe) // peers refresh its lifetime
@@ -252,6 +262,54 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	r.metrics.registrations.WithLabelValues("accepted").Inc()
 	ac.log.Debug("registration accepted", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "lifetime_ms", pe.Lifetime)
 	return resp
+}
+
+// mayChange reports whether the association ac may re-register or
+// deregister the registered PE pe of pool h: the association it
+// registered through, or one whose peer addresses include every address
+// the PE registered (its user addresses, or its ASAP endpoint's): a PE
+// that restarted, or that moved to this registrar after its home failed,
+// comes back over a new association from its own addresses, as RSPLIB's
+// PEs do. Anything else could be any host's.
+func (r *Registrar) mayChange(ac *asapConn, h asap.PoolHandle, pe asap.PoolElement) bool {
+	if c := r.live.connOf(h, pe.ID); c != nil && c == ac {
+		return true
+	}
+	peer := ac.c.PeerAddrs()
+	return covers(peer, pe.User.Addrs) || covers(peer, pe.ASAP.Addrs)
+}
+
+// covers reports whether every specified address of addrs is one of
+// peer's (false when addrs has none).
+func covers(peer, addrs []netip.Addr) bool {
+	n := 0
+	for _, a := range addrs {
+		a = a.Unmap()
+		if a.IsUnspecified() || !a.IsValid() {
+			continue
+		}
+		found := false
+		for _, p := range peer {
+			if p.Unmap() == a {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
+
+// addrsOf formats addresses for a log line.
+func addrsOf(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // asapTransport decides where the registrar reaches the PE's ASAP
@@ -293,14 +351,23 @@ func samePE(a, b *asap.PoolElement) bool {
 	return err1 == nil && err2 == nil && bytes.Equal(ab, bb)
 }
 
-// deregister handles ASAP_DEREGISTRATION. Like RSPLIB it answers success
+// deregister handles ASAP_DEREGISTRATION from the PE's own association
+// (mayChange; others are refused with Rejection due to Security
+// Considerations and change nothing). Like RSPLIB it answers success
 // also when the PE is already gone. The PE stays supervised until its
 // removal is committed.
-func (r *Registrar) deregister(ctx context.Context, m *asap.Deregistration) *asap.DeregistrationResponse {
+func (r *Registrar) deregister(ctx context.Context, ac *asapConn, m *asap.Deregistration) *asap.DeregistrationResponse {
 	resp := &asap.DeregistrationResponse{PoolHandle: m.PoolHandle, ID: m.ID}
 	r.metrics.deregistrations.Inc()
 	cur, ok := r.hs.Lookup(m.PoolHandle, m.ID)
 	if !ok {
+		return resp
+	}
+	if !r.mayChange(ac, m.PoolHandle, cur.Element) {
+		ac.log.Warn("deregistration refused: not the PE's association", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", m.ID),
+			"registered-addresses", addrsOf(cur.Element.User.Addrs))
+		r.countError(asap.CauseRejectedSecurity)
+		resp.Error = asap.NewOperationError(asap.CauseRejectedSecurity, nil)
 		return resp
 	}
 	err := r.hs.Deregister(ctx, m.PoolHandle, cur.Element)

@@ -152,7 +152,7 @@ func TestDeregister_Handler(t *testing.T) {
 	if resp := r.register(ctx, ac, &asap.Registration{PoolHandle: "pool", PoolElement: unitPE(1, asap.PolicyRoundRobin)}); resp.Reject {
 		t.Fatal(resp.Error)
 	}
-	if resp := r.deregister(ctx, &asap.Deregistration{PoolHandle: "pool", ID: 1}); resp.Error != nil {
+	if resp := r.deregister(ctx, ac, &asap.Deregistration{PoolHandle: "pool", ID: 1}); resp.Error != nil {
 		t.Fatalf("deregistration: %v", resp.Error)
 	}
 	if _, ok := r.hs.Lookup("pool", 1); ok {
@@ -161,7 +161,7 @@ func TestDeregister_Handler(t *testing.T) {
 	if n := r.live.count(); n != 0 {
 		t.Errorf("%d PEs supervised after the deregistration", n)
 	}
-	if resp := r.deregister(ctx, &asap.Deregistration{PoolHandle: "pool", ID: 7}); resp.Error != nil {
+	if resp := r.deregister(ctx, ac, &asap.Deregistration{PoolHandle: "pool", ID: 7}); resp.Error != nil {
 		t.Errorf("deregistration of an unknown PE: %v, want success", resp.Error)
 	}
 }

@@ -298,6 +298,17 @@ func (l *liveness) ack(conn *asapConn, h asap.PoolHandle, id uint32) {
 	l.r.metrics.keepAliveAcks.Inc()
 }
 
+// connOf is the association the PE registered through, if this
+// registrar supervises it and still has that association (else nil).
+func (l *liveness) connOf(h asap.PoolHandle, id uint32) *asapConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p, ok := l.pes[peKey{h, id}]; ok {
+		return p.conn
+	}
+	return nil
+}
+
 // report counts an unreachability report; true when the PE must go.
 func (l *liveness) report(h asap.PoolHandle, id uint32) bool {
 	if _, ok := l.r.hs.Lookup(h, id); !ok {
