@@ -153,6 +153,11 @@ type Config struct {
 	// ENRP peering with registrars outside the cluster (RSPLIB's, ...).
 	// ENRPPeers are static peers' ENRP addresses.
 	ENRPPeers []string `json:"enrp_peers"`
+	// ENRPPeerNetworks are networks (CIDR prefixes) whose registrars are
+	// accepted as ENRP peers without being configured, and the only ones
+	// multicast discovery learns peers from. Default none: only static
+	// peers (and those they list from these networks).
+	ENRPPeerNetworks []string `json:"enrp_peer_networks"`
 	// ENRPAnnounce is the multicast group:port for ENRP_PRESENCE, or off.
 	// Default: off when the ENRP address is loopback, else
 	// 239.0.0.51:9901.
@@ -382,6 +387,11 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("enrp_peers[%d]", i), "%v", err)
 		}
 	}
+	for i, n := range c.ENRPPeerNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			bad(fmt.Sprintf("enrp_peer_networks[%d]", i), "%q is not a network such as 10.0.0.0/24: %v", n, err)
+		}
+	}
 	if c.ENRPAnnounce != "" {
 		if _, err := transport.ParseMulticastSpec(c.ENRPAnnounce); err != nil {
 			bad("enrp_announce", "%v", err)
@@ -523,6 +533,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Encrypt, "encrypt", c.Encrypt, "gossip encryption key, base64 of 16, 24 or 32 bytes")
 	fs.BoolVar(&c.LeaveOnTerminate, "leave-on-terminate", c.LeaveOnTerminate, "leave the cluster gracefully on SIGINT/SIGTERM")
 	fs.Func("enrp-peer", "ENRP address of a registrar outside the cluster to peer with (repeatable, or comma list)", listFlag(&c.ENRPPeers))
+	fs.Func("enrp-peer-network", "network (CIDR) whose registrars are accepted as ENRP peers and learnt by multicast (repeatable, or comma list)", listFlag(&c.ENRPPeerNetworks))
 	fs.StringVar(&c.ENRPAnnounce, "enrp-announce", c.ENRPAnnounce, "ENRP PRESENCE multicast group:port, or off (default: off on loopback, else 239.0.0.51:9901)")
 	fs.TextVar(&c.PeerHeartbeat, "peer-heartbeat", c.PeerHeartbeat, "PRESENCE period to ENRP peers")
 	fs.TextVar(&c.MaxTimeLastHeard, "max-time-last-heard", c.MaxTimeLastHeard, "silence before an ENRP peer is probed")
@@ -550,7 +561,7 @@ func listFlag(dst *[]string) func(string) error {
 
 // flagKeys are the flags whose config key is not the flag name with
 // underscores.
-var flagKeys = map[string]string{"node": "node_name", "enrp-peer": "enrp_peers", "join": "join"}
+var flagKeys = map[string]string{"node": "node_name", "enrp-peer": "enrp_peers", "enrp-peer-network": "enrp_peer_networks", "join": "join"}
 
 // FlagKey is the config key a flag of BindFlags sets ("" for -config and
 // -validate, which have none).

@@ -89,6 +89,10 @@ func (ec *enrpConn) handle(msg []byte) {
 		}
 		return
 	}
+	if !r.acceptPeer(ec, m) {
+		r.refusePeer(ec, m)
+		return
+	}
 	peer := m.IDs().Sender
 	hdr := enrp.Header{Sender: r.id, Receiver: peer}
 	if len(unrec) > 0 {

@@ -33,6 +33,7 @@ type metrics struct {
 	conns            prometheus.Gauge
 	commit           prometheus.Histogram
 	handleUpdates    *prometheus.CounterVec
+	enrpRefused      prometheus.Counter
 	// poolTop is how many pools rsp_pool_pes shows (live: SIGHUP).
 	poolTop atomic.Int64
 }
@@ -59,6 +60,8 @@ func newMetrics(r *Registrar) *metrics {
 	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rsp_errors_total",
 		Help: "Operation Error causes sent to peers, by cause code."}, []string{"cause"})
 	m.malformed = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_malformed_messages_total", Help: "Messages that failed to decode."})
+	m.enrpRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_enrp_refused_total",
+		Help: "ENRP messages refused because their sender is not an accepted peer (enrp_peers, enrp_peer_networks)."})
 	m.conns = prometheus.NewGauge(prometheus.GaugeOpts{Name: "rsp_asap_connections", Help: "Open ASAP connections."})
 	m.commit = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rsp_raft_commit_seconds",
 		Help: "Time from proposing a handlespace change to its commit.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
@@ -71,7 +74,7 @@ func newMetrics(r *Registrar) *metrics {
 		func() float64 { return float64(r.hs.Stats().LeaderChanges) }))
 	for _, c := range []prometheus.Collector{m.registrations, m.deregistrations, m.resolutions, m.keepAlivesSent,
 		m.keepAliveAcks, m.keepAlivesMissed, m.unreachable, m.removals, m.removalFailures, m.errors, m.malformed, m.conns, m.commit,
-		m.handleUpdates} {
+		m.handleUpdates, m.enrpRefused} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_storage_fault",

@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"net/netip"
 	"context"
 	"errors"
 	"fmt"
@@ -224,8 +225,8 @@ func (p *peers) onPresence(ec *enrpConn, m *enrp.Presence) {
 func (p *peers) onList(m *enrp.ListResponse) {
 	for i := range m.Servers {
 		si := &m.Servers[i]
-		if si.ID == 0 || p.isMember(si.ID) {
-			continue
+		if si.ID == 0 || p.isMember(si.ID) || !p.r.trustedAddrs(si.Transport.Addrs) {
+			continue // never dial what we cannot accept
 		}
 		p.mu.Lock()
 		p.peerLocked(si.ID, si)
@@ -249,12 +250,15 @@ func (p *peers) startMulticast(ctx context.Context, group string) error {
 	})
 	p.r.goFunc(func() { // receive
 		for {
-			b, _, err := m.Recv(context.Background())
+			b, src, err := m.Recv(context.Background())
 			if err != nil {
 				if errors.Is(err, transport.ErrClosed) {
 					return
 				}
 				continue
+			}
+			if !p.r.trustedAddrs([]netip.Addr{src.Addr()}) {
+				continue // discovery only from enrp_peer_networks
 			}
 			msg, _, err := enrp.Unpack(b, p.r.limitsFor())
 			if err != nil {

@@ -56,6 +56,8 @@ type Registrar struct {
 	// reload.
 	tls    *tlsutil.Store
 	tokens atomic.Pointer[tokens]
+	// trust is who may be an ENRP peer (enrp_trust.go).
+	trust atomic.Pointer[peerTrust]
 	// leaderClient talks to the leader's admin API for proxied requests.
 	leaderClient *http.Client
 	// bootstrap: this registrar forms a one-node cluster (no -join, no
@@ -132,6 +134,7 @@ func New(cfg Config) (*Registrar, error) {
 		tls:     tlsStore,
 	}
 	r.tokens.Store(toks)
+	r.trust.Store(newPeerTrust(&cfg))
 	r.leaderClient = r.newLeaderClient()
 	return r, nil
 }

@@ -47,7 +47,9 @@ var reloadable = map[string]func(r *Registrar, next *Config){
 			r.tls.SetVerifyOutgoing(next.VerifyOutgoing)
 		}
 	},
+	"enrp_peer_networks": func(r *Registrar, next *Config) { r.trust.Store(newPeerTrust(next)) },
 	"enrp_peers": func(r *Registrar, next *Config) {
+		r.trust.Store(newPeerTrust(next))
 		added, removed := r.peers.setStatic(next.ENRPPeers)
 		r.log.Info("static ENRP peers changed", "added", added, "removed", removed)
 		r.peers.poke()
