@@ -1,11 +1,11 @@
 package registrar
 
 import (
-	"net/netip"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
