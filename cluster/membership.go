@@ -424,7 +424,7 @@ func (e *mlEvents) update(n *memberlist.Node, status MemberStatus) {
 	m := (*Membership)(e)
 	var meta Meta
 	if err := json.Unmarshal(n.Meta, &meta); err != nil || meta.ID == 0 {
-		m.log.Warn("gossip member without registrar metadata", "name", n.Name, "address", n.Address())
+		m.log.Warn("gossip member without registrar metadata", "name", logName(n.Name), "address", n.Address())
 		return
 	}
 	m.mu.Lock()
@@ -445,7 +445,7 @@ func (e *mlEvents) update(n *memberlist.Node, status MemberStatus) {
 	mb.Addr, mb.Meta, mb.Status = n.Address(), meta, status
 	m.savePeersLocked()
 	m.mu.Unlock()
-	m.log.Info("member "+status.String(), "name", n.Name, "id", fmt.Sprintf("%08x", meta.ID), "address", n.Address())
+	m.log.Info("member "+status.String(), "name", logName(n.Name), "id", fmt.Sprintf("%08x", meta.ID), "address", n.Address())
 	m.poke()
 }
 
