@@ -26,8 +26,11 @@ type asapConn struct {
 	r      *Registrar
 	c      transport.Conn
 	log    hclog.Logger
-	remote netip.Addr // the peer's address, for rate limits
-	rnd    *rand.Rand // selection randomness (one reader goroutine uses it)
+	remote netip.Addr // the peer's address (unreachability reporters)
+	// resBucket and unrBucket are the connection's rate limits of
+	// resolutions and unreachability reports (the reader goroutine's).
+	resBucket, unrBucket bucket
+	rnd                  *rand.Rand // selection randomness (one reader goroutine uses it)
 	// supervised is set once a PE this registrar is home for uses the
 	// connection (liveness).
 	supervised atomic.Bool
@@ -393,8 +396,8 @@ func (r *Registrar) resolve(ac *asapConn, m *asap.HandleResolution) {
 		r.metrics.resolutions.WithLabelValues(label).Inc()
 		ac.send(&asap.HandleResolutionResponse{PoolHandle: m.PoolHandle, Error: asap.NewOperationError(code, nil)})
 	}
-	if !r.limits.allowResolution(ac.remote) {
-		fail(asap.CauseLackOfResources, "rate_limited")
+	if !r.limits.allowResolution(&ac.resBucket) {
+		r.metrics.resolutions.WithLabelValues("rate_limited").Inc() // dropped: no answer
 		return
 	}
 	n := r.cfg.MaxHResItems
@@ -422,15 +425,16 @@ func (r *Registrar) resolve(ac *asapConn, m *asap.HandleResolution) {
 	r.metrics.resolutions.WithLabelValues("ok").Inc()
 }
 
-// unreachable handles ASAP_ENDPOINT_UNREACHABLE: after MaxBadPEReports
-// reports the PE is removed.
+// unreachable handles ASAP_ENDPOINT_UNREACHABLE: the PE is removed after
+// reports from MaxBadPEReports distinct reporters, or when the keep-alive
+// a report triggers goes unanswered (liveness.report).
 func (r *Registrar) unreachable(ac *asapConn, m *asap.EndpointUnreachable) {
-	if !r.limits.allowUnreachable(ac.remote) {
+	if !r.limits.allowUnreachable(&ac.unrBucket) {
 		r.metrics.unreachable.WithLabelValues("rate_limited").Inc()
 		return
 	}
 	r.metrics.unreachable.WithLabelValues("counted").Inc()
-	if r.live.report(m.PoolHandle, m.ID) {
+	if r.live.report(m.PoolHandle, m.ID, ac.remote, time.Now()) {
 		r.live.remove(m.PoolHandle, m.ID, "unreachable reports")
 	}
 }

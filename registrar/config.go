@@ -101,13 +101,15 @@ type Config struct {
 	// belong to the registering PE's connection. Default false: they are
 	// dropped, and a registration with none left is refused.
 	AllowForeignAddresses bool `json:"allow_foreign_addresses"`
-	// ResolutionRate limits handle resolutions per PU address per second
-	// (0 = no limit). ResolutionBurst is the burst. Defaults 0 and 100.
+	// ResolutionRate limits handle resolutions per ASAP connection per
+	// second (0 = no limit); ResolutionBurst is the burst. Beyond them a
+	// resolution is dropped unanswered. Defaults 1000 and 1000: far above
+	// what a PU asks (RSPLIB's resolve per new session or failover).
 	ResolutionRate  float64 `json:"resolution_rate"`
 	ResolutionBurst int     `json:"resolution_burst"`
-	// UnreachableRate limits ENDPOINT_UNREACHABLE reports per PU address
-	// per second (0 = no limit); UnreachableBurst is the burst. Defaults 0
-	// and 10.
+	// UnreachableRate limits ENDPOINT_UNREACHABLE reports per ASAP
+	// connection per second (0 = no limit); UnreachableBurst is the burst.
+	// Defaults 10 and 10.
 	UnreachableRate  float64 `json:"unreachable_rate"`
 	UnreachableBurst int     `json:"unreachable_burst"`
 	// MaxPoolHandle is the longest pool handle accepted, in bytes.
@@ -252,7 +254,9 @@ func DefaultConfig() Config {
 		MaxBadPEReports:   3,
 		MaxHResItems:      3,
 		MaxHResItemsCap:   128,
-		ResolutionBurst:   100,
+		ResolutionRate:    1000,
+		ResolutionBurst:   1000,
+		UnreachableRate:   10,
 		UnreachableBurst:  10,
 		MaxPoolHandle:     asap.DefaultMaxPoolHandle,
 		ConnIdleTimeout:   Duration(300 * time.Second),
@@ -513,8 +517,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBadPEReports, "max-bad-pe-reports", c.MaxBadPEReports, "ENDPOINT_UNREACHABLE reports that remove a PE")
 	fs.IntVar(&c.MaxHResItems, "max-hres-items", c.MaxHResItems, "PEs per handle resolution when the PU does not say")
 	fs.BoolVar(&c.AllowForeignAddresses, "allow-foreign-addresses", c.AllowForeignAddresses, "keep PE addresses that are not the PE connection's own")
-	fs.Float64Var(&c.ResolutionRate, "resolution-rate", c.ResolutionRate, "handle resolutions per second per PU address (0 = no limit)")
-	fs.Float64Var(&c.UnreachableRate, "unreachable-rate", c.UnreachableRate, "ENDPOINT_UNREACHABLE reports per second per PU address (0 = no limit)")
+	fs.Float64Var(&c.ResolutionRate, "resolution-rate", c.ResolutionRate, "handle resolutions per second per ASAP connection, beyond it dropped (0 = no limit)")
+	fs.Float64Var(&c.UnreachableRate, "unreachable-rate", c.UnreachableRate, "ENDPOINT_UNREACHABLE reports per second per ASAP connection (0 = no limit)")
 	fs.IntVar(&c.MaxPoolHandle, "max-pool-handle", c.MaxPoolHandle, "longest pool handle accepted, in bytes")
 	fs.StringVar(&c.Profile, "profile", c.Profile, "timing profile: lan or local (short timers for one host)")
 	fs.StringVar(&c.Raft, "raft", c.Raft, "raft bind address")

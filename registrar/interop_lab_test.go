@@ -397,7 +397,7 @@ type benchRun struct {
 func TestLabBench_VsRSPLIB(t *testing.T) {
 	bin := needInterop(t)
 	rsplibRegistrarAt(t, rsplAddr)
-	a := ourAgent(t, bin, "-enable-debug")
+	a := ourAgent(t, bin, "-enable-debug", "-resolution-rate", "0") // bench floods on purpose
 	modes := map[string][]string{
 		"register": {"-conns", "8", "-pes", "10", "-pe-per-assoc"},
 		"resolve":  {"-conns", "8", "-pes", "100", "-n", "3"},

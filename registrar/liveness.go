@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -79,10 +80,12 @@ type liveness struct {
 	interval time.Duration
 	timeout  time.Duration
 
-	mu      sync.Mutex
-	pes     map[peKey]*peState
-	q       peHeap
-	reports map[peKey]int
+	mu  sync.Mutex
+	pes map[peKey]*peState
+	q   peHeap
+	// reports are the ENDPOINT_UNREACHABLE reporters of each PE, by
+	// address, with the time of their last report.
+	reports map[peKey]map[netip.Addr]time.Time
 	wake    chan struct{}
 	// sub follows the handlespace's committed changes (takeovers, resets,
 	// restores) with room for buffer of them; owned by run.
@@ -99,7 +102,7 @@ func newLiveness(r *Registrar) *liveness {
 		interval: r.cfg.KeepAliveInterval.D(),
 		timeout:  r.cfg.KeepAliveTimeout.D(),
 		pes:      map[peKey]*peState{},
-		reports:  map[peKey]int{},
+		reports:  map[peKey]map[netip.Addr]time.Time{},
 		wake:     make(chan struct{}, 1),
 		buffer:   changeBuffer,
 	}
@@ -284,6 +287,7 @@ func (l *liveness) ack(conn *asapConn, h asap.PoolHandle, id uint32) {
 	key := peKey{h, id}
 	now := time.Now()
 	l.mu.Lock()
+	delete(l.reports, key) // it answers: the reports were wrong or are old
 	if _, ok := l.pes[key]; ok {
 		l.upsertLocked(key, func(p *peState) {
 			p.ackBy = time.Time{}
@@ -309,18 +313,51 @@ func (l *liveness) connOf(h asap.PoolHandle, id uint32) *asapConn {
 	return nil
 }
 
-// report counts an unreachability report; true when the PE must go.
-func (l *liveness) report(h asap.PoolHandle, id uint32) bool {
+// reportWindow is how long an unreachability report counts: a PE that
+// many PUs cannot reach is reported by them within a few keep-alive
+// rounds; older reports (of a PE another registrar supervises, whose
+// keep-alive answers we do not see) expire.
+func (l *liveness) reportWindow() time.Duration { return 3 * (l.interval + l.timeout) }
+
+// report counts an unreachability report from the reporter at from; true
+// when the PE must go: MaxBadPEReports distinct reporters (addresses)
+// within reportWindow, none of whose reports were answered by a keep-alive
+// ACK since (ack resets the count). A PE this registrar is home for is
+// probed with a keep-alive at once, so one report of a dead PE removes it
+// after the keep-alive timeout, and reports of a PE that answers change
+// nothing: no single PU can remove a live PE.
+func (l *liveness) report(h asap.PoolHandle, id uint32, from netip.Addr, now time.Time) bool {
 	if _, ok := l.r.hs.Lookup(h, id); !ok {
 		return false
 	}
 	key := peKey{h, id}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.reports[key]++
-	if l.reports[key] >= l.r.cfg.MaxBadPEReports {
+	by := l.reports[key]
+	if by == nil {
+		by = map[netip.Addr]time.Time{}
+		l.reports[key] = by
+	}
+	for a, at := range by {
+		if now.Sub(at) > l.reportWindow() {
+			delete(by, a)
+		}
+	}
+	by[from.Unmap()] = now
+	if len(by) >= l.r.cfg.MaxBadPEReports {
 		delete(l.reports, key)
 		return true
+	}
+	if _, ok := l.pes[key]; ok {
+		l.upsertLocked(key, func(p *peState) {
+			if p.ackBy.IsZero() && p.nextKA.After(now) {
+				p.nextKA = now
+			}
+		})
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
 	}
 	return false
 }

@@ -88,7 +88,7 @@ func TestMeasure_Takeover(t *testing.T) {
 // connections at the leader and at a follower, resolutions at a follower.
 func TestMeasure_ClusterThroughput(t *testing.T) {
 	needMeasure(t)
-	c := startE2ECluster(t, "-profile", "lan")
+	c := startE2ECluster(t, "-profile", "lan", "-resolution-rate", "0") // the bench floods on purpose
 	leader := c.leader()
 	var follower *registrartest.Agent
 	for _, a := range c.agents {

@@ -109,7 +109,8 @@ func (l *nsLab) startAgent(i int, dir string, extra ...string) *registrartest.Ag
 	}
 	args := append([]string{"netns", "exec", l.hosts[i-1], filepath.Join(bin, "registrar"), "agent",
 		"-data-dir", dir, "-asap", a.ASAP, "-enrp", a.ENRP, "-http", a.HTTP, "-raft", a.Raft, "-gossip", a.Gossip,
-		"-join", strings.Join(seeds, ","), "-bootstrap-expect", fmt.Sprint(len(l.hosts)), "-profile", "local"}, extra...)
+		"-join", strings.Join(seeds, ","), "-bootstrap-expect", fmt.Sprint(len(l.hosts)), "-profile", "local",
+		"-insecure"}, extra...) // a test network: no TLS, tokens or gossip key
 	a.Process = registrartest.StartProcess(t, fmt.Sprintf("registrar@%s", ip), "ip", args...)
 	a.WaitLine(0, registrar.ReadyLine, 30*time.Second)
 	return a

@@ -12,8 +12,10 @@ import (
 	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
-// Ensure the per-PU rate limits refuse resolutions beyond the burst (lack
-// of resources) and ignore unreachability reports beyond theirs.
+// Ensure the per-connection rate limits drop resolutions beyond the
+// burst without an answer and ignore unreachability reports beyond
+// theirs, and that a flooding PU does not starve a polite one on the same
+// host (the limits are per connection).
 func TestRateLimits(t *testing.T) {
 	r := startRegistrar(t, "", func(c *registrar.Config) {
 		c.ResolutionRate, c.ResolutionBurst = 0.001, 2
@@ -27,8 +29,22 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("resolution %d within the burst: %v", i, resp.Error)
 		}
 	}
-	if resp := resolve(t, pu, "pool", 1); resp.Error == nil || resp.Error.First() != asap.CauseLackOfResources {
-		t.Errorf("resolution beyond the burst: %+v, want lack of resources", resp)
+	for i := 0; i < 50; i++ { // the flood
+		pu.send(&asap.HandleResolution{PoolHandle: "pool"})
+	}
+	waitFor(t, 10*time.Second, "the flood dropped", func() bool {
+		return metricValue(t, r, `rsp_resolutions_total{result="rate_limited"}`) == 50
+	})
+	// Nothing was answered: the next message the flooder gets is the
+	// answer to a deregistration sent after the flood.
+	if m := pu.call(&asap.Deregistration{PoolHandle: "pool", ID: 99}); m.Type() != asap.TypeDeregistrationResponse {
+		t.Fatalf("after the dropped resolutions the PU got %v, want only the deregistration response", m.Type())
+	}
+	polite := dial(t, r, false)
+	for i := 0; i < 2; i++ {
+		if resp := resolve(t, polite, "pool", 1); resp.Error != nil || len(resp.PEs) != 1 {
+			t.Fatalf("the polite PU on the same host: resolution %d got %+v, want the PE", i, resp)
+		}
 	}
 	// Three reports, but only two count: the PE stays (MaxBadPEReports 3).
 	for i := 0; i < 3; i++ {

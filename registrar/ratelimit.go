@@ -1,24 +1,18 @@
 package registrar
 
 import (
-	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// rateLimits keeps a token bucket per PU address for resolutions and for
-// unreachability reports, like RSPLIB's per-PU limits. Idle buckets are
-// dropped so the map stays small. Rates and bursts change live (SIGHUP).
+// rateLimits holds the limits of handle resolutions and unreachability
+// reports, each a token bucket per ASAP connection (not per address: a PU
+// that floods does not starve a polite one on the same host). What goes
+// beyond a limit is dropped without an answer (an answer would cost what
+// the limit saves, and RSPLIB's PUs retry a resolution on their own
+// timer). Rates and bursts change live (SIGHUP).
 type rateLimits struct {
-	res, unr limiter
-}
-
-type limiter struct {
-	set   atomic.Pointer[limit]
-	mu    sync.Mutex
-	b     map[netip.Addr]*bucket
-	swept time.Time
+	res, unr atomic.Pointer[limit]
 }
 
 // limit is a limiter's setting.
@@ -27,13 +21,16 @@ type limit struct {
 	burst float64
 }
 
+// bucket is one connection's tokens for one limit; only the connection's
+// reader goroutine uses it.
 type bucket struct {
 	tokens float64
 	last   time.Time
+	used   bool // tokens and last are set
 }
 
 func newRateLimits(cfg Config) *rateLimits {
-	r := &rateLimits{res: limiter{b: map[netip.Addr]*bucket{}}, unr: limiter{b: map[netip.Addr]*bucket{}}}
+	r := &rateLimits{}
 	r.configure(cfg)
 	return r
 }
@@ -41,32 +38,19 @@ func newRateLimits(cfg Config) *rateLimits {
 // configure sets the rates and bursts of cfg. Buckets keep their tokens,
 // capped at the new burst.
 func (r *rateLimits) configure(cfg Config) {
-	r.res.set.Store(&limit{rate: cfg.ResolutionRate, burst: float64(cfg.ResolutionBurst)})
-	r.unr.set.Store(&limit{rate: cfg.UnreachableRate, burst: float64(cfg.UnreachableBurst)})
+	r.res.Store(&limit{rate: cfg.ResolutionRate, burst: float64(cfg.ResolutionBurst)})
+	r.unr.Store(&limit{rate: cfg.UnreachableRate, burst: float64(cfg.UnreachableBurst)})
 }
 
-func (r *rateLimits) allowResolution(a netip.Addr) bool  { return r.res.allow(a, time.Now()) }
-func (r *rateLimits) allowUnreachable(a netip.Addr) bool { return r.unr.allow(a, time.Now()) }
+func (r *rateLimits) allowResolution(b *bucket) bool  { return r.res.Load().allow(b, time.Now()) }
+func (r *rateLimits) allowUnreachable(b *bucket) bool { return r.unr.Load().allow(b, time.Now()) }
 
-func (l *limiter) allow(a netip.Addr, now time.Time) bool {
-	set := l.set.Load()
+func (set *limit) allow(b *bucket, now time.Time) bool {
 	if set.rate <= 0 {
 		return true
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.swept) > time.Minute {
-		for k, b := range l.b {
-			if now.Sub(b.last) > time.Minute {
-				delete(l.b, k)
-			}
-		}
-		l.swept = now
-	}
-	b, ok := l.b[a]
-	if !ok {
-		b = &bucket{tokens: set.burst, last: now}
-		l.b[a] = b
+	if !b.used {
+		b.tokens, b.last, b.used = set.burst, now, true
 	}
 	b.tokens += now.Sub(b.last).Seconds() * set.rate
 	if b.tokens > set.burst {

@@ -487,21 +487,53 @@ func TestLifetimeExpiry(t *testing.T) {
 	waitFor(t, 5*time.Second, "expired PE removed", func() bool { _, ok := r.Handlespace().Lookup("pool", 1); return !ok })
 }
 
-// Ensure that MaxBadPEReports unreachability reports remove a PE.
+// Ensure that unreachability reports remove a PE only when it is dead or
+// many reporters agree: one PU's repeated reports of a PE that answers
+// keep-alives change nothing (each report probes it, and its ACK resets
+// the count); reports from MaxBadPEReports distinct hosts remove it at
+// once; one report of a PE that no longer answers removes it after the
+// keep-alive timeout.
 func TestUnreachableReports(t *testing.T) {
-	r := startRegistrar(t, "", nil)
-	pe := dial(t, r, true)
-	mustRegister(t, pe, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	r := startRegistrar(t, "", func(c *registrar.Config) {
+		c.KeepAliveInterval = registrar.Duration(time.Hour) // only reports probe
+		c.KeepAliveTimeout = registrar.Duration(2 * time.Second)
+	})
+	alive := dial(t, r, true)
+	mustRegister(t, alive, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
 	pu := dial(t, r, false)
-	for i := 0; i < 2; i++ {
+	for i := 0; i < 5; i++ {
 		pu.send(&asap.EndpointUnreachable{PoolHandle: "pool", ID: 1})
+		resolve(t, pu, "pool", 1) // orders after the report
 	}
-	resolve(t, pu, "pool", 1) // orders after the reports
+	waitFor(t, 10*time.Second, "the keep-alives the reports triggered", func() bool { return alive.kas.Load() >= 1 })
+	resolve(t, pu, "pool", 1)
 	if _, ok := r.Handlespace().Lookup("pool", 1); !ok {
-		t.Fatal("PE removed after 2 reports, want 3")
+		t.Fatal("one PU's reports removed a PE that answers keep-alives")
 	}
-	pu.send(&asap.EndpointUnreachable{PoolHandle: "pool", ID: 1})
-	waitFor(t, 5*time.Second, "reported PE removed", func() bool { _, ok := r.Handlespace().Lookup("pool", 1); return !ok })
+
+	// Three hosts agree about a PE that does not answer (frozen).
+	frozen := dial(t, r, false)
+	mustRegister(t, frozen, "pool", testPE(2, 7002, asap.Policy{Type: asap.PolicyRoundRobin}))
+	for _, from := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		dialFrom(t, r, from).send(&asap.EndpointUnreachable{PoolHandle: "pool", ID: 2})
+	}
+	waitFor(t, 5*time.Second, "the PE three hosts reported removed", func() bool { _, ok := r.Handlespace().Lookup("pool", 2); return !ok })
+	if n := metricValue(t, r, `rsp_pe_removals_total{reason="unreachable reports"}`); n != 1 {
+		t.Fatalf("removals for unreachable reports: %v, want 1 (the three hosts' reports, not the keep-alive timeout)", n)
+	}
+
+	// One report of a PE that died: the keep-alive it triggers goes
+	// unanswered.
+	dead := dial(t, r, false)
+	mustRegister(t, dead, "pool", testPE(3, 7003, asap.Policy{Type: asap.PolicyRoundRobin}))
+	pu.send(&asap.EndpointUnreachable{PoolHandle: "pool", ID: 3})
+	waitFor(t, 10*time.Second, "the reported dead PE removed after its keep-alive timeout", func() bool {
+		_, ok := r.Handlespace().Lookup("pool", 3)
+		return !ok
+	})
+	if _, ok := r.Handlespace().Lookup("pool", 1); !ok {
+		t.Fatal("the live PE is gone")
+	}
 }
 
 // Ensure the registrar answers bad input with the RFC's errors.

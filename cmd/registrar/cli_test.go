@@ -162,7 +162,7 @@ func TestCLI_BashCompletion(t *testing.T) {
 		{"registrar snapshot ", "save inspect restore"},
 		{"registrar agent -log-l", "-log-level"},
 		{"registrar snapshot restore -da", "-data-dir"},
-		{"registrar status -", "-http -json"},
+		{"registrar status -", "-ca-file -client-cert -client-key -http -json -token"},
 	} {
 		words := strings.Split(tc.line, " ")
 		prog := script + "\nCOMP_WORDS=(" + quoteWords(words) + "); COMP_CWORD=" + strconv.Itoa(len(words)-1) +

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/registrar/registrartest"
 	"github.com/rserpool-go/registrar/transport"
 )
@@ -126,7 +127,8 @@ func TestBench_RequestTimeout(t *testing.T) {
 // Ensure that both modes work against our registrar, with one
 // association in all and with one per PE, and leave no PE behind.
 func TestBench_AgainstRegistrar(t *testing.T) {
-	r := registrartest.Start(t, "", nil)
+	// The bench floods on purpose: no per-connection resolution limit.
+	r := registrartest.Start(t, "", func(c *registrar.Config) { c.ResolutionRate = 0 })
 	for _, perPE := range []bool{false, true} {
 		for _, mode := range []string{"register", "resolve"} {
 			b := &bench{addr: r.ASAPAddr(), pool: asap.PoolHandle("b-" + mode), pes: 4, items: 3, perPE: perPE, timeout: 5 * time.Second}

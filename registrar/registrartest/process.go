@@ -295,6 +295,9 @@ type Agent struct {
 	Dir                    string
 	ASAP, ENRP, HTTP, Raft string
 	Gossip                 string
+	// CLIEnv is added to the environment of CLI (REGISTRAR_HTTP_TOKEN,
+	// REGISTRAR_CA_FILE, ...).
+	CLIEnv []string
 }
 
 // StartAgent runs `registrar agent` in dir with free loopback ports (TCP
@@ -346,7 +349,7 @@ func (a *Agent) RestartAndWait() {
 func (a *Agent) CLI(args ...string) (string, error) {
 	bin := BinDir(a.t)
 	cmd := exec.Command(filepath.Join(bin, "registrar"), args...)
-	cmd.Env = append(os.Environ(), "REGISTRAR_HTTP_ADDR="+a.HTTP)
+	cmd.Env = append(append(os.Environ(), "REGISTRAR_HTTP_ADDR="+a.HTTP), a.CLIEnv...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
