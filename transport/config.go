@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -70,6 +71,11 @@ type Config struct {
 	// SCTPAttemptTimeout bounds the SCTP attempt of an auto Dial before it
 	// falls back to TCP. Default 2 s.
 	SCTPAttemptTimeout time.Duration
+
+	// TLS is the TLS configuration of "tls:" addresses: a listener's
+	// (server side) or a dial's (client side; an empty ServerName is set
+	// to the host dialed). Required for tls: addresses, unused otherwise.
+	TLS *tls.Config
 
 	// LocalAddrs are bound before Dial connects. SCTP binds all of them (a
 	// multi-homed association); TCP binds the first one of the remote
@@ -164,4 +170,12 @@ func (k Kind) String() string {
 		return "pipe"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// checkTLS: a tls: address needs a TLS configuration.
+func (c *Config) checkTLS(p Proto) error {
+	if p == ProtoTLS && c.TLS == nil {
+		return fmt.Errorf("%w: a tls: address needs a TLS configuration (Config.TLS)", ErrBadSpec)
+	}
+	return nil
 }

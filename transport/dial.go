@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"fmt"
@@ -64,13 +65,19 @@ func Listen(ctx context.Context, spec string, cfg Config) (Listener, error) {
 	log := cfg.logger()
 	l := newListener(log)
 	switch sp.Proto {
-	case ProtoTCP:
+	case ProtoTCP, ProtoTLS:
 		if err := cfg.checkTCPPPID(); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", spec, err)
+		}
+		if err := cfg.checkTLS(sp.Proto); err != nil {
 			return nil, fmt.Errorf("listen %s: %w", spec, err)
 		}
 		tls, _, err := listenTCP(ctx, addrs, sp.Port)
 		if err != nil {
 			return nil, fmt.Errorf("listen %s: %w", spec, err)
+		}
+		if sp.Proto == ProtoTCP {
+			cfg.TLS = nil
 		}
 		l.addTCP(tls, cfg)
 	case ProtoSCTP:
@@ -167,13 +174,18 @@ func listenTCP(ctx context.Context, addrs []netip.Addr, port uint16) ([]*net.TCP
 }
 
 // addTCP starts accepting on TCP listeners.
-func (l *listener) addTCP(tls []*net.TCPListener, cfg Config) {
-	for _, tl := range tls {
+func (l *listener) addTCP(lns []*net.TCPListener, cfg Config) {
+	for _, tl := range lns {
 		tl := tl
 		l.add(tl, tcpEndpoint(tl.Addr()), func() (Conn, error) {
 			nc, err := tl.AcceptTCP()
 			if err != nil {
 				return nil, err
+			}
+			if cfg.TLS != nil {
+				// The handshake runs on the connection's first read, in
+				// the goroutine that serves it, not in the accept loop.
+				return newTCPConn(tls.Server(nc, cfg.TLS), cfg), nil
 			}
 			return newTCPConn(nc, cfg), nil
 		})
@@ -208,9 +220,18 @@ func Dial(ctx context.Context, spec string, cfg Config) (Conn, error) {
 		return nil, fmt.Errorf("dial %s: %w", spec, err)
 	}
 	switch sp.Proto {
-	case ProtoTCP:
+	case ProtoTCP, ProtoTLS:
 		if err := cfg.checkTCPPPID(); err != nil {
 			return nil, fmt.Errorf("dial %s: %w", spec, err)
+		}
+		if err := cfg.checkTLS(sp.Proto); err != nil {
+			return nil, fmt.Errorf("dial %s: %w", spec, err)
+		}
+		if sp.Proto == ProtoTCP {
+			cfg.TLS = nil
+		} else if cfg.TLS.ServerName == "" {
+			cfg.TLS = cfg.TLS.Clone()
+			cfg.TLS.ServerName = sp.Hosts[0]
 		}
 		c, err := dialTCP(ctx, addrs, sp.Port, cfg)
 		if err != nil {
@@ -265,6 +286,14 @@ func dialTCP(ctx context.Context, addrs []netip.Addr, port uint16, cfg Config) (
 			}
 		}
 		nc, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(a, port).String())
+		if err == nil && cfg.TLS != nil {
+			tc := tls.Client(nc, cfg.TLS)
+			if err = tc.HandshakeContext(ctx); err != nil {
+				nc.Close()
+				return nil, fmt.Errorf("tls handshake with %s: %w", netip.AddrPortFrom(a, port), err)
+			}
+			return newTCPConn(tc, cfg), nil
+		}
 		if err == nil {
 			return newTCPConn(nc.(*net.TCPConn), cfg), nil
 		}

@@ -19,9 +19,12 @@ const (
 	ProtoAuto Proto = iota
 	ProtoTCP        // "tcp:"
 	ProtoSCTP       // "sctp:"
+	// ProtoTLS ("tls:") is TCP with TLS (Config.TLS): ASAP on IANA's
+	// asap-tls port 3864, ENRP on enrp-tls 9902. SCTP has no TLS here.
+	ProtoTLS
 )
 
-// String returns "auto", "tcp" or "sctp".
+// String returns "auto", "tcp", "sctp" or "tls".
 func (p Proto) String() string {
 	switch p {
 	case ProtoAuto:
@@ -30,11 +33,13 @@ func (p Proto) String() string {
 		return "tcp"
 	case ProtoSCTP:
 		return "sctp"
+	case ProtoTLS:
+		return "tls"
 	}
 	return fmt.Sprintf("Proto(%d)", uint8(p))
 }
 
-// Spec is a parsed address spec: `[tcp:|sctp:|auto:]host[,host...]:port`.
+// Spec is a parsed address spec: `[tcp:|tls:|sctp:|auto:]host[,host...]:port`.
 type Spec struct {
 	Proto Proto
 	// Hosts are IP literals (IPv6 without brackets, zones allowed) or names,
@@ -63,12 +68,14 @@ func ParseSpec(s string) (Spec, error) {
 			sp.Proto, rest = ProtoTCP, s[i+1:]
 		case "sctp":
 			sp.Proto, rest = ProtoSCTP, s[i+1:]
+		case "tls":
+			sp.Proto, rest = ProtoTLS, s[i+1:]
 		case "auto":
 			sp.Proto, rest = ProtoAuto, s[i+1:]
 		default:
 			// "localhost:3863" has no prefix; "udp:1.2.3.4:5" has an unknown one.
 			if strings.Contains(s[i+1:], ":") {
-				return Spec{}, fmt.Errorf("%w %q: unknown protocol %q (want tcp, sctp or auto)", ErrBadSpec, s, prefix)
+				return Spec{}, fmt.Errorf("%w %q: unknown protocol %q (want tcp, tls, sctp or auto)", ErrBadSpec, s, prefix)
 			}
 		}
 	}

@@ -38,7 +38,7 @@ var sendBufPool = sync.Pool{New: func() any {
 // in their own header (see frame.go). Sends are queued and written in
 // batches by one writer goroutine per connection, owned by the connection.
 type tcpConn struct {
-	nc       *net.TCPConn
+	nc       net.Conn // a *net.TCPConn, or a *tls.Conn over one
 	cfg      Config
 	log      hclog.Logger
 	remote   string // remoteEP.String(), for errors
@@ -70,7 +70,7 @@ type tcpConn struct {
 
 var _ Conn = (*tcpConn)(nil)
 
-func newTCPConn(nc *net.TCPConn, cfg Config) *tcpConn {
+func newTCPConn(nc net.Conn, cfg Config) *tcpConn {
 	c := &tcpConn{
 		nc:       nc,
 		cfg:      cfg,
@@ -84,8 +84,14 @@ func newTCPConn(nc *net.TCPConn, cfg Config) *tcpConn {
 		wdone:    make(chan struct{}),
 	}
 	c.rdl.set = nc.SetReadDeadline
-	c.log = cfg.logger().With("transport", "tcp", "local", nc.LocalAddr().String(), "remote", c.remote)
-	c.raw, _ = nc.SyscallConn()
+	kind := "tcp"
+	if _, ok := nc.(*net.TCPConn); !ok {
+		kind = "tls"
+	}
+	c.log = cfg.logger().With("transport", kind, "local", nc.LocalAddr().String(), "remote", c.remote)
+	if tc, ok := nc.(*net.TCPConn); ok {
+		c.raw, _ = tc.SyscallConn() // TLS has no direct writes or TCP_INFO
+	}
 	go c.writeLoop()
 	return c
 }
