@@ -56,6 +56,12 @@ type Config struct {
 	ASAP string `json:"asap"`
 	// ENRP is where other registrars reach it. Default 127.0.0.1:9901.
 	ENRP string `json:"enrp"`
+	// ASAPTLS and ENRPTLS are optional TLS listeners (host:port, TCP with
+	// TLS; IANA's asap-tls port is 3864, enrp-tls 9902), beside ASAP and
+	// ENRP; "off" (the default) has none. They need the TLS files; the
+	// ENRP one accepts only registrar certificates of the CA.
+	ASAPTLS string `json:"asap_tls"`
+	ENRPTLS string `json:"enrp_tls"`
 	// HTTP is the admin API and /metrics. Default 127.0.0.1:8863; "off"
 	// disables it.
 	HTTP string `json:"http"`
@@ -242,6 +248,8 @@ func DefaultConfig() Config {
 		DataDir:           "./registrar-data",
 		ASAP:              "127.0.0.1:3863",
 		ENRP:              "127.0.0.1:9901",
+		ASAPTLS:           "off",
+		ENRPTLS:           "off",
 		HTTP:              "127.0.0.1:8863",
 		LogLevel:          "info",
 		LogFileMaxSize:    100,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/tlsutil"
+	"github.com/rserpool-go/registrar/transport"
 )
 
 // The security settings: TLS, admin API tokens, and the safe defaults
@@ -16,6 +17,8 @@ import (
 // Insecure says so). See docs/security.md.
 
 func (c *Config) bindSecurityFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ASAPTLS, "asap-tls", c.ASAPTLS, "ASAP over TLS listener, host:port (IANA asap-tls 3864), or off")
+	fs.StringVar(&c.ENRPTLS, "enrp-tls", c.ENRPTLS, "ENRP over TLS listener for registrar peers, host:port (IANA enrp-tls 9902), or off")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "this registrar's TLS certificate (PEM); with -tls-key-file and -tls-ca-file: HTTPS admin API, mutual TLS on the raft port")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "the private key of -tls-cert-file (PEM)")
 	fs.StringVar(&c.TLSCAFile, "tls-ca-file", c.TLSCAFile, "the cluster's certificate authority (PEM)")
@@ -24,6 +27,14 @@ func (c *Config) bindSecurityFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPTokensFile, "http-tokens-file", c.HTTPTokensFile, "JSON file of admin API tokens with their roles (read, write, operator)")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow the admin API, raft and gossip on non-loopback addresses without TLS, tokens or a gossip key")
 	fs.Int64Var(&c.MaxSnapshotSize, "max-snapshot-size", c.MaxSnapshotSize, "largest snapshot upload accepted, in bytes")
+}
+
+// tlsSpec makes host:port a tls: transport spec.
+func tlsSpec(hp string) string {
+	if strings.HasPrefix(hp, "tls:") {
+		return hp
+	}
+	return "tls:" + hp
 }
 
 // tlsFiles are the configured TLS files.
@@ -47,6 +58,16 @@ func (c *Config) validateSecurity() []error {
 			if k.v == "" {
 				bad(k.key, "missing: TLS needs tls_cert_file, tls_key_file and tls_ca_file together")
 			}
+		}
+	}
+	for _, l := range []struct{ key, v string }{{"asap_tls", c.ASAPTLS}, {"enrp_tls", c.ENRPTLS}} {
+		if l.v == "off" {
+			continue
+		}
+		if _, err := transport.ParseSpec(tlsSpec(l.v)); err != nil {
+			bad(l.key, "%v", err)
+		} else if !c.TLSEnabled() {
+			bad(l.key, "needs TLS (tls_cert_file, tls_key_file, tls_ca_file)")
 		}
 	}
 	if c.VerifyIncoming && !c.TLSEnabled() {
@@ -121,4 +142,35 @@ func (r *Registrar) raftConfig() cluster.RaftConfig {
 	rc := r.cfg.raftConfig()
 	rc.TLS = r.tls
 	return rc
+}
+
+// clientAuth is what the admin API and the ASAP TLS listener ask of
+// clients: a certificate of the CA with verify_incoming, else one only
+// if given.
+func (r *Registrar) clientAuth() tlsutil.ClientAuth {
+	if r.cfg.VerifyIncoming {
+		return tlsutil.ClientRequired
+	}
+	return tlsutil.ClientOptional
+}
+
+// tlsList formats a TLS listener's addresses ("tls:host:port"; nil: off).
+func tlsList(ln transport.Listener) []string {
+	if ln == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range ln.Addrs() {
+		out = append(out, "tls:"+a.String())
+	}
+	return out
+}
+
+// ASAPTLSAddr is the ASAP TLS listener's first address ("tls:host:port";
+// "" when off).
+func (r *Registrar) ASAPTLSAddr() string {
+	if l := tlsList(r.asapTLSLn); len(l) > 0 {
+		return l[0]
+	}
+	return ""
 }

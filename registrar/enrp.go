@@ -26,6 +26,9 @@ type enrpConn struct {
 	r       *Registrar
 	c       transport.Conn
 	inbound bool       // accepted on our ENRP port
+	// tlsPeer: accepted on the ENRP TLS listener, whose handshake admits
+	// only registrar certificates of the CA.
+	tlsPeer bool
 	sendMu  sync.Mutex // guards buf; sends come from several goroutines
 	buf     []byte
 	next    map[tableKey]cluster.Cursor // continuation per requester and W flag
@@ -39,6 +42,11 @@ type tableKey struct {
 // serveENRP serves an accepted ENRP association.
 func (r *Registrar) serveENRP(c transport.Conn) {
 	r.serveENRPConn(&enrpConn{r: r, c: c, inbound: true, next: map[tableKey]cluster.Cursor{}})
+}
+
+// serveENRPTLS serves an association accepted on the ENRP TLS listener.
+func (r *Registrar) serveENRPTLS(c transport.Conn) {
+	r.serveENRPConn(&enrpConn{r: r, c: c, inbound: true, tlsPeer: true, next: map[tableKey]cluster.Cursor{}})
 }
 
 // serveENRPConn reads ENRP messages from one association (accepted, or

@@ -13,7 +13,9 @@ import (
 // has no authentication of its own (RFC 5353 leaves it to TLS or IPsec,
 // RFC 5355), so the registrar trusts addresses: a peer is accepted when
 // it talks over an association this registrar opened (to a configured
-// peer, or to one an accepted peer listed), or when the association's
+// peer, or to one an accepted peer listed), over the ENRP TLS listener
+// (enrp_tls: its handshake admits only registrar certificates of the
+// cluster's CA), or when the association's
 // peer addresses include an address of a configured static peer
 // (enrp_peers) or lie in a configured network (enrp_peer_networks, the
 // networks multicast discovery may learn peers from). Messages that
@@ -81,8 +83,8 @@ func (r *Registrar) acceptPeer(ec *enrpConn, m enrp.Message) bool {
 			return true // answered, never learnt from (heard skips members)
 		}
 	}
-	if !ec.inbound {
-		return true
+	if !ec.inbound || ec.tlsPeer {
+		return true // we dialed it, or TLS proved a registrar certificate of the CA
 	}
 	return r.trustedAddrs(ec.c.PeerAddrs())
 }

@@ -58,8 +58,11 @@ func statusFault(err error) *StatusFault {
 type StatusAddrs struct {
 	ASAP []string `json:"asap"`
 	ENRP []string `json:"enrp"`
-	HTTP string   `json:"http,omitempty"`
-	Raft string   `json:"raft"`
+	// ASAPTLS and ENRPTLS are the TLS listeners ("tls:host:port").
+	ASAPTLS []string `json:"asap_tls,omitempty"`
+	ENRPTLS []string `json:"enrp_tls,omitempty"`
+	HTTP    string   `json:"http,omitempty"`
+	Raft    string   `json:"raft"`
 }
 
 // StatusRaft is the raft part of the status.
@@ -141,6 +144,7 @@ func (r *Registrar) status() Status {
 	s.Addresses.ASAP = specList(r.asapLn.Addrs())
 	s.Addresses.ENRP = specList(r.enrpLn.Addrs())
 	s.Addresses.HTTP = r.HTTPAddr()
+	s.Addresses.ASAPTLS, s.Addresses.ENRPTLS = tlsList(r.asapTLSLn), tlsList(r.enrpTLSLn)
 	s.Addresses.Raft = r.hs.RaftAddr()
 	rs := r.hs.Status()
 	s.Raft.State, s.Raft.Leader = rs.State, rs.LeaderAddr

@@ -43,6 +43,8 @@ type Registrar struct {
 	net     transport.Network
 	asapLn  transport.Listener
 	enrpLn  transport.Listener
+	// asapTLSLn and enrpTLSLn are the TLS listeners (nil: off).
+	asapTLSLn, enrpTLSLn transport.Listener
 	httpLn  net.Listener
 	httpSrv *http.Server
 	// httpServed: httpSrv serves httpLn (and closes it).
@@ -397,16 +399,28 @@ func (r *Registrar) bindListeners(ctx context.Context, c *closers) error {
 		return fmt.Errorf("enrp listen %s: %w", r.cfg.ENRP, err)
 	}
 	c.add(func() error { _ = r.enrpLn.Close(); return nil })
+	if r.cfg.ASAPTLS != "off" {
+		tc := tcfg
+		tc.TLS = r.tls.ServerConfig(r.clientAuth())
+		if r.asapTLSLn, err = r.net.Listen(ctx, tlsSpec(r.cfg.ASAPTLS), tc); err != nil {
+			return fmt.Errorf("asap tls listen %s: %w", r.cfg.ASAPTLS, err)
+		}
+		c.add(func() error { _ = r.asapTLSLn.Close(); return nil })
+	}
+	if r.cfg.ENRPTLS != "off" {
+		ec := ecfg
+		ec.TLS = r.tls.ServerConfig(tlsutil.ClientRegistrar)
+		if r.enrpTLSLn, err = r.net.Listen(ctx, tlsSpec(r.cfg.ENRPTLS), ec); err != nil {
+			return fmt.Errorf("enrp tls listen %s: %w", r.cfg.ENRPTLS, err)
+		}
+		c.add(func() error { _ = r.enrpTLSLn.Close(); return nil })
+	}
 	if r.cfg.HTTP != "off" {
 		if r.httpLn, err = net.Listen("tcp", r.cfg.HTTP); err != nil {
 			return fmt.Errorf("http listen %s: %w", r.cfg.HTTP, err)
 		}
 		if r.tls != nil {
-			auth := tlsutil.ClientOptional
-			if r.cfg.VerifyIncoming {
-				auth = tlsutil.ClientRequired
-			}
-			r.httpLn = tls.NewListener(r.httpLn, r.tls.ServerConfig(auth))
+			r.httpLn = tls.NewListener(r.httpLn, r.tls.ServerConfig(r.clientAuth()))
 		}
 		c.add(func() error {
 			if !r.httpServed {
@@ -451,6 +465,14 @@ func (r *Registrar) serveListeners(_ context.Context, c *closers) error {
 	}
 	r.goFunc(func() { r.acceptLoop(r.asapLn, r.serveASAP) })
 	r.goFunc(func() { r.acceptLoop(r.enrpLn, r.serveENRP) })
+	if r.asapTLSLn != nil {
+		c.add(r.asapTLSLn.Close)
+		r.goFunc(func() { r.acceptLoop(r.asapTLSLn, r.serveASAP) })
+	}
+	if r.enrpTLSLn != nil {
+		c.add(r.enrpTLSLn.Close)
+		r.goFunc(func() { r.acceptLoop(r.enrpTLSLn, r.serveENRPTLS) })
+	}
 	return nil
 }
 

@@ -36,8 +36,8 @@ const (
 // same type in pe and pu (pu.RegistrarConfig): each field's meaning and
 // default,
 //
-//   - Registrars: the registrars' ASAP addresses ([tcp:|sctp:]host:port),
-//     tried in order. Default none.
+//   - Registrars: the registrars' ASAP addresses
+//     ([tcp:|tls:|sctp:]host:port), tried in order. Default none.
 //   - Announce: the ASAP_SERVER_ANNOUNCE multicast group:port to learn
 //     registrars from, or "off". "" means 239.0.0.50:3863 when Registrars
 //     is empty and off otherwise. Default "".
@@ -51,6 +51,10 @@ const (
 //   - DialTimeout: one connection attempt to a registrar. Default 5 s.
 //   - Network: opens sockets; nil means transport.OSNetwork() (tests use
 //     transport.NewMemNetwork()).
+//   - TLS: the TLS client configuration of tls: registrar addresses (ASAP
+//     over TLS, IANA port 3864: the registrar's asap_tls listener); its
+//     RootCAs check the registrar, its Certificates are presented when
+//     the registrar has verify_incoming. Default nil.
 type RegistrarConfig = regclient.Settings
 
 // Config configures an Element. Start from DefaultConfig and set at least

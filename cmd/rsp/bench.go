@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,7 +39,7 @@ type benchResult struct {
 
 func runBench(args []string) int {
 	fs := flag.NewFlagSet("rsp bench", flag.ContinueOnError)
-	registrar := fs.String("registrar", "tcp:127.0.0.1:3863", "registrar ASAP address (first of a comma list is used)")
+	registrar := fs.String("registrar", "tcp:127.0.0.1:3863", "registrar ASAP address, [tcp:|tls:|sctp:]host:port (first of a comma list is used)")
 	pool := fs.String("pool", "bench", "pool handle")
 	pes := fs.Int("pes", 100, "PEs per connection (register), or PEs in the pool (resolve)")
 	conns := fs.Int("conns", 8, "concurrent connections, one request outstanding on each")
@@ -48,6 +49,8 @@ func runBench(args []string) int {
 	perPE := fs.Bool("pe-per-assoc", false, "give every PE an association of its own, as RSPLIB's PEs have (register: -conns x -pes associations, each loop re-registering its PEs in turn; resolve: the pool's PEs)")
 	timeout := fs.Duration("timeout", 5*time.Second, "fail a request the registrar does not answer within this long (the association is closed)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	var tf tlsFlags
+	tf.bind(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: rsp bench register|resolve [flags]
 
@@ -87,6 +90,13 @@ Prints throughput and latency percentiles; the last line is "ops/s: N".`)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b := &bench{addr: addr, pool: asap.PoolHandle(*pool), pes: *pes, items: uint32(*items), perPE: *perPE, timeout: *timeout}
+	if strings.HasPrefix(addr, "tls:") {
+		var err error
+		if b.tls, err = tf.config(); err != nil {
+			fmt.Fprintln(os.Stderr, "rsp bench:", err)
+			return 2
+		}
+	}
 	res, err := b.run(ctx, mode, *conns, *duration, *keep)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rsp bench:", err)
@@ -119,6 +129,9 @@ type bench struct {
 	items   uint32
 	perPE   bool          // one association per PE
 	timeout time.Duration // per request
+	// tls is the client configuration of a tls: address (one for every
+	// connection: new connections resume TLS sessions).
+	tls *tls.Config
 }
 
 // benchConn is one ASAP association with one request outstanding; it
@@ -140,6 +153,7 @@ type benchConn struct {
 func (b *bench) dial(ctx context.Context, requesting bool) (*benchConn, error) {
 	cfg := transport.DefaultConfig()
 	cfg.PPID = transport.PPIDASAP
+	cfg.TLS = b.tls
 	if requesting {
 		cfg.ReadTimeout = b.timeout
 	}

@@ -83,7 +83,12 @@ error says so. Exits when the input ends and the last reply arrived.`)
 		fmt.Fprintln(stderr, "rsp connect:", err)
 		return 2
 	}
-	u, err := pu.New(rf.userConfig(log))
+	ucfg, err := rf.userConfig(log)
+	if err != nil {
+		fmt.Fprintln(stderr, "rsp connect:", err)
+		return 2
+	}
+	u, err := pu.New(ucfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "rsp connect:", err)
 		return 2

@@ -26,10 +26,12 @@ type registrarFlags struct {
 	ifname     string
 	logLevel   string
 	logJSON    bool
+	tls        tlsFlags
 }
 
 func (r *registrarFlags) bind(fs *flag.FlagSet) {
-	fs.StringVar(&r.registrars, "registrar", defaultRegistrar, "registrar ASAP addresses, [tcp:|sctp:]host:port[,...]; empty to use announces only")
+	fs.StringVar(&r.registrars, "registrar", defaultRegistrar, "registrar ASAP addresses, [tcp:|tls:|sctp:]host:port[,...]; empty to use announces only")
+	r.tls.bind(fs)
 	fs.StringVar(&r.announce, "announce", "", "ASAP SERVER_ANNOUNCE multicast group:port to learn registrars from, or off (default: 239.0.0.50:3863 when -registrar is empty, else off)")
 	fs.StringVar(&r.ifname, "announce-interface", "", "interface to hear announces on (default: routing decides)")
 	fs.StringVar(&r.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
@@ -57,13 +59,15 @@ func (r *registrarFlags) logger(name string, w io.Writer) (hclog.Logger, error) 
 }
 
 // userConfig is a pool user configuration from the flags.
-func (r *registrarFlags) userConfig(log hclog.Logger) pu.Config {
+func (r *registrarFlags) userConfig(log hclog.Logger) (pu.Config, error) {
 	cfg := pu.DefaultConfig()
 	cfg.Registrars = r.list()
 	cfg.Announce = r.announce
 	cfg.AnnounceInterface = r.ifname
 	cfg.Logger = log
-	return cfg
+	var err error
+	cfg.TLS, err = r.tls.config()
+	return cfg, err
 }
 
 // explain adds what to do to errors about finding registrars.

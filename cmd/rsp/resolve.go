@@ -80,7 +80,11 @@ policy, and prints them. Exits 1 when the pool is unknown.`)
 		fmt.Fprintln(stderr, "rsp resolve:", err)
 		return 2
 	}
-	cfg := rf.userConfig(log)
+	cfg, err := rf.userConfig(log)
+	if err != nil {
+		fmt.Fprintln(stderr, "rsp resolve:", err)
+		return 2
+	}
 	cfg.CacheTime = 0
 	cfg.Items = uint32(*n)
 	u, err := pu.New(cfg)

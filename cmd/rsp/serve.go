@@ -215,6 +215,10 @@ it and exits.`)
 	cfg.Lifetime = *lifetime
 	cfg.ASAP = *asapAddr
 	cfg.Registrars = rf.list()
+	if cfg.TLS, err = rf.tls.config(); err != nil {
+		fmt.Fprintln(stderr, "rsp serve:", err)
+		return 2
+	}
 	cfg.Announce = rf.announce
 	cfg.AnnounceInterface = rf.ifname
 	cfg.Logger = log
@@ -237,7 +241,7 @@ it and exits.`)
 	if *cardPEs > 0 {
 		// The candidates come from the pool's registrar, as a pool user's
 		// resolution does (cached a few seconds, not asked per session).
-		ucfg := rf.userConfig(log.Named("card"))
+		ucfg, _ := rf.userConfig(log.Named("card")) // its TLS files loaded above
 		ucfg.Items = uint32(*cardPEs + 1) // this PE may be among them
 		if d.resolver, err = pu.New(ucfg); err != nil {
 			fmt.Fprintln(stderr, "rsp serve:", err)

@@ -302,7 +302,9 @@ func (c *Client) connect(ctx context.Context, h *huntLog) (*Conn, error) {
 func (c *Client) dial(ctx context.Context, cd candidate, idx int) (*Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
-	tc, err := c.net.Dial(dctx, cd.spec, ControlConfig(c.log))
+	tcfg := ControlConfig(c.log)
+	tcfg.TLS = c.cfg.TLS
+	tc, err := c.net.Dial(dctx, cd.spec, tcfg)
 	if err != nil {
 		return nil, err
 	}

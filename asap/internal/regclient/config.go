@@ -1,6 +1,7 @@
 package regclient
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -34,6 +35,7 @@ type Settings struct {
 	RequestRetries    int               // resends on one registrar before a hunt
 	DialTimeout       time.Duration     // one connection attempt
 	Network           transport.Network // nil: transport.OSNetwork()
+	TLS               *tls.Config       // for tls: registrar addresses
 }
 
 // DefaultSettings returns the defaults documented on each field.

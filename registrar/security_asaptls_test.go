@@ -1,0 +1,95 @@
+package registrar_test
+
+import (
+	"context"
+	"crypto/tls"
+	"testing"
+	"time"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
+	"github.com/rserpool-go/registrar/tlsutil"
+	"github.com/rserpool-go/registrar/tlsutil/tlstest"
+	"github.com/rserpool-go/registrar/transport"
+)
+
+// dialTLS connects an ASAP client over TLS with cfg (nil error: the
+// handshake completed).
+func dialTLS(t *testing.T, addr string, cfg *tls.Config) (*client, error) {
+	t.Helper()
+	tc := transport.DefaultConfig()
+	tc.PPID = transport.PPIDASAP
+	tc.TLS = cfg
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := transport.Dial(ctx, addr, tc)
+	if err != nil {
+		return nil, err
+	}
+	cl := &client{t: t, c: c, acks: true, in: make(chan asap.Message, 64), ka: make(chan *asap.EndpointKeepAlive, 64)}
+	go cl.readLoop()
+	t.Cleanup(func() { c.Close() })
+	return cl, nil
+}
+
+// Ensure ASAP over TLS (asap_tls) serves PEs and PUs that trust the CA,
+// and with verify_incoming refuses clients without a client certificate
+// of the CA, with an expired one or one of a foreign CA; plain ASAP on
+// the other port goes on.
+func TestASAPOverTLS(t *testing.T) {
+	ca := tlstest.New(t, "cluster")
+	foreign := tlstest.New(t, "foreign")
+	r := registrartest.Start(t, "", func(c *registrar.Config) {
+		withTLS(ca.Registrar("r1"))(c)
+		c.ASAPTLS = "127.0.0.1:0"
+		c.VerifyIncoming = true
+	})
+	addr := r.ASAPTLSAddr()
+	cfgOf := func(f tlsutil.Files) *tls.Config {
+		f.CA = ca.File
+		return tlstest.Store(t, f).ClientConfig("")
+	}
+	pe, err := dialTLS(t, addr, cfgOf(ca.Client("pe")))
+	if err != nil {
+		t.Fatalf("a PE with a client certificate of the CA: %v", err)
+	}
+	mustRegister(t, pe, "svc", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	pu, err := dialTLS(t, addr, cfgOf(ca.Client("pu")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := resolve(t, pu, "svc", 0); len(res.PEs) != 1 {
+		t.Fatalf("resolution over TLS: %+v", res)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  *tls.Config
+	}{
+		{"no client certificate", cfgOf(tlsutil.Files{})},
+		{"expired client certificate", cfgOf(ca.Expired("old"))},
+		{"client certificate of a foreign CA", cfgOf(foreign.Client("intruder"))},
+		{"a client that does not trust the registrar", tlstest.Store(t, tlsutil.Files{CA: foreign.File}).ClientConfig("")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl, err := dialTLS(t, addr, tc.cfg)
+			if err != nil {
+				return // refused in the handshake
+			}
+			b, _ := asap.Pack(&asap.Deregistration{PoolHandle: "svc", ID: 1})
+			_ = cl.c.Send(context.Background(), transport.PPIDASAP, b) // may fail: the server refused the certificate
+			select {
+			case m, ok := <-cl.in:
+				if ok {
+					t.Fatalf("%s: the registrar answered %v", tc.name, m.Type())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: the connection was neither refused nor closed", tc.name)
+			}
+		})
+	}
+	plain := dial(t, r, false)
+	if res := resolve(t, plain, "svc", 0); len(res.PEs) != 1 {
+		t.Fatalf("plain ASAP beside TLS: %+v", res)
+	}
+}
