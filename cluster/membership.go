@@ -188,6 +188,10 @@ type Membership struct {
 	node *Node
 	log  hclog.Logger
 	ml   *memberlist.Memberlist
+	// keyring is memberlist's keyring (nil: no encryption); keyMu
+	// serialises its changes and their saving.
+	keyring *memberlist.Keyring
+	keyMu   sync.Mutex
 
 	mu      sync.Mutex
 	meta    Meta
@@ -238,7 +242,11 @@ func StartMembership(cfg MembershipConfig, node *Node, meta Meta) (*Membership, 
 	if node.cfg.Inmem != nil {
 		mc.Transport = node.cfg.Inmem.gossipTransport(mc.Name) // Bind and Advertise are not used
 	}
-	mc.SecretKey = cfg.EncryptKey
+	kr, err := m.openKeyring()
+	if err != nil {
+		return nil, err
+	}
+	m.keyring, mc.Keyring = kr, kr
 	mc.Delegate = (*mlDelegate)(m)
 	mc.Events = (*mlEvents)(m)
 	mc.Logger = log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})

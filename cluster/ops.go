@@ -191,6 +191,15 @@ func (h *Handlespace) RestoreFile(ctx context.Context, path string) (snapshot.Me
 // Members lists every registrar gossip knows, sorted by name.
 func (h *Handlespace) Members() []Member { return h.members.Members() }
 
+// GossipKeys lists this registrar's gossip keyring.
+func (h *Handlespace) GossipKeys() ([]KeyInfo, error) { return h.members.Keys() }
+
+// ChangeGossipKey installs, uses or removes a gossip key on this
+// registrar (see Membership.ChangeKey).
+func (h *Handlespace) ChangeGossipKey(op KeyOp, key string) error {
+	return h.members.ChangeKey(op, key)
+}
+
 // GossipAddr is this registrar's gossip address.
 func (h *Handlespace) GossipAddr() string { return h.members.LocalAddr() }
 

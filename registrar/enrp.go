@@ -25,7 +25,7 @@ const (
 type enrpConn struct {
 	r       *Registrar
 	c       transport.Conn
-	inbound bool       // accepted on our ENRP port
+	inbound bool // accepted on our ENRP port
 	// tlsPeer: accepted on the ENRP TLS listener, whose handshake admits
 	// only registrar certificates of the CA.
 	tlsPeer bool

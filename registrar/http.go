@@ -227,5 +227,6 @@ func (r *Registrar) httpHandler() http.Handler {
 	}
 	r.clusterHandlers(mux)
 	r.snapshotHandlers(mux)
+	r.keyringHandlers(mux)
 	return mux
 }

@@ -39,14 +39,14 @@ type Registrar struct {
 
 	// hs is the replicated handlespace: everything below the daemon
 	// (the store, raft, gossip) is behind it.
-	hs      *cluster.Handlespace
-	net     transport.Network
-	asapLn  transport.Listener
-	enrpLn  transport.Listener
+	hs     *cluster.Handlespace
+	net    transport.Network
+	asapLn transport.Listener
+	enrpLn transport.Listener
 	// asapTLSLn and enrpTLSLn are the TLS listeners (nil: off).
 	asapTLSLn, enrpTLSLn transport.Listener
-	httpLn  net.Listener
-	httpSrv *http.Server
+	httpLn               net.Listener
+	httpSrv              *http.Server
 	// httpServed: httpSrv serves httpLn (and closes it).
 	httpServed bool
 	metrics    *metrics

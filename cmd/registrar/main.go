@@ -26,6 +26,7 @@ var app = &cli.App{
 		{Name: "leave", Summary: "make a registrar leave the cluster gracefully and stop", Run: runLeave},
 		{Name: "raft", Summary: "raft peers | raft remove-peer ID", Run: runRaft, Subcommands: []string{"peers", "remove-peer"}},
 		{Name: "snapshot", Summary: "save, inspect or restore handlespace snapshots", Run: runSnapshot, Subcommands: []string{"save", "inspect", "restore"}},
+		{Name: "keyring", Summary: "gossip encryption keys: keyring list | install | use | remove KEY", Run: runKeyring, Subcommands: []string{"list", "install", "use", "remove"}},
 		{Name: "tls", Summary: "make a CA and certificates for a cluster: tls ca | tls cert", Run: runTLS, Subcommands: []string{"ca", "cert"}},
 	},
 }

@@ -242,7 +242,7 @@ it and exits.`)
 		// The candidates come from the pool's registrar, as a pool user's
 		// resolution does (cached a few seconds, not asked per session).
 		ucfg, _ := rf.userConfig(log.Named("card")) // its TLS files loaded above
-		ucfg.Items = uint32(*cardPEs + 1) // this PE may be among them
+		ucfg.Items = uint32(*cardPEs + 1)           // this PE may be among them
 		if d.resolver, err = pu.New(ucfg); err != nil {
 			fmt.Fprintln(stderr, "rsp serve:", err)
 			closeElement()
