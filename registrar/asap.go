@@ -30,6 +30,10 @@ type asapConn struct {
 	// resBucket and unrBucket are the connection's rate limits of
 	// resolutions and unreachability reports (the reader goroutine's).
 	resBucket, unrBucket bucket
+	// pes are the PEs registered through this connection and not
+	// deregistered on it (the reader goroutine's), for
+	// max_pes_per_connection.
+	pes map[peKey]struct{}
 	rnd                  *rand.Rand // selection randomness (one reader goroutine uses it)
 	// supervised is set once a PE this registrar is home for uses the
 	// connection (liveness).
@@ -229,6 +233,11 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	pe.ASAP = r.asapTransport(ac, pe.ASAP, peer)
 	pe.Home = r.id
 	pe.Policy = r.withDistance(pe.Policy, ac.c, 0)
+	key := peKey{m.PoolHandle, pe.ID}
+	if _, known := ac.pes[key]; !known && r.cfg.MaxPEsPerConnection > 0 && len(ac.pes) >= r.cfg.MaxPEsPerConnection {
+		r.metrics.pesRefused.Inc()
+		return refuse("max_pes_per_connection reached on this connection", asap.NewOperationError(asap.CauseLackOfResources, nil))
+	}
 	cur, exists := r.hs.Lookup(m.PoolHandle, pe.ID)
 	if exists && !r.mayChange(ac, m.PoolHandle, cur.Element) {
 		ac.log.Warn("registration refused: the PE identifier belongs to another endpoint", "pool", ph(m.PoolHandle),
@@ -239,6 +248,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 		return resp
 	}
 	if exists && samePE(&cur.Element, &pe) {
+		ac.addPE(key)
 		r.live.track(ac, m.PoolHandle, pe, now)
 		r.metrics.registrations.WithLabelValues("refreshed").Inc()
 		r.peers.announce(enrp.AddPE, m.PoolHandle, pe) // peers refresh its lifetime
@@ -261,6 +271,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	case errors.As(err, &oe):
 		return refuse(err.Error(), oe)
 	}
+	ac.addPE(key)
 	r.live.track(ac, m.PoolHandle, pe, now)
 	r.metrics.registrations.WithLabelValues("accepted").Inc()
 	ac.log.Debug("registration accepted", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "lifetime_ms", pe.Lifetime)
@@ -384,7 +395,16 @@ func (r *Registrar) deregister(ctx context.Context, ac *asapConn, m *asap.Deregi
 		return resp
 	}
 	r.live.forget(m.PoolHandle, m.ID)
+	delete(ac.pes, peKey{m.PoolHandle, m.ID})
 	return resp
+}
+
+// addPE records a PE registered through the connection.
+func (ac *asapConn) addPE(k peKey) {
+	if ac.pes == nil {
+		ac.pes = map[peKey]struct{}{}
+	}
+	ac.pes[k] = struct{}{}
 }
 
 // resolve handles ASAP_HANDLE_RESOLUTION from the local handlespace. The

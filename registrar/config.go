@@ -118,6 +118,17 @@ type Config struct {
 	// Defaults 10 and 10.
 	UnreachableRate  float64 `json:"unreachable_rate"`
 	UnreachableBurst int     `json:"unreachable_burst"`
+	// MaxConnections caps the accepted ASAP and ENRP connections (0: only
+	// the file descriptor limit less a reserve of 256); beyond it a new
+	// connection is closed at once. Default 0.
+	MaxConnections int `json:"max_connections"`
+	// MaxConnectionsPerAddress caps them per source address (0: none).
+	// Default 512.
+	MaxConnectionsPerAddress int `json:"max_connections_per_address"`
+	// MaxPEsPerConnection caps the PEs registered through one ASAP
+	// connection (0: none); beyond it a registration is refused with lack
+	// of resources. Default 1000.
+	MaxPEsPerConnection int `json:"max_pes_per_connection"`
 	// MaxPoolHandle is the longest pool handle accepted, in bytes.
 	// Default 32 (RSPLIB aborts on longer ones).
 	MaxPoolHandle int `json:"max_pool_handle"`
@@ -245,47 +256,49 @@ type Config struct {
 // DefaultConfig returns the defaults of every field.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:           "./registrar-data",
-		ASAP:              "127.0.0.1:3863",
-		ENRP:              "127.0.0.1:9901",
-		ASAPTLS:           "off",
-		ENRPTLS:           "off",
-		HTTP:              "127.0.0.1:8863",
-		LogLevel:          "info",
-		LogFileMaxSize:    100,
-		LogFileMaxBackups: 5,
-		MetricsPoolTop:    20,
-		AnnounceInterval:  Duration(time.Second),
-		AnnounceTTL:       1,
-		KeepAliveInterval: Duration(5 * time.Second),
-		KeepAliveTimeout:  Duration(5 * time.Second),
-		MaxBadPEReports:   3,
-		MaxHResItems:      3,
-		MaxHResItemsCap:   128,
-		ResolutionRate:    1000,
-		ResolutionBurst:   1000,
-		UnreachableRate:   10,
-		UnreachableBurst:  10,
-		MaxPoolHandle:     asap.DefaultMaxPoolHandle,
-		ConnIdleTimeout:   Duration(300 * time.Second),
-		Profile:           cluster.ProfileLAN,
-		Raft:              "127.0.0.1:7947",
-		Gossip:            "127.0.0.1:7946",
-		RetryJoinInterval: Duration(time.Second),
-		SnapshotInterval:  Duration(120 * time.Second),
-		SnapshotThreshold: 8192,
-		SnapshotRetain:    2,
-		TrailingLogs:      10240,
-		WriteTimeout:      Duration(5 * time.Second),
-		PeerHeartbeat:     Duration(2444 * time.Millisecond),
-		MaxTimeLastHeard:  Duration(5 * time.Second),
-		MaxTimeNoResponse: Duration(5 * time.Second),
-		TakeoverExpiry:    Duration(5 * time.Second),
-		CommitDelay:       Duration(10 * time.Millisecond),
-		CSPInterval:       Duration(time.Second),
-		DistanceStep:      Duration(50 * time.Millisecond),
-		VerifyOutgoing:    true,
-		MaxSnapshotSize:   2 << 30,
+		DataDir:                  "./registrar-data",
+		ASAP:                     "127.0.0.1:3863",
+		ENRP:                     "127.0.0.1:9901",
+		ASAPTLS:                  "off",
+		ENRPTLS:                  "off",
+		HTTP:                     "127.0.0.1:8863",
+		LogLevel:                 "info",
+		LogFileMaxSize:           100,
+		LogFileMaxBackups:        5,
+		MetricsPoolTop:           20,
+		AnnounceInterval:         Duration(time.Second),
+		AnnounceTTL:              1,
+		KeepAliveInterval:        Duration(5 * time.Second),
+		KeepAliveTimeout:         Duration(5 * time.Second),
+		MaxBadPEReports:          3,
+		MaxHResItems:             3,
+		MaxHResItemsCap:          128,
+		ResolutionRate:           1000,
+		ResolutionBurst:          1000,
+		UnreachableRate:          10,
+		UnreachableBurst:         10,
+		MaxPoolHandle:            asap.DefaultMaxPoolHandle,
+		MaxConnectionsPerAddress: 512,
+		MaxPEsPerConnection:      1000,
+		ConnIdleTimeout:          Duration(300 * time.Second),
+		Profile:                  cluster.ProfileLAN,
+		Raft:                     "127.0.0.1:7947",
+		Gossip:                   "127.0.0.1:7946",
+		RetryJoinInterval:        Duration(time.Second),
+		SnapshotInterval:         Duration(120 * time.Second),
+		SnapshotThreshold:        8192,
+		SnapshotRetain:           2,
+		TrailingLogs:             10240,
+		WriteTimeout:             Duration(5 * time.Second),
+		PeerHeartbeat:            Duration(2444 * time.Millisecond),
+		MaxTimeLastHeard:         Duration(5 * time.Second),
+		MaxTimeNoResponse:        Duration(5 * time.Second),
+		TakeoverExpiry:           Duration(5 * time.Second),
+		CommitDelay:              Duration(10 * time.Millisecond),
+		CSPInterval:              Duration(time.Second),
+		DistanceStep:             Duration(50 * time.Millisecond),
+		VerifyOutgoing:           true,
+		MaxSnapshotSize:          2 << 30,
 	}
 }
 
@@ -384,6 +397,14 @@ func (c *Config) Validate() error {
 	}
 	if c.UnreachableBurst < 1 {
 		bad("unreachable_burst", "%d must be at least 1", c.UnreachableBurst)
+	}
+	for _, v := range []struct {
+		key string
+		n   int
+	}{{"max_connections", c.MaxConnections}, {"max_connections_per_address", c.MaxConnectionsPerAddress}, {"max_pes_per_connection", c.MaxPEsPerConnection}} {
+		if v.n < 0 {
+			bad(v.key, "%d is negative (0 = no limit)", v.n)
+		}
 	}
 	if c.MaxPoolHandle < 1 || c.MaxPoolHandle > 65000 {
 		bad("max_pool_handle", "%d is outside [1, 65000]", c.MaxPoolHandle)
@@ -527,6 +548,9 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AllowForeignAddresses, "allow-foreign-addresses", c.AllowForeignAddresses, "keep PE addresses that are not the PE connection's own")
 	fs.Float64Var(&c.ResolutionRate, "resolution-rate", c.ResolutionRate, "handle resolutions per second per ASAP connection, beyond it dropped (0 = no limit)")
 	fs.Float64Var(&c.UnreachableRate, "unreachable-rate", c.UnreachableRate, "ENDPOINT_UNREACHABLE reports per second per ASAP connection (0 = no limit)")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "cap on accepted ASAP and ENRP connections (0: the file descriptor limit less 256)")
+	fs.IntVar(&c.MaxConnectionsPerAddress, "max-connections-per-address", c.MaxConnectionsPerAddress, "cap on ASAP and ENRP connections per source address (0: none)")
+	fs.IntVar(&c.MaxPEsPerConnection, "max-pes-per-connection", c.MaxPEsPerConnection, "cap on PEs registered through one ASAP connection (0: none)")
 	fs.IntVar(&c.MaxPoolHandle, "max-pool-handle", c.MaxPoolHandle, "longest pool handle accepted, in bytes")
 	fs.StringVar(&c.Profile, "profile", c.Profile, "timing profile: lan or local (short timers for one host)")
 	fs.StringVar(&c.Raft, "raft", c.Raft, "raft bind address")

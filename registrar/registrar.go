@@ -58,6 +58,8 @@ type Registrar struct {
 	// reload.
 	tls    *tlsutil.Store
 	tokens atomic.Pointer[tokens]
+	// connLimits counts the accepted ASAP and ENRP connections.
+	connLimits connLimits
 	// trust is who may be an ENRP peer (enrp_trust.go).
 	trust atomic.Pointer[peerTrust]
 	// leaderClient talks to the leader's admin API for proxied requests.
@@ -463,15 +465,15 @@ func (r *Registrar) serveListeners(_ context.Context, c *closers) error {
 			return nil
 		})
 	}
-	r.goFunc(func() { r.acceptLoop(r.asapLn, r.serveASAP) })
-	r.goFunc(func() { r.acceptLoop(r.enrpLn, r.serveENRP) })
+	r.goFunc(func() { r.acceptLoop(r.asapLn, r.limited(r.serveASAP)) })
+	r.goFunc(func() { r.acceptLoop(r.enrpLn, r.limited(r.serveENRP)) })
 	if r.asapTLSLn != nil {
 		c.add(r.asapTLSLn.Close)
-		r.goFunc(func() { r.acceptLoop(r.asapTLSLn, r.serveASAP) })
+		r.goFunc(func() { r.acceptLoop(r.asapTLSLn, r.limited(r.serveASAP)) })
 	}
 	if r.enrpTLSLn != nil {
 		c.add(r.enrpTLSLn.Close)
-		r.goFunc(func() { r.acceptLoop(r.enrpTLSLn, r.serveENRPTLS) })
+		r.goFunc(func() { r.acceptLoop(r.enrpTLSLn, r.limited(r.serveENRPTLS)) })
 	}
 	return nil
 }
