@@ -34,7 +34,7 @@ type asapConn struct {
 	// deregistered on it (the reader goroutine's), for
 	// max_pes_per_connection.
 	pes map[peKey]struct{}
-	rnd                  *rand.Rand // selection randomness (one reader goroutine uses it)
+	rnd *rand.Rand // selection randomness (one reader goroutine uses it)
 	// supervised is set once a PE this registrar is home for uses the
 	// connection (liveness).
 	supervised atomic.Bool
