@@ -174,3 +174,12 @@ func (r *Registrar) ASAPTLSAddr() string {
 	}
 	return ""
 }
+
+// ENRPTLSAddr is the ENRP TLS listener's first address ("tls:host:port";
+// "" when off).
+func (r *Registrar) ENRPTLSAddr() string {
+	if l := tlsList(r.enrpTLSLn); len(l) > 0 {
+		return l[0]
+	}
+	return ""
+}

@@ -111,7 +111,8 @@ func TestE2E_DiskFull(t *testing.T) {
 	}
 	fs := mountTmpfs(t, 64<<20)
 	dir := filepath.Join(fs.dir, "data")
-	a := registrartest.StartAgent(t, dir, "-write-timeout", "1s", "-keepalive-interval", "30s", "-keepalive-timeout", "30s")
+	// Thousands of PEs on one connection: no max_pes_per_connection.
+	a := registrartest.StartAgent(t, dir, "-write-timeout", "1s", "-keepalive-interval", "30s", "-keepalive-timeout", "30s", "-max-pes-per-connection", "0")
 	pe := newASAPPE(t)
 	const pool = "diskfull"
 	var acked []uint32

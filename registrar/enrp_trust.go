@@ -3,6 +3,7 @@ package registrar
 import (
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/enrp"
@@ -15,7 +16,8 @@ import (
 // it talks over an association this registrar opened (to a configured
 // peer, or to one an accepted peer listed), over the ENRP TLS listener
 // (enrp_tls: its handshake admits only registrar certificates of the
-// cluster's CA), or when the association's
+// cluster's CA; its addresses are then accepted on the plain port too),
+// or when the association's
 // peer addresses include an address of a configured static peer
 // (enrp_peers) or lie in a configured network (enrp_peer_networks, the
 // networks multicast discovery may learn peers from). Messages that
@@ -83,8 +85,15 @@ func (r *Registrar) acceptPeer(ec *enrpConn, m enrp.Message) bool {
 			return true // answered, never learnt from (heard skips members)
 		}
 	}
-	if !ec.inbound || ec.tlsPeer {
-		return true // we dialed it, or TLS proved a registrar certificate of the CA
+	if ec.tlsPeer {
+		// TLS proved a registrar certificate of the CA: its addresses are
+		// accepted from now on, also on the plain ENRP port (the address
+		// it announces is that one).
+		r.tlsPeerAddrs.Store(ec.c.PeerAddrs())
+		return true
+	}
+	if !ec.inbound {
+		return true // we dialed it
 	}
 	return r.trustedAddrs(ec.c.PeerAddrs())
 }
@@ -92,9 +101,28 @@ func (r *Registrar) acceptPeer(ec *enrpConn, m enrp.Message) bool {
 // trustedAddrs reports whether a registrar at one of addrs may become a
 // peer (and be dialed).
 func (r *Registrar) trustedAddrs(addrs []netip.Addr) bool {
-	t := r.trust.Load()
-	return t != nil && t.addrs(addrs)
+	if t := r.trust.Load(); t != nil && t.addrs(addrs) {
+		return true
+	}
+	for _, a := range addrs {
+		if _, ok := r.tlsPeerAddrs.Load(a.Unmap()); ok {
+			return true
+		}
+	}
+	return false
 }
+
+// tlsPeerAddrs are the addresses of registrars that proved a registrar
+// certificate of the CA on the ENRP TLS listener.
+type addrSet struct{ m sync.Map }
+
+func (s *addrSet) Store(as []netip.Addr) {
+	for _, a := range as {
+		s.m.Store(a.Unmap(), struct{}{})
+	}
+}
+
+func (s *addrSet) Load(a netip.Addr) (any, bool) { return s.m.Load(a) }
 
 // refusePeer answers a message from a registrar that is not an accepted
 // peer, and logs it.

@@ -208,6 +208,42 @@ func TestInterop_RSPLIBClientsAtOurRegistrar(t *testing.T) {
 	}
 }
 
+// Ensure an RSPLIB PE that restarts with its fixed PE identifier
+// re-registers over its new association (from its own addresses) while
+// the registrar still has it from before: accepted by the ownership
+// rule, not refused as a non-unique PE identifier.
+func TestInterop_RSPLIBPERestartKeepsItsID(t *testing.T) {
+	bin := needInterop(t)
+	a := ourAgent(t, bin, "-keepalive-timeout", "20s")
+	start := func() *registrartest.Process {
+		return registrartest.StartProcess(t, "rspserver fixed ID", "rspserver", "-echo", "-poolhandle=RestartPool", "-identifier=0x5eed0001",
+			"-registrar="+ourAddr+":3863", "-asapannounce=off", "-loglevel=2", "-logcolor=off", "-quiet")
+	}
+	registered := func() (registrar.PEInfo, bool) {
+		d, ok := ourPool(a, "RestartPool")
+		if !ok || len(d.PEs) != 1 || d.PEs[0].ID != "0x5eed0001" || d.PEs[0].ASAP == nil {
+			return registrar.PEInfo{}, false
+		}
+		return d.PEs[0], true
+	}
+	first := start()
+	var before registrar.PEInfo
+	waitFor(t, 30*time.Second, "rspserver registered with its fixed ID", func() bool {
+		var ok bool
+		before, ok = registered()
+		return ok
+	})
+	first.Kill()
+	start()
+	waitFor(t, 30*time.Second, "the restarted rspserver re-registered (a new ASAP port)", func() bool {
+		pe, ok := registered()
+		return ok && pe.ASAP.Port != before.ASAP.Port
+	})
+	if out := a.Output(); strings.Contains(out, "registration refused") {
+		t.Fatalf("a re-registration of the restarted PE was refused:\n%s", out)
+	}
+}
+
 // runUntil runs cmd (in a process group of its own) until its output
 // contains want or the time is up, then kills the whole group.
 func runUntil(cmd *exec.Cmd, want string, d time.Duration) (string, error) {

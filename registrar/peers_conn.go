@@ -82,6 +82,9 @@ func (p *peers) dial(fp *foreignPeer) {
 	cfg.PPID = transport.PPIDENRP
 	cfg.WriteTimeout = 5 * time.Second
 	cfg.Logger = p.r.log.Named("enrp")
+	if p.r.tls != nil {
+		cfg.TLS = p.r.tls.PeerClientConfig() // used by tls: peers (enrp_tls)
+	}
 	p.mu.Lock()
 	addr := fp.addr // a reload may make a learnt peer static
 	p.mu.Unlock()

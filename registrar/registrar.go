@@ -61,7 +61,8 @@ type Registrar struct {
 	// connLimits counts the accepted ASAP and ENRP connections.
 	connLimits connLimits
 	// trust is who may be an ENRP peer (enrp_trust.go).
-	trust atomic.Pointer[peerTrust]
+	trust        atomic.Pointer[peerTrust]
+	tlsPeerAddrs addrSet
 	// leaderClient talks to the leader's admin API for proxied requests.
 	leaderClient *http.Client
 	// bootstrap: this registrar forms a one-node cluster (no -join, no

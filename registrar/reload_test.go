@@ -44,7 +44,7 @@ func TestReload_LiveKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantChanged := []string{"log_level: info -> debug", "resolution_burst: 100 -> 1", "resolution_rate: 0 -> 0.001"}
+	wantChanged := []string{"log_level: info -> debug", "resolution_burst: 1000 -> 1", "resolution_rate: 1000 -> 0.001"}
 	if strings.Join(rep.Changed, "|") != strings.Join(wantChanged, "|") || strings.Join(rep.NeedRestart, "|") != "keepalive_interval" {
 		t.Errorf("report %+v, want changed %v and keepalive_interval needing a restart", rep, wantChanged)
 	}
@@ -60,9 +60,11 @@ func TestReload_LiveKeys(t *testing.T) {
 	if resp := resolve(t, pu, "pool", 1); resp.Error != nil {
 		t.Errorf("first resolution after the reload (burst 1): %v", resp.Error)
 	}
-	if resp := resolve(t, pu, "pool", 1); resp.Error == nil || resp.Error.First() != asap.CauseLackOfResources {
-		t.Errorf("second resolution after the reload: %+v, want lack of resources (rate 0.001/s, burst 1)", resp)
-	}
+	// The second is dropped unanswered (rate 0.001/s, burst 1).
+	pu.send(&asap.HandleResolution{PoolHandle: "pool"})
+	waitFor(t, 10*time.Second, "the second resolution after the reload dropped", func() bool {
+		return metricValue(t, r, `rsp_resolutions_total{result="rate_limited"}`) == 1
+	})
 
 	// An invalid configuration changes nothing.
 	bad := r.Config()
@@ -71,9 +73,10 @@ func TestReload_LiveKeys(t *testing.T) {
 	if _, err := r.Reload(bad); err == nil || !strings.Contains(err.Error(), "log_level") {
 		t.Errorf("invalid reload: %v, want the log_level problem", err)
 	}
-	if resp := resolve(t, pu, "pool", 1); resp.Error == nil {
-		t.Error("an invalid reload lifted the rate limit")
-	}
+	pu.send(&asap.HandleResolution{PoolHandle: "pool"})
+	waitFor(t, 10*time.Second, "a resolution after the invalid reload dropped too", func() bool {
+		return metricValue(t, r, `rsp_resolutions_total{result="rate_limited"}`) == 2
+	})
 	if !r.Logger().IsDebug() {
 		t.Error("an invalid reload changed the log level")
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/enrp"
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/registrar/registrartest"
 	"github.com/rserpool-go/registrar/tlsutil"
@@ -91,5 +92,50 @@ func TestASAPOverTLS(t *testing.T) {
 	plain := dial(t, r, false)
 	if res := resolve(t, plain, "svc", 0); len(res.PEs) != 1 {
 		t.Fatalf("plain ASAP beside TLS: %+v", res)
+	}
+}
+
+// Ensure the ENRP TLS listener (enrp_tls) admits only registrar
+// certificates of the CA, and that a registrar coming in over it is an
+// accepted peer although neither configured nor from an accepted
+// network: its HANDLE_UPDATE enters the handlespace.
+func TestENRPOverTLS_AcceptsCertifiedPeers(t *testing.T) {
+	ca := tlstest.New(t, "federation")
+	a := registrartest.Start(t, "", func(c *registrar.Config) {
+		fastPeering(c)
+		c.ENRPPeerNetworks = nil
+		withTLS(ca.Registrar("a"))(c)
+		c.ENRPTLS = "127.0.0.1:0"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dialWith := func(f tlsutil.Files) (transport.Conn, error) {
+		cfg := enrpConfig()
+		f.CA = ca.File
+		cfg.TLS = tlstest.Store(t, f).PeerClientConfig()
+		return transport.Dial(ctx, a.ENRPTLSAddr(), cfg)
+	}
+	const peerID = 0x00c0ffee
+	// A client certificate of the CA is not a registrar's: refused.
+	if c, err := dialWith(ca.Client("cli")); err == nil {
+		sendENRP(t, c, &enrp.HandleUpdate{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}, Action: enrp.AddPE, PoolHandle: "nope",
+			PoolElement: foreignPE(0x99, peerID, "127.0.0.1")})
+		if _, _, err := c.Recv(ctx); err == nil {
+			t.Fatal("a client certificate completed the ENRP TLS handshake and was answered")
+		}
+		c.Close()
+	}
+	c, err := dialWith(ca.Registrar("b"))
+	if err != nil {
+		t.Fatalf("a registrar certificate of the CA: %v", err)
+	}
+	defer c.Close()
+	sendENRP(t, c, &enrp.Presence{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}, ServerInfo: asap.ServerInfo{ID: peerID,
+		Transport: asap.Transport{Kind: asap.ParamTCPTransport, Port: 9, Addrs: c.LocalAddr().Addrs}}})
+	sendENRP(t, c, &enrp.HandleUpdate{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}, Action: enrp.AddPE, PoolHandle: "fed",
+		PoolElement: foreignPE(0x77, peerID, "127.0.0.1")})
+	waitValue(t, 10*time.Second, "the certified peer's PE in the handlespace", func() int { return len(a.Handlespace().Pool("fed")) }, 1)
+	if pes := a.Handlespace().Pool("nope"); len(pes) > 0 {
+		t.Fatalf("the client certificate's update was applied: %+v", pes)
 	}
 }

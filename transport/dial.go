@@ -64,6 +64,9 @@ func Listen(ctx context.Context, spec string, cfg Config) (Listener, error) {
 	}
 	log := cfg.logger()
 	l := newListener(log)
+	if sp.Proto != ProtoTLS {
+		cfg.TLS = nil // TLS is for tls: addresses only
+	}
 	switch sp.Proto {
 	case ProtoTCP, ProtoTLS:
 		if err := cfg.checkTCPPPID(); err != nil {
@@ -75,9 +78,6 @@ func Listen(ctx context.Context, spec string, cfg Config) (Listener, error) {
 		tls, _, err := listenTCP(ctx, addrs, sp.Port)
 		if err != nil {
 			return nil, fmt.Errorf("listen %s: %w", spec, err)
-		}
-		if sp.Proto == ProtoTCP {
-			cfg.TLS = nil
 		}
 		l.addTCP(tls, cfg)
 	case ProtoSCTP:
@@ -219,6 +219,9 @@ func Dial(ctx context.Context, spec string, cfg Config) (Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", spec, err)
 	}
+	if sp.Proto != ProtoTLS {
+		cfg.TLS = nil // TLS is for tls: addresses only
+	}
 	switch sp.Proto {
 	case ProtoTCP, ProtoTLS:
 		if err := cfg.checkTCPPPID(); err != nil {
@@ -227,9 +230,7 @@ func Dial(ctx context.Context, spec string, cfg Config) (Conn, error) {
 		if err := cfg.checkTLS(sp.Proto); err != nil {
 			return nil, fmt.Errorf("dial %s: %w", spec, err)
 		}
-		if sp.Proto == ProtoTCP {
-			cfg.TLS = nil
-		} else if cfg.TLS.ServerName == "" {
+		if sp.Proto == ProtoTLS && cfg.TLS.ServerName == "" {
 			cfg.TLS = cfg.TLS.Clone()
 			cfg.TLS.ServerName = sp.Hosts[0]
 		}

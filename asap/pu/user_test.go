@@ -15,6 +15,7 @@ import (
 	"github.com/rserpool-go/registrar/asap/pu"
 	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -84,7 +85,9 @@ func TestUser_UnknownPool(t *testing.T) {
 	}
 }
 
-// Three reports make the registrar remove the PE (MaxBadPEReports).
+// The reports reach the registrar, which counts them and probes the PE
+// with a keep-alive; a PE that answers stays (one PU cannot remove a live
+// PE; registrar's TestUnreachableReports covers the removals).
 func TestUser_ReportUnreachable(t *testing.T) {
 	sharedtest.CheckLeaks(t)
 	r := startRegistrar(t, nil)
@@ -96,10 +99,12 @@ func TestUser_ReportUnreachable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "the registrar to remove the reported PE", func() bool {
-		_, ok := r.Handlespace().Lookup("echo", p.el.ID())
-		return !ok
+	waitFor(t, 5*time.Second, "the registrar to count the three reports", func() bool {
+		return registrartest.Metric(t, r.HTTPAddr(), `rsp_unreachable_reports_total{result="counted"}`) == 3
 	})
+	if _, ok := r.Handlespace().Lookup("echo", p.el.ID()); !ok {
+		t.Fatal("one PU's reports removed a PE that answers keep-alives")
+	}
 }
 
 func TestUser_NoRegistrar(t *testing.T) {
