@@ -390,6 +390,7 @@ func (d *mlDelegate) NodeMeta(limit int) []byte {
 	}
 	return b
 }
+
 // leaveNotice tags the message a leaving registrar sends every member
 // over gossip's reliable stream before its leave broadcast; the rest is
 // its gossip name.
