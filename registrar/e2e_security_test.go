@@ -2,6 +2,7 @@ package registrar_test
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +18,8 @@ import (
 // writes) and tokens forms, replicates and is driven by the CLI over
 // HTTPS with tokens: without a token or with a read token the operator
 // commands are refused and change nothing; the operator token saves a
-// snapshot.
+// snapshot; rsp serve and rsp resolve work over ASAP over TLS (and not
+// without the CA).
 func TestE2E_SecureCluster(t *testing.T) {
 	registrartest.BinDir(t)
 	ca := tlstest.New(t, "cluster")
@@ -27,10 +29,14 @@ func TestE2E_SecureCluster(t *testing.T) {
 	for i := range gossip {
 		gossip[i] = fmt.Sprintf("127.0.0.1:%d", registrartest.FreePort(t))
 	}
+	asapTLS := make([]string, 3)
+	for i := range asapTLS {
+		asapTLS[i] = fmt.Sprintf("127.0.0.1:%d", registrartest.FreePort(t))
+	}
 	done := make(chan *registrartest.Agent, 3)
 	for i := 0; i < 3; i++ {
 		f := ca.Registrar(fmt.Sprintf("r%d", i+1))
-		args := []string{"-gossip", gossip[i], "-join", strings.Join(gossip, ","), "-bootstrap-expect", "3",
+		args := []string{"-gossip", gossip[i], "-asap-tls", asapTLS[i], "-join", strings.Join(gossip, ","), "-bootstrap-expect", "3",
 			"-tls-cert-file", f.Cert, "-tls-key-file", f.Key, "-tls-ca-file", f.CA, "-http-tokens-file", tokens,
 			"-encrypt", "MTIzNDU2Nzg5MDEyMzQ1Ng=="}
 		dir := filepath.Join(base, fmt.Sprintf("r%d", i+1))
@@ -59,6 +65,20 @@ func TestE2E_SecureCluster(t *testing.T) {
 		}
 	})
 
+	// rsp serve and rsp resolve over ASAP over TLS, at different
+	// registrars.
+	rsp := filepath.Join(registrartest.BinDir(t), "rsp")
+	serve := registrartest.StartProcess(t, "rsp serve over TLS", rsp, "serve", "-registrar", "tls:"+asapTLS[0], "-tls-ca-file", ca.File,
+		"-pool", "tlspool", "-listen", "tcp:127.0.0.1:0")
+	serve.WaitLine(0, "pe registered", 20*time.Second)
+	waitFor(t, 20*time.Second, "rsp resolve over TLS at another registrar to find the PE", func() bool {
+		out, err := exec.Command(rsp, "resolve", "-registrar", "tls:"+asapTLS[2], "-tls-ca-file", ca.File, "-timeout", "5s", "tlspool").CombinedOutput()
+		return err == nil && strings.Contains(string(out), "tcp")
+	})
+	if out, err := exec.Command(rsp, "resolve", "-registrar", "tls:"+asapTLS[2], "-timeout", "5s", "tlspool").CombinedOutput(); err == nil {
+		t.Fatalf("rsp resolve over TLS without the cluster's CA succeeded:\n%s", out)
+	}
+
 	a := agents[1]
 	run := func(env []string, args ...string) (string, error) {
 		saved := a.CLIEnv
@@ -81,11 +101,11 @@ func TestE2E_SecureCluster(t *testing.T) {
 		t.Fatalf("leave with the read token: %v\n%s\nwant refused", err, out)
 	}
 	c.waitVoters(3, agents...)
-	if out, err := run([]string{caEnv, "REGISTRAR_HTTP_TOKEN=" + readSecret}, "status"); err != nil || !strings.Contains(out, "1 PE") {
+	if out, err := run([]string{caEnv, "REGISTRAR_HTTP_TOKEN=" + readSecret}, "status"); err != nil || !strings.Contains(out, "2 PEs") {
 		t.Fatalf("status with the read token: %v\n%s", err, out)
 	}
 	snap := filepath.Join(t.TempDir(), "h.snap")
-	if out, err := a.CLI("snapshot", "save", snap); err != nil || !strings.Contains(out, "1 PE") {
+	if out, err := a.CLI("snapshot", "save", snap); err != nil || !strings.Contains(out, "2 PEs") {
 		t.Fatalf("snapshot save with the operator token (proxied to the leader over HTTPS): %v\n%s", err, out)
 	}
 }
