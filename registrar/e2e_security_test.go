@@ -104,6 +104,14 @@ func TestE2E_SecureCluster(t *testing.T) {
 	if out, err := run([]string{caEnv, "REGISTRAR_HTTP_TOKEN=" + readSecret}, "status"); err != nil || !strings.Contains(out, "2 PEs") {
 		t.Fatalf("status with the read token: %v\n%s", err, out)
 	}
+	// The gossip keyring through the CLI: a change reaches every
+	// registrar over HTTPS with the caller's token.
+	if out, err := a.CLI("keyring", "install", "YWJjZGVmZ2hpamtsbW5vcA=="); err != nil || !strings.Contains(out, "done at 3 of 3 registrars") {
+		t.Fatalf("keyring install: %v\n%s", err, out)
+	}
+	if out, err := agents[2].CLI("keyring", "list"); err != nil || strings.Count(out, "false")+strings.Count(out, "true") != 2 {
+		t.Fatalf("keyring list at another registrar: %v\n%s\nwant two keys", err, out)
+	}
 	snap := filepath.Join(t.TempDir(), "h.snap")
 	if out, err := a.CLI("snapshot", "save", snap); err != nil || !strings.Contains(out, "2 PEs") {
 		t.Fatalf("snapshot save with the operator token (proxied to the leader over HTTPS): %v\n%s", err, out)
