@@ -29,7 +29,7 @@ type asapConn struct {
 	remote netip.Addr // the peer's address (unreachability reporters)
 	// resBucket and unrBucket are the connection's rate limits of
 	// resolutions and unreachability reports (the reader goroutine's).
-	resBucket, unrBucket bucket
+	resBucket, unrBucket, msgBucket bucket
 	// pes are the PEs registered through this connection and not
 	// deregistered on it (the reader goroutine's), for
 	// max_pes_per_connection.
@@ -89,6 +89,10 @@ func (r *Registrar) serveConn(ac *asapConn) {
 		}
 		if ppid != transport.PPIDASAP {
 			ac.log.Warn("dropping message with a foreign payload protocol on the ASAP port", "ppid", ppid)
+			continue
+		}
+		if !r.limits.allowMessage(&ac.msgBucket) {
+			r.metrics.messagesDropped.Inc()
 			continue
 		}
 		r.handleASAP(ctx, ac, msg)

@@ -118,6 +118,12 @@ type Config struct {
 	// Defaults 10 and 10.
 	UnreachableRate  float64 `json:"unreachable_rate"`
 	UnreachableBurst int     `json:"unreachable_burst"`
+	// MessageRate limits the ASAP messages one connection may send per
+	// second, whatever they are (0 = no limit), with a burst of one
+	// second's worth (at least 1); beyond it messages are dropped.
+	// Default 0: the resolution and report limits cover the expensive
+	// ones.
+	MessageRate float64 `json:"message_rate"`
 	// MaxConnections caps the accepted ASAP and ENRP connections (0: only
 	// the file descriptor limit less a reserve of 256); beyond it a new
 	// connection is closed at once. Default 0.
@@ -395,6 +401,9 @@ func (c *Config) Validate() error {
 	if c.UnreachableRate < 0 {
 		bad("unreachable_rate", "%v is negative (0 = no limit)", c.UnreachableRate)
 	}
+	if c.MessageRate < 0 {
+		bad("message_rate", "%v is negative (0 = no limit)", c.MessageRate)
+	}
 	if c.UnreachableBurst < 1 {
 		bad("unreachable_burst", "%d must be at least 1", c.UnreachableBurst)
 	}
@@ -548,6 +557,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AllowForeignAddresses, "allow-foreign-addresses", c.AllowForeignAddresses, "keep PE addresses that are not the PE connection's own")
 	fs.Float64Var(&c.ResolutionRate, "resolution-rate", c.ResolutionRate, "handle resolutions per second per ASAP connection, beyond it dropped (0 = no limit)")
 	fs.Float64Var(&c.UnreachableRate, "unreachable-rate", c.UnreachableRate, "ENDPOINT_UNREACHABLE reports per second per ASAP connection (0 = no limit)")
+	fs.Float64Var(&c.MessageRate, "message-rate", c.MessageRate, "ASAP messages per second per connection, beyond it dropped (0 = no limit)")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "cap on accepted ASAP and ENRP connections (0: the file descriptor limit less 256)")
 	fs.IntVar(&c.MaxConnectionsPerAddress, "max-connections-per-address", c.MaxConnectionsPerAddress, "cap on ASAP and ENRP connections per source address (0: none)")
 	fs.IntVar(&c.MaxPEsPerConnection, "max-pes-per-connection", c.MaxPEsPerConnection, "cap on PEs registered through one ASAP connection (0: none)")

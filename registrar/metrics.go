@@ -36,6 +36,7 @@ type metrics struct {
 	enrpRefused      prometheus.Counter
 	connsRefused     *prometheus.CounterVec
 	pesRefused       prometheus.Counter
+	messagesDropped  prometheus.Counter
 	// poolTop is how many pools rsp_pool_pes shows (live: SIGHUP).
 	poolTop atomic.Int64
 }
@@ -68,6 +69,8 @@ func newMetrics(r *Registrar) *metrics {
 		Help: "ASAP and ENRP connections closed at once because a limit was reached, by limit: global (max_connections, or the file descriptor limit), per_address (max_connections_per_address)."}, []string{"reason"})
 	m.pesRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_pe_limit_refusals_total",
 		Help: "Registrations refused because their connection has max_pes_per_connection PEs."})
+	m.messagesDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_messages_rate_limited_total",
+		Help: "ASAP messages dropped because their connection went beyond message_rate."})
 	m.conns = prometheus.NewGauge(prometheus.GaugeOpts{Name: "rsp_asap_connections", Help: "Open ASAP connections."})
 	m.commit = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rsp_raft_commit_seconds",
 		Help: "Time from proposing a handlespace change to its commit.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
@@ -80,7 +83,7 @@ func newMetrics(r *Registrar) *metrics {
 		func() float64 { return float64(r.hs.Stats().LeaderChanges) }))
 	for _, c := range []prometheus.Collector{m.registrations, m.deregistrations, m.resolutions, m.keepAlivesSent,
 		m.keepAliveAcks, m.keepAlivesMissed, m.unreachable, m.removals, m.removalFailures, m.errors, m.malformed, m.conns, m.commit,
-		m.handleUpdates, m.enrpRefused, m.connsRefused, m.pesRefused} {
+		m.handleUpdates, m.enrpRefused, m.connsRefused, m.pesRefused, m.messagesDropped} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_storage_fault",

@@ -106,3 +106,24 @@ func TestMetricsEndpoint(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Ensure message_rate drops what a connection sends beyond it, whatever
+// the message, and counts it.
+func TestMessageRate(t *testing.T) {
+	r := startRegistrar(t, "", func(c *registrar.Config) { c.MessageRate = 0.001 }) // a burst of 1
+	pu := dial(t, r, false)
+	if resp := resolve(t, pu, "pool", 1); resp.Error == nil || resp.Error.First() != asap.CauseUnknownPoolHandle {
+		t.Fatalf("the first message: %+v, want an answer (unknown pool)", resp)
+	}
+	for i := 0; i < 5; i++ {
+		pu.send(&asap.Deregistration{PoolHandle: "pool", ID: 1})
+	}
+	waitFor(t, 10*time.Second, "the five messages beyond the rate dropped", func() bool {
+		return metricValue(t, r, "rsp_messages_rate_limited_total") == 5
+	})
+	select {
+	case m := <-pu.in:
+		t.Fatalf("a dropped message was answered: %v", m.Type())
+	default:
+	}
+}

@@ -12,7 +12,7 @@ import (
 // the limit saves, and RSPLIB's PUs retry a resolution on their own
 // timer). Rates and bursts change live (SIGHUP).
 type rateLimits struct {
-	res, unr atomic.Pointer[limit]
+	res, unr, msg atomic.Pointer[limit]
 }
 
 // limit is a limiter's setting.
@@ -40,10 +40,12 @@ func newRateLimits(cfg Config) *rateLimits {
 func (r *rateLimits) configure(cfg Config) {
 	r.res.Store(&limit{rate: cfg.ResolutionRate, burst: float64(cfg.ResolutionBurst)})
 	r.unr.Store(&limit{rate: cfg.UnreachableRate, burst: float64(cfg.UnreachableBurst)})
+	r.msg.Store(&limit{rate: cfg.MessageRate, burst: max(1, cfg.MessageRate)})
 }
 
 func (r *rateLimits) allowResolution(b *bucket) bool  { return r.res.Load().allow(b, time.Now()) }
 func (r *rateLimits) allowUnreachable(b *bucket) bool { return r.unr.Load().allow(b, time.Now()) }
+func (r *rateLimits) allowMessage(b *bucket) bool     { return r.msg.Load().allow(b, time.Now()) }
 
 func (set *limit) allow(b *bucket, now time.Time) bool {
 	if set.rate <= 0 {

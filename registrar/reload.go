@@ -35,6 +35,7 @@ var reloadable = map[string]func(r *Registrar, next *Config){
 	"resolution_burst":  reloadLimits,
 	"unreachable_rate":  reloadLimits,
 	"unreachable_burst": reloadLimits,
+	"message_rate":      reloadLimits,
 	"metrics_pool_top":  func(r *Registrar, next *Config) { r.metrics.poolTop.Store(int64(next.MetricsPoolTop)) },
 	// The files themselves are read again at every reload (reloadFiles);
 	// these entries let their names change too.
