@@ -96,7 +96,9 @@ func TestASAPOverTLS(t *testing.T) {
 }
 
 // Ensure the ENRP TLS listener (enrp_tls) admits only registrar
-// certificates of the CA, and that a registrar coming in over it is an
+// certificates of the CA (a client certificate, an expired one, one of a
+// foreign CA and none are refused, and their update changes nothing), and
+// that a registrar coming in over it is an
 // accepted peer although neither configured nor from an accepted
 // network: its HANDLE_UPDATE enters the handlespace.
 func TestENRPOverTLS_AcceptsCertifiedPeers(t *testing.T) {
@@ -116,12 +118,25 @@ func TestENRPOverTLS_AcceptsCertifiedPeers(t *testing.T) {
 		return transport.Dial(ctx, a.ENRPTLSAddr(), cfg)
 	}
 	const peerID = 0x00c0ffee
-	// A client certificate of the CA is not a registrar's: refused.
-	if c, err := dialWith(ca.Client("cli")); err == nil {
+	foreign := tlstest.New(t, "foreign")
+	foreignFiles := foreign.Registrar("intruder")
+	for _, tc := range []struct {
+		name  string
+		files tlsutil.Files
+	}{
+		{"a client certificate of the CA", ca.Client("cli")},
+		{"an expired registrar certificate", ca.Expired("old")},
+		{"a registrar certificate of a foreign CA", tlsutil.Files{Cert: foreignFiles.Cert, Key: foreignFiles.Key}},
+		{"no certificate", tlsutil.Files{}},
+	} {
+		c, err := dialWith(tc.files)
+		if err != nil {
+			continue // refused in the handshake
+		}
 		sendENRP(t, c, &enrp.HandleUpdate{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}, Action: enrp.AddPE, PoolHandle: "nope",
 			PoolElement: foreignPE(0x99, peerID, "127.0.0.1")})
 		if _, _, err := c.Recv(ctx); err == nil {
-			t.Fatal("a client certificate completed the ENRP TLS handshake and was answered")
+			t.Fatalf("%s completed the ENRP TLS handshake and was answered", tc.name)
 		}
 		c.Close()
 	}

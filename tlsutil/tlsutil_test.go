@@ -178,3 +178,27 @@ func TestLoad_Errors(t *testing.T) {
 		}
 	}
 }
+
+// Ensure verify_outgoing off lets a registrar dial a server it cannot
+// verify (still over TLS, still presenting its certificate), and on
+// refuses it.
+func TestStore_VerifyOutgoingOff(t *testing.T) {
+	ca := tlstest.New(t, "cluster")
+	other := tlstest.New(t, "other")
+	srv := tlstest.Store(t, other.Registrar("elsewhere"))
+	addr := serve(t, srv.ServerConfig(tlsutil.ClientOptional))
+	cli := tlstest.Store(t, ca.Registrar("r1"))
+	if c, err := talk(addr, cli.PeerClientConfig()); err == nil {
+		c.Close()
+		t.Fatal("a server of another CA was accepted with verify_outgoing on")
+	}
+	cli.SetVerifyOutgoing(false)
+	c, err := talk(addr, cli.PeerClientConfig())
+	if err != nil {
+		t.Fatalf("verify_outgoing off: %v", err)
+	}
+	defer c.Close()
+	if !c.ConnectionState().HandshakeComplete {
+		t.Fatal("not TLS")
+	}
+}
