@@ -496,7 +496,9 @@ func TestLifetimeExpiry(t *testing.T) {
 func TestUnreachableReports(t *testing.T) {
 	r := startRegistrar(t, "", func(c *registrar.Config) {
 		c.KeepAliveInterval = registrar.Duration(time.Hour) // only reports probe
-		c.KeepAliveTimeout = registrar.Duration(2 * time.Second)
+		// Long enough that three hosts' reports come before the timeout
+		// of the keep-alive the first one triggers, on a busy machine.
+		c.KeepAliveTimeout = registrar.Duration(5 * time.Second)
 	})
 	alive := dial(t, r, true)
 	mustRegister(t, alive, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
@@ -527,7 +529,7 @@ func TestUnreachableReports(t *testing.T) {
 	dead := dial(t, r, false)
 	mustRegister(t, dead, "pool", testPE(3, 7003, asap.Policy{Type: asap.PolicyRoundRobin}))
 	pu.send(&asap.EndpointUnreachable{PoolHandle: "pool", ID: 3})
-	waitFor(t, 10*time.Second, "the reported dead PE removed after its keep-alive timeout", func() bool {
+	waitFor(t, 20*time.Second, "the reported dead PE removed after its keep-alive timeout", func() bool {
 		_, ok := r.Handlespace().Lookup("pool", 3)
 		return !ok
 	})
