@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
@@ -175,6 +176,16 @@ func (p *peers) heard(ec *enrpConn, id uint32, si *asap.ServerInfo) *foreignPeer
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if ec != nil && !ec.inbound {
+		// Our association to a static peer whose ID we did not know yet
+		// (one named by a tls: address, which its Server Information
+		// does not repeat): it is that peer.
+		for _, fp := range p.all {
+			if fp.conn == ec && fp.id == 0 && !slices.ContainsFunc(p.all, func(o *foreignPeer) bool { return o.id == id }) {
+				fp.id = id
+			}
+		}
+	}
 	fp := p.peerLocked(id, si)
 	if fp == nil {
 		return nil

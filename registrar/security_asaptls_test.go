@@ -154,3 +154,28 @@ func TestENRPOverTLS_AcceptsCertifiedPeers(t *testing.T) {
 		t.Fatalf("the client certificate's update was applied: %+v", pes)
 	}
 }
+
+// Ensure two registrars of different clusters with certificates of one
+// CA peer over ENRP over TLS: one names the other's enrp_tls address as
+// its static peer, the other neither configures it nor accepts its
+// network, and PEs go both ways.
+func TestENRPOverTLS_Peering(t *testing.T) {
+	ca := tlstest.New(t, "federation")
+	a := registrartest.Start(t, "", func(c *registrar.Config) {
+		fastPeering(c)
+		c.ENRPPeerNetworks = nil
+		withTLS(ca.Registrar("a"))(c)
+		c.ENRPTLS = "127.0.0.1:0"
+	})
+	b := registrartest.Start(t, "", func(c *registrar.Config) {
+		fastPeering(c)
+		c.ENRPPeerNetworks = nil
+		withTLS(ca.Registrar("b"))(c)
+		c.ENRPPeers = []string{a.ENRPTLSAddr()}
+	})
+	clA, clB := dial(t, a, true), dial(t, b, true)
+	mustRegister(t, clA, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	mustRegister(t, clB, "pool", testPE(2, 7002, asap.Policy{Type: asap.PolicyRoundRobin}))
+	waitValue(t, 20*time.Second, "A's PE at B", func() int { return len(b.Handlespace().Owned(a.ID())) }, 1)
+	waitValue(t, 20*time.Second, "B's PE at A", func() int { return len(a.Handlespace().Owned(b.ID())) }, 1)
+}
