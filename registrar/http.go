@@ -187,7 +187,8 @@ func writeError(w http.ResponseWriter, code int, format string, a ...any) {
 //
 // Each route is mounted through guard with the role it needs (the read
 // role for these; see clusterHandlers and snapshotHandlers for the
-// others); the server wraps the whole handler in sameOrigin.
+// others); the server wraps the whole handler in sameOrigin (refusals of
+// cross-site requests, logged like guard's).
 func (r *Registrar) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/status", r.guard(RoleRead, func(w http.ResponseWriter, _ *http.Request) {

@@ -188,12 +188,18 @@ func (r *Registrar) guard(need Role, h http.HandlerFunc) http.Handler {
 // encodings), which a browser sends across sites without asking (no CORS
 // preflight; PUT and DELETE are always preflighted, and the admin API
 // answers no preflight).
-func sameOrigin(h http.Handler) http.Handler {
+func (r *Registrar) sameOrigin(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		switch req.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 			h.ServeHTTP(w, req)
 			return
+		}
+		writeError := func(w http.ResponseWriter, code int, format string, a ...any) {
+			msg := fmt.Sprintf(format, a...)
+			r.log.Warn("admin request refused", "method", req.Method, "path", escape(req.URL.Path), "who", caller(req, nil),
+				"remote", req.RemoteAddr, "origin", escape(req.Header.Get("Origin")), "reason", msg)
+			writeJSON(w, code, APIError{Error: msg})
 		}
 		if o := req.Header.Get("Origin"); o != "" {
 			u, err := url.Parse(o)

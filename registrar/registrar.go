@@ -441,7 +441,7 @@ func (r *Registrar) serveListeners(_ context.Context, c *closers) error {
 	c.add(r.closeConns, r.asapLn.Close, r.enrpLn.Close)
 	if r.httpLn != nil {
 		handlers := newInflight()
-		r.httpSrv = &http.Server{Handler: handlers.wrap(sameOrigin(r.httpHandler())), ReadHeaderTimeout: 10 * time.Second,
+		r.httpSrv = &http.Server{Handler: handlers.wrap(r.sameOrigin(r.httpHandler())), ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: r.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 		ln := r.httpLn
 		r.httpServed = true

@@ -169,7 +169,8 @@ func TestAdminAPI_Tokens(t *testing.T) {
 // or a DELETE with a foreign Origin; and that the CLI's kind of request
 // (JSON, no Origin) still works.
 func TestAdminAPI_CrossSiteRefused(t *testing.T) {
-	r := registrartest.Start(t, "", nil) // loopback, no tokens
+	log, logs := sharedtest.BufferLogger(t, "registrar")
+	r := registrartest.Start(t, "", func(c *registrar.Config) { c.Logger = log }) // loopback, no tokens
 	pe := dial(t, r, true)
 	mustRegister(t, pe, "svc", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
 	base := "http://" + r.HTTPAddr()
@@ -193,6 +194,7 @@ func TestAdminAPI_CrossSiteRefused(t *testing.T) {
 			stillServing(t, r)
 		})
 	}
+	logs.Wait(t, "the cross-site refusal logged", regexp.MustCompile(`admin request refused: .*method=POST path=/v1/leave who=anonymous .*origin=http://evil.example`), 5*time.Second)
 	same := map[string]string{"Content-Type": "application/json", "Origin": "http://" + r.HTTPAddr()}
 	if code, body := adminCall(t, http.DefaultClient, "POST", base+"/v1/leave", same, nil); code != http.StatusAccepted {
 		t.Fatalf("a same-origin JSON leave: got %d %s, want 202", code, body)
