@@ -17,7 +17,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/store"
-	"github.com/rserpool-go/registrar/tlsutil"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
 )
 
 // The raft port carries two kinds of connections, told apart by their

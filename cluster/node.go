@@ -18,7 +18,7 @@ import (
 	"github.com/rserpool-go/registrar/snapshot"
 	"github.com/rserpool-go/registrar/store"
 	"github.com/rserpool-go/registrar/store/raftlog"
-	"github.com/rserpool-go/registrar/tlsutil"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
 )
 
 // RaftConfig holds the raft settings a registrar exposes.

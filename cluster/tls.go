@@ -7,7 +7,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/rserpool-go/registrar/tlsutil"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
 )
 
 // Mutual TLS on the raft port. The listener accepts only registrar

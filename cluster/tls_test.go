@@ -14,8 +14,8 @@ import (
 	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/enrp"
 	"github.com/rserpool-go/registrar/store"
-	"github.com/rserpool-go/registrar/tlsutil"
-	"github.com/rserpool-go/registrar/tlsutil/tlstest"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
+	"github.com/rserpool-go/registrar/transport/tlsutil/tlstest"
 )
 
 // openTLSNode starts a one-node cluster whose raft port is mutual TLS.

@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/rserpool-go/registrar/cluster"
-	"github.com/rserpool-go/registrar/tlsutil"
 	"github.com/rserpool-go/registrar/transport"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
 )
 
 // The security settings: TLS, admin API tokens, and the safe defaults

@@ -10,7 +10,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/registrar/registrartest"
-	"github.com/rserpool-go/registrar/tlsutil/tlstest"
+	"github.com/rserpool-go/registrar/transport/tlsutil/tlstest"
 )
 
 // Ensure, with the built binaries, that a 3-registrar cluster with TLS

@@ -22,8 +22,8 @@ import (
 
 	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/registrar/internal/killswitch"
-	"github.com/rserpool-go/registrar/tlsutil"
 	"github.com/rserpool-go/registrar/transport"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
 )
 
 // ReadyLine is the log message written once the registrar serves.

@@ -10,9 +10,9 @@ import (
 	"github.com/rserpool-go/registrar/enrp"
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/registrar/registrartest"
-	"github.com/rserpool-go/registrar/tlsutil"
-	"github.com/rserpool-go/registrar/tlsutil/tlstest"
 	"github.com/rserpool-go/registrar/transport"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
+	"github.com/rserpool-go/registrar/transport/tlsutil/tlstest"
 )
 
 // dialTLS connects an ASAP client over TLS with cfg (nil error: the

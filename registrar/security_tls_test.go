@@ -12,8 +12,8 @@ import (
 	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/registrar/registrartest"
-	"github.com/rserpool-go/registrar/tlsutil"
-	"github.com/rserpool-go/registrar/tlsutil/tlstest"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
+	"github.com/rserpool-go/registrar/transport/tlsutil/tlstest"
 )
 
 func withTLS(f tlsutil.Files) func(*registrar.Config) {

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/asap"
-	"github.com/rserpool-go/registrar/tlsutil"
-	"github.com/rserpool-go/registrar/tlsutil/tlstest"
 	"github.com/rserpool-go/registrar/transport"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
+	"github.com/rserpool-go/registrar/transport/tlsutil/tlstest"
 )
 
 // Ensure a tls: listener and dialer carry messages over TLS with the

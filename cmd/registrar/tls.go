@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/rserpool-go/registrar/cmd/internal/cli"
-	"github.com/rserpool-go/registrar/tlsutil"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
 )
 
 const tlsUsage = `usage: registrar tls ca [-dir DIR] [-name NAME] [-days N]

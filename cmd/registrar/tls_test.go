@@ -8,7 +8,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/rserpool-go/registrar/tlsutil"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
 )
 
 // Ensure the documented command sequence makes a CA, registrar

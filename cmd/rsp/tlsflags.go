@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/rserpool-go/registrar/tlsutil"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
 )
 
 // tlsFlags configure tls: registrar addresses (ASAP over TLS, the

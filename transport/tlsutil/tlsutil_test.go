@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rserpool-go/registrar/tlsutil"
-	"github.com/rserpool-go/registrar/tlsutil/tlstest"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
+	"github.com/rserpool-go/registrar/transport/tlsutil/tlstest"
 )
 
 // serve accepts TLS connections with cfg and echoes one line on each.

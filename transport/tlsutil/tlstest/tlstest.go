@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rserpool-go/registrar/tlsutil"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
 )
 
 // CA is a test certificate authority with its files in Dir.
