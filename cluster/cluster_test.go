@@ -40,6 +40,7 @@ func TestCommand_RoundTrip(t *testing.T) {
 		NewTakeover(at, 1, 2, []uint32{1, 3}),
 		{Kind: KindDropOwner, Time: at, Target: enrp.NewTakeoverServer(1, 0, 9)},
 		{Kind: KindReset, Time: at},
+		NewRemove(at, ReasonKeepAlive, 1, "pool", pe(5, 1)),
 		{Kind: KindBatch, Time: at, Updates: []*enrp.HandleUpdate{
 			{Action: enrp.AddPE, PoolHandle: "a", PoolElement: pe(1, 7)},
 			{Action: enrp.AddPE, PoolHandle: "b", PoolElement: pe(2, 7)},
@@ -55,13 +56,28 @@ func TestCommand_RoundTrip(t *testing.T) {
 			t.Fatalf("%v: %v", c.Kind, err)
 		}
 		if !got.Time.Equal(c.Time) || got.Kind != c.Kind || !reflect.DeepEqual(got.Updates, c.Updates) ||
-			!reflect.DeepEqual(got.Target, c.Target) || !reflect.DeepEqual(got.Owners, c.Owners) {
+			!reflect.DeepEqual(got.Target, c.Target) || !reflect.DeepEqual(got.Owners, c.Owners) || got.Reason != c.Reason {
 			t.Errorf("%v: got %+v, want %+v", c.Kind, got, c)
 		}
 	}
 	good, _ := cmds[0].Marshal()
 	bad := [][]byte{nil, good[:5], append([]byte{9}, good[1:]...), append([]byte{1, 99}, good[2:]...), good[:len(good)-3],
 		func() []byte { b, _ := cmds[2].Marshal(); return b[:len(b)-2] }()}
+	rm := NewRemove(at, ReasonLifetime, 1, "pool", pe(5, 1))
+	remove, _ := rm.Marshal()
+	noReason := append([]byte(nil), remove...)
+	noReason[envelopeHeader] = 0
+	add := NewUpdate(at, enrp.AddPE, 1, "pool", pe(5, 1))
+	addInRemove, _ := add.Marshal()
+	addInRemove = append(append(addInRemove[:2:2], addInRemove[2:envelopeHeader]...), append([]byte{byte(ReasonLifetime)}, addInRemove[envelopeHeader:]...)...)
+	addInRemove[1] = byte(KindRemove)
+	bad = append(bad, noReason, remove[:envelopeHeader+1], addInRemove)
+	for _, c := range []Command{NewRemove(at, 0, 1, "pool", pe(5, 1)), {Kind: KindRemove, Time: at, Reason: ReasonKeepAlive,
+		Updates: NewUpdate(at, enrp.AddPE, 1, "pool", pe(5, 1)).Updates}} {
+		if _, err := c.Marshal(); !errors.Is(err, ErrBadCommand) {
+			t.Errorf("marshal of a remove command with reason %v, action %v: %v, want ErrBadCommand", c.Reason, c.Updates[0].Action, err)
+		}
+	}
 	for i, b := range bad {
 		if _, err := UnmarshalCommand(b); !errors.Is(err, ErrBadCommand) {
 			t.Errorf("bad envelope %d: got %v, want ErrBadCommand", i, err)

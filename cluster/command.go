@@ -37,7 +37,48 @@ const (
 	// KindBatch carries several ENRP_HANDLE_UPDATEs applied together (a
 	// foreign peer's handle table, a restore).
 	KindBatch Kind = 5
+	// KindRemove carries an ENRP_HANDLE_UPDATE with DEL_PE, as KindUpdate
+	// does, and why this registrar removes the PE (Command.Reason), so
+	// that every registrar's change stream can say it.
+	KindRemove Kind = 6
 )
+
+// RemoveReason says why a PE was removed (KindRemove).
+//
+// WARNING: only append to this list. The values are stored in raft logs.
+type RemoveReason uint8
+
+const (
+	// ReasonDeregistered: the PE deregistered (or its home registrar,
+	// another ENRP server, said it is gone).
+	ReasonDeregistered RemoveReason = 1
+	// ReasonKeepAlive: the PE did not answer a keep-alive in time.
+	ReasonKeepAlive RemoveReason = 2
+	// ReasonLifetime: a foreign PE's registration life ran out without
+	// a refresh.
+	ReasonLifetime RemoveReason = 3
+	// ReasonUnreachable: pool users reported the PE unreachable.
+	ReasonUnreachable RemoveReason = 4
+	// ReasonTakeover: the PE's home registrar went away and its PEs were
+	// dropped (KindDropOwner; not in a KindRemove command).
+	ReasonTakeover RemoveReason = 5
+)
+
+func (r RemoveReason) String() string {
+	switch r {
+	case ReasonDeregistered:
+		return "deregistered"
+	case ReasonKeepAlive:
+		return "keep-alive-timeout"
+	case ReasonLifetime:
+		return "lifetime"
+	case ReasonUnreachable:
+		return "unreachable"
+	case ReasonTakeover:
+		return "takeover"
+	}
+	return fmt.Sprintf("reason-%d", uint8(r))
+}
 
 func (k Kind) String() string {
 	switch k {
@@ -51,6 +92,8 @@ func (k Kind) String() string {
 		return "reset"
 	case KindBatch:
 		return "batch"
+	case KindRemove:
+		return "remove"
 	}
 	return fmt.Sprintf("kind-%d", uint8(k))
 }
@@ -69,12 +112,14 @@ func (k Kind) String() string {
 //	  drop-owner: one ENRP_TAKEOVER_SERVER
 //	  reset:      nothing
 //	  batch:      ENRP_HANDLE_UPDATEs back to back
+//	  remove:     1 byte reason, then one ENRP_HANDLE_UPDATE (DEL_PE)
 type Command struct {
 	Kind    Kind
 	Time    time.Time
-	Updates []*enrp.HandleUpdate // update (exactly one), batch
+	Updates []*enrp.HandleUpdate // update, remove (exactly one), batch
 	Target  *enrp.TakeoverServer // takeover, drop-owner
 	Owners  []uint32             // takeover
+	Reason  RemoveReason         // remove
 }
 
 const envelopeHeader = 10
@@ -87,6 +132,13 @@ func NewUpdate(t time.Time, action enrp.UpdateAction, sender uint32, h asap.Pool
 	return Command{Kind: KindUpdate, Time: t, Updates: []*enrp.HandleUpdate{{
 		Header: enrp.Header{Sender: sender}, Action: action, PoolHandle: h, PoolElement: pe,
 	}}}
+}
+
+// NewRemove builds the removal of pe from pool h, for reason.
+func NewRemove(t time.Time, reason RemoveReason, sender uint32, h asap.PoolHandle, pe asap.PoolElement) Command {
+	c := NewUpdate(t, enrp.DelPE, sender, h, pe)
+	c.Kind, c.Reason = KindRemove, reason
+	return c
 }
 
 // NewTakeover builds a takeover of target's PEs by owners.
@@ -102,9 +154,15 @@ func (c *Command) Marshal() ([]byte, error) {
 	binary.BigEndian.PutUint64(b[2:], uint64(c.Time.UnixNano()))
 	var err error
 	switch c.Kind {
-	case KindUpdate, KindBatch:
-		if c.Kind == KindUpdate && len(c.Updates) != 1 {
-			return nil, fmt.Errorf("%w: update command with %d updates", ErrBadCommand, len(c.Updates))
+	case KindUpdate, KindBatch, KindRemove:
+		if c.Kind != KindBatch && len(c.Updates) != 1 {
+			return nil, fmt.Errorf("%w: %v command with %d updates", ErrBadCommand, c.Kind, len(c.Updates))
+		}
+		if c.Kind == KindRemove {
+			if c.Reason == 0 || c.Updates[0].Action != enrp.DelPE {
+				return nil, fmt.Errorf("%w: remove command needs a reason and DEL_PE", ErrBadCommand)
+			}
+			b = append(b, byte(c.Reason))
 		}
 		for _, u := range c.Updates {
 			if b, err = enrp.Append(b, u); err != nil {
@@ -158,7 +216,13 @@ func UnmarshalCommand(b []byte) (Command, error) {
 		return m, nil
 	}
 	switch c.Kind {
-	case KindUpdate, KindBatch:
+	case KindUpdate, KindBatch, KindRemove:
+		if c.Kind == KindRemove {
+			if len(body) == 0 || body[0] == 0 {
+				return c, fmt.Errorf("%w: remove command without a reason", ErrBadCommand)
+			}
+			c.Reason, body = RemoveReason(body[0]), body[1:]
+		}
 		for len(body) > 0 {
 			m, err := next()
 			if err != nil {
@@ -170,8 +234,11 @@ func UnmarshalCommand(b []byte) (Command, error) {
 			}
 			c.Updates = append(c.Updates, u)
 		}
-		if c.Kind == KindUpdate && len(c.Updates) != 1 {
-			return c, fmt.Errorf("%w: update command with %d updates", ErrBadCommand, len(c.Updates))
+		if c.Kind != KindBatch && len(c.Updates) != 1 {
+			return c, fmt.Errorf("%w: %v command with %d updates", ErrBadCommand, c.Kind, len(c.Updates))
+		}
+		if c.Kind == KindRemove && c.Updates[0].Action != enrp.DelPE {
+			return c, fmt.Errorf("%w: remove command holds %v", ErrBadCommand, c.Updates[0].Action)
 		}
 	case KindTakeover, KindDropOwner:
 		m, err := next()
@@ -208,7 +275,7 @@ func UnmarshalCommand(b []byte) (Command, error) {
 func (c *Command) Ops() []store.Op {
 	ns := c.Time.UnixNano()
 	switch c.Kind {
-	case KindUpdate, KindBatch:
+	case KindUpdate, KindBatch, KindRemove:
 		ops := make([]store.Op, 0, len(c.Updates))
 		for _, u := range c.Updates {
 			op := store.Op{Kind: store.OpRegister, PE: store.PE{Handle: u.PoolHandle, Element: u.PoolElement, Registered: ns}}

@@ -223,7 +223,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		s := &spans[i]
 		res := &ApplyResult{Results: results[s.from:s.to]}
 		resp[s.i] = res
-		changes[i] = Change{Kind: ChangeCommand, Index: idx[i], Command: s.cmd, Err: res.Failed()}
+		changes[i] = Change{Kind: ChangeCommand, Index: idx[i], Command: s.cmd, Err: res.Failed(), Results: res.Results}
 	}
 	f.entries.Add(uint64(len(logs)))
 	f.changes.publish(changes...)

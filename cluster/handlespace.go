@@ -29,6 +29,9 @@ type (
 	Cursor = store.Cursor
 	// Rand is the random source of AppendResolution (store.Rand).
 	Rand = store.Rand
+	// OpResult is what one store operation of a committed command did
+	// (store.Result).
+	OpResult = store.Result
 	// FaultError is a storage fault: a file of the data dir that cannot
 	// be written (store.FaultError; the raft log reports the same type).
 	FaultError = store.FaultError
@@ -207,6 +210,11 @@ func (h *Handlespace) watchLeader() {
 				lo := o.Data.(raft.LeaderObservation)
 				if lo.LeaderID != "" && lo.LeaderID != last {
 					h.leaderChanges.Add(1)
+				}
+				if lo.LeaderID != last {
+					id, _ := ParseServerID(lo.LeaderID)
+					h.node.fsm.changes.publish(Change{Kind: ChangeLeader,
+						Leader: LeaderChange{ID: id, Addr: string(lo.LeaderAddr), Term: r.CurrentTerm()}})
 				}
 				last = lo.LeaderID
 			}

@@ -22,6 +22,12 @@ func testPE(id, home uint32, policy asap.PolicyType) asap.PoolElement {
 		Policy: asap.Policy{Type: policy}}
 }
 
+// committed picks the changes of the raft log (not leader or member
+// events, which come when raft and gossip see them).
+func committed(c *cluster.Change) bool {
+	return c.Kind == cluster.ChangeCommand || c.Kind == cluster.ChangeRestore
+}
+
 // next waits for the subscription's next change.
 func next(t *testing.T, sub *cluster.Subscription) cluster.Change {
 	t.Helper()
@@ -42,7 +48,7 @@ func next(t *testing.T, sub *cluster.Subscription) cluster.Change {
 // is answered with the store's cause without a raft entry.
 func TestHandlespace_WritesAndSubscribe(t *testing.T) {
 	hs := clustertest.Open(t, 1, nil)
-	sub := hs.Subscribe(16, nil)
+	sub := hs.Subscribe(16, committed)
 	defer sub.Close()
 	ctx := context.Background()
 	if err := hs.Register(ctx, "pool", testPE(10, 1, asap.PolicyRoundRobin)); err != nil {
@@ -80,11 +86,20 @@ func TestHandlespace_WritesAndSubscribe(t *testing.T) {
 	for i, want := range []struct {
 		kind   cluster.Kind
 		failed bool
-	}{{cluster.KindUpdate, false}, {cluster.KindUpdate, false}, {cluster.KindUpdate, false}, {cluster.KindUpdate, true}, {cluster.KindTakeover, false}} {
+		added  bool // the store says it added a PE
+		moved  int  // PEs the store says moved
+	}{{cluster.KindUpdate, false, true, 0}, {cluster.KindUpdate, false, true, 0}, {cluster.KindRemove, false, false, 0},
+		{cluster.KindRemove, true, false, 0}, {cluster.KindTakeover, false, false, 1}} {
 		c := next(t, sub)
 		if c.Kind != cluster.ChangeCommand || c.Command.Kind != want.kind || (c.Err != nil) != want.failed || c.Index <= last {
 			t.Errorf("change %d: kind %v/%v at index %d (after %d), err %v; want a %v command, failed %v, at a higher index",
 				i, c.Kind, c.Command.Kind, c.Index, last, c.Err, want.kind, want.failed)
+		}
+		if len(c.Results) != 1 || c.Results[0].Added != want.added || len(c.Results[0].PEs) != want.moved {
+			t.Errorf("change %d: results %+v, want one with Added %v and %d PEs moved", i, c.Results, want.added, want.moved)
+		}
+		if want.kind == cluster.KindRemove && c.Command.Reason != cluster.ReasonDeregistered {
+			t.Errorf("change %d: a deregistration's reason is %v", i, c.Command.Reason)
 		}
 		last = c.Index
 	}
@@ -101,9 +116,9 @@ func TestHandlespace_WritesAndSubscribe(t *testing.T) {
 // and that a filter picks the changes delivered.
 func TestHandlespace_SlowSubscriberDropped(t *testing.T) {
 	hs := clustertest.Open(t, 1, nil)
-	slow := hs.Subscribe(2, nil)
+	slow := hs.Subscribe(2, committed)
 	takeovers := hs.Subscribe(8, func(c *cluster.Change) bool { return c.Command.Kind == cluster.KindTakeover })
-	all := hs.Subscribe(64, nil)
+	all := hs.Subscribe(64, committed)
 	defer all.Close()
 	ctx := context.Background()
 	for i := uint32(1); i <= 10; i++ {
@@ -193,7 +208,7 @@ func TestHandlespace_ClusterOperations(t *testing.T) {
 	if err := hs.Register(ctx, "pool", testPE(4, 7, asap.PolicyRoundRobin)); err != nil {
 		t.Fatal(err)
 	}
-	sub := hs.Subscribe(4, nil)
+	sub := hs.Subscribe(4, committed)
 	defer sub.Close()
 	if _, err := hs.RestoreFile(ctx, path); err != nil {
 		t.Fatal(err)

@@ -208,6 +208,10 @@ func TestInmemCluster_ReconcileAddsVotersAndTakesOver(t *testing.T) {
 			t.Fatalf("registration of PE %d: %v", p.ID, err)
 		}
 	}
+	var subs []*Subscription
+	for _, n := range c.followers(victim) {
+		subs = append(subs, n.node.Subscribe(64, nil))
+	}
 	c.stop(victim)
 
 	c.waitFor(30*time.Second, "the failed registrar's PEs re-homed at the leader", func() (bool, string) {
@@ -225,6 +229,41 @@ func TestInmemCluster_ReconcileAddsVotersAndTakesOver(t *testing.T) {
 	}
 	if got := servers(l); !slices.Equal(got, voters(1, 2, 3)) {
 		t.Errorf("servers after a failure %v, want all three (a failed registrar stays a voter)", got)
+	}
+	// Every surviving registrar's subscribers saw the failure and then
+	// the takeover, with the PEs it moved and their new homes.
+	for _, sub := range subs {
+		var failed bool
+		var last uint64
+		for moved := 0; moved == 0; {
+			var ch Change
+			select {
+			case ch = <-sub.C():
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no takeover delivered within 10 s (saw the member failure: %v; subscription %v)", failed, sub.Err())
+			}
+			if ch.Index < last {
+				t.Errorf("a %v change carries index %d after %d", ch.Kind, ch.Index, last)
+			}
+			last = ch.Index
+			switch {
+			case ch.Kind == ChangeMember && ch.Member.Meta.ID == victim.id:
+				failed = failed || ch.Member.Status == StatusFailed
+			case ch.Kind == ChangeCommand && ch.Command.Kind == KindTakeover:
+				if !failed {
+					t.Error("the takeover came before the member failure")
+				}
+				for _, p := range ch.Results[0].PEs {
+					if p.Element.Home == victim.id || p.Handle != "pool" {
+						t.Errorf("the takeover reports %s/%d at home %08x", p.Handle, p.Element.ID, p.Element.Home)
+					}
+				}
+				if moved = len(ch.Results[0].PEs); moved != 6 {
+					t.Errorf("the takeover reports %d PEs moved, want 6", moved)
+				}
+			}
+		}
+		sub.Close()
 	}
 }
 

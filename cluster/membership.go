@@ -448,12 +448,17 @@ func (e *mlEvents) update(n *memberlist.Node, status MemberStatus) {
 		mb = &Member{Name: n.Name}
 		m.members[n.Name] = mb
 	}
-	if mb.Status != status {
+	changed := !ok || mb.Status != status
+	if changed {
 		mb.Since = time.Now()
 	}
 	mb.Addr, mb.Meta, mb.Status = n.Address(), meta, status
+	now := *mb
 	m.savePeersLocked()
 	m.mu.Unlock()
+	if changed {
+		m.node.fsm.changes.publish(Change{Kind: ChangeMember, Member: now})
+	}
 	m.log.Info("member "+status.String(), "name", logName(n.Name), "id", fmt.Sprintf("%08x", meta.ID), "address", n.Address())
 	m.poke()
 }

@@ -18,7 +18,23 @@ const (
 	// operator's restore, or a snapshot installed from the leader);
 	// Change.Index is the applied index it left.
 	ChangeRestore
+	// ChangeLeader is a new raft leader as this registrar saw it
+	// (Change.Leader; 0: none known), or a new term of the same leader.
+	// It is not in the raft log: Change.Index is the index of the last
+	// change published before it.
+	ChangeLeader
+	// ChangeMember is a registrar that gossip saw join, fail or leave
+	// (Change.Member). Like ChangeLeader it is local to this registrar and
+	// carries the index of the last change published before it.
+	ChangeMember
 )
+
+// LeaderChange is what a ChangeLeader says.
+type LeaderChange struct {
+	ID   uint32 // the leader's registrar ID; 0 while none is known
+	Addr string // its raft address
+	Term uint64 // the raft term this registrar was in when it saw it
+}
 
 // Change is one committed change of the handlespace, as a Subscription
 // delivers it: in commit order, each with its raft index, after the store
@@ -34,6 +50,13 @@ type Change struct {
 	// Err is why the command changed nothing, or the first operation of it
 	// the store refused (ApplyResult.Failed); nil when it applied.
 	Err error
+	// Results are the outcomes of the command's store operations, one
+	// per Command.Ops entry (what each added, moved or removed).
+	Results []OpResult
+	// Leader is the leader of a ChangeLeader; Member the registrar of a
+	// ChangeMember, with its status after the change.
+	Leader LeaderChange
+	Member Member
 }
 
 // ErrSlowSubscriber ends a Subscription whose buffer was full when a
@@ -83,6 +106,7 @@ type changeHub struct {
 	mu     sync.Mutex
 	subs   map[*Subscription]struct{}
 	closed bool
+	last   uint64 // the index of the last change published
 }
 
 // subscribe adds a subscription with room for buffer changes (at least
@@ -110,6 +134,14 @@ func (h *changeHub) publish(changes ...Change) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for i := range changes {
+		c := &changes[i]
+		if c.Kind == ChangeLeader || c.Kind == ChangeMember {
+			c.Index = h.last // local events: after what was published
+		} else {
+			h.last = c.Index
+		}
+	}
 	for s := range h.subs {
 		for i := range changes {
 			c := &changes[i]

@@ -69,9 +69,17 @@ func (h *Handlespace) Register(ctx context.Context, ph asap.PoolHandle, pe asap.
 }
 
 // Deregister commits the removal of pe (pool ph, pe.ID) on behalf of this
-// registrar. A PE that is not registered gives ErrPENotFound.
+// registrar, because it deregistered. A PE that is not registered gives
+// ErrPENotFound.
 func (h *Handlespace) Deregister(ctx context.Context, ph asap.PoolHandle, pe asap.PoolElement) error {
-	return h.Commit(ctx, NewUpdate(time.Now(), enrp.DelPE, h.cfg.ID, ph, pe))
+	return h.Remove(ctx, ph, pe, ReasonDeregistered)
+}
+
+// Remove commits the removal of pe (pool ph, pe.ID) on behalf of this
+// registrar, for reason (the change stream tells it). A PE that is not
+// registered gives ErrPENotFound.
+func (h *Handlespace) Remove(ctx context.Context, ph asap.PoolHandle, pe asap.PoolElement, reason RemoveReason) error {
+	return h.Commit(ctx, NewRemove(time.Now(), reason, h.cfg.ID, ph, pe))
 }
 
 // Takeover commits that this registrar takes over the PEs of target,

@@ -394,6 +394,18 @@ func (l *liveness) connClosed(conn *asapConn) {
 	l.poke()
 }
 
+// removeReason is the change stream's reason for a removal by
+// supervision (reason is its metrics label).
+func removeReason(reason string) cluster.RemoveReason {
+	switch reason {
+	case "lifetime expired":
+		return cluster.ReasonLifetime
+	case "unreachable reports":
+		return cluster.ReasonUnreachable
+	}
+	return cluster.ReasonKeepAlive
+}
+
 // remove commits DEL_PE for a PE (asynchronously), if it is still there.
 // A PE of ours whose removal does not commit (no quorum) is supervised
 // again, so that a later round retries.
@@ -404,7 +416,7 @@ func (l *liveness) remove(h asap.PoolHandle, id uint32, reason string) {
 		if !ok {
 			return
 		}
-		if err := l.r.hs.Deregister(context.Background(), h, cur.Element); err != nil {
+		if err := l.r.hs.Remove(context.Background(), h, cur.Element, removeReason(reason)); err != nil {
 			l.r.metrics.removalFailures.WithLabelValues(reason).Inc()
 			lvl := hclog.Warn
 			if errors.Is(err, cluster.ErrStorageFault) {

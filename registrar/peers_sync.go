@@ -195,7 +195,7 @@ func enrpASAPTransport(t asap.Transport) asap.Transport {
 // told of: our own updates of PEs homed here that applied (raft's FSM
 // goroutine: it must not block), while there are peers.
 func (p *peers) wants(c *cluster.Change) bool {
-	if c.Kind != cluster.ChangeCommand || c.Command.Kind != cluster.KindUpdate || c.Err != nil || p.known.Load() == 0 {
+	if c.Kind != cluster.ChangeCommand || c.Command.Kind != cluster.KindUpdate && c.Command.Kind != cluster.KindRemove || c.Err != nil || p.known.Load() == 0 {
 		return false
 	}
 	u := c.Command.Updates[0]
@@ -236,7 +236,7 @@ func (p *peers) expireForeign(now time.Time) {
 	p.mu.Unlock()
 	for _, pe := range gone {
 		p.r.goFunc(func() {
-			if err := p.hs.Commit(context.Background(), cluster.NewUpdate(time.Now(), enrp.DelPE, pe.Element.Home, pe.Handle, pe.Element)); err == nil {
+			if err := p.hs.Commit(context.Background(), cluster.NewRemove(time.Now(), cluster.ReasonLifetime, pe.Element.Home, pe.Handle, pe.Element)); err == nil {
 				p.r.log.Info("foreign PE expired", "pool", ph(pe.Handle), "pe", fmt.Sprintf("%08x", pe.Element.ID), "home", hexID(pe.Element.Home))
 			}
 		})

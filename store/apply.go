@@ -204,15 +204,24 @@ func (s *Store) applyOp(op *Op, bl *batchLog, buf *[]byte) Result {
 			return Result{Err: peErr(pe, ErrInvalidPE, asap.CauseInvalidValues, err.Error(), nil)}
 		}
 		e.v1, e.v2 = policyValues(&pe.Element.Policy)
+		r := Result{Changed: 1, Added: true, PoolCreated: true}
+		if p := s.pools[pe.Handle]; p != nil {
+			r.PoolCreated = false
+			r.Added = p.slot(e.id) < 0
+		}
 		s.putEntry(pe.Handle, e, m, bl)
-		return Result{Changed: 1}
+		return r
 
 	case OpDeregister:
 		h, id := op.PE.Handle, op.PE.Element.ID
 		if p := s.pools[h]; p != nil {
 			if slot := p.slot(id); slot >= 0 {
 				s.removeEntry(p, slot, bl)
-				return Result{Changed: 1}
+				r := Result{Changed: 1}
+				if p.ents.n == 0 {
+					r.PoolsRemoved = []asap.PoolHandle{h}
+				}
+				return r
 			}
 		}
 		return Result{Err: &poolError{handle: h, id: id, hasID: true, err: ErrPENotFound}}
@@ -224,25 +233,33 @@ func (s *Store) applyOp(op *Op, bl *batchLog, buf *[]byte) Result {
 		if len(to) == 0 {
 			return Result{Err: fmt.Errorf("%w: reassign of registrar 0x%x without targets", ErrInvalidOp, op.From)}
 		}
-		moved := 0
+		var r Result
 		for i, k := range s.ownedKeys(op.From) {
 			home := to[i%len(to)]
 			if home == op.From {
 				continue
 			}
 			p := s.pools[k.h]
-			s.rehome(p, p.slot(k.id), home, bl)
-			moved++
+			slot := p.slot(k.id)
+			s.rehome(p, slot, home, bl)
+			r.PEs = append(r.PEs, peOf(k.h, p.ents.at(slot)))
 		}
-		return Result{Changed: moved}
+		r.Changed = len(r.PEs)
+		return r
 
 	case OpDeleteOwner:
 		keys := s.ownedKeys(op.From)
+		r := Result{Changed: len(keys), PEs: make([]PE, 0, len(keys))}
 		for _, k := range keys {
 			p := s.pools[k.h]
-			s.removeEntry(p, p.slot(k.id), bl)
+			slot := p.slot(k.id)
+			r.PEs = append(r.PEs, peOf(k.h, p.ents.at(slot)))
+			s.removeEntry(p, slot, bl)
+			if p.ents.n == 0 {
+				r.PoolsRemoved = append(r.PoolsRemoved, k.h)
+			}
 		}
-		return Result{Changed: len(keys)}
+		return r
 
 	case OpReset:
 		n := s.nPE

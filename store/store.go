@@ -151,6 +151,18 @@ type Result struct {
 	Err error
 	// Changed counts the PEs added, updated, removed or moved.
 	Changed int
+
+	// What the op did, for change streams (cluster.Subscribe):
+	//
+	// Added: OpRegister added a PE that was not there (false: it updated
+	// one). PoolCreated: that PE is the first of its pool.
+	Added, PoolCreated bool
+	// PoolsRemoved lists the pools whose last PE the op removed
+	// (OpDeregister, OpDeleteOwner, not OpReset).
+	PoolsRemoved []asap.PoolHandle
+	// PEs lists the PEs OpReassign moved, as they are now (with their new
+	// home), or the PEs OpDeleteOwner removed, as they were.
+	PEs []PE
 }
 
 // PoolInfo summarises one pool.

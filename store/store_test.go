@@ -51,10 +51,18 @@ func TestStore_Register_Lookup_Deregister(t *testing.T) {
 		t.Errorf("Pools = %+v, want %+v (length, then bytes)", got, wantPools)
 	}
 
+	for i, want := range [][2]bool{{true, true}, {true, false}, {true, true}} {
+		if got := [2]bool{res[i].Added, res[i].PoolCreated}; got != want {
+			t.Errorf("op %d: Added, PoolCreated = %v, want %v", i, got, want)
+		}
+	}
+
 	// Update: new lifetime and registration time.
 	a2 := a
 	a2.Element.Lifetime, a2.Registered = 5000, 99
-	mustApply(t, s, 11, reg(a2))
+	if res := mustApply(t, s, 11, reg(a2)); res[0].Added || res[0].PoolCreated {
+		t.Errorf("an update reports Added %v, PoolCreated %v; want neither", res[0].Added, res[0].PoolCreated)
+	}
 	if got, _ := s.Lookup("EchoPool", 1); got.Element.Lifetime != 5000 || got.Registered != 99 {
 		t.Errorf("after update: %+v", got)
 	}
@@ -66,8 +74,8 @@ func TestStore_Register_Lookup_Deregister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0].Err != nil || res[0].Changed != 1 {
-		t.Errorf("deregister: %+v", res[0])
+	if res[0].Err != nil || res[0].Changed != 1 || res[0].PoolsRemoved != nil {
+		t.Errorf("deregister of one of two PEs: %+v, want Changed 1 and no pool removed", res[0])
 	}
 	for _, r := range res[1:] {
 		if !errors.Is(r.Err, ErrPENotFound) || r.Changed != 0 {
@@ -81,7 +89,9 @@ func TestStore_Register_Lookup_Deregister(t *testing.T) {
 	if !slices.Equal(ids, []uint32{2}) {
 		t.Errorf("Pool(EchoPool) IDs = %v, want [2]", ids)
 	}
-	mustApply(t, s, 13, dereg("Fractal", 3))
+	if res := mustApply(t, s, 13, dereg("Fractal", 3)); !slices.Equal(res[0].PoolsRemoved, []asap.PoolHandle{"Fractal"}) {
+		t.Errorf("the last PE's deregistration reports pools removed %v, want [Fractal]", res[0].PoolsRemoved)
+	}
 	if s.Pool("Fractal") != nil {
 		t.Error("Pool(Fractal) not nil after its last PE left")
 	}
@@ -228,8 +238,13 @@ func TestStore_Reassign(t *testing.T) {
 		mustApply(t, s, 1, ops...)
 		before2 := s.Checksum(2)
 		res := mustApply(t, s, 2, Op{Kind: OpReassign, From: 1, To: []uint32{4, 2, 3, 4}})
-		if res[0].Changed != 35 {
-			t.Errorf("Changed = %d, want 35", res[0].Changed)
+		if res[0].Changed != 35 || len(res[0].PEs) != 35 {
+			t.Errorf("Changed = %d, %d PEs reported moved, want 35", res[0].Changed, len(res[0].PEs))
+		}
+		for _, pe := range res[0].PEs {
+			if now, _ := s.Lookup(pe.Handle, pe.Element.ID); pe.Element.Home == 1 || now.Element.Home != pe.Element.Home {
+				t.Errorf("reported moved %s/%d to %d, the store has it at %d", pe.Handle, pe.Element.ID, pe.Element.Home, now.Element.Home)
+			}
 		}
 		if got := s.Owned(1); len(got) != 0 {
 			t.Errorf("owner 1 still has %d PEs", len(got))
@@ -284,6 +299,13 @@ func TestStore_DeleteOwner_Reset(t *testing.T) {
 	}
 	if p, e := s.Counts(); p != 2 || e != 2 {
 		t.Errorf("Counts = %d, %d; want 2, 2", p, e)
+	}
+	var gone []string
+	for _, pe := range res[0].PEs {
+		gone = append(gone, fmt.Sprintf("%s/%d@%d", pe.Handle, pe.Element.ID, pe.Element.Home))
+	}
+	if want := []string{"A/1@1", "B/1@1"}; !slices.Equal(gone, want) || !slices.Equal(res[0].PoolsRemoved, []asap.PoolHandle{"B"}) {
+		t.Errorf("delete-owner reports PEs %v and removed pools %v, want %v and [B]", gone, res[0].PoolsRemoved, want)
 	}
 	if got := s.Owners(); !slices.Equal(got, []uint32{2, 3}) {
 		t.Errorf("Owners = %v", got)
