@@ -207,6 +207,13 @@ type Config struct {
 	// in a cluster). Default 10ms.
 	CommitDelay Duration `json:"commit_delay"`
 
+	// UI serves the web dashboard at /ui/ on the admin API. Default on.
+	UI bool `json:"ui"`
+	// WatchHistory is how many change stream events the registrar keeps
+	// for clients that resume (GET /v1/watch?index=N); a client whose
+	// index is older is told to resync. Default 10000.
+	WatchHistory int `json:"watch_history"`
+
 	// EnableDebug serves Go's pprof profiles on the admin API under
 	// /debug/pprof/ (operator role).
 	EnableDebug bool `json:"enable_debug"`
@@ -305,6 +312,8 @@ func DefaultConfig() Config {
 		DistanceStep:             Duration(50 * time.Millisecond),
 		VerifyOutgoing:           true,
 		MaxSnapshotSize:          2 << 30,
+		UI:                       true,
+		WatchHistory:             DefaultWatchHistory,
 	}
 }
 
@@ -448,6 +457,9 @@ func (c *Config) Validate() error {
 			bad(d.name, "%v is below 10ms", d.v.D())
 		}
 	}
+	if c.WatchHistory < 100 || c.WatchHistory > 10_000_000 {
+		bad("watch_history", "%d is outside [100, 10000000] (events kept for clients that resume)", c.WatchHistory)
+	}
 	if c.CommitDelay.D() < 0 || c.CommitDelay.D() > time.Second {
 		bad("commit_delay", "%v is outside [0, 1s]", c.CommitDelay.D())
 	}
@@ -586,6 +598,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.TextVar(&c.MaxTimeNoResponse, "max-time-no-response", c.MaxTimeNoResponse, "unanswered probe time before an ENRP peer counts as dead")
 	fs.TextVar(&c.TakeoverExpiry, "takeover-expiry", c.TakeoverExpiry, "time to collect INIT_TAKEOVER_ACKs")
 	fs.TextVar(&c.CommitDelay, "commit-delay", c.CommitDelay, "group the handlespace file's commits over this long (0: commit each batch)")
+	fs.BoolVar(&c.UI, "ui", c.UI, "serve the web dashboard at /ui/ on the admin API (-ui=false: off)")
+	fs.IntVar(&c.WatchHistory, "watch-history", c.WatchHistory, "change stream events kept for clients that resume (GET /v1/watch?index=N)")
 	fs.BoolVar(&c.EnableDebug, "enable-debug", c.EnableDebug, "serve pprof profiles on the admin API under /debug/pprof/")
 	fs.StringVar(&c.CSPServer, "csp-server", c.CSPServer, "report the registrar's status to this RSPLIB CSP monitor (cspmonitor), host[:port] (port 2960)")
 	fs.TextVar(&c.CSPInterval, "csp-interval", c.CSPInterval, "period of CSP status reports")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -182,7 +183,9 @@ func writeError(w http.ResponseWriter, code int, format string, a ...any) {
 //
 //	GET /v1/status            registrar, raft and handlespace summary
 //	GET /v1/pools             pools with policy and PE count
-//	GET /v1/pools/{handle}    one pool with its PEs (0x-hex for binary handles)
+//	GET /v1/pools/{handle}    one pool with its PEs (0x-hex for binary handles);
+//	                          ?index=N&wait=D: a blocking query (long-poll)
+//	GET /v1/watch             the change stream (Server-Sent Events)
 //	GET /metrics              Prometheus metrics
 //
 // Each route is mounted through guard with the role it needs (the read
@@ -195,6 +198,7 @@ func (r *Registrar) httpHandler() http.Handler {
 		writeJSON(w, http.StatusOK, r.status())
 	}))
 	mux.Handle("GET /v1/pools", r.guard(RoleRead, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set(HeaderIndex, strconv.FormatUint(r.watch.index(), 10))
 		out := []PoolSummary{}
 		for _, p := range r.hs.Pools() {
 			out = append(out, PoolSummary{Handle: p.Handle, Policy: p.Policy, Transport: p.Transport.String(), PEs: p.PEs})
@@ -207,6 +211,12 @@ func (r *Registrar) httpHandler() http.Handler {
 			writeError(w, http.StatusBadRequest, "pool handle %q: %v", req.PathValue("handle"), err)
 			return
 		}
+		idx, err := r.poolLongPoll(req, h)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		w.Header().Set(HeaderIndex, strconv.FormatUint(idx, 10))
 		pes := r.hs.Pool(h)
 		if len(pes) == 0 {
 			writeError(w, http.StatusNotFound, "pool %q not found", h)
@@ -218,6 +228,7 @@ func (r *Registrar) httpHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, d)
 	}))
+	mux.Handle("GET /v1/watch", r.guard(RoleRead, r.serveWatch))
 	mux.Handle("GET /metrics", r.guard(RoleRead, promhttp.HandlerFor(r.metrics.gatherers(), promhttp.HandlerOpts{}).ServeHTTP))
 	if r.cfg.EnableDebug {
 		mux.Handle("/debug/pprof/", r.guard(RoleOperator, pprof.Index))

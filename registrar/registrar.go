@@ -65,6 +65,11 @@ type Registrar struct {
 	tlsPeerAddrs addrSet
 	// leaderClient talks to the leader's admin API for proxied requests.
 	leaderClient *http.Client
+	// watch is the change stream (GET /v1/watch, long-polls, /ui/).
+	watch *watcher
+	// httpClosing is closed when the admin API shuts down: streams and
+	// long-polls end.
+	httpClosing chan struct{}
 	// bootstrap: this registrar forms a one-node cluster (no -join, no
 	// -bootstrap-expect, no remembered peers).
 	bootstrap bool
@@ -137,6 +142,8 @@ func New(cfg Config) (*Registrar, error) {
 		quit:    make(chan struct{}),
 		conns:   map[*asapConn]struct{}{},
 		tls:     tlsStore,
+
+		httpClosing: make(chan struct{}),
 	}
 	r.tokens.Store(toks)
 	r.trust.Store(newPeerTrust(&cfg))
@@ -374,6 +381,8 @@ func (r *Registrar) openHandlespace(ctx context.Context, c *closers) error {
 func (r *Registrar) startSupervision(ctx context.Context, c *closers) error {
 	c.add(r.stopGoroutines)
 	r.limits = newRateLimits(r.cfg)
+	r.watch = newWatcher(r, r.cfg.WatchHistory)
+	r.watch.start()
 	r.live = newLiveness(r)
 	r.live.start()
 	r.peers.start(r.hs)
@@ -443,6 +452,8 @@ func (r *Registrar) serveListeners(_ context.Context, c *closers) error {
 		handlers := newInflight()
 		r.httpSrv = &http.Server{Handler: handlers.wrap(r.sameOrigin(r.httpHandler())), ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: r.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+		var once sync.Once
+		r.httpSrv.RegisterOnShutdown(func() { once.Do(func() { close(r.httpClosing) }) })
 		ln := r.httpLn
 		r.httpServed = true
 		r.goFunc(func() { _ = r.httpSrv.Serve(ln) })
@@ -453,6 +464,7 @@ func (r *Registrar) serveListeners(_ context.Context, c *closers) error {
 				}
 			}()
 			if r.killed {
+				once.Do(func() { close(r.httpClosing) })
 				return r.httpSrv.Close()
 			}
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
