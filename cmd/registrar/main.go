@@ -11,6 +11,7 @@ import (
 
 	"github.com/rserpool-go/registrar/cluster"
 	"github.com/rserpool-go/registrar/cmd/internal/cli"
+	"github.com/rserpool-go/registrar/cmd/internal/watchcmd"
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/snapshot"
 )
@@ -22,6 +23,7 @@ var app = &cli.App{
 		{Name: "agent", Summary: "run a registrar", Run: runAgent},
 		{Name: "status", Summary: "show a running registrar's status", Run: runStatus},
 		{Name: "pools", Summary: "list pools, or show one pool's PEs", Run: runPools},
+		{Name: "watch", Summary: "print the handlespace's changes as they happen", Run: func(args []string) int { return watchcmd.Run("registrar", args) }},
 		{Name: "members", Summary: "list the registrars of the cluster", Run: runMembers},
 		{Name: "leave", Summary: "make a registrar leave the cluster gracefully and stop", Run: runLeave},
 		{Name: "raft", Summary: "raft peers | raft remove-peer ID", Run: runRaft, Subcommands: []string{"peers", "remove-peer"}},

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/rserpool-go/registrar/cmd/internal/cli"
+	"github.com/rserpool-go/registrar/cmd/internal/watchcmd"
 )
 
 var app = &cli.App{
@@ -19,6 +20,7 @@ var app = &cli.App{
 		{Name: "encode", Summary: "encode an ASAP or ENRP message from JSON to hex", Run: runEncode},
 		{Name: "resolve", Summary: "print the PEs a registrar chooses for a pool handle", Run: runResolve},
 		{Name: "serve", Summary: "run a PE with a demo service (echo, discard, daytime, chargen)", Run: runServe},
+		{Name: "watch", Summary: "print a registrar's handlespace changes as they happen", Run: func(args []string) int { return watchcmd.Run("rsp", args) }},
 	},
 	Protocols: []string{"ASAP (RFC 5352) and ENRP (RFC 5353), parameters of RFC 5354, policies of RFC 5356 and RSPLIB's"},
 }
