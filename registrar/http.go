@@ -14,6 +14,7 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/cluster"
+	"github.com/rserpool-go/registrar/registrar/ui"
 )
 
 // Status is what GET /v1/status returns.
@@ -229,6 +230,12 @@ func (r *Registrar) httpHandler() http.Handler {
 		writeJSON(w, http.StatusOK, d)
 	}))
 	mux.Handle("GET /v1/watch", r.guard(RoleRead, r.serveWatch))
+	if r.cfg.UI {
+		// The page's own files: public (a browser cannot send a token
+		// when it navigates); the data it reads needs the read role.
+		mux.Handle("GET /ui/", http.StripPrefix("/ui/", ui.Handler()))
+		mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	}
 	mux.Handle("GET /metrics", r.guard(RoleRead, promhttp.HandlerFor(r.metrics.gatherers(), promhttp.HandlerOpts{}).ServeHTTP))
 	if r.cfg.EnableDebug {
 		mux.Handle("/debug/pprof/", r.guard(RoleOperator, pprof.Index))

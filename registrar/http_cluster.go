@@ -201,6 +201,7 @@ func (r *Registrar) relay(w http.ResponseWriter, req *http.Request, addr string,
 //
 //	GET    /v1/members            registrars as gossip sees them, with raft roles
 //	POST   /v1/leave              this registrar leaves the cluster and stops
+//	GET    /v1/enrp/peers         ENRP peers outside the cluster
 //	GET    /v1/raft/peers         the raft configuration
 //	DELETE /v1/raft/peers/{id}    remove a raft server (done by the leader)
 func (r *Registrar) clusterHandlers(mux *http.ServeMux) {
@@ -210,6 +211,9 @@ func (r *Registrar) clusterHandlers(mux *http.ServeMux) {
 	mux.Handle("POST /v1/leave", r.guard(RoleOperator, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusAccepted, map[string]string{"result": "leaving: the registrar leaves the cluster and stops"})
 		r.Leave()
+	}))
+	mux.Handle("GET /v1/enrp/peers", r.guard(RoleRead, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, r.peers.list())
 	}))
 	mux.Handle("GET /v1/raft/peers", r.guard(RoleRead, func(w http.ResponseWriter, _ *http.Request) {
 		peers, err := r.raftPeers()

@@ -43,8 +43,10 @@ func parseWatchQuery(req *http.Request, watch bool) (watchQuery, error) {
 			return wq, fmt.Errorf("index %q: want a raft index (a decimal number)", s)
 		}
 		wq.index, wq.resume = v, true
-	} else if s := req.Header.Get("Last-Event-ID"); s != "" && watch {
-		// An EventSource reconnecting resumes where it was.
+	}
+	if s := req.Header.Get("Last-Event-ID"); s != "" && watch {
+		// An EventSource reconnecting (to the URL it was opened with)
+		// resumes where it was, after the index in its URL.
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			return wq, fmt.Errorf("Last-Event-ID %q: want a raft index", s)

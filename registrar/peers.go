@@ -2,6 +2,7 @@ package registrar
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -298,6 +299,41 @@ func (p *peers) setStatic(addrs []string) (added, removed []string) {
 	}
 	p.setAllLocked(kept)
 	return added, removed
+}
+
+// ENRPPeer is one entry of GET /v1/enrp/peers: a registrar outside the
+// cluster that this one peers with over ENRP.
+type ENRPPeer struct {
+	ID        string    `json:"id,omitempty"` // empty until it identified itself
+	Address   string    `json:"address,omitempty"`
+	Static    bool      `json:"static"` // configured (enrp_peers), not learnt
+	State     string    `json:"state"`  // up, probing, down
+	LastHeard time.Time `json:"last_heard,omitzero"`
+	Checksum  string    `json:"checksum"` // its PE checksum as last announced
+}
+
+// list describes the peers.
+func (p *peers) list() []ENRPPeer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := []ENRPPeer{}
+	for _, fp := range p.all {
+		e := ENRPPeer{Address: fp.addr, Static: fp.static, State: "down", Checksum: fmt.Sprintf("0x%04x", fp.checksum)}
+		if fp.id != 0 {
+			e.ID = hexID(fp.id)
+		}
+		switch {
+		case !fp.probeAt.IsZero():
+			e.State = "probing"
+		case fp.conn != nil || fp.inbound != nil:
+			e.State = "up"
+		}
+		if !fp.lastHeard.IsZero() {
+			e.LastHeard = fp.lastHeard.UTC()
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // peerStates counts the peers by state for /metrics: up (an association,
