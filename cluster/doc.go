@@ -9,7 +9,7 @@
 // (handlespace.db and raft/), with three kinds of verbs as plain as
 // raft's Apply and Barrier or bbolt's Update and View:
 //
-//   - writes (Register, Deregister, Takeover, Batch, Commit) take a
+//   - writes (Register, Deregister, Remove, Takeover, Batch, Commit) take a
 //     context, commit through raft (a follower forwards them to the
 //     leader) and return once this registrar applied them; every error
 //     carries the *asap.OperationError to answer with (WriteError): the
@@ -24,8 +24,14 @@
 // restore, with its raft index) in commit order, after they were applied;
 // the FSM never waits for a subscriber: one whose buffer is full is ended
 // with ErrSlowSubscriber and catches up from the handlespace. PE
-// supervision and ENRP peering follow the commits that way, and a change
-// stream can be built on it (ChangeKind is only appended to).
+// supervision, ENRP peering and the daemon's change stream follow the
+// commits that way. A Change carries the store's results of its
+// operations (a PE added or updated, pools created or removed, the PEs a
+// takeover moved or a dropped owner lost); removals say why (KindRemove
+// with a RemoveReason); raft's leader changes and gossip's member
+// changes come as ChangeLeader and ChangeMember, stamped with the index
+// of the last change published before them (ChangeKind is only appended
+// to).
 //
 // The store's value types (PE, PoolInfo, Cursor, FaultError) are
 // re-exported under cluster's name, so a caller needs no other package.

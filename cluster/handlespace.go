@@ -86,7 +86,7 @@ type Config struct {
 // uses, with three kinds of verbs, as plain as raft's Apply and Barrier
 // or bbolt's Update and View:
 //
-//   - writes (Register, Deregister, Takeover, Batch, Commit) take a
+//   - writes (Register, Deregister, Remove, Takeover, Batch, Commit) take a
 //     context, commit through raft (forwarded to the leader by a
 //     follower) and return once this registrar applied the change; every
 //     error they return carries the *asap.OperationError to answer a PE

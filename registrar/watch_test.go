@@ -1,6 +1,7 @@
 package registrar_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,6 +144,17 @@ func getIndex(t *testing.T, url string) (int, uint64, string) {
 	return resp.StatusCode, idx, string(b)
 }
 
+// caughtUp waits until the change stream has taken every change the
+// registrar applied (it follows them on its own goroutine).
+func caughtUp(t *testing.T, r *testRegistrar) {
+	t.Helper()
+	applied := r.Handlespace().LastApplied()
+	waitFor(t, 10*time.Second, fmt.Sprintf("the change stream at index %d", applied), func() bool {
+		_, at, _ := getIndex(t, "http://"+r.HTTPAddr()+"/v1/pools")
+		return at >= applied
+	})
+}
+
 func lu(load uint32) asap.Policy { return asap.Policy{Type: asap.PolicyLeastUsed, Load: load} }
 
 // Ensure the change stream delivers every committed change in order and
@@ -252,13 +265,14 @@ func TestWatch_RemovalReasonsLive(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	events := make(chan *watchclient.Event, 64)
+	var stopped atomic.Bool
 	go func() {
 		_, err := watchclient.Stream(ctx, http.DefaultClient, base, "pool", 0, false, func(e *watchclient.Event) error {
 			events <- e
 			return nil
 		})
 		close(events)
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !stopped.Load() {
 			t.Errorf("stream ended: %v", err)
 		}
 	}()
@@ -301,6 +315,13 @@ func TestWatch_RemovalReasonsLive(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("events %v, want %v", got, want)
 	}
+	// A registrar that stops ends its streams (Stop reports a shutdown
+	// that waited for them as an error of Run).
+	stopped.Store(true)
+	r.Stop()
+	for e := range events {
+		t.Errorf("event after the stop: %+v", e)
+	}
 }
 
 // Ensure a client resuming from an index older than the history is told
@@ -318,6 +339,7 @@ func TestWatch_ResyncAndBadQueries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	caughtUp(t, r) // then the history has moved past old
 	var first *watchclient.Event
 	_, err := watchclient.Stream(ctx, http.DefaultClient, base, "", old, true, func(e *watchclient.Event) error {
 		if first == nil {
@@ -341,6 +363,19 @@ func TestWatch_ResyncAndBadQueries(t *testing.T) {
 	})
 	if !errors.Is(err, stop) {
 		t.Errorf("resume from a recent index: %v, want the replay and stream.ready", err)
+	}
+	// An EventSource reconnects to the URL it was opened with (an old
+	// index) and says where it is in Last-Event-ID, which wins.
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/watch?index=%d", base, old), nil)
+	req.Header.Set("Last-Event-ID", strconv.FormatUint(now, 10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	resp.Body.Close()
+	if line != "event: "+registrar.EventReady+"\n" {
+		t.Errorf("?index=%d with Last-Event-ID %d: first line %q, want stream.ready (no resync)", old, now, line)
 	}
 	for _, q := range []struct{ path, field string }{
 		{"/v1/watch?index=abc", "index"},
@@ -371,6 +406,7 @@ func TestWatch_PoolLongPoll(t *testing.T) {
 	if err := hs.Register(ctx, "pool", pe); err != nil {
 		t.Fatal(err)
 	}
+	caughtUp(t, r)
 	code, idx, body := getIndex(t, base+"/v1/pools/pool")
 	if code != http.StatusOK || idx == 0 {
 		t.Fatalf("GET /v1/pools/pool: %d, index %d: %s", code, idx, body)
@@ -411,6 +447,7 @@ func TestWatch_PoolLongPoll(t *testing.T) {
 	}
 	// A pool that goes away answers 404 with the index of its removal.
 	polled2 := make(chan answer, 1)
+	caughtUp(t, r)
 	_, cur, _ := getIndex(t, base+"/v1/pools/pool")
 	go func() {
 		c, i, b := getIndex(t, fmt.Sprintf("%s/v1/pools/pool?index=%d&wait=30s", base, cur))
