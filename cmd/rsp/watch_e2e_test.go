@@ -15,8 +15,8 @@ import (
 // End to end with the built binaries: `rsp watch POOL` prints the PEs
 // that `rsp serve` registers and deregisters; killed and started again
 // with -index of the last line it printed, it prints what happened while
-// it was down, in order; `registrar watch -json` prints the same events
-// as JSON.
+// it was down, in order, and goes on across a restart of the registrar;
+// `registrar watch -json` prints the same events as JSON.
 func TestE2E_Watch(t *testing.T) {
 	bin := registrartest.BinDir(t)
 	rsp := filepath.Join(bin, "rsp")
@@ -83,4 +83,13 @@ func TestE2E_Watch(t *testing.T) {
 	if want := "pe.registered 0x00001002,pe.removed 0x00001001"; strings.Join(types, ",") != want {
 		t.Errorf("registrar watch -json printed %v, want %s", types, want)
 	}
+
+	// The registrar restarts under a running watch: it reconnects by
+	// itself (resuming, or told to resync: the history is in memory)
+	// and goes on printing.
+	from := again.Lines()
+	agent.RestartAndWait()
+	serve("0x00001003")
+	again.WaitLine(from, "resuming", 15*time.Second)
+	again.WaitLine(from, "pe.registered echo pe=0x00001003", 30*time.Second)
 }
