@@ -85,8 +85,8 @@ func (r *Registrar) serveWatch(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set(HeaderIndex, strconv.FormatUint(start, 10))
 	w.WriteHeader(http.StatusOK)
-	r.metrics.watchClients.Inc()
-	defer r.metrics.watchClients.Dec()
+	r.metrics.watchClients.Add(1)
+	defer r.metrics.watchClients.Add(-1)
 	send := func(b []byte) error {
 		_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
 		if _, err := w.Write(b); err != nil {

@@ -37,7 +37,7 @@ type metrics struct {
 	connsRefused     *prometheus.CounterVec
 	pesRefused       prometheus.Counter
 	messagesDropped  prometheus.Counter
-	watchClients     prometheus.Gauge
+	watchClients     atomic.Int64
 	watchDropped     prometheus.Counter
 	// poolTop is how many pools rsp_pool_pes shows (live: SIGHUP).
 	poolTop atomic.Int64
@@ -83,10 +83,11 @@ func newMetrics(r *Registrar) *metrics {
 	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rsp_raft_leader_changes_total",
 		Help: "Times this registrar saw a new raft leader (its own elections included)."},
 		func() float64 { return float64(r.hs.Stats().LeaderChanges) }))
-	m.watchClients = prometheus.NewGauge(prometheus.GaugeOpts{Name: "rsp_watch_clients", Help: "Open change streams (GET /v1/watch)."})
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_watch_clients", Help: "Open change streams (GET /v1/watch)."},
+		func() float64 { return float64(m.watchClients.Load()) }))
 	m.watchDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_watch_resyncs_total",
 		Help: "Change streams ended with a resync event (the client's index older than the history, or it fell behind)."})
-	for _, c := range []prometheus.Collector{m.watchClients, m.watchDropped, m.registrations, m.deregistrations, m.resolutions, m.keepAlivesSent,
+	for _, c := range []prometheus.Collector{m.watchDropped, m.registrations, m.deregistrations, m.resolutions, m.keepAlivesSent,
 		m.keepAliveAcks, m.keepAlivesMissed, m.unreachable, m.removals, m.removalFailures, m.errors, m.malformed, m.conns, m.commit,
 		m.handleUpdates, m.enrpRefused, m.connsRefused, m.pesRefused, m.messagesDropped} {
 		f(c)
