@@ -2,7 +2,13 @@ package registrar
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
+	"time"
+
+	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/cluster"
+	"github.com/rserpool-go/registrar/enrp"
 )
 
 // Ensure the history's rules: a cursor that the history overtook is
@@ -53,5 +59,22 @@ func TestWatcher_History(t *testing.T) {
 	}
 	if evs, _, at, _ = c.next(nil); len(evs) != 1 || evs[0].Index != 3 || at != 3 {
 		t.Errorf("second read: %d events at %d, want index 3's one", len(evs), at)
+	}
+}
+
+// BenchmarkWatcher_Registration is the change stream's own work per
+// registration (events built, JSON encoded, stored in the history), done
+// on the watcher's goroutine whether or not anyone watches.
+func BenchmarkWatcher_Registration(b *testing.B) {
+	w := newWatcher(nil, DefaultWatchHistory)
+	pe := asap.PoolElement{ID: 1, Home: 7, Lifetime: 30000, Policy: asap.Policy{Type: asap.PolicyLeastUsed, Load: 5},
+		User: asap.Transport{Kind: asap.ParamTCPTransport, Port: 7000, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}}}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		pe.ID = uint32(i + 1)
+		c := cluster.Change{Kind: cluster.ChangeCommand, Index: uint64(i + 1),
+			Command: cluster.NewUpdate(time.Unix(1700000000, 0), enrp.AddPE, 7, "pool", pe),
+			Results: []cluster.OpResult{{Changed: 1, Added: true}}}
+		w.follow(&c)
 	}
 }
