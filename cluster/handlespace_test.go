@@ -208,13 +208,14 @@ func TestHandlespace_ClusterOperations(t *testing.T) {
 	if err := hs.Register(ctx, "pool", testPE(4, 7, asap.PolicyRoundRobin)); err != nil {
 		t.Fatal(err)
 	}
+	before4 := hs.LastApplied() // the registration of PE 4
 	sub := hs.Subscribe(4, committed)
 	defer sub.Close()
 	if _, err := hs.RestoreFile(ctx, path); err != nil {
 		t.Fatal(err)
 	}
-	if c := next(t, sub); c.Kind != cluster.ChangeRestore {
-		t.Errorf("after RestoreFile the subscriber got %+v, want a restore", c)
+	if c := next(t, sub); c.Kind != cluster.ChangeRestore || c.Index <= before4 {
+		t.Errorf("after RestoreFile the subscriber got %+v, want a restore after index %d", c, before4)
 	}
 	if _, n := hs.Counts(); n != 3 {
 		t.Errorf("after the restore the handlespace holds %d PEs, want the snapshot's 3", n)

@@ -42,7 +42,10 @@ type LeaderChange struct {
 type Change struct {
 	Kind ChangeKind
 	// Index is the raft index of the command, or for a restore the
-	// handlespace's applied index after it.
+	// handlespace's applied index after it (a snapshot installed from
+	// the leader), or for an operator's restore, whose content carries
+	// index 0, the index after the last change published: the indexes a
+	// subscription delivers never go down.
 	Index uint64
 	// Command is the committed command (ChangeCommand): its kind, the
 	// time in its envelope, the ENRP updates or the takeover it carries.
@@ -136,9 +139,16 @@ func (h *changeHub) publish(changes ...Change) {
 	defer h.mu.Unlock()
 	for i := range changes {
 		c := &changes[i]
-		if c.Kind == ChangeLeader || c.Kind == ChangeMember {
+		switch {
+		case c.Kind == ChangeLeader || c.Kind == ChangeMember:
 			c.Index = h.last // local events: after what was published
-		} else {
+		case c.Kind == ChangeRestore && c.Index <= h.last:
+			// An operator's restore carries index 0 in its content
+			// (raft applies what follows on top of it): it comes after
+			// every change published before it.
+			c.Index = h.last + 1
+			h.last = c.Index
+		default:
 			h.last = c.Index
 		}
 	}

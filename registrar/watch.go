@@ -100,8 +100,11 @@ type watcher struct {
 	floor uint64
 	// last is the index of the last raft change processed.
 	last uint64
-	// pools is the index of each pool's last change (long-poll).
+	// pools is the index of each pool's last change (long-poll); reset
+	// the index of the last handlespace reset or restore, a change of
+	// every pool.
 	pools map[asap.PoolHandle]uint64
+	reset uint64
 	// wake is closed (and replaced) when an event is added.
 	wake chan struct{}
 	// done is closed when the watcher stops (clients end).
@@ -286,9 +289,7 @@ func (w *watcher) addLocked(e *WatchEvent) {
 		w.pools[e.Pool] = e.Index
 	}
 	if e.Type == EventReset {
-		for h := range w.pools {
-			w.pools[h] = e.Index
-		}
+		w.reset = e.Index // every pool changed (a pool of the restored state too)
 	}
 	if w.next-w.first == uint64(len(w.ring)) {
 		old := w.ring[w.first%uint64(len(w.ring))]
@@ -336,7 +337,7 @@ func (w *watcher) positionLocked(index uint64, resume bool) (seq uint64, ok bool
 func (w *watcher) poolIndex(h asap.PoolHandle) (uint64, <-chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return max(w.pools[h], w.floor), w.wake
+	return max(w.pools[h], w.floor, w.reset), w.wake
 }
 
 // index is the index of the last change the stream processed.

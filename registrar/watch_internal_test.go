@@ -60,6 +60,19 @@ func TestWatcher_History(t *testing.T) {
 	if evs, _, at, _ = c.next(nil); len(evs) != 1 || evs[0].Index != 3 || at != 3 {
 		t.Errorf("second read: %d events at %d, want index 3's one", len(evs), at)
 	}
+	// A blocking query sees a pool change at its last event, and every
+	// pool, even one it never saw, change at a reset.
+	if i, _ := w.poolIndex("p"); i != 3 {
+		t.Errorf("pool index %d, want 3", i)
+	}
+	w.mu.Lock()
+	w.addLocked(&WatchEvent{Index: 9, Type: EventReset})
+	w.mu.Unlock()
+	for _, h := range []asap.PoolHandle{"p", "restored"} {
+		if i, _ := w.poolIndex(h); i != 9 {
+			t.Errorf("after a reset at 9 pool %s is at %d", h, i)
+		}
+	}
 }
 
 // BenchmarkWatcher_Registration is the change stream's own work per

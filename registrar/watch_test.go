@@ -547,3 +547,70 @@ func TestCluster3_WatchTakeoverAtFollower(t *testing.T) {
 		}
 	}
 }
+
+// Ensure a snapshot restore shows in the stream as handlespace.reset
+// (reason restore) and ends blocking queries on every pool, also one
+// that only the restored state has.
+func TestWatch_RestoreResets(t *testing.T) {
+	r := startRegistrar(t, "", nil)
+	base := "http://" + r.HTTPAddr()
+	hs := r.Handlespace()
+	ctx := context.Background()
+	a := testPE(1, 7001, lu(1))
+	a.Home = r.ID()
+	if err := hs.Register(ctx, "kept", a); err != nil {
+		t.Fatal(err)
+	}
+	snap := t.TempDir() + "/s.snap"
+	if _, err := r.SaveSnapshot(snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := hs.Deregister(ctx, "kept", a); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, r)
+	_, before, _ := getIndex(t, base+"/v1/pools/kept")
+	polled := make(chan int, 1)
+	go func() {
+		code, _, _ := getIndex(t, fmt.Sprintf("%s/v1/pools/kept?index=%d&wait=30s", base, before))
+		polled <- code
+	}()
+	events := make(chan *watchclient.Event, 16)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(events)
+		_, _ = watchclient.Stream(sctx, http.DefaultClient, base, "", before, true, func(e *watchclient.Event) error {
+			events <- e
+			return nil
+		})
+	}()
+	if _, err := hs.RestoreFile(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var e *watchclient.Event
+		select {
+		case e = <-events:
+		case <-time.After(15 * time.Second):
+			t.Fatal("no handlespace.reset within 15 s of the restore")
+		}
+		if e == nil {
+			t.Fatal("the stream ended before the reset")
+		}
+		if e.Type == registrar.EventReset {
+			if e.Reason != "restore" || e.Index <= before {
+				t.Errorf("reset event %+v: want reason restore after index %d", e, before)
+			}
+			break
+		}
+	}
+	select {
+	case code := <-polled:
+		if code != http.StatusOK {
+			t.Errorf("the blocking query on the restored pool answered %d, want 200 with its PE", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the blocking query on a pool the restore brought back did not return")
+	}
+}
