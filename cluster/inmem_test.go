@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
 	"github.com/rserpool-go/registrar/asap"
@@ -365,5 +368,22 @@ func TestInmemCluster_ForwardsWrites(t *testing.T) {
 		t.Fatal("a write without quorum succeeded")
 	} else if !errors.Is(err, ErrNoLeader) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, raft.ErrNotLeader) {
 		t.Errorf("write without quorum: %v, want no leader or the deadline", err)
+	}
+}
+
+// Ensure gossip events that memberlist delivers after Shutdown (from
+// connections it was still serving) do not write peers.json: the data dir
+// may be removed by then (a test's TempDir cleanup failed on it).
+func TestMembership_NoPeersFileAfterShutdown(t *testing.T) {
+	c := newInmemCluster(t)
+	n := c.start(1)
+	dir := t.TempDir()
+	n.ml.cfg.DataDir = dir
+	c.stop(n)
+	ev := (*mlEvents)(n.ml)
+	ev.NotifyJoin(&memberlist.Node{Name: "registrar-00000002", Addr: net.IPv4(127, 0, 0, 2), Port: 7946,
+		Meta: []byte(`{"v":1,"id":2,"raft":"127.0.0.2:7947","rpc":"127.0.0.2:7947"}`)})
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("after Shutdown a gossip event wrote into the data dir: %v, %v", entries, err)
 	}
 }

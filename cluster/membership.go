@@ -199,6 +199,10 @@ type Membership struct {
 	// leaving: members that told us (leaveNotice) they leave for good.
 	leaving map[string]bool
 	kick    chan struct{}
+	// stopped: Shutdown began. memberlist may still call our delegates
+	// from connections it was serving; they no longer write peers.json
+	// (the data dir may be gone by then).
+	stopped bool
 
 	reconciled atomic.Int64 // reconcile passes done as leader (tests wait for rounds)
 
@@ -351,7 +355,7 @@ func (m *Membership) loadPeers() []string {
 
 func (m *Membership) savePeersLocked() {
 	p := m.peersPath()
-	if p == "" {
+	if p == "" || m.stopped {
 		return
 	}
 	var peers []string
@@ -411,13 +415,16 @@ func (d *mlDelegate) NotifyMsg(b []byte) {
 	changed := mb != nil && mb.Status != StatusLeft
 	var id uint32
 	var addr string
+	var now Member
 	if changed {
 		mb.Status, mb.Since = StatusLeft, time.Now()
 		id, addr = mb.Meta.ID, mb.Addr
+		now = *mb
 		m.savePeersLocked()
 	}
 	m.mu.Unlock()
 	if changed {
+		m.node.fsm.changes.publish(Change{Kind: ChangeMember, Member: now})
 		m.log.Info("member left", "name", name, "id", fmt.Sprintf("%08x", id), "address", addr)
 		m.poke()
 	}
@@ -533,6 +540,9 @@ func (m *Membership) sendLeaveNotices() {
 func (m *Membership) Shutdown() error {
 	var err error
 	m.closeOnce.Do(func() {
+		m.mu.Lock()
+		m.stopped = true
+		m.mu.Unlock()
 		close(m.quit)
 		m.wg.Wait()
 		err = m.ml.Shutdown()
