@@ -1,6 +1,7 @@
 package registrar_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
@@ -128,6 +129,9 @@ func TestAdminAPI_Tokens(t *testing.T) {
 		{"raft peer removal with the read token", "DELETE", "/v1/raft/peers/" + fmt.Sprintf("%08x", r.ID()), bearer(readSecret), nil, 403, "needs role operator"},
 		{"pprof with the read token", "GET", "/debug/pprof/cmdline", bearer(readSecret), nil, 403, "needs role operator"},
 		{"metrics without a token", "GET", "/metrics", nil, nil, 401, "missing token"},
+		{"the change stream without a token", "GET", "/v1/watch", nil, nil, 401, "missing token"},
+		{"a blocking query without a token", "GET", "/v1/pools/svc?index=1&wait=1s", nil, nil, 401, "missing token"},
+		{"ENRP peers without a token", "GET", "/v1/enrp/peers", nil, nil, 401, "missing token"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,11 +147,27 @@ func TestAdminAPI_Tokens(t *testing.T) {
 	}
 	for _, ok := range []struct{ path, secret string }{
 		{"/v1/status", readSecret}, {"/v1/pools", readSecret}, {"/v1/members", readSecret}, {"/metrics", readSecret},
-		{"/v1/snapshot", operatorSecret}, {"/debug/pprof/cmdline", operatorSecret},
+		{"/v1/snapshot", operatorSecret}, {"/debug/pprof/cmdline", operatorSecret}, {"/v1/enrp/peers", readSecret},
 	} {
 		if code, body := adminCall(t, http.DefaultClient, "GET", base+ok.path, bearer(ok.secret), nil); code != 200 {
 			t.Errorf("GET %s with a token of its role: got %d %s, want 200", ok.path, code, body)
 		}
+	}
+	// The change stream with the read token; the dashboard's own files
+	// need none (the data the page reads does).
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/watch", nil)
+	req.Header.Set("Authorization", "Bearer "+readSecret)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Errorf("GET /v1/watch with the read token: %v", err)
+	} else {
+		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || line != "event: "+registrar.EventReady+"\n" {
+			t.Errorf("GET /v1/watch with the read token: %d, first line %q, want 200 and stream.ready", resp.StatusCode, line)
+		}
+	}
+	if code, _ := adminCall(t, http.DefaultClient, "GET", base+"/ui/", nil, nil); code != http.StatusOK {
+		t.Errorf("GET /ui/ without a token: %d, want the page (200)", code)
 	}
 	logs.Wait(t, "the refusal logged with the token's name", regexp.MustCompile(`admin request refused: .*method=POST path=/v1/leave who=token:reader`), 5*time.Second)
 	logs.Wait(t, "the accepted snapshot download logged", regexp.MustCompile(`admin request accepted: .*method=GET path=/v1/snapshot who=token:ops`), 5*time.Second)

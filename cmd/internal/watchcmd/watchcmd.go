@@ -18,6 +18,7 @@ import (
 
 	"github.com/rserpool-go/registrar/cmd/internal/cli"
 	"github.com/rserpool-go/registrar/registrar/watchclient"
+	"github.com/rserpool-go/registrar/transport/tlsutil"
 )
 
 // DefaultHTTP is the admin API address when neither -http nor
@@ -27,7 +28,7 @@ const DefaultHTTP = "127.0.0.1:8863"
 // Run is the command: prog is "rsp" or "registrar".
 func Run(prog string, args []string) int {
 	fs := flag.NewFlagSet(prog+" watch", flag.ContinueOnError)
-	cli.SetUsage(fs, `usage: `+prog+` watch [-http ADDR] [-json] [-index N] [-n COUNT] [POOL]
+	cli.SetUsage(fs, `usage: `+prog+` watch [-http ADDR] [-token T] [-ca-file F] [-json] [-index N] [-n COUNT] [POOL]
 
 Follows a registrar's change stream (GET /v1/watch) and prints one line per
 event: PEs registered, updated and removed (with the reason), pools created
@@ -42,6 +43,10 @@ standard error; -json prints every event as one JSON object a line.`)
 		addr = DefaultHTTP
 	}
 	fs.StringVar(&addr, "http", addr, "admin API address of the registrar (env REGISTRAR_HTTP_ADDR)")
+	token := fs.String("token", os.Getenv("REGISTRAR_HTTP_TOKEN"), "admin API token, read role (env REGISTRAR_HTTP_TOKEN)")
+	caFile := fs.String("ca-file", os.Getenv("REGISTRAR_CA_FILE"), "CA certificate to check the admin API's HTTPS certificate with; implies https (env REGISTRAR_CA_FILE)")
+	clientCert := fs.String("client-cert", os.Getenv("REGISTRAR_CLIENT_CERT"), "client certificate for an admin API with verify_incoming (env REGISTRAR_CLIENT_CERT)")
+	clientKey := fs.String("client-key", os.Getenv("REGISTRAR_CLIENT_KEY"), "the key of -client-cert (env REGISTRAR_CLIENT_KEY)")
 	asJSON := fs.Bool("json", false, "print each event as a JSON line")
 	index := fs.Int64("index", -1, "resume after this raft index (default: from now)")
 	count := fs.Int("n", 0, "stop after this many handlespace, leader and member events (0: run until interrupted)")
@@ -56,10 +61,25 @@ standard error; -json prints every event as one JSON object a line.`)
 	if len(pos) == 1 {
 		pool = pos[0]
 	}
+	useTLS := *caFile != "" || *clientCert != ""
 	base := addr
 	if !strings.Contains(base, "://") {
-		base = "http://" + base
+		if useTLS {
+			base = "https://" + base
+		} else {
+			base = "http://" + base
+		}
 	}
+	tr := &http.Transport{Proxy: http.ProxyFromEnvironment}
+	if useTLS {
+		st, err := tlsutil.NewStore(tlsutil.Files{Cert: *clientCert, Key: *clientKey, CA: *caFile})
+		if err != nil {
+			fmt.Fprintf(cli.Stderr, "%s watch: %v (-ca-file, -client-cert, -client-key)\n", prog, err)
+			return 1
+		}
+		tr.TLSClientConfig = st.ClientConfig("")
+	}
+	client := &http.Client{Transport: &withToken{token: *token, next: tr}}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var from uint64
@@ -68,7 +88,7 @@ standard error; -json prints every event as one JSON object a line.`)
 	}
 	seen := 0
 	done := fmt.Errorf("done")
-	err := watchclient.Watch(ctx, http.DefaultClient, base, pool, from, *index >= 0, 200*time.Millisecond,
+	err := watchclient.Watch(ctx, client, base, pool, from, *index >= 0, 200*time.Millisecond,
 		func(e *watchclient.Event) error {
 			stream := strings.HasPrefix(e.Type, "stream.")
 			switch {
@@ -92,6 +112,20 @@ standard error; -json prints every event as one JSON object a line.`)
 		return 1
 	}
 	return 0
+}
+
+// withToken sends the admin API token with every request.
+type withToken struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (t *withToken) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.token != "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("Authorization", "Bearer "+t.token)
+	}
+	return t.next.RoundTrip(req)
 }
 
 // Line is an event as one line: index, type, pool, then key=value.
