@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/registrar"
 )
 
@@ -26,7 +27,7 @@ import (
 func TestDashboard_ServedAndOff(t *testing.T) {
 	r := startRegistrar(t, "", nil)
 	base := "http://" + r.HTTPAddr()
-	for path, want := range map[string]string{"/ui/": "<script src=\"app.js\">", "/ui/app.js": "EventSource", "/ui/app.css": "svg"} {
+	for path, want := range map[string]string{"/ui/": "<script src=\"app.js\">", "/ui/app.js": "/v1/watch", "/ui/app.css": "svg"} {
 		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
@@ -91,7 +92,7 @@ func browser(t *testing.T, path string) context.Context {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
 	return ctx
 }
@@ -237,5 +238,39 @@ func TestDashboard_BrowserTakeover(t *testing.T) {
 	t.Logf("screenshot %s: %dx%d, %d colours", out, bounds.Dx(), bounds.Dy(), colours)
 	if colours < 64 || bounds.Dx() < 800 {
 		t.Errorf("the screenshot looks blank: %d distinct colours at %v", colours, bounds)
+	}
+}
+
+// Ensure the dashboard works behind the admin API's tokens: it asks for
+// a token when the API refuses it, and with the read token shows the
+// pools and follows the change stream (which it reads with the token).
+func TestDashboard_BrowserToken(t *testing.T) {
+	path := chromium(t)
+	r := startRegistrar(t, "", func(c *registrar.Config) { c.HTTPTokensFile = writeTokens(t) })
+	mustRegister(t, dial(t, r, true), "secured", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	ctx := browser(t, path)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+r.HTTPAddr()+"/ui/"),
+		chromedp.WaitVisible(chromedp.CSS(`#token-form`))); err != nil {
+		t.Fatalf("the page did not ask for a token: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(`#token`), readSecret), chromedp.Click(chromedp.CSS(`#token-form button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#pools tr[data-pool="secured"]`))); err != nil {
+		t.Fatalf("with the read token the pool did not show: %v", err)
+	}
+	// Live: a PE registered now shows up in the pool's count.
+	mustRegister(t, dial(t, r, true), "secured", testPE(2, 7002, asap.Policy{Type: asap.PolicyRoundRobin}))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#pools tr[data-pool="secured"] td.pe-count').textContent`))
+		if err == nil && n == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page shows %q PEs (%v) 20 s after the second registration, want 2 from the stream", n, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("token-form").hidden`)); err != nil || !hidden {
+		t.Errorf("the token form still shows (%v)", err)
 	}
 }

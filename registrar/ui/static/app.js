@@ -4,9 +4,6 @@
 // text (textContent), never as HTML: pool handles are user input.
 "use strict";
 
-const EVENT_TYPES = ["pe.registered", "pe.updated", "pe.removed", "pool.created", "pool.removed",
-  "leader.changed", "member.joined", "member.failed", "member.left", "handlespace.reset",
-  "stream.ready", "stream.resync"];
 const LOAD_SAMPLES = 120;     // one a second: two minutes
 const MAX_EVENTS_SHOWN = 200;
 const FULL_LOAD = 0xffffffff; // RFC 5356: load is a fraction of 2^32-1
@@ -20,7 +17,7 @@ const st = {
   pes: new Map(),     // the selected pool's PEs: id -> PEInfo
   poolIndex: 0,       // the raft index the selected pool was read at
   loads: [],          // average load samples of the selected pool
-  es: null,           // the EventSource
+  es: null,           // the AbortController of the stream
   refetch: null,      // timer of a pending reload of the pool list
   statusTimer: null,
 };
@@ -38,8 +35,30 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// With a tokens file on the registrar every read needs a token of the
+// read role: the page asks for one when the API answers 401 or 403 and
+// keeps it for this tab only (sessionStorage).
+function authHeaders(extra) {
+  const h = Object.assign({}, extra);
+  const tok = sessionStorage.getItem("registrar-token");
+  if (tok) h.Authorization = "Bearer " + tok;
+  return h;
+}
+
+function askToken(why) {
+  $("token-form").hidden = false;
+  $("token-why").textContent = why;
+  setConn("token needed", "down");
+}
+
 async function api(path) {
-  const resp = await fetch(path, { headers: { Accept: "application/json" } });
+  const resp = await fetch(path, { headers: authHeaders({ Accept: "application/json" }) });
+  if (resp.status === 401 || resp.status === 403) {
+    let msg = resp.status + "";
+    try { msg = (await resp.json()).error; } catch (e) { /* not JSON */ }
+    askToken(msg);
+    throw new Error("token");
+  }
   if (!resp.ok && resp.status !== 404) throw new Error(path + ": " + resp.status);
   const index = Number(resp.headers.get("X-Registrar-Index") || 0);
   return { status: resp.status, index, body: await resp.json() };
@@ -85,19 +104,56 @@ async function loadAll() {
     await Promise.all([loadStatus(), loadSelected()]);
     openStream(index);
   } catch (err) {
+    if (err.message === "token") return; // the form calls loadAll again
     setConn("admin API unreachable: retrying", "down");
     setTimeout(loadAll, 2000);
   }
 }
 
+// The change stream, read with fetch (an EventSource cannot send a
+// token): Server-Sent Events frames, resumed after the last "id:" (the
+// last raft index completed) when the connection breaks.
 function openStream(index) {
-  if (st.es) st.es.close();
-  const es = new EventSource("/v1/watch?index=" + index);
-  st.es = es;
-  for (const t of EVENT_TYPES) es.addEventListener(t, (m) => onEvent(JSON.parse(m.data)));
-  es.onopen = () => setConn("live", "live");
-  // EventSource reconnects by itself, resuming with Last-Event-ID.
-  es.onerror = () => setConn("reconnecting", "down");
+  if (st.es) st.es.abort();
+  const ctl = new AbortController();
+  st.es = ctl;
+  let last = index;
+  const run = async () => {
+    try {
+      const resp = await fetch("/v1/watch?index=" + last, { headers: authHeaders({ Accept: "text/event-stream" }), signal: ctl.signal });
+      if (resp.status === 401 || resp.status === 403) { askToken("the change stream: " + resp.status); return; }
+      if (!resp.ok) throw new Error("watch: " + resp.status);
+      setConn("live", "live");
+      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let cut;
+        while ((cut = buf.indexOf("\n\n")) >= 0) {
+          const frame = buf.slice(0, cut);
+          buf = buf.slice(cut + 2);
+          let data = "", id = "";
+          for (const line of frame.split("\n")) {
+            if (line.startsWith("data:")) data += line.slice(5).trimStart();
+            else if (line.startsWith("id:")) id = line.slice(3).trim();
+          }
+          if (!data) continue;
+          const e = JSON.parse(data);
+          if (id) last = Number(id);
+          onEvent(e);
+          if (e.type === "stream.resync") return; // onEvent reloads and reopens
+        }
+      }
+    } catch (err) {
+      if (ctl.signal.aborted) return;
+    }
+    if (ctl.signal.aborted) return;
+    setConn("reconnecting", "down");
+    setTimeout(() => { if (!ctl.signal.aborted) run(); }, 1000);
+  };
+  run();
 }
 
 // --- events ---
@@ -109,7 +165,7 @@ function onEvent(e) {
       return;
     case "stream.resync":
       logEvent(e);
-      st.es.close();
+      st.es.abort();
       loadAll();
       return;
     case "handlespace.reset":
@@ -317,7 +373,18 @@ function drawHomes() {
 
 // --- start ---
 
+function tokenForm() {
+  $("token-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem("registrar-token", $("token").value.trim());
+    $("token").value = "";
+    $("token-form").hidden = true;
+    loadAll();
+  });
+}
+
 function start() {
+  tokenForm();
   const m = /^#pool=(.+)$/.exec(location.hash);
   if (m) st.selected = decodeURIComponent(m[1]);
   loadAll();
