@@ -266,6 +266,12 @@ func (n *Node) serveForward(c net.Conn) {
 			return
 		}
 		size := binary.BigEndian.Uint32(hdr[:])
+		if size == 0 { // no command: the leader asks for our raft status (autopilot.go)
+			if n.writeStatus(c) != nil {
+				return
+			}
+			continue
+		}
 		if size > 1<<20 {
 			n.log.Warn("forwarded write too large", "remote", c.RemoteAddr(), "bytes", size)
 			return

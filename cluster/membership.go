@@ -71,14 +71,22 @@ type MembershipConfig struct {
 	// IsForeign tells owners that are foreign ENRP registrars (not
 	// members of this cluster); their PEs are not taken over here.
 	IsForeign func(id uint32) bool
+	// Voters is how many raft voters the cluster keeps (1 to MaxVoters;
+	// 0: DefaultVoters); every further registrar is a non-voter. Only the
+	// leader's setting counts.
+	Voters int
+	// Autopilot decides when a non-voter is fit to replace a voter.
+	Autopilot Autopilot
 	Logger    hclog.Logger
 }
 
 // DefaultMembershipConfig returns the settings of a profile.
 func DefaultMembershipConfig(profile string) MembershipConfig {
 	c := MembershipConfig{Bind: "127.0.0.1:7946", RetryInterval: time.Second, Profile: profile,
-		ReconcileInterval: time.Second, TakeoverGrace: 10 * time.Second}
+		ReconcileInterval: time.Second, TakeoverGrace: 10 * time.Second, Voters: DefaultVoters,
+		Autopilot: Autopilot{LastContactThreshold: 200 * time.Millisecond, MaxTrailingLogs: 250, StabilizationTime: 10 * time.Second}}
 	if profile == ProfileLocal {
+		c.Autopilot.StabilizationTime = 2 * time.Second
 		c.ReconcileInterval = 200 * time.Millisecond
 		c.TakeoverGrace = 2 * time.Second
 		c.RetryInterval = 200 * time.Millisecond
@@ -110,6 +118,13 @@ func (c *MembershipConfig) Validate() error {
 	}
 	if c.RetryInterval <= 0 {
 		errs = append(errs, fmt.Errorf("retry-join interval %v must be positive", c.RetryInterval))
+	}
+	if c.Voters < 0 || c.Voters > MaxVoters {
+		errs = append(errs, fmt.Errorf("voters %d: want 1 to %d", c.Voters, MaxVoters))
+	}
+	if c.Autopilot.LastContactThreshold < 0 || c.Autopilot.StabilizationTime < 0 {
+		errs = append(errs, fmt.Errorf("autopilot last contact threshold %v and stabilization time %v must not be negative",
+			c.Autopilot.LastContactThreshold, c.Autopilot.StabilizationTime))
 	}
 	if c.ReconcileInterval <= 0 {
 		errs = append(errs, fmt.Errorf("reconcile interval %v must be positive", c.ReconcileInterval))
@@ -205,6 +220,7 @@ type Membership struct {
 	stopped bool
 
 	reconciled atomic.Int64 // reconcile passes done as leader (tests wait for rounds)
+	health     healthTracker // the reconcile loop's
 
 	quit      chan struct{}
 	wg        sync.WaitGroup
@@ -229,6 +245,12 @@ func StartMembership(cfg MembershipConfig, node *Node, meta Meta) (*Membership, 
 	meta.Expect = cfg.BootstrapExpect
 	m := &Membership{cfg: cfg, node: node, log: log, meta: meta, members: map[string]*Member{}, leaving: map[string]bool{},
 		kick: make(chan struct{}, 1), quit: make(chan struct{})}
+	if m.cfg.Voters == 0 {
+		m.cfg.Voters = DefaultVoters
+	}
+	if m.cfg.Autopilot == (Autopilot{}) {
+		m.cfg.Autopilot = DefaultMembershipConfig(cfg.Profile).Autopilot
+	}
 	if m.cfg.NodeName == "" {
 		m.cfg.NodeName = fmt.Sprintf("registrar-%08x", node.cfg.ID)
 	}

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -35,6 +36,12 @@ func describe(as []action) string {
 		switch a.kind {
 		case actionAddVoter:
 			fmt.Fprintf(&b, "add %s@%s;", a.server, a.address)
+		case actionAddNonvoter:
+			fmt.Fprintf(&b, "add-nonvoter %s@%s;", a.server, a.address)
+		case actionPromote:
+			fmt.Fprintf(&b, "promote %s;", a.server)
+		case actionDemote:
+			fmt.Fprintf(&b, "demote %s;", a.server)
 		case actionRemoveServer, actionHold:
 			fmt.Fprintf(&b, "%s %s;", map[actionKind]string{actionRemoveServer: "remove", actionHold: "hold"}[a.kind], a.server)
 		case actionTakeover:
@@ -134,6 +141,9 @@ func TestPlan(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.in.voters == 0 {
+				tc.in.voters = MaxVoters // these cases are about other steps
+			}
 			got := plan(tc.in)
 			if d := describe(got); d != tc.want {
 				t.Fatalf("plan:\n got  %s\n want %s", d, tc.want)
@@ -145,54 +155,175 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-// Ensure no removal the plan makes takes raft below a quorum of alive
-// voters, whatever the statuses: every combination of 5 voters' statuses
-// plus a sixth registrar that joins.
+// Ensure no removal or demotion the plan makes takes raft below a quorum
+// of alive voters, whatever the statuses and the configured number of
+// voters: every combination of 5 voters' statuses, a healthy non-voter
+// and a sixth registrar that joins, for 1 to 7 voters.
 func TestPlan_NeverBelowQuorum(t *testing.T) {
 	statuses := []MemberStatus{StatusAlive, StatusFailed, StatusLeft}
-	servers := []raft.Server{voter(1), voter(2), voter(3), voter(4), voter(5)}
+	servers := []raft.Server{voter(1), voter(2), voter(3), voter(4), voter(5), nonvoter(7)}
 	combos := 1
-	for range servers {
+	for range 5 {
 		combos *= len(statuses)
 	}
-	removals := 0
-	for c := 0; c < combos; c++ {
-		members := []Member{member(6, StatusAlive)}
-		alive := map[raft.ServerID]bool{ServerID(6): true}
-		for i, k := 0, c; i < len(servers); i, k = i+1, k/len(statuses) {
-			st := statuses[k%len(statuses)]
-			members = append(members, member(uint32(i+1), st))
-			alive[ServerID(uint32(i+1))] = st == StatusAlive
-		}
-		self := uint32(1)
-		if !alive[ServerID(1)] {
-			continue // the leader is alive
-		}
-		before, after := 0, map[raft.ServerID]bool{}
-		for _, s := range servers {
-			after[s.ID] = true
-			if alive[s.ID] {
-				before++
+	removals, demotions := 0, 0
+	for target := 1; target <= MaxVoters; target++ {
+		for c := 0; c < combos; c++ {
+			members := []Member{member(6, StatusAlive), member(7, StatusAlive)}
+			alive := map[raft.ServerID]bool{ServerID(6): true, ServerID(7): true}
+			for i, k := 0, c; i < 5; i, k = i+1, k/len(statuses) {
+				st := statuses[k%len(statuses)]
+				members = append(members, member(uint32(i+1), st))
+				alive[ServerID(uint32(i+1))] = st == StatusAlive
 			}
-		}
-		for _, a := range plan(reconcileInput{self: self, servers: servers, members: members}) {
-			if a.kind == actionRemoveServer {
-				delete(after, a.server)
-				removals++
+			self := uint32(1)
+			if !alive[ServerID(1)] {
+				continue // the leader is alive
 			}
-		}
-		up := 0
-		for id := range after {
-			if alive[id] {
-				up++
+			before, after := 0, map[raft.ServerID]bool{}
+			for _, s := range servers[:5] {
+				after[s.ID] = true
+				if alive[s.ID] {
+					before++
+				}
 			}
-		}
-		quorate := before > len(servers)/2
-		if quorate && up <= len(after)/2 {
-			t.Errorf("statuses %v: the plan leaves %d voters with %d alive", members[1:], len(after), up)
+			in := reconcileInput{self: self, servers: servers, members: members, voters: target,
+				healthy: healthyFor(time.Minute, 7), stable: time.Second}
+			for _, a := range plan(in) {
+				switch a.kind {
+				case actionRemoveServer:
+					delete(after, a.server)
+					removals++
+				case actionDemote:
+					delete(after, a.server)
+					demotions++
+				}
+			}
+			up := 0
+			for id := range after {
+				if alive[id] {
+					up++
+				}
+			}
+			quorate := before > 5/2
+			if quorate && up <= len(after)/2 {
+				t.Errorf("voters %d, statuses %v: the plan leaves %d voters with %d alive (not counting promotions)", target, members[2:], len(after), up)
+			}
 		}
 	}
-	if removals == 0 {
-		t.Error("no combination removed a voter: the check saw nothing")
+	if removals == 0 || demotions == 0 {
+		t.Errorf("%d removals and %d demotions in all combinations: the check saw too little", removals, demotions)
+	}
+}
+
+// healthyFor builds the leader's health observations: non-voter id has
+// been healthy for d.
+func healthyFor(d time.Duration, ids ...uint32) map[raft.ServerID]time.Duration {
+	m := map[raft.ServerID]time.Duration{}
+	for _, id := range ids {
+		m[ServerID(id)] = d
+	}
+	return m
+}
+
+// Ensure the plan keeps the configured number of voters: registrars
+// beyond it join as non-voters, a non-voter is promoted only when a voter
+// is down and only once it has been healthy for the stabilization time,
+// a voter that is not alive is demoted once a replacement is promoted,
+// extra voters are demoted (never the leader, never below quorum), and
+// a failed non-voter is left alone.
+func TestPlan_NonVoters(t *testing.T) {
+	id := func(n uint32) string { return string(ServerID(n)) }
+	const stable = 10 * time.Second
+	alive := func(ids ...uint32) []Member {
+		var out []Member
+		for _, i := range ids {
+			out = append(out, member(i, StatusAlive))
+		}
+		return out
+	}
+	with := func(ms []Member, more ...Member) []Member { return append(ms, more...) }
+	tests := []struct {
+		name string
+		in   reconcileInput
+		want string
+	}{
+		{"registrars beyond the voters join as non-voters",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1)}, members: alive(1, 2, 3, 4, 5)},
+			"add " + id(2) + "@r2;add " + id(3) + "@r3;add-nonvoter " + id(4) + "@r4;add-nonvoter " + id(5) + "@r5;"},
+		{"a full set of voters: nothing to do, however healthy the non-voters",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(3), nonvoter(4)},
+				members: alive(1, 2, 3, 4), healthy: healthyFor(time.Hour, 4), stable: stable},
+			""},
+		{"a failed voter is replaced by a stable healthy non-voter, then demoted",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(3), nonvoter(4), nonvoter(5)},
+				members: with(alive(1, 2, 4, 5), member(3, StatusFailed)), healthy: healthyFor(stable, 4, 5), stable: stable},
+			"promote " + id(4) + ";demote " + id(3) + ";"},
+		{"no promotion before the non-voter has been healthy for the stabilization time",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(3), nonvoter(4)},
+				members: with(alive(1, 2, 4), member(3, StatusFailed)), healthy: healthyFor(stable-time.Millisecond, 4), stable: stable},
+			""},
+		{"an unhealthy non-voter is not promoted, a healthy one with a higher ID is",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(3), nonvoter(4), nonvoter(5)},
+				members: with(alive(1, 2, 4, 5), member(3, StatusFailed)), healthy: healthyFor(stable, 5), stable: stable},
+			"promote " + id(5) + ";demote " + id(3) + ";"},
+		{"a non-voter that gossip does not see alive is not promoted",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(3), nonvoter(4)},
+				members: with(alive(1, 2), member(3, StatusFailed), member(4, StatusFailed)), healthy: healthyFor(stable, 4), stable: stable},
+			""},
+		{"two failed voters of five: two promotions, two demotions",
+			reconcileInput{self: 1, voters: 5, servers: []raft.Server{voter(1), voter(2), voter(3), voter(4), voter(5), nonvoter(6), nonvoter(7)},
+				members: with(alive(1, 2, 3, 6, 7), member(4, StatusFailed), member(5, StatusFailed)), healthy: healthyFor(stable, 6, 7), stable: stable},
+			"promote " + id(6) + ";promote " + id(7) + ";demote " + id(5) + ";demote " + id(4) + ";"},
+		{"a voter that left is removed and a non-voter takes its place",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(3), nonvoter(4)},
+				members: with(alive(1, 2, 4), member(3, StatusLeft)), healthy: healthyFor(stable, 4), stable: stable},
+			"remove " + id(3) + ";promote " + id(4) + ";"},
+		{"a non-voter that left is removed",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(3), nonvoter(4)},
+				members: with(alive(1, 2, 3), member(4, StatusLeft))},
+			"remove " + id(4) + ";"},
+		{"a failed non-voter stays (it may come back)",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(3), nonvoter(4)},
+				members: with(alive(1, 2, 3), member(4, StatusFailed))},
+			""},
+		{"too few voters and no non-voter: a failed voter stays a voter",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(3)},
+				members: with(alive(1, 2), member(3, StatusFailed))},
+			""},
+		{"more voters than configured: the highest alive IDs are demoted",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(3), voter(4), voter(5)},
+				members: alive(1, 2, 3, 4, 5)},
+			"demote " + id(5) + ";demote " + id(4) + ";"},
+		{"the leader is never demoted",
+			reconcileInput{self: 3, voters: 1, servers: []raft.Server{voter(1), voter(2), voter(3)}, members: alive(1, 2, 3)},
+			"demote " + id(2) + ";demote " + id(1) + ";"},
+		{"extra voters: the dead ones go first",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(3), voter(4), voter(5)},
+				members: with(alive(1, 3, 4, 5), member(2, StatusFailed))},
+			"demote " + id(2) + ";demote " + id(5) + ";"},
+		{"demotions down to one voter keep a quorum at every step",
+			reconcileInput{self: 1, voters: 1, servers: []raft.Server{voter(1), voter(2), voter(3), voter(4), voter(5)},
+				members: with(alive(1, 2, 3), member(4, StatusFailed), member(5, StatusFailed))},
+			"demote " + id(5) + ";demote " + id(4) + ";demote " + id(3) + ";demote " + id(2) + ";"},
+		{"extra voters: the dead ones are demoted and no alive one",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(3), voter(4), voter(5)},
+				members: with(alive(1, 2, 3), member(4, StatusFailed), member(5, StatusFailed))},
+			"demote " + id(5) + ";demote " + id(4) + ";"},
+		{"a registrar that comes back after its demotion stays a non-voter",
+			reconcileInput{self: 1, voters: 3, servers: []raft.Server{voter(1), voter(2), voter(4), nonvoter(3)},
+				members: alive(1, 2, 3, 4), healthy: healthyFor(time.Hour, 3), stable: stable},
+			""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := plan(tc.in)
+			if d := describe(got); d != tc.want {
+				t.Fatalf("plan:\n got  %s\n want %s", d, tc.want)
+			}
+			if again := plan(tc.in); !reflect.DeepEqual(again, got) {
+				t.Errorf("plan is not deterministic: %s then %s", describe(got), describe(again))
+			}
+		})
 	}
 }

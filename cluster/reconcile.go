@@ -26,6 +26,7 @@ func (m *Membership) reconcileLoop() {
 		m.maybeBootstrap()
 		if !m.node.IsLeader() {
 			leaderSince = time.Time{}
+			m.health = healthTracker{} // a new term judges health afresh
 			continue
 		}
 		if leaderSince.IsZero() {
@@ -87,22 +88,30 @@ func (m *Membership) reconcile(leaderFor time.Duration) {
 	if cf.Error() != nil {
 		return
 	}
+	servers := cf.Configuration().Servers
+	members := m.Members()
 	in := reconcileInput{
 		self:      m.node.cfg.ID,
-		servers:   cf.Configuration().Servers,
-		members:   m.Members(),
+		servers:   servers,
+		members:   members,
 		owners:    m.node.store.Owners(),
 		isForeign: m.cfg.IsForeign,
 		graceOver: leaderFor >= m.cfg.TakeoverGrace,
+		voters:    m.cfg.Voters,
+		healthy:   m.health.observe(m.node, m.cfg.Autopilot, servers, members, time.Now()),
+		stable:    m.cfg.Autopilot.StabilizationTime,
 	}
 	for _, a := range plan(in) {
-		m.carryOut(a)
+		if err := m.carryOut(a); err != nil && a.kind == actionPromote {
+			return // no demotion without the promotion that replaces it
+		}
 	}
 }
 
 // carryOut performs one action of the plan; a failure is logged and the
 // next round plans again.
-func (m *Membership) carryOut(a action) {
+func (m *Membership) carryOut(a action) error {
+	var err error
 	switch a.kind {
 	case actionHold:
 		m.log.Warn(a.reason, "old", a.server, "new", a.newServer)
@@ -112,7 +121,7 @@ func (m *Membership) carryOut(a action) {
 		} else {
 			m.log.Info(a.reason, "id", a.server)
 		}
-		if err := m.node.raft.RemoveServer(a.server, 0, 5*time.Second).Error(); err != nil {
+		if err = m.node.raft.RemoveServer(a.server, 0, 5*time.Second).Error(); err != nil {
 			m.log.Warn("remove server failed", "id", a.server, "error", err)
 		}
 	case actionAddVoter:
@@ -121,8 +130,23 @@ func (m *Membership) carryOut(a action) {
 			return
 		}
 		m.log.Info("adding registrar as raft voter", "id", a.server, "raft", a.address)
-		if err := m.node.raft.AddVoter(a.server, a.address, 0, 5*time.Second).Error(); err != nil {
+		if err = m.node.raft.AddVoter(a.server, a.address, 0, 5*time.Second).Error(); err != nil {
 			m.log.Warn("add voter failed", "id", a.server, "error", err)
+		}
+	case actionAddNonvoter:
+		m.log.Info("adding registrar as raft non-voter", "id", a.server, "raft", a.address, "voters", m.cfg.Voters)
+		if err = m.node.raft.AddNonvoter(a.server, a.address, 0, 5*time.Second).Error(); err != nil {
+			m.log.Warn("add non-voter failed", "id", a.server, "error", err)
+		}
+	case actionPromote:
+		m.log.Info(a.reason, "id", a.server, "raft", a.address)
+		if err = m.node.raft.AddVoter(a.server, a.address, 0, 5*time.Second).Error(); err != nil {
+			m.log.Warn("promotion to voter failed", "id", a.server, "error", err)
+		}
+	case actionDemote:
+		m.log.Info(a.reason, "id", a.server)
+		if err = m.node.raft.DemoteVoter(a.server, 0, 5*time.Second).Error(); err != nil {
+			m.log.Warn("demotion to non-voter failed", "id", a.server, "error", err)
 		}
 	case actionTakeover:
 		n := len(m.node.store.Owned(a.owner))
@@ -138,6 +162,7 @@ func (m *Membership) carryOut(a action) {
 			m.log.Warn("takeover failed", "registrar", ServerID(a.owner), "error", err)
 		}
 	}
+	return err
 }
 
 // reconcileInput is what the leader knows when it reconciles.
@@ -148,6 +173,12 @@ type reconcileInput struct {
 	owners    []uint32      // the home registrars of the handlespace's PEs
 	isForeign func(id uint32) bool
 	graceOver bool // led for TakeoverGrace: owners gossip does not know are gone
+	// voters is how many voters the cluster keeps (MembershipConfig.Voters).
+	voters int
+	// healthy holds, for each non-voter the leader found healthy (in touch
+	// with it and caught up: see Autopilot), how long it has been so.
+	healthy map[raft.ServerID]time.Duration
+	stable  time.Duration // how long a non-voter is healthy before it is promoted
 }
 
 // actionKind is one step of a reconcile plan.
@@ -158,13 +189,16 @@ const (
 	actionRemoveServer                       // remove server from raft
 	actionTakeover                           // commit a takeover of owner's PEs by newHomes
 	actionHold                               // a removal that would lose quorum: log reason only
+	actionAddNonvoter                        // make server a non-voter at address
+	actionPromote                            // make non-voter server a voter
+	actionDemote                             // make voter server a non-voter
 )
 
 // action is one step of a reconcile plan.
 type action struct {
 	kind      actionKind
-	server    raft.ServerID      // add voter, remove server, hold
-	address   raft.ServerAddress // add voter; the stale server's address
+	server    raft.ServerID      // add, remove, promote, demote, hold
+	address   raft.ServerAddress // add, promote; the stale server's address
 	newServer raft.ServerID      // remove or hold of a stale server: the registrar replacing it
 	owner     uint32             // takeover
 	newHomes  []uint32           // takeover: the live registrars, sorted
@@ -174,20 +208,29 @@ type action struct {
 
 // plan decides what the leader does to make raft follow gossip, in order:
 //
-//  1. every alive registrar that is not a raft server becomes a voter; a
-//     server that is not alive and holds its raft address (a registrar
-//     whose data dir was wiped came back under a new ID) is removed first;
+//  1. every alive registrar that is not a raft server joins raft: as a
+//     voter while there are fewer than voters voters, else as a
+//     non-voter; a server that is not alive and holds its raft address (a
+//     registrar whose data dir was wiped came back under a new ID) is
+//     removed first;
 //  2. registrars that left on purpose are removed;
-//  3. the PEs of owners that are gone (failed or left, or unknown to
+//  3. while fewer than voters voters are alive, healthy non-voters that
+//     have been so for stable are promoted, in ID order (Consul
+//     autopilot's rule; the leader judges health: see Autopilot);
+//  4. while there are more voters than voters, voters that are not alive
+//     are demoted to non-voters first, then alive ones, highest ID first
+//     (never the leader itself);
+//  5. the PEs of owners that are gone (failed or left, or unknown to
 //     gossip once graceOver) get new homes among the alive registrars,
 //     unless the owner is alive or a foreign ENRP registrar.
 //
-// No removal takes the voters below a quorum of alive ones: each is
-// checked against the configuration as the removals before it left it
-// (additions do not count: an AddVoter may fail). A stale server that
-// cannot be removed safely gives an actionHold; a registrar that left and
-// cannot be removed is kept silently, as are registrars that are neither.
-// plan is pure: the same input gives the same actions.
+// No removal or demotion takes the voters below a quorum of alive ones:
+// each is checked against the configuration as the removals and
+// demotions before it left it (additions and promotions do not count: an
+// AddVoter may fail, and reconcile stops at a failed promotion). A stale
+// server that cannot be removed safely gives an actionHold; a registrar
+// that left and cannot be removed is kept silently, as are registrars
+// that are neither. plan is pure: the same input gives the same actions.
 func plan(in reconcileInput) []action {
 	members := slices.Clone(in.members)
 	slices.SortFunc(members, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
@@ -206,13 +249,31 @@ func plan(in reconcileInput) []action {
 		aliveIDs = append(aliveIDs, id)
 	}
 	slices.Sort(aliveIDs)
-	servers := slices.Clone(in.servers) // as the removals planned so far leave it
+	servers := slices.Clone(in.servers) // as the removals and demotions planned so far leave it
+	slices.SortFunc(servers, func(a, b raft.Server) int { return cmp.Compare(a.ID, b.ID) })
 	remove := func(id raft.ServerID) {
 		servers = slices.DeleteFunc(servers, func(s raft.Server) bool { return s.ID == id })
 	}
 	isServer := func(id raft.ServerID) bool {
 		return slices.ContainsFunc(servers, func(s raft.Server) bool { return s.ID == id })
 	}
+	setSuffrage := func(id raft.ServerID, sf raft.ServerSuffrage) {
+		for i := range servers {
+			if servers[i].ID == id {
+				servers[i].Suffrage = sf
+			}
+		}
+	}
+	countVoters := func() int {
+		n := 0
+		for _, s := range servers {
+			if s.Suffrage == raft.Voter {
+				n++
+			}
+		}
+		return n
+	}
+	added := 0 // voters planned to be added or promoted (not in servers: they may fail)
 	var out []action
 
 	for _, id := range aliveIDs {
@@ -236,7 +297,12 @@ func plan(in reconcileInput) []action {
 				reason: "removing stale raft server at the same address"})
 			remove(s.ID)
 		}
-		out = append(out, action{kind: actionAddVoter, server: sid, address: raft.ServerAddress(mb.Meta.Raft)})
+		kind := actionAddNonvoter
+		if countVoters()+added < in.voters {
+			kind = actionAddVoter
+			added++
+		}
+		out = append(out, action{kind: kind, server: sid, address: raft.ServerAddress(mb.Meta.Raft)})
 	}
 
 	for _, s := range slices.Clone(servers) {
@@ -249,6 +315,64 @@ func plan(in reconcileInput) []action {
 		}
 		out = append(out, action{kind: actionRemoveServer, server: s.ID, address: s.Address, reason: "removing registrar that left"})
 		remove(s.ID)
+	}
+
+	liveVoters := 0
+	for _, s := range servers {
+		if id, err := ParseServerID(s.ID); err == nil && s.Suffrage == raft.Voter {
+			if _, ok := alive[id]; ok {
+				liveVoters++
+			}
+		}
+	}
+	for _, s := range servers {
+		if liveVoters+added >= in.voters {
+			break
+		}
+		id, err := ParseServerID(s.ID)
+		if err != nil || s.Suffrage != raft.Nonvoter {
+			continue
+		}
+		if _, ok := alive[id]; !ok {
+			continue
+		}
+		if d, ok := in.healthy[s.ID]; !ok || d < in.stable {
+			continue
+		}
+		out = append(out, action{kind: actionPromote, server: s.ID, address: s.Address,
+			reason: "promoting healthy non-voter to voter"})
+		added++
+	}
+
+	// Demotions: the voters not alive first, then the alive ones from the
+	// highest ID, while more than voters remain counting the promotions.
+	var demotable []raft.Server
+	for _, dead := range []bool{true, false} {
+		for i := len(servers) - 1; i >= 0; i-- {
+			s := servers[i]
+			id, err := ParseServerID(s.ID)
+			if err != nil || s.Suffrage != raft.Voter || id == in.self {
+				continue
+			}
+			if _, ok := alive[id]; ok == dead {
+				continue
+			}
+			demotable = append(demotable, s)
+		}
+	}
+	for _, s := range demotable {
+		if countVoters()+added <= in.voters {
+			break
+		}
+		if !safeToRemove(servers, alive, s.ID) {
+			continue
+		}
+		reason := "demoting a voter over the configured number of voters"
+		if id, _ := ParseServerID(s.ID); alive[id].Status == 0 {
+			reason = "demoting a voter that is not alive: another voter replaces it"
+		}
+		out = append(out, action{kind: actionDemote, server: s.ID, reason: reason})
+		setSuffrage(s.ID, raft.Nonvoter)
 	}
 
 	if len(aliveIDs) == 0 {
