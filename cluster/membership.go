@@ -219,7 +219,7 @@ type Membership struct {
 	// (the data dir may be gone by then).
 	stopped bool
 
-	reconciled atomic.Int64 // reconcile passes done as leader (tests wait for rounds)
+	reconciled atomic.Int64  // reconcile passes done as leader (tests wait for rounds)
 	health     healthTracker // the reconcile loop's
 
 	quit      chan struct{}
