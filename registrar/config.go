@@ -160,6 +160,11 @@ type Config struct {
 	// each other (none with raft state). Without it and without Join, a
 	// new registrar bootstraps a one-node cluster.
 	BootstrapExpect int `json:"bootstrap_expect"`
+	// Voters is how many raft voters the cluster keeps (1 to 7, default
+	// 3); every further registrar is a non-voter that replicates, serves
+	// and forwards writes, and replaces a voter that fails. The leader's
+	// setting counts.
+	Voters int `json:"voters"`
 	// Encrypt is the base64 gossip encryption key (16, 24 or 32 bytes).
 	Encrypt string `json:"encrypt"`
 	// LeaveOnTerminate makes SIGINT/SIGTERM a graceful leave (the cluster
@@ -295,6 +300,7 @@ func DefaultConfig() Config {
 		MaxPEsPerConnection:      1000,
 		ConnIdleTimeout:          Duration(300 * time.Second),
 		Profile:                  cluster.ProfileLAN,
+		Voters:                   cluster.DefaultVoters,
 		Raft:                     "127.0.0.1:7947",
 		Gossip:                   "127.0.0.1:7946",
 		RetryJoinInterval:        Duration(time.Second),
@@ -339,6 +345,7 @@ func (c *Config) membershipConfig() cluster.MembershipConfig {
 	m.Join = c.Join
 	m.RetryInterval = c.RetryJoinInterval.D()
 	m.BootstrapExpect = c.BootstrapExpect
+	m.Voters = c.Voters
 	m.DataDir = c.DataDir
 	return m
 }
@@ -478,7 +485,11 @@ func (c *Config) Validate() error {
 		bad("distance_step", "%v is outside [1ms, 1m]", c.DistanceStep.D())
 	}
 	errs = append(errs, c.validateSecurity()...)
+	if c.Voters < 1 || c.Voters > cluster.MaxVoters {
+		bad("voters", "%d: want 1 to %d", c.Voters, cluster.MaxVoters)
+	}
 	mc := c.membershipConfig()
+	mc.Voters = min(max(mc.Voters, 0), cluster.MaxVoters) // reported above
 	if key, err := cluster.ParseEncryptKey(c.Encrypt); err != nil {
 		bad("encrypt", "%v", err)
 	} else {
@@ -588,6 +599,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.Func("join", "seed gossip addresses to join, host:port[,host:port] (repeatable)", listFlag(&c.Join))
 	fs.TextVar(&c.RetryJoinInterval, "retry-join-interval", c.RetryJoinInterval, "first wait between join attempts (doubles up to 30s)")
 	fs.IntVar(&c.BootstrapExpect, "bootstrap-expect", c.BootstrapExpect, "form a new cluster once this many registrars see each other")
+	fs.IntVar(&c.Voters, "voters", c.Voters, "raft voters the cluster keeps (1 to 7); further registrars are non-voters")
 	fs.StringVar(&c.Encrypt, "encrypt", c.Encrypt, "gossip encryption key, base64 of 16, 24 or 32 bytes")
 	fs.BoolVar(&c.LeaveOnTerminate, "leave-on-terminate", c.LeaveOnTerminate, "leave the cluster gracefully on SIGINT/SIGTERM")
 	fs.Func("enrp-peer", "ENRP address of a registrar outside the cluster to peer with (repeatable, or comma list)", listFlag(&c.ENRPPeers))

@@ -88,6 +88,8 @@ type MemberInfo struct {
 	ENRP   string `json:"enrp"`
 	HTTP   string `json:"http,omitempty"`
 	Voter  bool   `json:"voter"`
+	// Role is "voter", "non-voter" or "" (not in the raft configuration).
+	Role   string `json:"role"`
 	Leader bool   `json:"leader"`
 }
 

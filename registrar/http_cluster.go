@@ -18,24 +18,25 @@ import (
 type RaftPeer struct {
 	ID       string `json:"id"`
 	Address  string `json:"address"`
-	Suffrage string `json:"suffrage"`
+	Suffrage string `json:"suffrage"` // raft's name: Voter, Nonvoter
+	Role     string `json:"role"`     // voter or non-voter
 	Leader   bool   `json:"leader"`
 	Alive    bool   `json:"alive"`
 }
 
 func (r *Registrar) memberInfos() []MemberInfo {
 	var out []MemberInfo
-	voters := map[uint32]bool{}
+	roles := map[uint32]string{}
 	if servers, err := r.hs.Servers(); err == nil {
 		for _, s := range servers {
-			voters[s.ID] = s.Suffrage == cluster.Voter
+			roles[s.ID] = roleName(s.Suffrage)
 		}
 	}
 	leader := r.hs.Status().LeaderID
 	for _, m := range r.hs.Members() {
 		out = append(out, MemberInfo{Name: m.Name, ID: hexID(m.Meta.ID), Status: m.Status.String(), Gossip: m.Addr,
 			Raft: m.Meta.Raft, ASAP: strings.Join(m.Meta.ASAP, ","), ENRP: strings.Join(m.Meta.ENRP, ","),
-			HTTP: m.Meta.HTTP, Voter: voters[m.Meta.ID], Leader: m.Meta.ID == leader})
+			HTTP: m.Meta.HTTP, Voter: roles[m.Meta.ID] == "voter", Role: roles[m.Meta.ID], Leader: m.Meta.ID == leader})
 	}
 	return out
 }
@@ -54,10 +55,21 @@ func (r *Registrar) raftPeers() ([]RaftPeer, error) {
 	leader := r.hs.Status().LeaderID
 	var out []RaftPeer
 	for _, s := range servers {
-		out = append(out, RaftPeer{ID: hexID(s.ID), Address: s.Address, Suffrage: s.Suffrage.String(),
+		out = append(out, RaftPeer{ID: hexID(s.ID), Address: s.Address, Suffrage: s.Suffrage.String(), Role: roleName(s.Suffrage),
 			Leader: s.ID == leader, Alive: alive[s.ID]})
 	}
 	return out, nil
+}
+
+// roleName is how the admin API and the CLI name a raft suffrage.
+func roleName(s cluster.Suffrage) string {
+	switch s {
+	case cluster.Voter:
+		return "voter"
+	case cluster.Nonvoter:
+		return "non-voter"
+	}
+	return s.String()
 }
 
 // leaderHTTP is the admin API address of the raft leader, from gossip.

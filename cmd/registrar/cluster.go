@@ -42,13 +42,13 @@ failed, left) with their raft role and addresses.`)
 	return 0
 }
 
-// role is a member's raft role: leader, voter or "-".
+// role is a member's raft role: leader, voter, non-voter or "-".
 func role(m registrar.MemberInfo) string {
 	switch {
 	case m.Leader:
 		return "leader"
-	case m.Voter:
-		return "voter"
+	case m.Role != "":
+		return m.Role
 	}
 	return "-"
 }
@@ -77,7 +77,8 @@ gracefully (the cluster takes over its PEs at once) and stop.`)
 const raftUsage = `usage: registrar raft peers [-http ADDR] [-json]
        registrar raft remove-peer [-http ADDR] ID
 
-peers lists the raft configuration (voters, the leader, which are alive);
+peers lists the raft configuration (each server's role: voter or
+non-voter, the leader, which are alive);
 remove-peer removes a raft server by its registrar ID (forwarded to the
 leader).`
 
@@ -112,9 +113,9 @@ func runRaft(args []string) int {
 			return 0
 		}
 		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ID\tADDRESS\tSUFFRAGE\tLEADER\tALIVE")
+		fmt.Fprintln(w, "ID\tADDRESS\tROLE\tLEADER\tALIVE")
 		for _, p := range peers {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%v\n", p.ID, p.Address, p.Suffrage, p.Leader, p.Alive)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%v\n", p.ID, p.Address, p.Role, p.Leader, p.Alive)
 		}
 		w.Flush()
 		return 0
