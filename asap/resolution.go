@@ -48,3 +48,40 @@ func AppendHandleResolutionResponse(dst []byte, h PoolHandle, pes []PoolElementV
 	dst[start+2], dst[start+3] = byte(size>>8), byte(size)
 	return dst, n, nil
 }
+
+// ReadHandleResolution reads b as an ASAP_HANDLE_RESOLUTION without
+// allocating (lim nil = DefaultLimits): handle aliases b. ok is false for
+// anything else: another message, or a handle resolution that Unpack
+// refuses or answers with an ASAP_ERROR for unrecognized parameters;
+// decode those with Unpack, which says what is wrong. When ok, Unpack
+// gives the same *HandleResolution and no unrecognized parameters.
+func ReadHandleResolution(b []byte, lim *Limits) (handle []byte, items uint32, hasItems, ok bool) {
+	if len(b) < 4 || Type(b[0]) != TypeHandleResolution {
+		return nil, 0, false, false
+	}
+	d := GetDecoder(b, lim, "asap")
+	defer d.Release()
+	n, err := CheckFrame(b, &d.Lim, 4, "asap")
+	if err != nil {
+		return nil, 0, false, false
+	}
+	r := d.Region(4, n)
+	v, _, err := r.Expect(ParamPoolHandle)
+	if err != nil || len(v) == 0 || len(v) > d.Lim.MaxPoolHandle {
+		return nil, 0, false, false
+	}
+	t, found, err := r.Peek()
+	if err != nil {
+		return nil, 0, false, false
+	}
+	if found && t == ParamHandleResolutionOption {
+		if items, err = r.HandleResolutionOption(); err != nil {
+			return nil, 0, false, false
+		}
+		hasItems = true
+	}
+	if r.AtEnd() != nil || len(d.Unrec) > 0 {
+		return nil, 0, false, false
+	}
+	return v, items, hasItems, true
+}
