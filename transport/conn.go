@@ -62,6 +62,20 @@ type Conn interface {
 	Close() error
 }
 
+// FastConn is a Conn that a server's hot path can use without
+// allocating per message (TCP implements it; check with a type
+// assertion and fall back to Recv and Send).
+type FastConn interface {
+	Conn
+	// RecvInto is Recv, but the message is appended to buf[:0] (buf grows
+	// when it is too small) instead of a new slice; it is the caller's
+	// until it passes the buffer again.
+	RecvInto(ctx context.Context, buf []byte) (ppid uint32, msg []byte, err error)
+	// TrySend is Send that never waits: when the send buffer is full it
+	// returns false and sends nothing (call Send then).
+	TrySend(ppid uint32, msg []byte) (sent bool, err error)
+}
+
 // Listener accepts connections.
 type Listener interface {
 	// Accept blocks until a connection arrives, ctx ends (ctx.Err()) or the

@@ -55,20 +55,25 @@ type tcpConn struct {
 	// Writing.
 	wmu     sync.Mutex
 	raw     syscall.RawConn // for the direct, non-blocking write of Send
-	writing bool            // a write is in progress (Send's direct write or the writer's)
-	pending *[]byte         // frames queued for the writer; nil when none
-	space   chan struct{}   // closed when the writer takes pending; nil if nobody waits
-	werr    error           // final error for Send
-	kick    chan struct{}   // wakes the writer (one slot)
-	closing chan struct{}   // closed by Close: flush, then exit
-	dead    chan struct{}   // closed by fail: exit now
-	wdone   chan struct{}   // closed when the writer has exited
+	dw      directWriteState
+	dwFunc  func(fd uintptr) bool // c.writeOnce
+	writing bool                  // a write is in progress (Send's direct write or the writer's)
+	pending *[]byte               // frames queued for the writer; nil when none
+	space   chan struct{}         // closed when the writer takes pending; nil if nobody waits
+	werr    error                 // final error for Send
+	kick    chan struct{}         // wakes the writer (one slot)
+	closing chan struct{}         // closed by Close: flush, then exit
+	dead    chan struct{}         // closed by fail: exit now
+	wdone   chan struct{}         // closed when the writer has exited
 
 	failOnce  sync.Once
 	closeOnce sync.Once
 }
 
-var _ Conn = (*tcpConn)(nil)
+var (
+	_ Conn     = (*tcpConn)(nil)
+	_ FastConn = (*tcpConn)(nil)
+)
 
 func newTCPConn(nc net.Conn, cfg Config) *tcpConn {
 	c := &tcpConn{
@@ -92,6 +97,7 @@ func newTCPConn(nc net.Conn, cfg Config) *tcpConn {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		c.raw, _ = tc.SyscallConn() // TLS has no direct writes or TCP_INFO
 	}
+	c.dwFunc = c.writeOnce
 	go c.writeLoop()
 	return c
 }
@@ -112,27 +118,14 @@ func (c *tcpConn) directWrite(b []byte) (rest []byte, err error) {
 	if c.raw == nil {
 		return b, nil
 	}
-	n := 0
 	lim := len(b)
 	if testDirectWriteLimit > 0 && testDirectWriteLimit < lim {
 		lim = testDirectWriteLimit
 	}
-	cerr := c.raw.Write(func(fd uintptr) bool {
-		for n < lim {
-			m, werr := syscall.Write(int(fd), b[n:lim])
-			if m > 0 {
-				n += m
-			}
-			if werr == syscall.EINTR {
-				continue
-			}
-			if werr != nil && werr != syscall.EAGAIN {
-				err = werr
-			}
-			break
-		}
-		return true // never wait for writability here: the writer goroutine does
-	})
+	c.dw = directWriteState{b: b[:lim]}
+	cerr := c.raw.Write(c.dwFunc)
+	n, err := c.dw.n, c.dw.err
+	c.dw = directWriteState{}
 	if err == nil && cerr != nil {
 		err = cerr
 	}
@@ -140,6 +133,34 @@ func (c *tcpConn) directWrite(b []byte) (rest []byte, err error) {
 		return nil, fmt.Errorf("tcp send to %s: %w", c.remote, err)
 	}
 	return b[n:], nil
+}
+
+// directWriteState is the state of the one direct write in progress (Send
+// sets writing), kept in the connection so that the function given to
+// RawConn.Write is made once per connection, not once per message.
+type directWriteState struct {
+	b   []byte
+	n   int
+	err error
+}
+
+// writeOnce is the RawConn.Write function of directWrite: one attempt.
+func (c *tcpConn) writeOnce(fd uintptr) bool {
+	d := &c.dw
+	for d.n < len(d.b) {
+		m, werr := syscall.Write(int(fd), d.b[d.n:])
+		if m > 0 {
+			d.n += m
+		}
+		if werr == syscall.EINTR {
+			continue
+		}
+		if werr != nil && werr != syscall.EAGAIN {
+			d.err = werr
+		}
+		break
+	}
+	return true // never wait for writability here: the writer goroutine does
 }
 
 // Kind implements Conn.
@@ -156,12 +177,24 @@ func (c *tcpConn) PeerAddrs() []netip.Addr { return append([]netip.Addr(nil), c.
 
 // Send implements Conn.
 func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
+	_, err := c.send(ctx, ppid, msg, true)
+	return err
+}
+
+// TrySend implements FastConn.
+func (c *tcpConn) TrySend(ppid uint32, msg []byte) (bool, error) {
+	return c.send(context.Background(), ppid, msg, false)
+}
+
+// send is Send; without wait it returns false instead of waiting for
+// room in the send queue.
+func (c *tcpConn) send(ctx context.Context, ppid uint32, msg []byte, wait bool) (bool, error) {
 	fi, err := checkSend(ppid, msg, c.cfg.PPID, c.cfg.Mux, c.cfg.MaxMessageSize)
 	if err != nil {
-		return fmt.Errorf("tcp send to %s: %w", c.remote, err)
+		return false, fmt.Errorf("tcp send to %s: %w", c.remote, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	size := len(msg)
 	if fi.header {
@@ -172,7 +205,7 @@ func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 		if c.werr != nil {
 			err := c.werr
 			c.wmu.Unlock()
-			return err
+			return false, err
 		}
 		if (c.pending == nil || len(*c.pending) == 0) && !c.writing {
 			// Fast path: nothing queued, nobody writing. Write on this
@@ -199,7 +232,7 @@ func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 					sendBufPool.Put(fb)
 				}
 				c.fail(err)
-				return err
+				return false, err
 			}
 			if len(rest) > 0 {
 				nq := sendBufPool.Get().(*[]byte)
@@ -221,7 +254,7 @@ func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 				default:
 				}
 			}
-			return nil
+			return true, nil
 		}
 		if c.pending == nil {
 			c.pending = sendBufPool.Get().(*[]byte)
@@ -234,7 +267,11 @@ func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 			case c.kick <- struct{}{}:
 			default:
 			}
-			return nil
+			return true, nil
+		}
+		if !wait {
+			c.wmu.Unlock()
+			return false, nil
 		}
 		if c.space == nil {
 			c.space = make(chan struct{})
@@ -244,7 +281,7 @@ func (c *tcpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 		select {
 		case <-space:
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	}
 }
@@ -329,6 +366,16 @@ func (c *tcpConn) flush() bool {
 
 // Recv implements Conn.
 func (c *tcpConn) Recv(ctx context.Context) (uint32, []byte, error) {
+	return c.recv(ctx, nil, false)
+}
+
+// RecvInto implements FastConn.
+func (c *tcpConn) RecvInto(ctx context.Context, buf []byte) (uint32, []byte, error) {
+	return c.recv(ctx, buf, true)
+}
+
+// recv is Recv; with into the message goes into buf[:0].
+func (c *tcpConn) recv(ctx context.Context, buf []byte, into bool) (uint32, []byte, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
 	}
@@ -349,8 +396,13 @@ func (c *tcpConn) Recv(ctx context.Context) (uint32, []byte, error) {
 			return 0, nil, c.failRead(fmt.Errorf("tcp recv from %s: %w", c.remote, err))
 		}
 		if ok && c.rw-c.rr >= h.total {
-			msg := make([]byte, h.total-h.skip)
-			copy(msg, c.rbuf[c.rr+h.skip:c.rr+h.total])
+			var msg []byte
+			if into {
+				msg = append(buf[:0], c.rbuf[c.rr+h.skip:c.rr+h.total]...)
+			} else {
+				msg = make([]byte, h.total-h.skip)
+				copy(msg, c.rbuf[c.rr+h.skip:c.rr+h.total])
+			}
 			c.rr += h.total
 			if c.rr == c.rw {
 				c.rr, c.rw = 0, 0
