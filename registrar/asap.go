@@ -41,6 +41,29 @@ type asapConn struct {
 
 	sendMu sync.Mutex
 	buf    []byte
+
+	// The reader's: the receive buffer of a FastConn, and the pool handles
+	// resolved on this connection (a handle resolution read in place looks
+	// its handle up here instead of allocating a string).
+	rbuf    []byte
+	handles map[string]asap.PoolHandle
+}
+
+// maxConnHandles bounds asapConn.handles (cleared when full).
+const maxConnHandles = 16
+
+// handle returns b as a PoolHandle, allocating only for a handle new to
+// this connection.
+func (ac *asapConn) handle(b []byte) asap.PoolHandle {
+	if ph, ok := ac.handles[string(b)]; ok {
+		return ph
+	}
+	if ac.handles == nil || len(ac.handles) >= maxConnHandles {
+		ac.handles = make(map[string]asap.PoolHandle, maxConnHandles)
+	}
+	ph := asap.PoolHandle(b)
+	ac.handles[string(ph)] = ph
+	return ph
 }
 
 func (r *Registrar) newConn(c transport.Conn) *asapConn {
@@ -77,10 +100,21 @@ func (r *Registrar) serveConn(ac *asapConn) {
 	}()
 	ctx, cancel := r.quitContext()
 	defer cancel()
+	fc, fast := c.(transport.FastConn)
 	for {
 		// Recv without a cancellable context (no per-message cancellation
 		// hook): shutdown closes every connection, which ends it.
-		ppid, msg, err := c.Recv(context.Background())
+		var (
+			ppid uint32
+			msg  []byte
+			err  error
+		)
+		if fast {
+			ppid, msg, err = fc.RecvInto(context.Background(), ac.rbuf)
+			ac.rbuf = msg
+		} else {
+			ppid, msg, err = c.Recv(context.Background())
+		}
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, transport.ErrClosed) {
 				ac.log.Debug("asap connection ended", "error", err)
@@ -94,6 +128,14 @@ func (r *Registrar) serveConn(ac *asapConn) {
 		if !r.limits.allowMessage(&ac.msgBucket) {
 			r.metrics.messagesDropped.Inc()
 			continue
+		}
+		if fast {
+			lim := r.limitsValue()
+			if h, items, has, ok := asap.ReadHandleResolution(msg, &lim); ok {
+				r.resolveHandle(ac, ac.handle(h), has, items) // the hot path: no allocation
+				continue
+			}
+			msg = bytes.Clone(msg) // the handlers may keep parts of it; ac.rbuf is reused
 		}
 		r.handleASAP(ctx, ac, msg)
 	}
@@ -109,9 +151,7 @@ func (ac *asapConn) send(m asap.Message) error {
 		return err
 	}
 	ac.buf = b
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := ac.c.Send(ctx, transport.PPIDASAP, b); err != nil {
+	if err := ac.sendLocked(b); err != nil {
 		ac.log.Debug("send failed", "type", m.Type(), "error", err)
 		return err
 	}
@@ -132,7 +172,12 @@ func (ac *asapConn) sendError(causes ...asap.Cause) {
 }
 
 func (r *Registrar) limitsFor() *asap.Limits {
-	return &asap.Limits{MaxPoolHandle: r.cfg.MaxPoolHandle}
+	lim := r.limitsValue()
+	return &lim
+}
+
+func (r *Registrar) limitsValue() asap.Limits {
+	return asap.Limits{MaxPoolHandle: r.cfg.MaxPoolHandle}
 }
 
 // handleASAP decodes and dispatches one message. Bad input never changes
@@ -416,37 +461,55 @@ func (ac *asapConn) addPE(k peKey) {
 // when the selected PEs do not all fit in one message it carries as many
 // as fit.
 func (r *Registrar) resolve(ac *asapConn, m *asap.HandleResolution) {
+	r.resolveHandle(ac, m.PoolHandle, m.HasItems, m.Items)
+}
+
+// resolveHandle answers a resolution of ph (items: the Handle Resolution
+// Option, if has). It allocates nothing when the answer fits the
+// connection's buffer and its send queue takes it without waiting.
+func (r *Registrar) resolveHandle(ac *asapConn, ph asap.PoolHandle, has bool, items uint32) {
 	fail := func(code asap.CauseCode, label string) {
 		r.metrics.resolutions.WithLabelValues(label).Inc()
-		ac.send(&asap.HandleResolutionResponse{PoolHandle: m.PoolHandle, Error: asap.NewOperationError(code, nil)})
+		ac.send(&asap.HandleResolutionResponse{PoolHandle: ph, Error: asap.NewOperationError(code, nil)})
 	}
 	if !r.limits.allowResolution(&ac.resBucket) {
 		r.metrics.resolutions.WithLabelValues("rate_limited").Inc() // dropped: no answer
 		return
 	}
 	n := r.cfg.MaxHResItems
-	if m.HasItems && m.Items > 0 {
+	if has && items > 0 {
 		n = r.cfg.MaxHResItemsCap
-		if m.Items < uint32(n) {
-			n = int(m.Items)
+		if items < uint32(n) {
+			n = int(items)
 		}
 	}
 	ac.sendMu.Lock()
-	b, _, err := r.hs.AppendResolution(ac.buf[:0], m.PoolHandle, n, ac.rnd)
+	b, _, err := r.hs.AppendResolution(ac.buf[:0], ph, n, ac.rnd)
 	if err != nil {
 		ac.sendMu.Unlock()
 		fail(asap.CauseUnknownPoolHandle, "unknown_pool")
 		return
 	}
 	ac.buf = b
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	err = ac.c.Send(ctx, transport.PPIDASAP, b)
-	cancel()
+	err = ac.sendLocked(b)
 	ac.sendMu.Unlock()
 	if err != nil {
 		ac.log.Debug("send failed", "type", asap.TypeHandleResolutionResponse, "error", err)
 	}
-	r.metrics.resolutions.WithLabelValues("ok").Inc()
+	r.metrics.resolutionsOK.Inc()
+}
+
+// sendLocked sends b (ac.sendMu held): at once if the connection takes it
+// without waiting, else waiting up to 2 s for room.
+func (ac *asapConn) sendLocked(b []byte) error {
+	if fc, ok := ac.c.(transport.FastConn); ok {
+		if sent, err := fc.TrySend(transport.PPIDASAP, b); sent || err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return ac.c.Send(ctx, transport.PPIDASAP, b)
 }
 
 // unreachable handles ASAP_ENDPOINT_UNREACHABLE: the PE is removed after

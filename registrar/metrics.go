@@ -22,6 +22,7 @@ type metrics struct {
 	registrations    *prometheus.CounterVec
 	deregistrations  prometheus.Counter
 	resolutions      *prometheus.CounterVec
+	resolutionsOK    prometheus.Counter // resolutions "ok", looked up once
 	keepAlivesSent   prometheus.Counter
 	keepAliveAcks    prometheus.Counter
 	keepAlivesMissed prometheus.Counter
@@ -53,6 +54,7 @@ func newMetrics(r *Registrar) *metrics {
 	m.deregistrations = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_deregistrations_total", Help: "ASAP deregistrations received."})
 	m.resolutions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rsp_resolutions_total",
 		Help: "ASAP handle resolutions by result: ok, unknown_pool, rate_limited."}, []string{"result"})
+	m.resolutionsOK = m.resolutions.WithLabelValues("ok")
 	m.keepAlivesSent = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_keepalives_sent_total", Help: "ENDPOINT_KEEP_ALIVE messages sent to PEs."})
 	m.keepAliveAcks = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_keepalive_acks_total", Help: "ENDPOINT_KEEP_ALIVE_ACK messages received."})
 	m.keepAlivesMissed = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_keepalives_missed_total", Help: "Keep-alives not acknowledged in time (the PE was removed)."})
