@@ -101,6 +101,7 @@ func (r *Registrar) serveConn(ac *asapConn) {
 	ctx, cancel := r.quitContext()
 	defer cancel()
 	fc, fast := c.(transport.FastConn)
+	held := false // answers held by TrySendMore
 	for {
 		// Recv without a cancellable context (no per-message cancellation
 		// hook): shutdown closes every connection, which ends it.
@@ -110,6 +111,12 @@ func (r *Registrar) serveConn(ac *asapConn) {
 			err  error
 		)
 		if fast {
+			if held && !fc.Buffered() { // never block in a read with answers held
+				held = false
+				if err := fc.Flush(); err != nil {
+					ac.log.Debug("send failed", "error", err)
+				}
+			}
 			ppid, msg, err = fc.RecvInto(context.Background(), ac.rbuf)
 			ac.rbuf = msg
 		} else {
@@ -132,7 +139,12 @@ func (r *Registrar) serveConn(ac *asapConn) {
 		if fast {
 			lim := r.limitsValue()
 			if h, items, has, ok := asap.ReadHandleResolution(msg, &lim); ok {
-				r.resolveHandle(ac, ac.handle(h), has, items) // the hot path: no allocation
+				// The hot path: no allocation; when the client pipelines,
+				// the answers to the requests already received go out in
+				// one write.
+				more := fc.Buffered()
+				r.resolveHandle(ac, ac.handle(h), has, items, more)
+				held = held || more
 				continue
 			}
 			msg = bytes.Clone(msg) // the handlers may keep parts of it; ac.rbuf is reused
@@ -151,7 +163,7 @@ func (ac *asapConn) send(m asap.Message) error {
 		return err
 	}
 	ac.buf = b
-	if err := ac.sendLocked(b); err != nil {
+	if err := ac.sendLocked(b, false); err != nil {
 		ac.log.Debug("send failed", "type", m.Type(), "error", err)
 		return err
 	}
@@ -461,13 +473,14 @@ func (ac *asapConn) addPE(k peKey) {
 // when the selected PEs do not all fit in one message it carries as many
 // as fit.
 func (r *Registrar) resolve(ac *asapConn, m *asap.HandleResolution) {
-	r.resolveHandle(ac, m.PoolHandle, m.HasItems, m.Items)
+	r.resolveHandle(ac, m.PoolHandle, m.HasItems, m.Items, false)
 }
 
 // resolveHandle answers a resolution of ph (items: the Handle Resolution
 // Option, if has). It allocates nothing when the answer fits the
-// connection's buffer and its send queue takes it without waiting.
-func (r *Registrar) resolveHandle(ac *asapConn, ph asap.PoolHandle, has bool, items uint32) {
+// connection's buffer and its send queue takes it without waiting. more
+// holds the answer for the next one's write (see sendLocked).
+func (r *Registrar) resolveHandle(ac *asapConn, ph asap.PoolHandle, has bool, items uint32, more bool) {
 	fail := func(code asap.CauseCode, label string) {
 		r.metrics.resolutions.WithLabelValues(label).Inc()
 		ac.send(&asap.HandleResolutionResponse{PoolHandle: ph, Error: asap.NewOperationError(code, nil)})
@@ -491,7 +504,7 @@ func (r *Registrar) resolveHandle(ac *asapConn, ph asap.PoolHandle, has bool, it
 		return
 	}
 	ac.buf = b
-	err = ac.sendLocked(b)
+	err = ac.sendLocked(b, more)
 	ac.sendMu.Unlock()
 	if err != nil {
 		ac.log.Debug("send failed", "type", asap.TypeHandleResolutionResponse, "error", err)
@@ -500,10 +513,12 @@ func (r *Registrar) resolveHandle(ac *asapConn, ph asap.PoolHandle, has bool, it
 }
 
 // sendLocked sends b (ac.sendMu held): at once if the connection takes it
-// without waiting, else waiting up to 2 s for room.
-func (ac *asapConn) sendLocked(b []byte) error {
+// without waiting, else waiting up to 2 s for room. With more (only the
+// reader passes it) a FastConn holds b for the next message's write; the
+// reader flushes before it waits for a request.
+func (ac *asapConn) sendLocked(b []byte, more bool) error {
 	if fc, ok := ac.c.(transport.FastConn); ok {
-		if sent, err := fc.TrySend(transport.PPIDASAP, b); sent || err != nil {
+		if sent, err := fc.TrySendMore(transport.PPIDASAP, b, more); sent || err != nil {
 			return err
 		}
 	}

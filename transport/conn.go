@@ -74,6 +74,18 @@ type FastConn interface {
 	// TrySend is Send that never waits: when the send buffer is full it
 	// returns false and sends nothing (call Send then).
 	TrySend(ppid uint32, msg []byte) (sent bool, err error)
+	// TrySendMore is TrySend for a server answering requests a client
+	// pipelined: with more, the message is held (not written) so that the
+	// next answers go out with it in one write; a call without more, or
+	// Flush, writes everything held. (A Send in between may write it
+	// earlier.) Never block in a read with messages held: Flush first.
+	TrySendMore(ppid uint32, msg []byte, more bool) (sent bool, err error)
+	// Flush writes the messages TrySendMore holds.
+	Flush() error
+	// Buffered reports whether a whole message is already received, so
+	// the next RecvInto returns without reading the socket. Call it from
+	// the reading goroutine only.
+	Buffered() bool
 }
 
 // Listener accepts connections.

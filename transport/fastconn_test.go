@@ -86,3 +86,47 @@ func TestTCP_FastConn(t *testing.T) {
 		t.Fatalf("after the accepted ones: % x, %v; want the next message, not the refused one", got, err)
 	}
 }
+
+// Ensure TrySendMore holds messages until a call without more (or Flush)
+// and then writes them together, in order, and Buffered tells whether a
+// whole message waits in the receive buffer.
+func TestTCP_TrySendMoreAndBuffered(t *testing.T) {
+	sharedtest.CheckLeaks(t, testFrames)
+	a, b := tcpPair("tcp:127.0.0.1:0", false)(t, transport.DefaultConfig())
+	fa, fb := a.(transport.FastConn), b.(transport.FastConn)
+	ctx := ctxTimeout(t, 20*time.Second)
+	for i := byte(0); i < 3; i++ {
+		if sent, err := fa.TrySendMore(transport.PPIDASAP, asapMsg(40, i), true); !sent || err != nil {
+			t.Fatalf("TrySendMore %d: %v, %v", i, sent, err)
+		}
+	}
+	// Held: nothing arrives (a short read deadline shows it).
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	if _, got, err := fb.RecvInto(short, nil); err == nil {
+		t.Fatalf("a held message arrived: % x", got)
+	}
+	cancel()
+	if sent, err := fa.TrySendMore(transport.PPIDASAP, asapMsg(40, 3), false); !sent || err != nil {
+		t.Fatalf("TrySendMore without more: %v, %v", sent, err)
+	}
+	for i := byte(0); i < 4; i++ {
+		_, got, err := fb.RecvInto(ctx, nil)
+		if err != nil || !bytes.Equal(got, asapMsg(40, i)) {
+			t.Fatalf("message %d: % x, %v", i, got, err)
+		}
+		// The four came in one write, so all four were read at once: the
+		// ones after the first wait in the buffer.
+		if want := i < 3; fb.Buffered() != want {
+			t.Errorf("after message %d Buffered is %v, want %v", i, !want, want)
+		}
+	}
+	if sent, err := fa.TrySendMore(transport.PPIDASAP, asapMsg(40, 9), true); !sent || err != nil {
+		t.Fatal(sent, err)
+	}
+	if err := fa.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := fb.RecvInto(ctx, nil); err != nil || !bytes.Equal(got, asapMsg(40, 9)) {
+		t.Fatalf("after Flush: % x, %v", got, err)
+	}
+}

@@ -186,6 +186,109 @@ func (c *tcpConn) TrySend(ppid uint32, msg []byte) (bool, error) {
 	return c.send(context.Background(), ppid, msg, false)
 }
 
+// TrySendMore implements FastConn.
+func (c *tcpConn) TrySendMore(ppid uint32, msg []byte, more bool) (bool, error) {
+	fi, err := checkSend(ppid, msg, c.cfg.PPID, c.cfg.Mux, c.cfg.MaxMessageSize)
+	if err != nil {
+		return false, fmt.Errorf("tcp send to %s: %w", c.remote, err)
+	}
+	size := len(msg)
+	if fi.header {
+		size += muxHeaderSize
+	}
+	c.wmu.Lock()
+	if c.werr != nil {
+		err := c.werr
+		c.wmu.Unlock()
+		return false, err
+	}
+	if !more && !c.writing && (c.pending == nil || len(*c.pending) == 0) {
+		c.wmu.Unlock()
+		return c.send(context.Background(), ppid, msg, false) // nothing held: TrySend's direct write
+	}
+	if c.pending == nil {
+		c.pending = sendBufPool.Get().(*[]byte)
+		*c.pending = (*c.pending)[:0]
+	}
+	if q := *c.pending; len(q) > 0 && len(q)+size > sendQueueLimit {
+		c.wmu.Unlock()
+		c.Flush()
+		return false, nil
+	}
+	*c.pending = appendFrame(*c.pending, fi, msg)
+	if more || c.writing {
+		// Held until a call without more; or a write in progress takes it
+		// when it is done (Send's direct write kicks the writer, the
+		// writer loops until nothing is queued).
+		c.wmu.Unlock()
+		return true, nil
+	}
+	return true, c.writePendingLocked()
+}
+
+// Flush implements FastConn.
+func (c *tcpConn) Flush() error {
+	c.wmu.Lock()
+	if c.werr != nil {
+		err := c.werr
+		c.wmu.Unlock()
+		return err
+	}
+	if c.writing || c.pending == nil || len(*c.pending) == 0 {
+		c.wmu.Unlock()
+		return nil
+	}
+	return c.writePendingLocked()
+}
+
+// writePendingLocked writes what is queued with one direct write on this
+// goroutine (c.wmu held, nobody writing; it unlocks c.wmu) and leaves what
+// the socket did not take to the writer goroutine.
+func (c *tcpConn) writePendingLocked() error {
+	bp := c.pending
+	c.pending = nil
+	if c.space != nil {
+		close(c.space)
+		c.space = nil
+	}
+	c.writing = true
+	c.wmu.Unlock()
+	rest, err := c.directWrite(*bp)
+	c.wmu.Lock()
+	c.writing = false
+	if err != nil {
+		c.wmu.Unlock()
+		sendBufPool.Put(bp)
+		c.fail(err)
+		return err
+	}
+	if len(rest) > 0 {
+		nq := sendBufPool.Get().(*[]byte)
+		*nq = append((*nq)[:0], rest...)
+		if c.pending != nil {
+			*nq = append(*nq, *c.pending...)
+			sendBufPool.Put(c.pending)
+		}
+		c.pending = nq
+	}
+	kick := c.pending != nil && len(*c.pending) > 0
+	c.wmu.Unlock()
+	sendBufPool.Put(bp)
+	if kick {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// Buffered implements FastConn.
+func (c *tcpConn) Buffered() bool {
+	h, ok, err := parseFrame(c.rbuf[c.rr:c.rw], c.cfg.PPID, c.cfg.Mux, c.cfg.MaxMessageSize)
+	return err == nil && ok && c.rw-c.rr >= h.total
+}
+
 // send is Send; without wait it returns false instead of waiting for
 // room in the send queue.
 func (c *tcpConn) send(ctx context.Context, ppid uint32, msg []byte, wait bool) (bool, error) {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/signal"
 	"slices"
@@ -25,6 +27,7 @@ import (
 type benchResult struct {
 	Mode      string  `json:"mode"`
 	Conns     int     `json:"conns"`
+	Pipeline  int     `json:"pipeline"` // requests outstanding per connection
 	Ops       int64   `json:"ops"`
 	Errors    int64   `json:"errors"`
 	Seconds   float64 `json:"seconds"`
@@ -42,7 +45,9 @@ func runBench(args []string) int {
 	registrar := fs.String("registrar", "tcp:127.0.0.1:3863", "registrar ASAP address, [tcp:|tls:|sctp:]host:port (first of a comma list is used)")
 	pool := fs.String("pool", "bench", "pool handle")
 	pes := fs.Int("pes", 100, "PEs per connection (register), or PEs in the pool (resolve)")
-	conns := fs.Int("conns", 8, "concurrent connections, one request outstanding on each")
+	conns := fs.Int("conns", 8, "concurrent connections, -pipeline requests outstanding on each")
+	pipeline := fs.Int("pipeline", 1, "resolve, echo: requests outstanding on each connection (sent back to back, answered in order)")
+	serve := fs.String("serve", "", "echo: run the bare TCP echo server on this address (host:port) until interrupted, instead of the client")
 	duration := fs.Duration("duration", 10*time.Second, "how long to measure")
 	items := fs.Uint("n", 3, "resolve: PEs asked per resolution")
 	keep := fs.Bool("keep", false, "register: leave the PEs registered (default: deregister at the end)")
@@ -52,12 +57,19 @@ func runBench(args []string) int {
 	var tf tlsFlags
 	tf.bind(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: rsp bench register|resolve [flags]
+		fmt.Fprintln(fs.Output(), `usage: rsp bench register|resolve|echo [flags]
 
 register: each connection registers -pes PEs (pool policy least used) and
 then re-registers them with a new load every time, so every registration is
 a durable, replicated handlespace change.
 resolve: fills the pool with -pes PEs, then resolves it on every connection.
+echo: the baseline for resolve: the same client loop (the same handle
+resolution request, framing and decoding) against a bare Go TCP echo
+server, which answers each read with a write of the same bytes. Start
+the server with "rsp bench echo -serve HOST:PORT" (another process, as the
+registrar is), then "rsp bench echo -registrar tcp:HOST:PORT".
+With -pipeline K, resolve and echo keep K requests outstanding per
+connection.
 
 The PEs register the connection's own local addresses over its own
 transport (SCTP or TCP), so any registrar's address check accepts them.
@@ -70,11 +82,11 @@ Prints throughput and latency percentiles; the last line is "ops/s: N".`)
 		return cli.Help(fs)
 	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return cli.UsageError(fs, "want the mode first: register or resolve")
+		return cli.UsageError(fs, "want the mode first: register, resolve or echo")
 	}
 	mode := args[0]
-	if mode != "register" && mode != "resolve" {
-		return cli.Unknown("rsp bench", "mode", mode, []string{"register", "resolve"}, "rsp bench -h")
+	if mode != "register" && mode != "resolve" && mode != "echo" {
+		return cli.Unknown("rsp bench", "mode", mode, []string{"register", "resolve", "echo"}, "rsp bench -h")
 	}
 	if code, ok := cli.Parse(fs, args[1:]); !ok {
 		return code
@@ -82,14 +94,27 @@ Prints throughput and latency percentiles; the last line is "ops/s: N".`)
 	if fs.NArg() > 0 {
 		return cli.UsageError(fs, "unexpected arguments %q", fs.Args())
 	}
-	if *conns < 1 || *pes < 1 || *duration <= 0 || *timeout <= 0 {
-		fmt.Fprintln(os.Stderr, "rsp bench: -conns, -pes, -duration and -timeout must be positive")
+	if *conns < 1 || *pes < 1 || *duration <= 0 || *timeout <= 0 || *pipeline < 1 {
+		fmt.Fprintln(os.Stderr, "rsp bench: -conns, -pes, -duration, -timeout and -pipeline must be positive")
 		return 2
+	}
+	if *pipeline > 1 && mode == "register" {
+		return cli.UsageError(fs, "-pipeline is for resolve and echo: a registration waits for its commit")
+	}
+	if *serve != "" && mode != "echo" {
+		return cli.UsageError(fs, "-serve is for echo")
 	}
 	addr := strings.Split(*registrar, ",")[0]
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b := &bench{addr: addr, pool: asap.PoolHandle(*pool), pes: *pes, items: uint32(*items), perPE: *perPE, timeout: *timeout}
+	if *serve != "" {
+		if err := serveEcho(ctx, *serve, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "rsp bench echo:", err)
+			return 1
+		}
+		return 0
+	}
+	b := &bench{addr: addr, pool: asap.PoolHandle(*pool), pes: *pes, items: uint32(*items), perPE: *perPE, timeout: *timeout, pipeline: *pipeline}
 	if strings.HasPrefix(addr, "tls:") {
 		var err error
 		if b.tls, err = tf.config(); err != nil {
@@ -112,6 +137,9 @@ Prints throughput and latency percentiles; the last line is "ops/s: N".`)
 	if res.Conns == 1 {
 		connText = "1 connection"
 	}
+	if res.Pipeline > 1 {
+		connText += fmt.Sprintf(", %d outstanding on each", res.Pipeline)
+	}
 	fmt.Printf("mode: %s, %s, %.1f s\n", res.Mode, connText, res.Seconds)
 	fmt.Printf("operations: %d (%d errors)\n", res.Ops, res.Errors)
 	if res.FirstError != "" {
@@ -123,12 +151,13 @@ Prints throughput and latency percentiles; the last line is "ops/s: N".`)
 }
 
 type bench struct {
-	addr    string
-	pool    asap.PoolHandle
-	pes     int
-	items   uint32
-	perPE   bool          // one association per PE
-	timeout time.Duration // per request
+	addr     string
+	pool     asap.PoolHandle
+	pes      int
+	items    uint32
+	perPE    bool          // one association per PE
+	timeout  time.Duration // per request
+	pipeline int           // resolve, echo: requests outstanding per connection (0, 1: one)
 	// tls is the client configuration of a tls: address (one for every
 	// connection: new connections resume TLS sessions).
 	tls *tls.Config
@@ -330,6 +359,13 @@ func (b *bench) run(ctx context.Context, mode string, conns int, d time.Duration
 	start := time.Now()
 	for i, w := range ws {
 		wg.Add(1)
+		if mode != "register" { // resolve and echo: the same loop, so echo is their baseline
+			go func() {
+				defer wg.Done()
+				b.pipelined(ctx, mode, w, deadline, &ops, &errs, &firstErr)
+			}()
+			continue
+		}
 		go func() {
 			defer wg.Done()
 			n := 0
@@ -337,16 +373,8 @@ func (b *bench) run(ctx context.Context, mode string, conns int, d time.Duration
 				t0 := time.Now()
 				var err error
 				bc := w.conn(n)
-				if mode == "register" {
-					id := uint32(i*b.pes+n%b.pes) + 1
-					err = b.register(bc, id, uint32(n/b.pes+1))
-				} else {
-					var ans asap.Message
-					ans, err = bc.call(&asap.HandleResolution{PoolHandle: b.pool, HasItems: true, Items: b.items}, asap.TypeHandleResolutionResponse)
-					if err == nil && ans.(*asap.HandleResolutionResponse).Error != nil {
-						err = fmt.Errorf("resolution refused: %w", ans.(*asap.HandleResolutionResponse).Error)
-					}
-				}
+				id := uint32(i*b.pes+n%b.pes) + 1
+				err = b.register(bc, id, uint32(n/b.pes+1))
 				n++
 				if err != nil {
 					errs.Add(1)
@@ -359,9 +387,7 @@ func (b *bench) run(ctx context.Context, mode string, conns int, d time.Duration
 				}
 				w.lat = append(w.lat, time.Since(t0))
 				ops.Add(1)
-				if mode == "register" {
-					w.registered[(n-1)%b.pes] = true
-				}
+				w.registered[(n-1)%b.pes] = true
 			}
 		}()
 	}
@@ -401,10 +427,155 @@ func (b *bench) run(ctx context.Context, mode string, conns int, d time.Duration
 	}
 	slices.Sort(lat)
 	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
-	res := &benchResult{Mode: mode, Conns: len(all), Ops: ops.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
+	res := &benchResult{Mode: mode, Conns: len(all), Pipeline: max(b.pipeline, 1), Ops: ops.Load(), Errors: errs.Load(), Seconds: elapsed.Seconds(),
 		OpsPerSec: float64(ops.Load()) / elapsed.Seconds(), P50us: pct(0.5), P90us: pct(0.9), P99us: pct(0.99), MaxUs: float64(lat[len(lat)-1].Microseconds())}
 	if first != nil {
 		res.FirstError = first.Error()
 	}
 	return res, nil
+}
+
+// request is the request of a resolve or echo loop, and the answer's type.
+func (b *bench) request(mode string) ([]byte, asap.Type, error) {
+	req, err := asap.Pack(&asap.HandleResolution{PoolHandle: b.pool, HasItems: true, Items: b.items})
+	want := asap.TypeHandleResolutionResponse
+	if mode == "echo" {
+		want = asap.TypeHandleResolution // the echo server sends the request back
+	}
+	return req, want, err
+}
+
+// pipelined is one connection's loop with b.pipeline requests outstanding
+// (resolve, echo): the answers come in order, so each one's latency is
+// from the oldest outstanding request's send. A keep-alive is answered; a
+// refusal is counted and its request replaced, as in the closed loop.
+func (b *bench) pipelined(ctx context.Context, mode string, w *worker, deadline time.Time, ops, errs *atomic.Int64, firstErr *atomic.Value) {
+	bc := w.conns[0]
+	fail := func(err error) {
+		errs.Add(1)
+		firstErr.CompareAndSwap(nil, err)
+	}
+	req, want, err := b.request(mode)
+	if err != nil {
+		fail(err)
+		return
+	}
+	k := max(b.pipeline, 1)
+	sent := make([]time.Time, 0, k) // outstanding requests' send times, oldest first
+	send := func() bool {
+		sent = append(sent, time.Now())
+		if err := bc.c.Send(context.Background(), transport.PPIDASAP, req); err != nil {
+			fail(err)
+			return false
+		}
+		return true
+	}
+	for range k {
+		if !send() {
+			return
+		}
+	}
+	for len(sent) > 0 {
+		_, msg, err := bc.c.Recv(context.Background())
+		if errors.Is(err, transport.ErrReadTimeout) {
+			fail(fmt.Errorf("%v: %w within %v", want, errTimeout, b.timeout))
+			return
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				fail(err)
+			}
+			return
+		}
+		ans, _, err := asap.Unpack(msg, nil)
+		if err != nil {
+			fail(fmt.Errorf("undecodable answer: %w", err))
+			return
+		}
+		switch a := ans.(type) {
+		case *asap.EndpointKeepAlive:
+			if ack, err := asap.Pack(&asap.EndpointKeepAliveAck{PoolHandle: a.PoolHandle, ID: a.ID}); err == nil {
+				_ = bc.c.Send(context.Background(), transport.PPIDASAP, ack)
+			}
+			continue
+		case *asap.Error:
+			fail(fmt.Errorf("the registrar answered ASAP_ERROR: %w", &a.Error))
+		case *asap.HandleResolutionResponse:
+			if a.Error != nil {
+				fail(fmt.Errorf("resolution refused: %w", a.Error))
+			} else if want == a.Type() {
+				ops.Add(1)
+				w.lat = append(w.lat, time.Since(sent[0]))
+			}
+		default:
+			if ans.Type() != want {
+				continue // not an answer to a request
+			}
+			ops.Add(1)
+			w.lat = append(w.lat, time.Since(sent[0]))
+		}
+		sent = sent[1:]
+		if time.Now().Before(deadline) && ctx.Err() == nil {
+			if len(sent) == cap(sent) { // keep the outstanding times at the front
+				sent = append(make([]time.Time, 0, k), sent...)
+			}
+			if !send() {
+				return
+			}
+		}
+	}
+}
+
+// serveEcho runs a bare Go TCP echo server on addr until ctx ends: one
+// goroutine per connection writes back whatever each read returned. It
+// is the baseline of resolve (rsp bench echo): what the same client loop
+// gets from a server that does nothing but read and write.
+func serveEcho(ctx context.Context, addr string, out io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "echo server listening on tcp:%s\n", ln.Addr())
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var mu sync.Mutex
+	conns := map[net.Conn]struct{}{}
+	defer func() {
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		mu.Lock()
+		conns[c] = struct{}{}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
 }
