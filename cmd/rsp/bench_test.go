@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +164,41 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Ensure resolve with -pipeline K works against our registrar (every
+// answer a resolution of the pool), and echo against the bare echo
+// server, closed-loop and pipelined, with the same counts.
+func TestBench_PipelineAndEcho(t *testing.T) {
+	r := registrartest.Start(t, "", nil)
+	b := &bench{addr: r.ASAPAddr(), pool: "b-pipe", pes: 4, items: 3, timeout: 5 * time.Second, pipeline: 8}
+	res, err := b.run(context.Background(), "resolve", 2, 300*time.Millisecond, false)
+	if err != nil || res.Ops == 0 || res.Errors != 0 || res.Pipeline != 8 {
+		t.Fatalf("resolve -pipeline 8: %+v, %v; want operations and no errors", res, err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out strings.Builder
+	port := registrartest.FreePort(t)
+	done := make(chan error, 1)
+	go func() { done <- serveEcho(ctx, fmt.Sprintf("127.0.0.1:%d", port), &out) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("echo server: %v", err)
+		}
+	}()
+	for _, k := range []int{1, 8} {
+		e := &bench{addr: fmt.Sprintf("tcp:127.0.0.1:%d", port), pool: "b-echo", pes: 1, items: 3, timeout: 5 * time.Second, pipeline: k}
+		var res *benchResult
+		var err error
+		waitFor(t, 10*time.Second, "the echo server to answer", func() bool {
+			res, err = e.run(context.Background(), "echo", 2, 300*time.Millisecond, false)
+			return err == nil
+		})
+		if res.Ops == 0 || res.Errors != 0 || res.Conns != 2 {
+			t.Errorf("echo -pipeline %d: %+v; want operations over 2 connections, no errors", k, res)
+		}
 	}
 }
