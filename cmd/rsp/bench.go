@@ -58,6 +58,7 @@ func runBench(args []string) int {
 	tf.bind(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: rsp bench register|resolve|echo [flags]
+       rsp bench supervise [flags] (see rsp bench supervise -h)
 
 register: each connection registers -pes PEs (pool policy least used) and
 then re-registers them with a new load every time, so every registration is
@@ -85,8 +86,11 @@ Prints throughput and latency percentiles; the last line is "ops/s: N".`)
 		return cli.UsageError(fs, "want the mode first: register, resolve or echo")
 	}
 	mode := args[0]
+	if mode == "supervise" {
+		return runSupervise(args[1:])
+	}
 	if mode != "register" && mode != "resolve" && mode != "echo" {
-		return cli.Unknown("rsp bench", "mode", mode, []string{"register", "resolve", "echo"}, "rsp bench -h")
+		return cli.Unknown("rsp bench", "mode", mode, []string{"register", "resolve", "echo", "supervise"}, "rsp bench -h")
 	}
 	if code, ok := cli.Parse(fs, args[1:]); !ok {
 		return code

@@ -202,3 +202,25 @@ func TestBench_PipelineAndEcho(t *testing.T) {
 		}
 	}
 }
+
+// Ensure rsp bench supervise registers its PEs over fewer associations,
+// answers every keep-alive (the registrar's counters agree with what the
+// PEs got) and finds no PE removed.
+func TestBench_Supervise(t *testing.T) {
+	r := registrartest.Start(t, "", func(c *registrar.Config) {
+		c.KeepAliveInterval = registrar.Duration(100 * time.Millisecond)
+		c.KeepAliveTimeout = registrar.Duration(2 * time.Second)
+	})
+	s := &supervise{addrs: []string{r.ASAPAddr()}, http: []string{r.HTTPAddr()}, pes: 60, conns: 6, pools: 3,
+		regConc: 4, timeout: 10 * time.Second, resolveEvery: time.Millisecond}
+	res, err := s.run(context.Background(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FirstError != "" || res.Missing != 0 || res.PEsWithoutKeepAliv != 0 || res.KeepAlivesReceived < 60 || res.AcksSent != res.KeepAlivesReceived {
+		t.Fatalf("supervise: %+v; want every PE kept alive, every keep-alive acknowledged, no PE missing", res)
+	}
+	if len(res.Registrars) != 1 || res.Registrars[0].PEs != 60 || res.Registrars[0].KeepAlivesSent == 0 || res.Registrars[0].Missed != 0 || res.ResolveOps == 0 {
+		t.Fatalf("registrar side %+v, %d resolutions; want 60 PEs, keep-alives sent, none missed", res.Registrars, res.ResolveOps)
+	}
+}

@@ -14,7 +14,7 @@ var app = &cli.App{
 	Name:    "rsp",
 	Summary: "RSerPool tools for pool elements and pool users",
 	Commands: []cli.Command{
-		{Name: "bench", Summary: "generate registration or resolution load and measure it", Run: runBench, Subcommands: []string{"register", "resolve", "echo"}},
+		{Name: "bench", Summary: "generate registration or resolution load and measure it", Run: runBench, Subcommands: []string{"register", "resolve", "echo", "supervise"}},
 		{Name: "connect", Summary: "a terminal to a pool: lines to a PE, replies back, with failover", Run: runConnect},
 		{Name: "decode", Summary: "decode an ASAP or ENRP message from hex to JSON", Run: runDecode},
 		{Name: "encode", Summary: "encode an ASAP or ENRP message from JSON to hex", Run: runEncode},
