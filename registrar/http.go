@@ -32,7 +32,10 @@ type Status struct {
 	Pools        int          `json:"pools"`
 	PEs          int          `json:"pes"`
 	OwnedPEs     int          `json:"owned_pes"`
-	Members      []MemberInfo `json:"members,omitempty"`
+	// FDLimit is the open file limit (every association is a file
+	// descriptor), raised to the hard limit at start; 0 if unknown.
+	FDLimit uint64       `json:"fd_limit"`
+	Members []MemberInfo `json:"members,omitempty"`
 }
 
 // StatusFault describes a storage fault.
@@ -144,7 +147,7 @@ func PEInfoOf(pe cluster.PE) PEInfo {
 }
 
 func (r *Registrar) status() Status {
-	s := Status{ID: hexID(r.id), Version: Version, UptimeSec: time.Since(r.start).Seconds()}
+	s := Status{ID: hexID(r.id), Version: Version, UptimeSec: time.Since(r.start).Seconds(), FDLimit: r.fdLimit}
 	s.Addresses.ASAP = specList(r.asapLn.Addrs())
 	s.Addresses.ENRP = specList(r.enrpLn.Addrs())
 	s.Addresses.HTTP = r.HTTPAddr()

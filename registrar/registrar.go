@@ -32,10 +32,11 @@ const ReadyLine = "registrar ready"
 // Registrar is one ENRP server: it serves ASAP to PEs and PUs from its
 // handlespace, which raft keeps durable (and, in a cluster, replicated).
 type Registrar struct {
-	cfg   Config
-	log   hclog.Logger
-	id    uint32
-	start time.Time
+	cfg     Config
+	log     hclog.Logger
+	id      uint32
+	start   time.Time
+	fdLimit uint64 // the open file limit after raising it (0: unknown)
 
 	// hs is the replicated handlespace: everything below the daemon
 	// (the store, raft, gossip) is behind it.
@@ -201,6 +202,13 @@ func (r *Registrar) Run(ctx context.Context) (err error) {
 	r.start = time.Now()
 	if r.logFile != nil {
 		defer r.logFile.Close()
+	}
+	if soft, hard, ferr := raiseFileLimit(); ferr != nil {
+		r.log.Warn("cannot raise the open file limit to its hard limit", "soft", soft, "hard", hard, "error", ferr)
+		r.fdLimit = soft
+	} else if soft > 0 {
+		r.log.Info("open file limit", "limit", soft, "hard", hard)
+		r.fdLimit = soft
 	}
 	cleanup, err := r.open(ctx)
 	defer func() {

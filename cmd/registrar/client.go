@@ -224,6 +224,9 @@ counts, addresses, uptime and the cluster's members.`)
 	fmt.Fprintf(w, "ENRP\t%s\n", strings.Join(s.Addresses.ENRP, " "))
 	fmt.Fprintf(w, "Raft address\t%s\n", s.Addresses.Raft)
 	fmt.Fprintf(w, "Uptime\t%s\n", (time.Duration(s.UptimeSec) * time.Second).String())
+	if s.FDLimit > 0 {
+		fmt.Fprintf(w, "Open file limit\t%d (one per association)\n", s.FDLimit)
+	}
 	if len(s.Members) > 0 {
 		alive := 0
 		for _, m := range s.Members {

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package registrar
+
+// raiseFileLimit has nothing to raise here.
+func raiseFileLimit() (soft, hard uint64, err error) { return 0, 0, nil }
