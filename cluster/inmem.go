@@ -160,20 +160,42 @@ func (g *inmemGossip) relayStreams() {
 
 // relay hands what arrives on from to the memberlist on to until the
 // network closes; once the memberlist stopped it drops what arrives (drop
-// closes a connection), as a host that is gone does.
+// closes a connection), as a host that is gone does. It always takes what
+// arrives at once, queueing it while the memberlist is busy: a sender
+// blocked on from holds in.mu's read lock, and a memberlist waiting for
+// that lock (behind a writer waiting for it too) could then never read.
 func relay[T any](g *inmemGossip, from <-chan T, to chan<- T, drop func(T)) {
+	var queue []T
 	for {
+		var out chan<- T // nil (never ready) while nothing is queued
+		var next T
+		if len(queue) > 0 {
+			out, next = to, queue[0]
+		}
 		select {
 		case x := <-from:
-			select {
-			case to <- x:
-			case <-g.shut:
+			queue = append(queue, x)
+		case out <- next:
+			var zero T
+			queue[0] = zero
+			queue = queue[1:]
+		case <-g.shut:
+			for _, x := range queue {
 				drop(x)
-			case <-g.in.closed:
-				drop(x)
-				return
+			}
+			queue = nil
+			for { // stopped: drop what arrives until the network closes
+				select {
+				case x := <-from:
+					drop(x)
+				case <-g.in.closed:
+					return
+				}
 			}
 		case <-g.in.closed:
+			for _, x := range queue {
+				drop(x)
+			}
 			return
 		}
 	}
