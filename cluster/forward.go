@@ -272,6 +272,13 @@ func (n *Node) serveForward(c net.Conn) {
 			}
 			continue
 		}
+		if size&batchFlag != 0 { // several commands (forward_batch.go)
+			if err := n.serveBatch(c, r, size&^batchFlag); err != nil {
+				n.log.Warn("forwarded batch failed", "remote", c.RemoteAddr(), "error", err)
+				return
+			}
+			continue
+		}
 		if size > 1<<20 {
 			n.log.Warn("forwarded write too large", "remote", c.RemoteAddr(), "bytes", size)
 			return
@@ -280,22 +287,7 @@ func (n *Node) serveForward(c net.Conn) {
 		if _, err := io.ReadFull(r, data); err != nil {
 			return
 		}
-		var rep forwardReply
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Raft.ApplyTimeout)
-		res, idx, err := n.applyLocal(ctx, data, n.cfg.Raft.ApplyTimeout)
-		cancel()
-		rep.Index = idx
-		if err != nil {
-			rep.Err = err.Error()
-			rep.Retryable = retryable(err)
-		} else {
-			if res.Err != nil {
-				rep.Err = res.Err.Error()
-			}
-			for _, r := range res.Results {
-				rep.Results = append(rep.Results, encodeResult(r))
-			}
-		}
+		rep := n.applyForwarded(data)
 		out, _ := json.Marshal(rep)
 		binary.BigEndian.PutUint32(hdr[:], uint32(len(out)))
 		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
@@ -303,6 +295,27 @@ func (n *Node) serveForward(c net.Conn) {
 			return
 		}
 	}
+}
+
+// applyForwarded proposes a forwarded command and gives its answer.
+func (n *Node) applyForwarded(data []byte) forwardReply {
+	var rep forwardReply
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Raft.ApplyTimeout)
+	res, idx, err := n.applyLocal(ctx, data, n.cfg.Raft.ApplyTimeout)
+	cancel()
+	rep.Index = idx
+	if err != nil {
+		rep.Err = err.Error()
+		rep.Retryable = retryable(err)
+		return rep
+	}
+	if res.Err != nil {
+		rep.Err = res.Err.Error()
+	}
+	for _, r := range res.Results {
+		rep.Results = append(rep.Results, encodeResult(r))
+	}
+	return rep
 }
 
 // forwardPool keeps idle connections to the leader for forwarded writes.
@@ -392,6 +405,12 @@ func (n *Node) forwardToLeader(ctx context.Context, data []byte) (*ApplyResult, 
 	if err := json.Unmarshal(body, &rep); err != nil {
 		return nil, 0, fmt.Errorf("%w: bad reply: %v", errForwardFailed, err)
 	}
+	return decodeForwardReply(rep)
+}
+
+// decodeForwardReply turns the leader's answer to one command into what
+// Propose returns.
+func decodeForwardReply(rep forwardReply) (*ApplyResult, uint64, error) {
 	if rep.Err != "" && rep.Results == nil {
 		if rep.Retryable {
 			return nil, 0, fmt.Errorf("%w: leader: %s", errForwardFailed, rep.Err)

@@ -176,6 +176,7 @@ type Node struct {
 	closeTrans func() error
 	raft       *raft.Raft
 	fwd        forwardPool
+	batch      forwardBatcher // forwarded writes waiting for the leader
 
 	// stopping is set when Shutdown begins: writes that wait for the disk
 	// give up.
@@ -423,7 +424,7 @@ func (n *Node) tryPropose(ctx context.Context, data []byte, timeout time.Duratio
 		res, _, err := n.applyLocal(ctx, data, timeout)
 		return res, err
 	}
-	res, idx, err := n.forwardToLeader(ctx, data)
+	res, idx, err := n.forwardBatched(ctx, data)
 	if err != nil {
 		return nil, err
 	}
