@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/registrar/registrartest"
 )
 
@@ -119,4 +121,98 @@ func TestMeasure_ClusterThroughput(t *testing.T) {
 	t.Logf("resolutions, 8 connections at a follower: %s",
 		bench("resolve", "-registrar", follower.ASAP, "-conns", "8", "-pes", "100", "-duration", "10s", "-json"))
 	_ = strings.TrimSpace
+}
+
+// runBench runs the built rsp bench with args (and -json) and returns its
+// rate and a summary.
+func runBench(t *testing.T, args ...string) (float64, string) {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(registrartest.BinDir(t), "rsp"), append(append([]string{"bench"}, args...), "-json")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rsp bench: %v\n%s", err, out)
+	}
+	var r struct {
+		OpsPerSec float64 `json:"ops_per_sec"`
+		P50us     float64 `json:"p50_us"`
+		P99us     float64 `json:"p99_us"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("rsp bench output: %s", out)
+	}
+	return r.OpsPerSec, fmt.Sprintf("%.0f ops/s (p50 %.0f us, p99 %.0f us)", r.OpsPerSec, r.P50us, r.P99us)
+}
+
+// TestMeasure_NonVoters: durable registrations at the leader of 3
+// registrars and of 7 (3 voters, 4 non-voters), alternately; then kill -9
+// of a voter of the 7 to a non-voter promoted (3 alive voters again) and
+// to the dead one's 50 PEs re-homed. lan profile.
+func TestMeasure_NonVoters(t *testing.T) {
+	needMeasure(t)
+	rounds := 2
+	for round := 0; round < rounds; round++ {
+		for _, n := range []int{3, 7} {
+			c := startE2ECluster(t, "-profile", "lan", "-voters", "3")
+			base := t.TempDir()
+			for i := 4; i <= n; i++ {
+				c.agents = append(c.agents, registrartest.StartAgent(t, filepath.Join(base, fmt.Sprintf("r%d", i)),
+					"-profile", "lan", "-voters", "3", "-join", c.agents[0].Gossip))
+			}
+			waitFor(t, 60*time.Second, fmt.Sprintf("%d raft servers, 3 voters", n), func() bool {
+				r, leader := c.roles(c.agents[0])
+				return leader && len(r["voter"]) == 3 && len(r["voter"])+len(r["non-voter"]) == n
+			})
+			leader := c.leader()
+			_, s := runBench(t, "register", "-registrar", leader.ASAP, "-conns", "64", "-pes", "20", "-duration", "10s")
+			t.Logf("round %d, %d registrars: durable registrations, 64 connections at the leader: %s", round, n, s)
+			if n == 7 && round == rounds-1 {
+				measureVoterKill(t, c)
+			}
+			for _, a := range c.agents {
+				a.Kill()
+			}
+		}
+	}
+}
+
+// measureVoterKill kills a voter that does not lead, holding 50 PEs, and
+// logs the time to 3 alive voters and to its PEs re-homed.
+func measureVoterKill(t *testing.T, c *e2eCluster) {
+	leader := c.leader()
+	var victim *registrartest.Agent
+	r, _ := c.roles(leader)
+	for _, a := range c.agents {
+		if a != leader && slices.Contains(r["voter"], c.status(a).ID) {
+			victim = a
+			break
+		}
+	}
+	id := c.status(victim).ID
+	pe := newASAPPE(t)
+	cl := dialAddr(t, victim.ASAP, true)
+	for i := uint32(1); i <= 50; i++ {
+		mustRegister(t, cl, "kill", pe.element(i))
+	}
+	waitFor(t, 10*time.Second, "replication", func() bool {
+		d, ok := ourPool(leader, "kill")
+		return ok && len(d.PEs) == 50
+	})
+	start := time.Now()
+	victim.Kill()
+	var voters, rehomed time.Duration
+	waitFor(t, 120*time.Second, "3 alive voters and the PEs re-homed", func() bool {
+		if voters == 0 {
+			r, ok := c.roles(leader)
+			if ok && len(r["voter"]) == 3 && !slices.Contains(r["voter"], id) {
+				voters = time.Since(start)
+			}
+		}
+		if rehomed == 0 {
+			if d, ok := ourPool(leader, "kill"); ok && len(d.PEs) == 50 && !slices.ContainsFunc(d.PEs, func(p registrar.PEInfo) bool { return p.Home == id }) {
+				rehomed = time.Since(start)
+			}
+		}
+		return voters > 0 && rehomed > 0
+	})
+	t.Logf("7 registrars, lan: kill -9 of a voter to 3 alive voters (a non-voter promoted): %v; to its 50 PEs re-homed: %v",
+		voters.Round(10*time.Millisecond), rehomed.Round(10*time.Millisecond))
 }
