@@ -64,8 +64,12 @@
 //
 // Each registrar gossips its metadata (registrar ID, raft/RPC, ASAP, ENRP
 // and admin addresses, expected cluster size, whether it has raft state).
-// The leader's reconcile loop makes alive registrars raft voters, removes
-// the ones that left gracefully, never removes voters below a quorum, and
+// The leader's reconcile loop adds alive registrars to raft (voters up to
+// MembershipConfig.Voters, non-voters beyond), promotes a healthy
+// non-voter when a voter is down (autopilot.go: the leader asks each
+// non-voter for its raft progress on the forwarded-write port) and demotes
+// dead or extra voters, removes the ones that left gracefully, never
+// removes or demotes voters below a quorum, and
 // takes over the PEs of registrars that failed: one TAKEOVER command gives
 // each of their PEs a new home among the live registrars, dealt evenly and
 // deterministically. An owner that gossip does not know at all (a
@@ -76,17 +80,19 @@
 // What to do is a pure function, plan: from raft's servers, gossip's
 // members (each with a MemberStatus: alive, failed, left), the owners of
 // the handlespace's PEs and whether the grace is over, it lists actions
-// (add a voter, remove a server, take over registrar X's PEs, hold a
-// removal that would lose quorum). The loop gathers the facts and carries
+// (add a voter or non-voter, promote, demote, remove a server, take over
+// registrar X's PEs, hold a removal that would lose quorum). The loop gathers the facts and carries
 // the actions out; the plan is tested directly with tables.
 //
 // # Writes at followers
 //
 // raft does not forward writes. The raft port carries, besides raft's
 // RPCs, connections on which followers forward encoded commands to the
-// leader (the first byte of a connection tells which). A follower answers
-// a write only once its own store applied it, so a client reads its
-// writes at the registrar it talks to.
+// leader (the first byte of a connection tells which). Writes made at the
+// same time go in one batch frame (forward_batch.go), which the leader
+// proposes together and answers in one reply. A follower answers a write
+// only once its own store applied it, so a client reads its writes at the
+// registrar it talks to.
 //
 // # In-memory clusters for tests
 //
