@@ -127,13 +127,17 @@ func (m *Membership) carryOut(a action) error {
 	case actionAddVoter:
 		if err := probeRaft(string(a.address), m.node.cfg.Raft.TLS); err != nil {
 			m.log.Warn("not adding registrar as raft voter: its raft port refused our TLS handshake", "id", a.server, "raft", a.address, "error", err)
-			return
+			return err
 		}
 		m.log.Info("adding registrar as raft voter", "id", a.server, "raft", a.address)
 		if err = m.node.raft.AddVoter(a.server, a.address, 0, 5*time.Second).Error(); err != nil {
 			m.log.Warn("add voter failed", "id", a.server, "error", err)
 		}
 	case actionAddNonvoter:
+		if err := probeRaft(string(a.address), m.node.cfg.Raft.TLS); err != nil {
+			m.log.Warn("not adding registrar as raft non-voter: its raft port refused our TLS handshake", "id", a.server, "raft", a.address, "error", err)
+			return err
+		}
 		m.log.Info("adding registrar as raft non-voter", "id", a.server, "raft", a.address, "voters", m.cfg.Voters)
 		if err = m.node.raft.AddNonvoter(a.server, a.address, 0, 5*time.Second).Error(); err != nil {
 			m.log.Warn("add non-voter failed", "id", a.server, "error", err)
