@@ -71,8 +71,16 @@ func roundTrip(nc net.Conn, req, buf []byte) ([]byte, error) {
 // too), averaged over the runs and rounded down: the budget is zero per
 // request.
 func TestResolve_NoAllocationPerRequest(t *testing.T) {
-	r := unitRegistrar(t, nil)
+	// No per-connection resolution limit: beyond it requests are dropped.
+	r := unitRegistrar(t, nil, func(r *Registrar) {
+		r.cfg.ResolutionRate = 0
+		r.limits = newRateLimits(r.cfg)
+	})
 	nc := resolveOverTCP(t, r, 5)
+	// A request that is not answered fails the test instead of hanging it.
+	if err := nc.SetDeadline(time.Now().Add(60 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	req, err := asap.Pack(&asap.HandleResolution{PoolHandle: "pool", HasItems: true, Items: 3})
 	if err != nil {
 		t.Fatal(err)
