@@ -95,6 +95,14 @@ type Config struct {
 	// KeepAliveTimeout is how long it waits for the ACK before removing
 	// the PE. Default 5s.
 	KeepAliveTimeout Duration `json:"keepalive_timeout"`
+	// PEConnLoss is what happens to a PE this registrar is home for when
+	// the association (or TCP connection) it registered on is lost:
+	// "probe" (default) sends it a keep-alive at once, at its ASAP
+	// endpoint, and removes it only when no ACK comes within
+	// KeepAliveTimeout (a PE that is alive, whose connection a middlebox
+	// or a path failure ended, stays registered); "remove" removes it at
+	// once, as RSPLIB's registrar does.
+	PEConnLoss string `json:"pe_conn_loss"`
 	// MaxBadPEReports is how many ENDPOINT_UNREACHABLE reports remove a
 	// PE. Default 3.
 	MaxBadPEReports int `json:"max_bad_pe_reports"`
@@ -271,6 +279,12 @@ type Config struct {
 	Network transport.Network `json:"-"`
 }
 
+// PEConnLoss values.
+const (
+	PEConnLossProbe  = "probe"
+	PEConnLossRemove = "remove"
+)
+
 // DefaultConfig returns the defaults of every field.
 func DefaultConfig() Config {
 	return Config{
@@ -289,6 +303,7 @@ func DefaultConfig() Config {
 		KeepAliveInterval:        Duration(5 * time.Second),
 		KeepAliveTimeout:         Duration(5 * time.Second),
 		MaxBadPEReports:          3,
+		PEConnLoss:               PEConnLossProbe,
 		MaxHResItems:             3,
 		MaxHResItemsCap:          128,
 		ResolutionRate:           1000,
@@ -398,6 +413,9 @@ func (c *Config) Validate() error {
 	}
 	if c.KeepAliveTimeout.D() < 10*time.Millisecond {
 		bad("keepalive_timeout", "%v is below 10ms", c.KeepAliveTimeout.D())
+	}
+	if c.PEConnLoss != PEConnLossProbe && c.PEConnLoss != PEConnLossRemove {
+		bad("pe_conn_loss", "%q is neither %q nor %q", c.PEConnLoss, PEConnLossProbe, PEConnLossRemove)
 	}
 	if c.MaxBadPEReports < 1 {
 		bad("max_bad_pe_reports", "%d must be at least 1", c.MaxBadPEReports)
@@ -575,6 +593,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AnnounceInterface, "announce-interface", c.AnnounceInterface, "interface for announces (default: routing decides)")
 	fs.TextVar(&c.KeepAliveInterval, "keepalive-interval", c.KeepAliveInterval, "period of ENDPOINT_KEEP_ALIVE to each PE this registrar is home for")
 	fs.TextVar(&c.KeepAliveTimeout, "keepalive-timeout", c.KeepAliveTimeout, "wait for ENDPOINT_KEEP_ALIVE_ACK before removing the PE")
+	fs.StringVar(&c.PEConnLoss, "pe-conn-loss", c.PEConnLoss, "when a PE's registration association is lost: probe (keep-alive at once, removed after -keepalive-timeout without an ACK) or remove (at once, as RSPLIB)")
 	fs.IntVar(&c.MaxBadPEReports, "max-bad-pe-reports", c.MaxBadPEReports, "ENDPOINT_UNREACHABLE reports that remove a PE")
 	fs.IntVar(&c.MaxHResItems, "max-hres-items", c.MaxHResItems, "PEs per handle resolution when the PU does not say")
 	fs.BoolVar(&c.AllowForeignAddresses, "allow-foreign-addresses", c.AllowForeignAddresses, "keep PE addresses that are not the PE connection's own")

@@ -372,25 +372,36 @@ func (l *liveness) forget(h asap.PoolHandle, id uint32) {
 
 // connClosed: PEs that registered through conn are probed through their
 // ASAP endpoint at once (a PE that died is removed after the ACK timeout;
-// one that is alive answers and stays). A connection no supervised PE
-// ever used (a PU's) costs no scan of the PEs.
+// one that is alive answers and stays), or with PEConnLoss "remove"
+// removed at once. A connection no supervised PE ever used (a PU's) costs
+// no scan of the PEs.
 func (l *liveness) connClosed(conn *asapConn) {
 	if !conn.supervised.Load() {
 		return
 	}
 	now := time.Now()
+	remove := l.r.cfg.PEConnLoss == PEConnLossRemove
+	var gone []peKey
 	l.mu.Lock()
 	for key, p := range l.pes {
-		if p.conn == conn {
-			l.upsertLocked(key, func(p *peState) {
-				p.conn = nil
-				if p.ackBy.IsZero() {
-					p.nextKA = now
-				}
-			})
+		if p.conn != conn {
+			continue
 		}
+		if remove {
+			gone = append(gone, key)
+			continue
+		}
+		l.upsertLocked(key, func(p *peState) {
+			p.conn = nil
+			if p.ackBy.IsZero() {
+				p.nextKA = now
+			}
+		})
 	}
 	l.mu.Unlock()
+	for _, key := range gone {
+		l.remove(key.h, key.id, "association lost")
+	}
 	l.poke()
 }
 

@@ -658,3 +658,47 @@ func TestConfigValidateListsAll(t *testing.T) {
 	}
 	var _ = errors.New
 }
+
+// Ensure what happens to a PE whose registration connection is lost
+// follows PEConnLoss: "remove" removes it at once (the keep-alive timeout
+// here is an hour, so only the removal on loss can do it; counted as
+// "association lost"), "probe" (the default) sends a keep-alive to its
+// ASAP endpoint at once, and the PE, which answers there, stays.
+func TestPEConnLoss(t *testing.T) {
+	for _, mode := range []string{registrar.PEConnLossRemove, registrar.PEConnLossProbe} {
+		t.Run(mode, func(t *testing.T) {
+			r := startRegistrar(t, "", func(c *registrar.Config) {
+				c.PEConnLoss = mode
+				c.KeepAliveInterval = registrar.Duration(time.Hour)
+				c.KeepAliveTimeout = registrar.Duration(time.Hour)
+			})
+			pe := newASAPPE(t)
+			cl := dial(t, r, true)
+			mustRegister(t, cl, "pool", pe.element(1))
+			cl.c.Close()
+			if mode == registrar.PEConnLossRemove {
+				waitValue(t, 10*time.Second, "PEs left after the association was lost", func() int {
+					_, ok := r.Handlespace().Lookup("pool", 1)
+					return map[bool]int{true: 1}[ok]
+				}, 0)
+				waitValue(t, 10*time.Second, "removals counted as association lost", func() float64 {
+					return metricValue(t, r, `rsp_pe_removals_total{reason="association lost"}`)
+				}, 1)
+				if n := pe.keepAlivesPerPE()[1]; n != 0 {
+					t.Errorf("PE got %d keep-alives; want it removed without a probe", n)
+				}
+				return
+			}
+			waitFor(t, 10*time.Second, "a keep-alive at the PE's ASAP endpoint", func() bool { return pe.keepAlivesPerPE()[1] > 0 })
+			// The ACK is in once the PE has answered; with an hour's
+			// timeout nothing else could remove it, so look for the ACK
+			// counter rather than wait.
+			waitFor(t, 10*time.Second, "the probe's ACK counted", func() bool {
+				return metricValue(t, r, "rsp_keepalive_acks_total") >= 1
+			})
+			if _, ok := r.Handlespace().Lookup("pool", 1); !ok {
+				t.Error("the PE that answered the probe was removed")
+			}
+		})
+	}
+}
