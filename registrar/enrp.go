@@ -41,7 +41,9 @@ type tableKey struct {
 
 // serveENRP serves an accepted ENRP association.
 func (r *Registrar) serveENRP(c transport.Conn) {
-	r.serveENRPConn(&enrpConn{r: r, c: c, inbound: true, next: map[tableKey]cluster.Cursor{}})
+	ec := &enrpConn{r: r, c: c, inbound: true, next: map[tableKey]cluster.Cursor{}}
+	r.peers.accepted(ec)
+	r.serveENRPConn(ec)
 }
 
 // serveENRPTLS serves an association accepted on the ENRP TLS listener.

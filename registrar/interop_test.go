@@ -99,16 +99,39 @@ func rsplibRegistrar(t *testing.T) *registrartest.Process {
 	return rsplibRegistrarAt(t, rsplAddr, ourAddr)
 }
 
-// rsplibRegistrarAt runs RSPLIB's registrar on addr with static peers.
+// rsplibRegistrarAt runs RSPLIB's registrar on addr with static peers. It
+// logs at RSPLIB's level 4 (actions), so tests can see which peers it
+// accepted (acceptedBy).
 func rsplibRegistrarAt(t *testing.T, addr string, peers ...string) *registrartest.Process {
 	args := []string{"-asap=" + addr + ":3863", "-enrp=" + addr + ":9901", "-asapannounce=off", "-enrpannounce=off",
-		"-loglevel=3", "-logcolor=off"}
+		"-loglevel=4", "-logcolor=off"}
 	for _, p := range peers {
 		args = append(args, "-peer="+p+":9901")
 	}
 	p := registrartest.StartProcess(t, "rspregistrar@"+addr, "rspregistrar", args...)
 	p.WaitLine(0, "The registrar is ready", 60*time.Second)
 	return p
+}
+
+// acceptedBy waits until RSPLIB's registrar rsp has accepted a PRESENCE
+// of the registrar with ID id (8 hex digits) on an association: only then
+// does it synchronise with the peer ("... synchronization with peer $ID is
+// necessary"), and only such a peer's PEs does it take over. It fails the
+// test if RSPLIB refused a PRESENCE for want of a usable ENRP endpoint.
+func acceptedBy(t *testing.T, rsp *registrartest.Process, id string) {
+	t.Helper()
+	rsp.WaitLine(0, "synchronization with peer $"+id+" is necessary", 40*time.Second)
+	noUnusablePresence(t, rsp)
+}
+
+// noUnusablePresence fails the test if RSPLIB's registrar refused a
+// PRESENCE because the association was not from the ENRP endpoint the
+// message names.
+func noUnusablePresence(t *testing.T, rsp *registrartest.Process) {
+	t.Helper()
+	if out := rsp.Output(); strings.Contains(out, "contains no usable ENRP endpoint addresses") {
+		t.Errorf("RSPLIB's registrar refused a PRESENCE:\n%s", out)
+	}
 }
 
 // rspServer runs RSPLIB's echo PE in a pool at a registrar.
@@ -313,6 +336,40 @@ func TestInterop_PeeringAndWeTakeOver(t *testing.T) {
 	_ = rsplID
 }
 
+// Ensure peering completes both ways when only our registrar lists the
+// other as a static peer: RSPLIB's registrar knows nothing of ours until
+// our PRESENCE arrives, and it accepts it only because our association
+// comes from our ENRP port (it refuses one from an ephemeral port: "no
+// usable ENRP endpoint addresses"). Then it learns our PEs and we learn
+// its PEs.
+func TestInterop_PeeringOurSideOnly(t *testing.T) {
+	bin := needInterop(t)
+	labCapture(t)
+	rsp := rsplibRegistrarAt(t, rsplAddr) // no static peers
+	a := ourAgent(t, bin, "-enrp-peer", rsplAddr+":9901")
+	ours := idOf(t, a)
+	acceptedBy(t, rsp, ours)
+	// Registered once peered, so our HANDLE_UPDATE goes to RSPLIB.
+	rspServer(t, "AtRSPLIB", rsplAddr)
+	rspServer(t, "AtOurs", ourAddr)
+	waitFor(t, 40*time.Second, "RSPLIB's PE at our registrar, homed at RSPLIB's", func() bool {
+		d, ok := ourPool(a, "AtRSPLIB")
+		return ok && len(d.PEs) == 1 && strings.TrimPrefix(d.PEs[0].Home, "0x") != ours
+	})
+	var homes map[string]string
+	waitFor(t, 40*time.Second, "our PE at RSPLIB's registrar, homed at ours", func() bool {
+		homes = asapHomes(t, bin, rsplAddr, "AtOurs")
+		return len(homes) == 1 && slices.Contains(slices.Collect(maps.Values(homes)), ours)
+	})
+	if line := a.WaitLine(0, "connected to ENRP peer", 10*time.Second); !strings.Contains(line, "local="+ourAddr+":9901") {
+		t.Errorf("our association to RSPLIB's registrar is not from our ENRP port: %s", line)
+	}
+	noUnusablePresence(t, rsp)
+	if strings.Contains(a.Output(), "[WARN]") {
+		t.Errorf("our registrar warned:\n%s", a.Output())
+	}
+}
+
 // asapHomes resolves pool at the registrar at addr with `rsp resolve`
 // (ASAP over SCTP) and returns the home registrar of each PE it answered
 // with (PE id -> home, both as 8 hex digits). Unlike hsdump, which RSPLIB
@@ -351,8 +408,9 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 	labCapture(t)
 	const rspl2 = "10.99.0.3"
 	done := make(chan struct{}, 2)
-	go func() { rsplibRegistrarAt(t, rsplAddr, ourAddr, rspl2); done <- struct{}{} }()
-	go func() { rsplibRegistrarAt(t, rspl2, ourAddr, rsplAddr); done <- struct{}{} }()
+	var rsp1, rsp2 *registrartest.Process
+	go func() { rsp1 = rsplibRegistrarAt(t, rsplAddr, ourAddr, rspl2); done <- struct{}{} }()
+	go func() { rsp2 = rsplibRegistrarAt(t, rspl2, ourAddr, rsplAddr); done <- struct{}{} }()
 	<-done
 	<-done
 	a := ourAgent(t, bin, "-enrp-peer", rsplAddr+":9901", "-enrp-peer", rspl2+":9901")
@@ -367,16 +425,10 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 		})
 	}
 	// RSPLIB takes over only from a peer whose PRESENCE it accepted, which
-	// it does only on the association it opened to our ENRP port: wait
-	// until ours greeted both there.
-	greeted := map[string]bool{}
-	for from := 0; len(greeted) < 2; {
-		from = a.WaitNext(from, "sent our PRESENCE on the association the ENRP peer opened", 40*time.Second)
-		line := strings.Split(a.Output(), "\n")[from-1]
-		if i := strings.Index(line, "peer="); i >= 0 {
-			greeted[strings.Fields(line[i:])[0]] = true
-		}
-	}
+	// it does only on an association from our ENRP port: wait until both
+	// accepted ours.
+	acceptedBy(t, rsp1, ours)
+	acceptedBy(t, rsp2, ours)
 	start := time.Now()
 	a.Kill()
 	// RSPLIB notices the death after its peer timers (about 10 s), then
@@ -444,8 +496,13 @@ var captureWants = map[string][]captureWant{
 		{"asap", 7, "10.99.0.1:3863", "10.99.0.1|10.99.0.3|10.98.0.1:*", "our ASAP_ENDPOINT_KEEP_ALIVE"},
 		{"asap", 8, "10.99.0.1|10.99.0.3|10.98.0.1:*", "10.99.0.1:3863", "the PE's ASAP_ENDPOINT_KEEP_ALIVE_ACK"},
 	},
+	"TestInterop_PeeringOurSideOnly": {
+		{"enrp", 1, "10.99.0.1:9901", "10.99.0.2:9901", "our ENRP_PRESENCE, from our ENRP port"},
+		{"enrp", 1, "10.99.0.2:9901", "10.99.0.1:9901", "RSPLIB's ENRP_PRESENCE"},
+		{"enrp", 4, "10.99.0.1:9901", "10.99.0.2:9901", "our ENRP_HANDLE_UPDATE"},
+	},
 	"TestInterop_RSPLIBTakesOverOurs": {
-		{"enrp", 1, "10.99.0.1:*", "10.99.0.2|10.99.0.3:9901", "our ENRP_PRESENCE"},
+		{"enrp", 1, "10.99.0.1:9901", "10.99.0.2|10.99.0.3:9901", "our ENRP_PRESENCE, from our ENRP port"},
 		{"enrp", 1, "10.99.0.2|10.99.0.3:9901", "10.99.0.1:*", "RSPLIB's ENRP_PRESENCE"},
 		{"enrp", 4, "10.99.0.1:*", "10.99.0.2|10.99.0.3:9901", "our ENRP_HANDLE_UPDATE"},
 		{"asap", 1, "10.99.0.1:*", "10.99.0.1:3863", "rsp serve's ASAP_REGISTRATION"},

@@ -29,7 +29,8 @@ func (p *peers) heartbeat(now time.Time) {
 	cfg := p.r.cfg
 	type action struct {
 		fp    *foreignPeer
-		id    uint32 // fp.id, read under the lock (peerLocked sets it)
+		id    uint32 // fp.id and fp.addr, read under the lock (peerLocked sets them)
+		addr  string
 		probe bool
 		greet bool
 	}
@@ -38,7 +39,10 @@ func (p *peers) heartbeat(now time.Time) {
 	var dials []*foreignPeer
 	p.mu.Lock()
 	for _, fp := range p.all {
-		if fp.conn == nil && !fp.dialing && fp.addr != "" {
+		// Never dial a peer we have an association with: ours comes from
+		// our ENRP port too, and SCTP has one association per pair of
+		// endpoints.
+		if fp.conn == nil && fp.inbound == nil && !fp.dialing && fp.addr != "" {
 			fp.dialing = true
 			dials = append(dials, fp)
 		}
@@ -52,7 +56,7 @@ func (p *peers) heartbeat(now time.Time) {
 			fp.probeAt = now
 			sends = append(sends, action{fp: fp, id: fp.id, probe: true})
 		case fp.greet || !now.Before(fp.nextBeat):
-			sends = append(sends, action{fp: fp, id: fp.id, greet: fp.greet})
+			sends = append(sends, action{fp: fp, id: fp.id, addr: fp.addr, greet: fp.greet})
 			fp.greet = false
 			fp.nextBeat = now.Add(p.jitter(cfg.PeerHeartbeat.D()))
 		}
@@ -64,7 +68,7 @@ func (p *peers) heartbeat(now time.Time) {
 	}
 	for _, a := range sends {
 		if p.sendTo(a.fp, p.r.presence(a.id, a.probe)) && a.greet {
-			p.r.log.Info("sent our PRESENCE on the association the ENRP peer opened", "peer", hexID(a.id))
+			p.r.log.Info("sent our PRESENCE on the association the ENRP peer opened", peerArgs(a.id, a.addr)...)
 		}
 	}
 	for _, a := range dead {
@@ -79,16 +83,14 @@ func (p *peers) dial(fp *foreignPeer) {
 		fp.dialing = false
 		p.mu.Unlock()
 	}()
-	cfg := transport.DefaultConfig()
-	cfg.PPID = transport.PPIDENRP
-	cfg.WriteTimeout = 5 * time.Second
-	cfg.Logger = p.r.log.Named("enrp")
-	if p.r.tls != nil {
-		cfg.TLS = p.r.tls.PeerClientConfig() // used by tls: peers (enrp_tls)
-	}
+	cfg := p.r.enrpDialConfig()
 	p.mu.Lock()
 	addr := fp.addr // a reload may make a learnt peer static
+	busy := fp.inbound != nil
 	p.mu.Unlock()
+	if busy {
+		return // the peer opened an association to us meanwhile
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	c, err := p.r.net.Dial(ctx, addr, cfg)
 	cancel()
@@ -111,7 +113,7 @@ func (p *peers) dial(fp *foreignPeer) {
 	fp.nextBeat = time.Time{}
 	id := fp.id // read under the lock: peerLocked sets it
 	p.mu.Unlock()
-	p.r.log.Info("connected to ENRP peer", "address", addr, "peer", hexID(id))
+	p.r.log.Info("connected to ENRP peer", append(peerArgs(id, addr), "local", c.LocalAddr().String())...)
 	// Say hello: our PRESENCE (reply required) and ask for its peers.
 	p.sendTo(fp, p.r.presence(id, true))
 	p.sendTo(fp, &enrp.ListRequest{Header: enrp.Header{Sender: p.r.id, Receiver: id}})
@@ -121,6 +123,80 @@ func (p *peers) dial(fp *foreignPeer) {
 		fp.conn = nil
 	}
 	p.mu.Unlock()
+}
+
+// peerArgs are the log fields naming a peer: its address, and its ID
+// once it has told us (a static peer has none until its first message).
+func peerArgs(id uint32, addr string) []any {
+	if id == 0 {
+		return []any{"address", addr}
+	}
+	return []any{"peer", hexID(id), "address", addr}
+}
+
+// enrpDialConfig is the transport configuration of our associations to
+// ENRP peers: from our ENRP listener's SCTP addresses and port (the
+// listener shares its port, see bindListeners), as RSPLIB's one-to-many
+// socket does. RSPLIB accepts a PRESENCE only on an association whose
+// port is the ENRP port the message names; from an ephemeral port it
+// would never take us as a peer unless it dialed us itself.
+func (r *Registrar) enrpDialConfig() transport.Config {
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDENRP
+	cfg.WriteTimeout = 5 * time.Second
+	cfg.Logger = r.log.Named("enrp")
+	if r.tls != nil {
+		cfg.TLS = r.tls.PeerClientConfig() // used by tls: peers (enrp_tls)
+	}
+	for _, ep := range r.enrpLn.Addrs() {
+		if ep.Kind != transport.KindSCTP {
+			continue
+		}
+		cfg.LocalPort, cfg.ReusePort = ep.Port, true
+		for _, a := range ep.Addrs {
+			if !a.IsUnspecified() {
+				cfg.LocalAddrs = append(cfg.LocalAddrs, a)
+			}
+		}
+		break
+	}
+	return cfg
+}
+
+// accepted notes an association a peer opened to our ENRP port as that
+// peer's (by its address and port) before the peer names itself, so that
+// the heartbeat does not dial it meanwhile; our PRESENCE goes on it at
+// once.
+func (p *peers) accepted(ec *enrpConn) {
+	ra := ec.c.RemoteAddr()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, fp := range p.all {
+		if fp.inbound == nil && fp.addr != "" && endpointIn(fp.addr, ra) {
+			fp.inbound = ec
+			fp.greet = true
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+			return
+		}
+	}
+}
+
+// endpointIn reports whether an ENRP address spec names one of ep's
+// addresses and its port.
+func endpointIn(spec string, ep transport.Endpoint) bool {
+	sp, err := transport.ParseSpec(spec)
+	if err != nil || sp.Port != ep.Port {
+		return false
+	}
+	for _, h := range sp.Hosts {
+		if a, err := netip.ParseAddr(h); err == nil && slices.Contains(ep.Addrs, a.Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 // connClosed forgets an association that ended.

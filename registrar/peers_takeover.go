@@ -38,7 +38,7 @@ func (p *peers) peerDead(fp *foreignPeer, target uint32, now time.Time) {
 	}
 	t := &takeover{target: target, waitFor: map[uint32]bool{}, expires: now.Add(p.r.cfg.TakeoverExpiry.D())}
 	for _, x := range p.all {
-		if x.id != 0 && x.id != target && x.conn != nil {
+		if x.id != 0 && x.id != target && (x.conn != nil || x.inbound != nil) {
 			t.waitFor[x.id] = true
 		}
 	}

@@ -415,6 +415,7 @@ func (r *Registrar) bindListeners(ctx context.Context, c *closers) error {
 	ecfg := tcfg
 	ecfg.PPID = transport.PPIDENRP
 	ecfg.Logger = r.log.Named("enrp")
+	ecfg.ReusePort = true // our dials to ENRP peers come from its port (enrpDialConfig)
 	if r.enrpLn, err = r.net.Listen(ctx, r.cfg.ENRP, ecfg); err != nil {
 		return fmt.Errorf("enrp listen %s: %w", r.cfg.ENRP, err)
 	}

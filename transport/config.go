@@ -84,6 +84,25 @@ type Config struct {
 	// spec names the local addresses. Default empty.
 	LocalAddrs []netip.Addr
 
+	// LocalPort is the local port Dial binds (with LocalAddrs, or the
+	// wildcard address when those are empty), so that the peer sees the
+	// association come from a known port: a registrar dials its ENRP peers
+	// from its ENRP port, as RSPLIB expects. SCTP only: TCP, and the TCP
+	// attempt of an auto Dial, use an ephemeral port. When the kernel
+	// refuses the port (taken by a socket without ReusePort, or
+	// SO_REUSEPORT unsupported), Dial falls back to an ephemeral port and
+	// logs it at debug level. 0 means the kernel chooses. Listen ignores
+	// this field. Default 0.
+	LocalPort uint16
+
+	// ReusePort sets SO_REUSEPORT on SCTP sockets, so that sockets of the
+	// same user can share a port: Listen sets it only after its bind, so a
+	// second listener on the same port still fails with "address already
+	// in use" (every listener binds without it), while a Dial with
+	// LocalPort and ReusePort can use the listener's port. TCP ignores it.
+	// Default false.
+	ReusePort bool
+
 	// Logger receives connection-level events (bad frames, timeouts, the
 	// one-time "no SCTP" notice). nil means hclog.NewNullLogger().
 	Logger hclog.Logger

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/ishidawataru/sctp"
+	"golang.org/x/sys/unix"
 )
 
 // The SCTP side uses github.com/ishidawataru/sctp for address packing
@@ -132,6 +133,14 @@ func listenSCTP(addrs []netip.Addr, port uint16, cfg Config) (*sctpListener, err
 		_ = syscall.Close(fd)
 		return nil, fmt.Errorf("sctp listen %s: %w", sa, os.NewSyscallError("listen", err))
 	}
+	if cfg.ReusePort {
+		// Only now, bound and listening: a second listener (which binds
+		// without it) still finds the port taken, while our own dialing
+		// sockets with SO_REUSEPORT may share it.
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			cfg.logger().Debug("sctp listener: SO_REUSEPORT refused; dials cannot share its port", "error", err)
+		}
+	}
 	if lsa, err := syscall.Getsockname(fd); err == nil {
 		switch v := lsa.(type) {
 		case *syscall.SockaddrInet4:
@@ -184,22 +193,71 @@ func (l *sctpListener) accept() (Conn, error) {
 	}
 }
 
-// dialSCTP sets up an association with every address of the peer.
+// dialSCTP sets up an association with every address of the peer, from
+// cfg.LocalPort when set and the kernel lets us bind it, else from an
+// ephemeral port.
 func dialSCTP(ctx context.Context, addrs []netip.Addr, port uint16, cfg Config) (Conn, error) {
-	fd, err := sctpSocket(anyIPv6(addrs, cfg.LocalAddrs))
+	if cfg.LocalPort != 0 {
+		c, err := dialSCTPFrom(ctx, addrs, port, cfg, cfg.LocalPort)
+		var lpe *localPortError
+		if !errors.As(err, &lpe) {
+			return c, err
+		}
+		cfg.logger().Debug("sctp dial: cannot bind the local port; dialing from an ephemeral one",
+			"local_port", cfg.LocalPort, "error", lpe.err)
+	}
+	return dialSCTPFrom(ctx, addrs, port, cfg, 0)
+}
+
+// localPortError is a dial's failure to bind its local port.
+type localPortError struct{ err error }
+
+func (e *localPortError) Error() string { return e.err.Error() }
+func (e *localPortError) Unwrap() error { return e.err }
+
+// dialSCTPFrom dials from local port lport (0: the kernel chooses). A
+// failure to take lport is a *localPortError.
+func dialSCTPFrom(ctx context.Context, addrs []netip.Addr, port uint16, cfg Config, lport uint16) (Conn, error) {
+	v6 := anyIPv6(addrs, cfg.LocalAddrs)
+	fd, err := sctpSocket(v6)
 	if err != nil {
 		return nil, fmt.Errorf("sctp dial: %w", err)
 	}
-	if len(cfg.LocalAddrs) > 0 {
-		la := toSCTPAddr(cfg.LocalAddrs, 0)
+	local := cfg.LocalAddrs
+	if lport != 0 {
+		if cfg.ReusePort {
+			if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+				_ = syscall.Close(fd)
+				return nil, &localPortError{fmt.Errorf("sctp dial: %w", os.NewSyscallError("setsockopt SO_REUSEPORT", err))}
+			}
+		}
+		if len(local) == 0 {
+			local = []netip.Addr{netip.IPv4Unspecified()}
+			if v6 {
+				local = []netip.Addr{netip.IPv6Unspecified()}
+			}
+		}
+	}
+	if len(local) > 0 {
+		la := toSCTPAddr(local, lport)
 		if err := sctp.SCTPBind(fd, la, sctp.SCTP_BINDX_ADD_ADDR); err != nil {
 			_ = syscall.Close(fd)
-			return nil, fmt.Errorf("sctp dial: bind %s: %w", la, os.NewSyscallError("sctp_bindx", err))
+			err = fmt.Errorf("sctp dial: bind %s: %w", la, os.NewSyscallError("sctp_bindx", err))
+			if lport != 0 {
+				return nil, &localPortError{err}
+			}
+			return nil, err
 		}
 	}
 	ra := toSCTPAddr(addrs, port)
 	if _, err := sctp.SCTPConnect(fd, ra); err != nil && err != syscall.EINPROGRESS {
 		_ = syscall.Close(fd)
+		if lport != 0 && errors.Is(err, syscall.EADDRNOTAVAIL) {
+			// Linux refuses a second association between the same
+			// addresses and ports.
+			return nil, fmt.Errorf("sctp dial %s from port %d: %w (is there an association between these endpoints already?)",
+				ra, lport, os.NewSyscallError("sctp_connectx", err))
+		}
 		return nil, fmt.Errorf("sctp dial %s: %w", ra, os.NewSyscallError("sctp_connectx", err))
 	}
 	f := os.NewFile(uintptr(fd), "sctp")

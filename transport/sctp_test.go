@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/transport"
 )
@@ -476,5 +478,110 @@ func TestSCTPAcceptAfterVanishedPeers(t *testing.T) {
 		if got == want {
 			return
 		}
+	}
+}
+
+// TestSCTPDialFromListenPort: a dial with LocalPort and ReusePort comes
+// from the port of our own listener (opened with ReusePort), as RSPLIB's
+// one-to-many socket does, and the peer sees that port; the listener goes
+// on accepting new associations itself; a second listener on the port
+// still fails with "address already in use" (with or without ReusePort);
+// a second dial between the same two endpoints is refused by the kernel;
+// and where the port cannot be shared (its listener has no ReusePort),
+// the dial falls back to an ephemeral port and logs why.
+func TestSCTPDialFromListenPort(t *testing.T) {
+	requireSCTP(t)
+	sharedtest.CheckLeaks(t, testFrames)
+	ctx := ctxTimeout(t, 30*time.Second)
+	cfg := transport.DefaultConfig()
+	cfg.ReusePort = true
+	ours, err := transport.Listen(ctx, "sctp:127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	port := ours.Addrs()[0].Port
+	for _, reuse := range []bool{false, true} {
+		c2 := transport.DefaultConfig()
+		c2.ReusePort = reuse
+		if l2, err := transport.Listen(ctx, "sctp:127.0.0.1:"+strconv.Itoa(int(port)), c2); err == nil {
+			l2.Close()
+			t.Fatalf("a second listener (ReusePort %v) bound port %d of a listener with ReusePort", reuse, port)
+		} else if !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatalf("second listener (ReusePort %v): %v; want address already in use", reuse, err)
+		}
+	}
+	theirs, err := transport.Listen(ctx, "sctp:127.0.0.1:0", transport.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer theirs.Close()
+	theirSpec := "sctp:" + theirs.Addrs()[0].String()
+
+	var logs sharedtest.Buffer
+	dcfg := transport.DefaultConfig()
+	dcfg.LocalPort, dcfg.ReusePort = port, true
+	dcfg.LocalAddrs = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	dcfg.Logger = hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
+	c, err := transport.Dial(ctx, theirSpec, dcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.LocalAddr().Port; got != port {
+		t.Fatalf("dial from the listener's port %d: local port %d (log: %s)", port, got, logs.String())
+	}
+	peer, err := theirs.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if got := peer.RemoteAddr().Port; got != port {
+		t.Fatalf("the peer sees the association from port %d, want %d", got, port)
+	}
+	if err := c.Send(ctx, 12, []byte("from the ENRP port")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := peer.Recv(ctx); err != nil || string(msg) != "from the ENRP port" {
+		t.Fatalf("peer Recv: %q, %v", msg, err)
+	}
+
+	// The same two endpoints again: one association per pair.
+	if c2, err := transport.Dial(ctx, theirSpec, dcfg); err == nil {
+		c2.Close()
+		t.Fatalf("a second dial from port %d to %s succeeded; want it refused", port, theirSpec)
+	} else {
+		t.Logf("second dial between the same endpoints: %v", err)
+	}
+
+	// Our listener still accepts associations itself.
+	in, err := transport.Dial(ctx, "sctp:"+ours.Addrs()[0].String(), transport.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	acc, err := ours.Accept(ctx)
+	if err != nil {
+		t.Fatalf("our listener after a dial from its port: %v", err)
+	}
+	if acc.RemoteAddr().Port != in.LocalAddr().Port {
+		t.Fatalf("our listener accepted %s, want the dial from %s", acc.RemoteAddr(), in.LocalAddr())
+	}
+	acc.Close()
+
+	// A port whose listener does not share it: an ephemeral port, logged.
+	dcfg.LocalPort = theirs.Addrs()[0].Port
+	var logs2 sharedtest.Buffer
+	dcfg.Logger = hclog.New(&hclog.LoggerOptions{Output: &logs2, Level: hclog.Debug})
+	c3, err := transport.Dial(ctx, "sctp:"+ours.Addrs()[0].String(), dcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	if c3.LocalAddr().Port == dcfg.LocalPort {
+		t.Fatalf("dialed from port %d, which a listener without ReusePort holds", dcfg.LocalPort)
+	}
+	if !strings.Contains(logs2.String(), "dialing from an ephemeral one") {
+		t.Fatalf("fallback to an ephemeral port not logged; log:\n%s", logs2.String())
 	}
 }
