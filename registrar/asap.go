@@ -537,6 +537,6 @@ func (r *Registrar) unreachable(ac *asapConn, m *asap.EndpointUnreachable) {
 	}
 	r.metrics.unreachable.WithLabelValues("counted").Inc()
 	if r.live.report(m.PoolHandle, m.ID, ac.remote, time.Now()) {
-		r.live.remove(m.PoolHandle, m.ID, "unreachable reports")
+		r.live.remove(m.PoolHandle, m.ID, reasonUnreachable)
 	}
 }

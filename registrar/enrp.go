@@ -207,6 +207,12 @@ func (ec *enrpConn) table(hdr enrp.Header, ownOnly bool) *enrp.HandleTableRespon
 	resp := &enrp.HandleTableResponse{Header: hdr}
 	size, count := 12, 0
 	next, more := r.hs.Iterate(after, maxPEsPerTableResponse, owner, func(pe cluster.PE) bool {
+		if ownOnly && r.live != nil && r.live.restoredPE(pe.Handle, pe.Element.ID) {
+			// Restored at our start, not registered here since: a peer
+			// may have taken it over while we were down, and claiming it
+			// would take it back (tookOverWhileDown).
+			return true
+		}
 		b, err := asap.AppendPoolElement(nil, &pe.Element)
 		if err != nil {
 			return true

@@ -368,6 +368,15 @@ func TestInterop_PeeringOurSideOnly(t *testing.T) {
 	if strings.Contains(a.Output(), "[WARN]") {
 		t.Errorf("our registrar warned:\n%s", a.Output())
 	}
+	// Our ENRP listener shares its port with our dials only: a second
+	// registrar on the same ENRP address (all else free) fails to start.
+	second := exec.Command(filepath.Join(bin, "registrar"), "agent", "-data-dir", t.TempDir(), "-asap", ourAddr+":3864",
+		"-enrp", ourAddr+":9901", "-http", "127.0.0.1:8864", "-raft", "127.0.0.1:7948", "-gossip", "127.0.0.1:7949",
+		"-profile", "local", "-announce", "off", "-enrp-announce", "off")
+	out, err := runWithTimeout(second, 30*time.Second)
+	if err == nil || !strings.Contains(out, "cannot listen on the ENRP address "+ourAddr+":9901") || !strings.Contains(out, "address already in use") {
+		t.Errorf("a second registrar on our ENRP port: %v, want it to fail with the ENRP address in use:\n%s", err, out)
+	}
 }
 
 // asapHomes resolves pool at the registrar at addr with `rsp resolve`

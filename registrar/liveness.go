@@ -33,6 +33,11 @@ type peState struct {
 	nextKA   time.Time      // next keep-alive
 	ackBy    time.Time      // zero unless waiting for an ACK
 	home     bool           // send H=1 (a new home after takeover)
+	// restored: the PE came from the handlespace at this registrar's
+	// start and has not registered here since. A foreign registrar may
+	// have taken it over while we were down: its word wins (restoredPE),
+	// and our handle table answers leave it out until it re-registers.
+	restored bool
 	dialing  bool
 	due      time.Time // min of the relevant deadlines
 	idx      int       // heap index
@@ -119,6 +124,11 @@ const changeBuffer = 4096
 func (l *liveness) start() {
 	l.sub = l.r.hs.Subscribe(l.buffer, l.wants)
 	l.adoptOwned(time.Now(), false)
+	l.mu.Lock()
+	for _, p := range l.pes {
+		p.restored = true
+	}
+	l.mu.Unlock()
 	l.r.goFunc(l.run)
 }
 
@@ -184,9 +194,19 @@ func (l *liveness) track(conn *asapConn, h asap.PoolHandle, pe asap.PoolElement,
 		p.nextKA = now.Add(l.interval)
 		p.ackBy = time.Time{}
 		p.home = false
+		p.restored = false
 	})
 	l.mu.Unlock()
 	l.poke()
+}
+
+// restoredPE reports whether a PE homed here is one restored at start
+// that has not registered here since (see peState.restored).
+func (l *liveness) restoredPE(h asap.PoolHandle, id uint32) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, ok := l.pes[peKey{h, id}]
+	return ok && p.restored
 }
 
 // adoptOwned starts supervising every PE the store says this registrar
@@ -417,6 +437,10 @@ func removeReason(reason string) cluster.RemoveReason {
 	return cluster.ReasonKeepAlive
 }
 
+// reasonUnreachable is the removal reason of ENDPOINT_UNREACHABLE reports
+// (which remove a PE wherever it is homed).
+const reasonUnreachable = "unreachable reports"
+
 // remove commits DEL_PE for a PE (asynchronously), if it is still there.
 // A PE of ours whose removal does not commit (no quorum) is supervised
 // again, so that a later round retries.
@@ -425,6 +449,13 @@ func (l *liveness) remove(h asap.PoolHandle, id uint32, reason string) {
 	l.r.goFunc(func() {
 		cur, ok := l.r.hs.Lookup(h, id)
 		if !ok {
+			return
+		}
+		if reason != reasonUnreachable && cur.Element.Home != l.r.id {
+			// Supervision ran out for a PE whose home moved (a foreign
+			// registrar took it over while we were down): not ours to
+			// remove.
+			l.r.log.Debug("supervision ended for a PE homed elsewhere now", "pool", h, "pe", fmt.Sprintf("%08x", id), "home", hexID(cur.Element.Home))
 			return
 		}
 		if err := l.r.hs.Remove(context.Background(), h, cur.Element, removeReason(reason)); err != nil {
@@ -528,6 +559,13 @@ func (l *liveness) run() {
 // keepAlive sends ENDPOINT_KEEP_ALIVE over the PE's connection, or dials
 // its ASAP endpoint when it has none.
 func (l *liveness) keepAlive(p *peState) {
+	if cur, ok := l.r.hs.Lookup(p.key.h, p.key.id); !ok || cur.Element.Home != l.r.id {
+		l.forget(p.key.h, p.key.id)
+		if ok {
+			l.r.log.Debug("PE homed elsewhere now: supervision ends", "pool", p.key.h, "pe", fmt.Sprintf("%08x", p.key.id), "home", hexID(cur.Element.Home))
+		}
+		return
+	}
 	ka := &asap.EndpointKeepAlive{Home: p.home, ServerID: l.r.id, PoolHandle: p.key.h, HasID: true, ID: p.key.id}
 	l.r.metrics.keepAlivesSent.Inc()
 	if p.conn != nil {

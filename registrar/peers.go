@@ -74,6 +74,11 @@ type peers struct {
 	// over (we acknowledged its INIT_TAKEOVER).
 	takeovers map[uint32]*takeover
 	acked     map[uint32]uint32
+	// former are the IDs of peers we dropped (dead, or taken over): their
+	// PEs stay foreign for the cluster's reconcile loop, whose takeover
+	// would bypass the ENRP takeover (a static peer's entry forgets its ID
+	// when it dies, to be learnt afresh if it comes back).
+	former map[uint32]bool
 	// refreshed: when each foreign PE was last confirmed by its owner
 	// (PEs learnt by ENRP expire after their registration life).
 	refreshed map[peKey]time.Time
@@ -85,7 +90,7 @@ type peers struct {
 }
 
 func newPeers(r *Registrar) *peers {
-	p := &peers{r: r, takeovers: map[uint32]*takeover{}, acked: map[uint32]uint32{}, refreshed: map[peKey]time.Time{},
+	p := &peers{r: r, takeovers: map[uint32]*takeover{}, acked: map[uint32]uint32{}, former: map[uint32]bool{}, refreshed: map[peKey]time.Time{},
 		wake: make(chan struct{}, 1), outbox: make(chan *enrp.HandleUpdate, 4096)}
 	for _, a := range r.cfg.ENRPPeers {
 		p.all = append(p.all, &foreignPeer{addr: a, static: true})
@@ -124,11 +129,22 @@ func (p *peers) setAllLocked(all []*foreignPeer) {
 	p.known.Store(int32(len(all)))
 }
 
-// isForeign tells the cluster layer which owners are ENRP peers (their
-// PEs are not taken over by the cluster's reconcile loop).
+// isForeign tells the cluster layer which owners are ENRP peers, now or
+// before (their PEs are not taken over by the cluster's reconcile loop:
+// a dead peer's PEs move by ENRP takeover, ours or another peer's). A
+// registrar gossip knows is ours, whatever ENRP said.
 func (p *peers) isForeign(id uint32) bool {
+	if p.isMember(id) {
+		return false
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.former[id] {
+		return true
+	}
+	if _, ok := p.acked[id]; ok {
+		return true
+	}
 	for _, fp := range p.all {
 		if fp.id == id {
 			return true
@@ -168,6 +184,7 @@ func (p *peers) peerLocked(id uint32, si *asap.ServerInfo) *foreignPeer {
 		for _, fp := range p.all {
 			if fp.id == 0 && fp.static && sameEndpoint(fp.addr, addr) {
 				fp.id = id
+				p.r.log.Info("new ENRP peer", "peer", hexID(id), "address", fp.addr, "static", true)
 				return fp
 			}
 		}

@@ -81,6 +81,14 @@ func (p *peers) onTable(ec *enrpConn, m *enrp.HandleTableResponse) {
 func (p *peers) applyTable(owner uint32, table map[peKey]cluster.PE) {
 	now := time.Now()
 	var cmd cluster.Command
+	for key := range table {
+		// A PE we hold as homed in our cluster stays ours, unless it is
+		// one of this registrar's that the peer took over while we were
+		// down.
+		if cur, ok := p.hs.Lookup(key.h, key.id); ok && p.isMember(cur.Element.Home) && !p.tookOverWhileDown(cur) {
+			delete(table, key)
+		}
+	}
 	for _, pe := range p.hs.Owned(owner) {
 		key := peKey{pe.Handle, pe.Element.ID}
 		if got, ok := table[key]; ok && samePE(&got.Element, &pe.Element) {
@@ -107,6 +115,21 @@ func (p *peers) applyTable(owner uint32, table map[peKey]cluster.PE) {
 	p.r.log.Info("handle table synchronised with ENRP peer", "peer", hexID(owner), "changes", len(cmd.Updates))
 }
 
+// tookOverWhileDown reports whether a peer's claim to be home of cur, a
+// PE our handlespace homes in our cluster, wins: cur is homed at this
+// registrar, restored from the handlespace at our start and not
+// registered here since. A foreign registrar took it over while we were
+// down (RFC 5353 section 3.9): the PE re-registers there, not here, and
+// its new home's word is the one to keep.
+func (p *peers) tookOverWhileDown(cur cluster.PE) bool {
+	if cur.Element.Home != p.r.id || p.r.live == nil || !p.r.live.restoredPE(cur.Handle, cur.Element.ID) {
+		return false
+	}
+	p.r.log.Info("a PE of ours was taken over while we were down: its new home keeps it", "pool", cur.Handle,
+		"pe", fmt.Sprintf("%08x", cur.Element.ID))
+	return true
+}
+
 // onUpdate handles a HANDLE_UPDATE from a peer: its PE enters (or leaves)
 // our handlespace through raft, homed at the peer.
 func (p *peers) onUpdate(ec *enrpConn, m *enrp.HandleUpdate) {
@@ -128,7 +151,7 @@ func (p *peers) onUpdate(ec *enrpConn, m *enrp.HandleUpdate) {
 		if exists && samePE(&cur.Element, &pe) {
 			return // a refresh: no raft write
 		}
-		if exists && p.isMember(cur.Element.Home) {
+		if exists && p.isMember(cur.Element.Home) && !p.tookOverWhileDown(cur) {
 			return // one of ours: RSPLIB re-announces PEs it lost
 		}
 	} else {

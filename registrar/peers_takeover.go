@@ -49,6 +49,9 @@ func (p *peers) peerDead(fp *foreignPeer, target uint32, now time.Time) {
 }
 
 func (p *peers) dropLocked(fp *foreignPeer) {
+	if fp.id != 0 {
+		p.former[fp.id] = true
+	}
 	if fp.static {
 		fp.id = 0 // keep dialing its address; it may come back
 		return

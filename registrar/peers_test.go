@@ -2,9 +2,12 @@ package registrar_test
 
 import (
 	"context"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/enrp"
 	"github.com/rserpool-go/registrar/registrar"
@@ -131,11 +134,13 @@ func TestENRPGreetsAPeerOnItsAssociation(t *testing.T) {
 	}
 	defer ln.Close()
 	peerAddr := ln.Addrs()[0]
+	logger, logs := sharedtest.BufferLogger(t, "registrar")
 	a := startRegistrar(t, "", func(c *registrar.Config) {
 		fastPeering(c)
 		c.PeerHeartbeat = registrar.Duration(time.Hour)
 		c.MaxTimeLastHeard = registrar.Duration(time.Hour)
 		c.ENRPPeers = []string{"tcp:" + peerAddr.String()}
+		c.Logger = logger
 	})
 	// A dials the static peer and says hello on its own association; its
 	// first heartbeat round follows at once (sending another), and the
@@ -170,5 +175,150 @@ func TestENRPGreetsAPeerOnItsAssociation(t *testing.T) {
 	p := recvPresence(t, ctx, theirs)
 	if p.Sender != a.ID() || p.Receiver != peerID || p.ReplyRequired {
 		t.Errorf("greeting: sender %08x receiver %08x R=%v; want A's PRESENCE to %08x, no reply asked", p.Sender, p.Receiver, p.ReplyRequired, peerID)
+	}
+	// The static peer is logged by its address until it names itself,
+	// and then as a new peer with its ID.
+	logs.Wait(t, "the static peer logged as a new ENRP peer",
+		regexp.MustCompile(`new ENRP peer: .*peer=0x5eed0001 address=tcp:`+regexp.QuoteMeta(peerAddr.String())+` static=true`), 10*time.Second)
+	if strings.Contains(logs.String(), "peer=0x00000000") {
+		t.Errorf("a peer was logged with ID 0; log:\n%s", logs.String())
+	}
+}
+
+// fakePeer is a hand-driven ENRP peer on one association.
+type fakePeer struct {
+	t  *testing.T
+	c  transport.Conn
+	in chan enrp.Message
+}
+
+func newFakePeer(t *testing.T, c transport.Conn) *fakePeer {
+	f := &fakePeer{t: t, c: c, in: make(chan enrp.Message, 64)}
+	go func() {
+		defer close(f.in)
+		for {
+			_, b, err := c.Recv(context.Background())
+			if err != nil {
+				return
+			}
+			if m, _, err := enrp.Unpack(b, nil); err == nil {
+				f.in <- m
+			}
+		}
+	}()
+	return f
+}
+
+func (f *fakePeer) send(m enrp.Message) {
+	f.t.Helper()
+	b, err := enrp.Pack(m)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.c.Send(ctx, transport.PPIDENRP, b); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// wait returns the next message that match accepts, within 10 s.
+func (f *fakePeer) wait(what string, match func(enrp.Message) bool) enrp.Message {
+	f.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m, ok := <-f.in:
+			if !ok {
+				f.t.Fatalf("association closed waiting for %s", what)
+			}
+			if match(m) {
+				return m
+			}
+		case <-deadline:
+			f.t.Fatalf("no %s within 10s", what)
+		}
+	}
+}
+
+// Ensure a registrar restarted on its data dir does not reclaim a PE a
+// foreign registrar took over while it was down: the peer's own-PEs table
+// naming the PE wins over the handlespace restored at the start (the PE
+// did not register here since), our own-PEs answer leaves the PE out, and
+// supervision stops for it instead of removing it as "lifetime expired"
+// (or as a keep-alive timeout) at its new home's expense.
+func TestENRPRestartedRegistrarYieldsTakenOverPE(t *testing.T) {
+	dir := t.TempDir()
+	a := startRegistrar(t, dir, nil)
+	pe := newASAPPE(t)
+	cl := dial(t, a, true)
+	elem := pe.element(1)
+	mustRegister(t, cl, "pool", elem)
+	ours := a.ID()
+	a.Crash()
+
+	// The peer took the PE over meanwhile; A comes back with it as a
+	// static peer.
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDENRP
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ln, err := transport.Listen(ctx, "tcp:127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peerAddr := ln.Addrs()[0]
+	logger, logs := sharedtest.BufferLogger(t, "registrar")
+	a = startRegistrar(t, dir, func(c *registrar.Config) {
+		fastPeering(c)
+		c.PeerHeartbeat = registrar.Duration(time.Hour)
+		c.MaxTimeLastHeard = registrar.Duration(time.Hour)
+		c.ENRPPeers = []string{"tcp:" + peerAddr.String()}
+		c.Logger = logger
+	})
+	if a.ID() != ours {
+		t.Fatalf("restarted with ID %08x, want %08x", a.ID(), ours)
+	}
+	if got, ok := a.Handlespace().Lookup("pool", 1); !ok || got.Element.Home != ours {
+		t.Fatalf("after the restart: PE %+v found %v; want it restored, homed here", got.Element, ok)
+	}
+	c, err := ln.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f := newFakePeer(t, c)
+	const peerID = 0x5eed0002
+	si := asap.ServerInfo{ID: peerID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
+		Addrs: peerAddr.Addrs, Port: peerAddr.Port}}
+	f.send(&enrp.Presence{Header: enrp.Header{Sender: peerID, Receiver: ours}, Checksum: 0x1234, ServerInfo: si})
+	f.wait("A's own-PEs request", func(m enrp.Message) bool {
+		r, ok := m.(*enrp.HandleTableRequest)
+		return ok && r.OwnOnly
+	})
+	taken := elem
+	taken.Home = peerID
+	f.send(&enrp.HandleTableResponse{Header: enrp.Header{Sender: peerID, Receiver: ours},
+		Pools: []enrp.PoolEntry{{PoolHandle: "pool", PEs: []asap.PoolElement{taken}}}})
+	waitValue(t, 10*time.Second, "the PE's home at A", func() uint32 {
+		got, _ := a.Handlespace().Lookup("pool", 1)
+		return got.Element.Home
+	}, peerID)
+
+	// The peer asks A for A's own PEs: the PE is not among them.
+	f.send(&enrp.HandleTableRequest{Header: enrp.Header{Sender: peerID, Receiver: ours}, OwnOnly: true})
+	resp := f.wait("A's own-PEs answer", func(m enrp.Message) bool { _, ok := m.(*enrp.HandleTableResponse); return ok }).(*enrp.HandleTableResponse)
+	if resp.Reject || len(resp.Pools) != 0 {
+		t.Errorf("A's own-PEs answer: reject %v, pools %+v; want no PE", resp.Reject, resp.Pools)
+	}
+	// Supervision gives the PE up at its next round, without removing it.
+	logs.Wait(t, "supervision giving up the PE homed elsewhere",
+		regexp.MustCompile(`PE homed elsewhere now: supervision ends.*pe=00000001`), 15*time.Second)
+	if got, ok := a.Handlespace().Lookup("pool", 1); !ok || got.Element.Home != peerID {
+		t.Errorf("after supervision ended: PE %+v found %v; want it kept, homed at the peer", got.Element, ok)
+	}
+	if strings.Contains(logs.String(), "PE removed") {
+		t.Errorf("A removed a PE:\n%s", logs.String())
 	}
 }
