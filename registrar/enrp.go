@@ -119,6 +119,13 @@ func (ec *enrpConn) handle(msg []byte) {
 			ec.send(r.presence(peer, false))
 		}
 	case *enrp.HandleTableRequest:
+		if !r.peers.knows(peer) {
+			// As RSPLIB: only a peer that announced itself (PRESENCE) gets
+			// our table; hsdump, RSPLIB's tool, sends one first.
+			r.log.Info("handle table request from an unknown ENRP server refused", "peer", hexID(peer))
+			ec.send(&enrp.HandleTableResponse{Header: hdr, Reject: true})
+			return
+		}
 		ec.send(ec.table(hdr, m.OwnOnly))
 	case *enrp.HandleTableResponse:
 		r.peers.onTable(ec, m)

@@ -153,6 +153,22 @@ func (p *peers) isForeign(id uint32) bool {
 	return false
 }
 
+// knows reports whether id is a peer we heard from by ID (a PRESENCE, or
+// a peer list) or a registrar of our cluster.
+func (p *peers) knows(id uint32) bool {
+	if id != 0 && p.isMember(id) {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, fp := range p.all {
+		if id != 0 && fp.id == id {
+			return true
+		}
+	}
+	return false
+}
+
 // isMember reports registrars of our own cluster (gossip knows them).
 func (p *peers) isMember(id uint32) bool { return slices.Contains(p.memberIDs(), id) }
 

@@ -2,6 +2,7 @@ package registrar_test
 
 import (
 	"context"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -320,5 +321,38 @@ func TestENRPRestartedRegistrarYieldsTakenOverPE(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "PE removed") {
 		t.Errorf("A removed a PE:\n%s", logs.String())
+	}
+}
+
+// Ensure a handle table request from an ENRP server that never announced
+// itself is refused (R bit), as RSPLIB does, and answered once the same
+// server sent its PRESENCE.
+func TestENRPTableRequestFromUnknownPeer(t *testing.T) {
+	a := startRegistrar(t, "", nil)
+	cl := dial(t, a, true)
+	mustRegister(t, cl, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDENRP
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := transport.Dial(ctx, a.ENRPAddrs()[0].Network()+":"+a.ENRPAddrs()[0].String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f := newFakePeer(t, c)
+	const peerID = 0x5eed0003
+	isTable := func(m enrp.Message) bool { _, ok := m.(*enrp.HandleTableResponse); return ok }
+	f.send(&enrp.HandleTableRequest{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}})
+	if resp := f.wait("an answer to the unknown server", isTable).(*enrp.HandleTableResponse); !resp.Reject || len(resp.Pools) != 0 {
+		t.Errorf("answer to a server that sent no PRESENCE: reject %v, pools %+v; want a rejection", resp.Reject, resp.Pools)
+	}
+	si := asap.ServerInfo{ID: peerID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
+		Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Port: 1}}
+	f.send(&enrp.Presence{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}, ServerInfo: si})
+	f.send(&enrp.HandleTableRequest{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}})
+	resp := f.wait("an answer once the server announced itself", isTable).(*enrp.HandleTableResponse)
+	if resp.Reject || len(resp.Pools) != 1 || len(resp.Pools[0].PEs) != 1 {
+		t.Errorf("answer after a PRESENCE: reject %v, pools %+v; want the one PE", resp.Reject, resp.Pools)
 	}
 }
