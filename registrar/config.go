@@ -200,6 +200,13 @@ type Config struct {
 	// Default: off when the ENRP address is loopback, else
 	// 239.0.0.51:9901.
 	ENRPAnnounce string `json:"enrp_announce"`
+	// ENRPTakeoverSuggestion honours the T bit of a peer's HANDLE_UPDATE
+	// (draft-dreibholz-rserpool-enrp-takeover, RSPLIB's
+	// -supporttakeoversuggestion): the peer, home of the PE, suggests that
+	// we take it over, and we claim it with an ENDPOINT_KEEP_ALIVE with
+	// the H bit at the PE's ASAP endpoint. RFC 5353 reserves the bit
+	// (ignored on receipt), as does RSPLIB by default. Default false.
+	ENRPTakeoverSuggestion bool `json:"enrp_takeover_suggestion"`
 	// PeerHeartbeat is the PRESENCE period to each peer (RSPLIB 2.444s,
 	// jittered by 12.5 %).
 	PeerHeartbeat Duration `json:"peer_heartbeat"`
@@ -624,6 +631,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.Func("enrp-peer", "ENRP address of a registrar outside the cluster to peer with (repeatable, or comma list)", listFlag(&c.ENRPPeers))
 	fs.Func("enrp-peer-network", "network (CIDR) whose registrars are accepted as ENRP peers and learnt by multicast (repeatable, or comma list)", listFlag(&c.ENRPPeerNetworks))
 	fs.StringVar(&c.ENRPAnnounce, "enrp-announce", c.ENRPAnnounce, "ENRP PRESENCE multicast group:port, or off (default: off on loopback, else 239.0.0.51:9901)")
+	fs.BoolVar(&c.ENRPTakeoverSuggestion, "enrp-takeover-suggestion", c.ENRPTakeoverSuggestion, "claim a PE (H=1 keep-alive) whose home suggests it with the T bit of a HANDLE_UPDATE")
 	fs.TextVar(&c.PeerHeartbeat, "peer-heartbeat", c.PeerHeartbeat, "PRESENCE period to ENRP peers")
 	fs.TextVar(&c.MaxTimeLastHeard, "max-time-last-heard", c.MaxTimeLastHeard, "silence before an ENRP peer is probed")
 	fs.TextVar(&c.MaxTimeNoResponse, "max-time-no-response", c.MaxTimeNoResponse, "unanswered probe time before an ENRP peer counts as dead")

@@ -605,6 +605,24 @@ func (l *liveness) keepAlive(p *peState) {
 	})
 }
 
+// claim sends a PE homed at another registrar an ENDPOINT_KEEP_ALIVE with
+// the H bit at its ASAP endpoint: the PE makes this registrar its home and
+// registers here next (a takeover suggestion, HANDLE_UPDATE with T=1).
+// It becomes ours, and supervised, with that registration.
+func (l *liveness) claim(h asap.PoolHandle, pe asap.PoolElement) {
+	l.r.goFunc(func() {
+		ac, err := l.r.dialPE(pe.ASAP)
+		if err != nil {
+			l.r.log.Debug("cannot reach the PE suggested for takeover", "pool", h, "pe", fmt.Sprintf("%08x", pe.ID), "error", err)
+			return
+		}
+		l.r.metrics.keepAlivesSent.Inc()
+		if err := ac.send(&asap.EndpointKeepAlive{Home: true, ServerID: l.r.id, PoolHandle: h, HasID: true, ID: pe.ID}); err == nil {
+			l.r.log.Info("claimed a PE its home suggested we take over", "pool", h, "pe", fmt.Sprintf("%08x", pe.ID), "home", hexID(pe.Home))
+		}
+	})
+}
+
 // dialPE opens an ASAP association to a PE's ASAP endpoint and serves it
 // like an accepted one (the PE answers keep-alives on it).
 func (r *Registrar) dialPE(t asap.Transport) (*asapConn, error) {

@@ -144,11 +144,17 @@ func (p *peers) onUpdate(ec *enrpConn, m *enrp.HandleUpdate) {
 	pe.Policy = p.r.withDistance(pe.Policy, ec.c, pe.Policy.Distance)
 	key := peKey{m.PoolHandle, pe.ID}
 	cur, exists := p.hs.Lookup(m.PoolHandle, pe.ID)
+	// A takeover suggestion (T=1) from the PE's home: RSPLIB sends it as
+	// a second copy of the update, after the T=0 one.
+	suggested := m.TakeoverSuggested && m.Action == enrp.AddPE && p.r.cfg.ENRPTakeoverSuggestion && pe.Home == m.Sender
 	if m.Action == enrp.AddPE {
 		p.mu.Lock()
 		p.refreshed[key] = time.Now()
 		p.mu.Unlock()
 		if exists && samePE(&cur.Element, &pe) {
+			if suggested {
+				p.r.live.claim(m.PoolHandle, pe)
+			}
 			return // a refresh: no raft write
 		}
 		if exists && p.isMember(cur.Element.Home) && !p.tookOverWhileDown(cur) {
@@ -167,6 +173,10 @@ func (p *peers) onUpdate(ec *enrpConn, m *enrp.HandleUpdate) {
 		if err := p.hs.Commit(context.Background(), cluster.NewUpdate(time.Now(), m.Action, m.Sender, m.PoolHandle, pe)); err != nil {
 			p.r.log.Warn("handle update from ENRP peer not applied", "peer", hexID(m.Sender), "pool", ph(m.PoolHandle),
 				"pe", fmt.Sprintf("%08x", pe.ID), "error", err)
+			return
+		}
+		if suggested {
+			p.r.live.claim(m.PoolHandle, pe)
 		}
 	})
 }

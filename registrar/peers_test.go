@@ -356,3 +356,51 @@ func TestENRPTableRequestFromUnknownPeer(t *testing.T) {
 		t.Errorf("answer after a PRESENCE: reject %v, pools %+v; want the one PE", resp.Reject, resp.Pools)
 	}
 }
+
+// Ensure the T bit of a peer's HANDLE_UPDATE (takeover suggestion) is
+// ignored by default, as RFC 5353 reserves it, and with
+// ENRPTakeoverSuggestion makes the registrar claim the PE: an
+// ENDPOINT_KEEP_ALIVE with the H bit at the PE's ASAP endpoint, also when
+// the suggestion is RSPLIB's second copy of an update already applied.
+func TestENRPTakeoverSuggestion(t *testing.T) {
+	for _, honour := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ignored", true: "honoured"}[honour], func(t *testing.T) {
+			a := startRegistrar(t, "", func(c *registrar.Config) { c.ENRPTakeoverSuggestion = honour })
+			pe := newASAPPE(t)
+			cfg := transport.DefaultConfig()
+			cfg.PPID = transport.PPIDENRP
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			c, err := transport.Dial(ctx, a.ENRPAddrs()[0].Network()+":"+a.ENRPAddrs()[0].String(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			f := newFakePeer(t, c)
+			const peerID = 0x5eed0004
+			si := asap.ServerInfo{ID: peerID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
+				Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Port: 1}}
+			f.send(&enrp.Presence{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}, ServerInfo: si})
+			elem := pe.element(1)
+			elem.Home = peerID
+			hdr := enrp.Header{Sender: peerID, Receiver: a.ID()}
+			f.send(&enrp.HandleUpdate{Header: hdr, Action: enrp.AddPE, PoolHandle: "pool", PoolElement: elem})
+			waitValue(t, 10*time.Second, "the peer's PE at A, homed at the peer", func() uint32 {
+				got, _ := a.Handlespace().Lookup("pool", 1)
+				return got.Element.Home
+			}, peerID)
+			f.send(&enrp.HandleUpdate{Header: hdr, TakeoverSuggested: true, Action: enrp.AddPE, PoolHandle: "pool", PoolElement: elem})
+			// A PRESENCE asking for a reply, on the same association: its
+			// answer comes after A handled the suggestion.
+			f.send(&enrp.Presence{Header: hdr, ReplyRequired: true, ServerInfo: si})
+			f.wait("A's answer to the PRESENCE", func(m enrp.Message) bool { p, ok := m.(*enrp.Presence); return ok && p.Sender == a.ID() && !p.ReplyRequired })
+			if !honour {
+				if n := pe.homeKeepAlives()[a.ID()]; n != 0 {
+					t.Errorf("A sent %d H=1 keep-alives for a suggestion it should ignore", n)
+				}
+				return
+			}
+			waitFor(t, 10*time.Second, "A's H=1 keep-alive at the PE's ASAP endpoint", func() bool { return pe.homeKeepAlives()[a.ID()] > 0 })
+		})
+	}
+}
