@@ -99,7 +99,9 @@ type Config struct {
 	// same user can share a port: Listen sets it only after its bind, so a
 	// second listener on the same port still fails with "address already
 	// in use" (every listener binds without it), while a Dial with
-	// LocalPort and ReusePort can use the listener's port. TCP ignores it.
+	// LocalPort and ReusePort can use the listener's port (it also sets
+	// SO_REUSEADDR, to share the port with the associations the listener
+	// accepted, which do not inherit SO_REUSEPORT). TCP ignores it.
 	// Default false.
 	ReusePort bool
 

@@ -226,9 +226,19 @@ func dialSCTPFrom(ctx context.Context, addrs []netip.Addr, port uint16, cfg Conf
 	local := cfg.LocalAddrs
 	if lport != 0 {
 		if cfg.ReusePort {
-			if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
-				_ = syscall.Close(fd)
-				return nil, &localPortError{fmt.Errorf("sctp dial: %w", os.NewSyscallError("setsockopt SO_REUSEPORT", err))}
+			// SO_REUSEPORT shares the port with the listener and our other
+			// dials; SO_REUSEADDR with the associations the listener
+			// accepted, which own the port too but do not inherit
+			// SO_REUSEPORT (they do inherit the listener's SO_REUSEADDR).
+			// Neither lets a second listener in: it conflicts with ours.
+			for _, o := range []struct {
+				opt  int
+				name string
+			}{{unix.SO_REUSEPORT, "SO_REUSEPORT"}, {syscall.SO_REUSEADDR, "SO_REUSEADDR"}} {
+				if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, o.opt, 1); err != nil {
+					_ = syscall.Close(fd)
+					return nil, &localPortError{fmt.Errorf("sctp dial: %w", os.NewSyscallError("setsockopt "+o.name, err))}
+				}
 			}
 		}
 		if len(local) == 0 {

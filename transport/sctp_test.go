@@ -511,6 +511,22 @@ func TestSCTPDialFromListenPort(t *testing.T) {
 			t.Fatalf("second listener (ReusePort %v): %v; want address already in use", reuse, err)
 		}
 	}
+	// An association our listener accepted owns the port too (and does
+	// not inherit SO_REUSEPORT): a dial from the port must share it.
+	in, err := transport.Dial(ctx, "sctp:"+ours.Addrs()[0].String(), transport.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	acc, err := ours.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acc.Close()
+	if acc.RemoteAddr().Port != in.LocalAddr().Port {
+		t.Fatalf("our listener accepted %s, want the dial from %s", acc.RemoteAddr(), in.LocalAddr())
+	}
+
 	theirs, err := transport.Listen(ctx, "sctp:127.0.0.1:0", transport.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -555,19 +571,24 @@ func TestSCTPDialFromListenPort(t *testing.T) {
 	}
 
 	// Our listener still accepts associations itself.
-	in, err := transport.Dial(ctx, "sctp:"+ours.Addrs()[0].String(), transport.DefaultConfig())
+	in2, err := transport.Dial(ctx, "sctp:"+ours.Addrs()[0].String(), transport.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer in.Close()
-	acc, err := ours.Accept(ctx)
+	defer in2.Close()
+	acc2, err := ours.Accept(ctx)
 	if err != nil {
 		t.Fatalf("our listener after a dial from its port: %v", err)
 	}
-	if acc.RemoteAddr().Port != in.LocalAddr().Port {
-		t.Fatalf("our listener accepted %s, want the dial from %s", acc.RemoteAddr(), in.LocalAddr())
+	if acc2.RemoteAddr().Port != in2.LocalAddr().Port {
+		t.Fatalf("our listener accepted %s, want the dial from %s", acc2.RemoteAddr(), in2.LocalAddr())
 	}
-	acc.Close()
+	acc2.Close()
+	// A second listener still fails with accepted and dialed associations on the port.
+	if l2, err := transport.Listen(ctx, "sctp:127.0.0.1:"+strconv.Itoa(int(port)), transport.DefaultConfig()); err == nil {
+		l2.Close()
+		t.Fatalf("a second listener bound port %d beside our listener, its accepted and its dialed associations", port)
+	}
 
 	// A port whose listener does not share it: an ephemeral port, logged.
 	dcfg.LocalPort = theirs.Addrs()[0].Port
