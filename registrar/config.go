@@ -218,6 +218,12 @@ type Config struct {
 	// TakeoverExpiry is how long INIT_TAKEOVER_ACKs are collected (RSPLIB
 	// 5s).
 	TakeoverExpiry Duration `json:"takeover_expiry"`
+	// MentorTimeout bounds the ENRP start-up phase (RFC 5353 section
+	// 3.3): a registrar with ENRP peers (static, or by multicast) asks
+	// the first peer that answers, its mentor, for the whole handle table
+	// (W=0) and serves ASAP only once it has it, or when this time is up.
+	// 0 skips the phase. Default 5s (RSPLIB's mentor discovery timeout).
+	MentorTimeout Duration `json:"mentor_timeout"`
 
 	// CommitDelay groups the handlespace file's commits: applied changes
 	// reach the file (with fsync) at most this long after they were
@@ -335,6 +341,7 @@ func DefaultConfig() Config {
 		MaxTimeLastHeard:         Duration(5 * time.Second),
 		MaxTimeNoResponse:        Duration(5 * time.Second),
 		TakeoverExpiry:           Duration(5 * time.Second),
+		MentorTimeout:            Duration(5 * time.Second),
 		CommitDelay:              Duration(10 * time.Millisecond),
 		CSPInterval:              Duration(time.Second),
 		DistanceStep:             Duration(50 * time.Millisecond),
@@ -492,6 +499,9 @@ func (c *Config) Validate() error {
 	if c.WatchHistory < 100 || c.WatchHistory > 10_000_000 {
 		bad("watch_history", "%d is outside [100, 10000000] (events kept for clients that resume)", c.WatchHistory)
 	}
+	if c.MentorTimeout.D() < 0 || c.MentorTimeout.D() > 10*time.Minute {
+		bad("mentor_timeout", "%v is outside [0, 10m] (0 = no start-up phase)", c.MentorTimeout.D())
+	}
 	if c.CommitDelay.D() < 0 || c.CommitDelay.D() > time.Second {
 		bad("commit_delay", "%v is outside [0, 1s]", c.CommitDelay.D())
 	}
@@ -635,6 +645,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.TextVar(&c.PeerHeartbeat, "peer-heartbeat", c.PeerHeartbeat, "PRESENCE period to ENRP peers")
 	fs.TextVar(&c.MaxTimeLastHeard, "max-time-last-heard", c.MaxTimeLastHeard, "silence before an ENRP peer is probed")
 	fs.TextVar(&c.MaxTimeNoResponse, "max-time-no-response", c.MaxTimeNoResponse, "unanswered probe time before an ENRP peer counts as dead")
+	fs.TextVar(&c.MentorTimeout, "mentor-timeout", c.MentorTimeout, "ENRP start-up: how long to wait for a mentor peer's handle table before serving ASAP (0: no start-up phase)")
 	fs.TextVar(&c.TakeoverExpiry, "takeover-expiry", c.TakeoverExpiry, "time to collect INIT_TAKEOVER_ACKs")
 	fs.TextVar(&c.CommitDelay, "commit-delay", c.CommitDelay, "group the handlespace file's commits over this long (0: commit each batch)")
 	fs.BoolVar(&c.UI, "ui", c.UI, "serve the web dashboard at /ui/ on the admin API (-ui=false: off)")

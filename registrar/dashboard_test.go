@@ -134,6 +134,7 @@ func TestMetrics_ClusterAndPools(t *testing.T) {
 	r := startRegistrar(t, "", func(c *registrar.Config) {
 		c.MetricsPoolTop = 2
 		c.ENRPPeers = []string{"tcp:" + ln.Addr().String()}
+		c.MentorTimeout = 0 // the peer never answers
 		c.PeerHeartbeat = registrar.Duration(50 * time.Millisecond)
 	})
 	pe := dial(t, r, true)

@@ -82,6 +82,10 @@ type peers struct {
 	// refreshed: when each foreign PE was last confirmed by its owner
 	// (PEs learnt by ENRP expire after their registration life).
 	refreshed map[peKey]time.Time
+	// mentor is the ENRP start-up phase (peers_mentor.go); multicast:
+	// PRESENCE multicast runs (peers may be found by it).
+	mentor    mentorState
+	multicast bool
 	wake      chan struct{}
 	// outbox holds the HANDLE_UPDATEs of re-registrations (no commit);
 	// sub delivers our committed changes. run sends both.

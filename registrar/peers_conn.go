@@ -299,6 +299,9 @@ func (p *peers) onPresence(ec *enrpConn, m *enrp.Presence) {
 	if m.ReplyRequired {
 		ec.send(p.r.presence(m.Sender, false))
 	}
+	if p.chooseMentor(fp) {
+		return // its whole table (W=0) is on the way: no W=1 sync beside it
+	}
 	p.mu.Lock()
 	fp.checksum = m.Checksum
 	syncing := fp.syncing

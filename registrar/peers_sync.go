@@ -35,6 +35,9 @@ const maxSyncRounds = 10000
 
 // onTable handles a HANDLE_TABLE_RESPONSE to our W=1 request.
 func (p *peers) onTable(ec *enrpConn, m *enrp.HandleTableResponse) {
+	if p.onMentorTable(ec, m) {
+		return
+	}
 	p.mu.Lock()
 	var fp *foreignPeer
 	for _, x := range p.all {

@@ -141,6 +141,7 @@ func TestENRPGreetsAPeerOnItsAssociation(t *testing.T) {
 		c.PeerHeartbeat = registrar.Duration(time.Hour)
 		c.MaxTimeLastHeard = registrar.Duration(time.Hour)
 		c.ENRPPeers = []string{"tcp:" + peerAddr.String()}
+		c.MentorTimeout = 0 // the test drives the peer once A is ready
 		c.Logger = logger
 	})
 	// A dials the static peer and says hello on its own association; its
@@ -276,6 +277,7 @@ func TestENRPRestartedRegistrarYieldsTakenOverPE(t *testing.T) {
 		c.PeerHeartbeat = registrar.Duration(time.Hour)
 		c.MaxTimeLastHeard = registrar.Duration(time.Hour)
 		c.ENRPPeers = []string{"tcp:" + peerAddr.String()}
+		c.MentorTimeout = 0 // the test drives the peer once A is ready
 		c.Logger = logger
 	})
 	if a.ID() != ours {
@@ -402,5 +404,78 @@ func TestENRPTakeoverSuggestion(t *testing.T) {
 			}
 			waitFor(t, 10*time.Second, "A's H=1 keep-alive at the PE's ASAP endpoint", func() bool { return pe.homeKeepAlives()[a.ID()] > 0 })
 		})
+	}
+}
+
+// Ensure the ENRP start-up phase: a registrar with a static peer takes it
+// as its mentor and has the peer's whole handle table (W=0: the peer's
+// own PEs and those it learnt from its other peers) before it is ready to
+// serve ASAP; with a peer that never answers it serves after
+// MentorTimeout.
+func TestENRPMentorStartup(t *testing.T) {
+	a := startRegistrar(t, "", nil)
+	clA := dial(t, a, true)
+	for i := uint32(1); i <= 3; i++ {
+		mustRegister(t, clA, "pool", testPE(i, uint16(7000+i), asap.Policy{Type: asap.PolicyRoundRobin}))
+	}
+	// A learnt a PE of a third registrar C from C itself.
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDENRP
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := transport.Dial(ctx, a.ENRPAddrs()[0].Network()+":"+a.ENRPAddrs()[0].String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fc := newFakePeer(t, c)
+	const cID = 0x5eed0005
+	si := asap.ServerInfo{ID: cID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
+		Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Port: 1}}
+	fc.send(&enrp.Presence{Header: enrp.Header{Sender: cID, Receiver: a.ID()}, ServerInfo: si})
+	cPE := testPE(100, 7100, asap.Policy{Type: asap.PolicyRoundRobin})
+	cPE.Home = cID
+	fc.send(&enrp.HandleUpdate{Header: enrp.Header{Sender: cID, Receiver: a.ID()}, Action: enrp.AddPE, PoolHandle: "pool", PoolElement: cPE})
+	waitValue(t, 10*time.Second, "C's PE at A", func() int { return len(a.Handlespace().Owned(cID)) }, 1)
+
+	logger, logs := sharedtest.BufferLogger(t, "registrar")
+	b := startRegistrar(t, "", func(c *registrar.Config) {
+		c.ENRPPeers = []string{a.ENRPAddrs()[0].Network() + ":" + a.ENRPAddrs()[0].String()}
+		c.MentorTimeout = registrar.Duration(time.Minute) // only the mentor's table can end the phase in time
+		c.Logger = logger
+	})
+	// Ready: no waiting from here on.
+	if n := len(b.Handlespace().Owned(a.ID())); n != 3 {
+		t.Errorf("B ready with %d of A's PEs, want 3 (the mentor's table first)", n)
+	}
+	if n := len(b.Handlespace().Owned(cID)); n != 1 {
+		t.Errorf("B ready with %d of C's PEs (learnt through the mentor), want 1", n)
+	}
+	if !strings.Contains(logs.String(), "ENRP start-up: handle table from the mentor peer; serving ASAP") {
+		t.Errorf("B's start-up did not end with the mentor's table; log:\n%s", logs.String())
+	}
+	clB := dial(t, b, true)
+	if resp := resolve(t, clB, "pool", asap.ItemsAll); len(resp.PEs) != 4 {
+		t.Errorf("B resolves %d PEs at once, want A's 3 and C's 1", len(resp.PEs))
+	}
+
+	// A peer that never answers: the phase ends after the timeout.
+	ln, err := transport.Listen(ctx, "tcp:127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	logger2, logs2 := sharedtest.BufferLogger(t, "registrar")
+	start := time.Now()
+	startRegistrar(t, "", func(c *registrar.Config) {
+		c.ENRPPeers = []string{"tcp:" + ln.Addrs()[0].String()}
+		c.MentorTimeout = registrar.Duration(300 * time.Millisecond)
+		c.Logger = logger2
+	})
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("ready after %v, before the mentor timeout (300ms)", d)
+	}
+	if !strings.Contains(logs2.String(), "ENRP start-up: no mentor peer's handle table in time; serving ASAP") {
+		t.Errorf("start-up with a silent peer did not time out; log:\n%s", logs2.String())
 	}
 }

@@ -289,6 +289,9 @@ func (r *Registrar) open(ctx context.Context) (func() error, error) {
 		r.openHandlespace,
 		r.startSupervision,
 		r.serveListeners,
+		r.startPeering,
+		r.mentorPhase,
+		r.serveASAPListener,
 		r.startAnnounces,
 	} {
 		if err := step(ctx, &c); err != nil {
@@ -487,24 +490,51 @@ func (r *Registrar) serveListeners(_ context.Context, c *closers) error {
 			return nil
 		})
 	}
-	r.goFunc(func() { r.acceptLoop(r.asapLn, r.limited(r.serveASAP)) })
 	r.goFunc(func() { r.acceptLoop(r.enrpLn, r.limited(r.serveENRP)) })
-	if r.asapTLSLn != nil {
-		c.add(r.asapTLSLn.Close)
-		r.goFunc(func() { r.acceptLoop(r.asapTLSLn, r.limited(r.serveASAP)) })
-	}
 	if r.enrpTLSLn != nil {
 		c.add(r.enrpTLSLn.Close)
 		r.goFunc(func() { r.acceptLoop(r.enrpTLSLn, r.limited(r.serveENRPTLS)) })
 	}
+	if r.asapTLSLn != nil {
+		c.add(r.asapTLSLn.Close) // served after the ENRP start-up phase (serveASAPListener)
+	}
 	return nil
 }
 
-// startAnnounces starts the ASAP server announces and ENRP presence on
-// their multicast groups, the ENRP peering loop and the CSP status
-// reports. Multicast the
+// serveASAPListener serves the ASAP listener: after the ENRP start-up
+// phase, so that PUs are answered from a handlespace that holds the
+// peers' PEs (ASAP connections wait in the backlog until then).
+func (r *Registrar) serveASAPListener(_ context.Context, _ *closers) error {
+	r.goFunc(func() { r.acceptLoop(r.asapLn, r.limited(r.serveASAP)) })
+	if r.asapTLSLn != nil {
+		r.goFunc(func() { r.acceptLoop(r.asapTLSLn, r.limited(r.serveASAP)) })
+	}
+	return nil
+}
+
+// startPeering starts ENRP peering: PRESENCE on the ENRP multicast group
+// and the peering loop (heartbeats, dials, takeovers). Multicast the
 // operator asked for must work; the default (on for non-loopback
 // addresses) only warns where the host cannot do it.
+func (r *Registrar) startPeering(ctx context.Context, _ *closers) error {
+	if group := r.cfg.enrpAnnounceGroup(); group != "off" {
+		if err := r.peers.startMulticast(ctx, group); err != nil {
+			if r.cfg.ENRPAnnounce != "" {
+				return fmt.Errorf("enrp multicast %s: %w", group, err)
+			}
+			r.log.Warn("ENRP presence multicast off: multicast unavailable (set -enrp-announce off to silence)", "group", group, "error", err)
+		} else {
+			r.peers.multicast = true
+		}
+	}
+	r.goFunc(r.peers.run)
+	return nil
+}
+
+// startAnnounces starts the ASAP server announces on their multicast
+// group and the CSP status reports. Multicast the operator asked for must
+// work; the default (on for non-loopback addresses) only warns where the
+// host cannot do it.
 func (r *Registrar) startAnnounces(ctx context.Context, _ *closers) error {
 	if group := r.cfg.announceGroup(); group != "off" {
 		if err := r.startAnnounce(ctx, group); err != nil {
@@ -514,15 +544,6 @@ func (r *Registrar) startAnnounces(ctx context.Context, _ *closers) error {
 			r.log.Warn("ASAP announces off: multicast unavailable (set -announce off to silence)", "group", group, "error", err)
 		}
 	}
-	if group := r.cfg.enrpAnnounceGroup(); group != "off" {
-		if err := r.peers.startMulticast(ctx, group); err != nil {
-			if r.cfg.ENRPAnnounce != "" {
-				return fmt.Errorf("enrp multicast %s: %w", group, err)
-			}
-			r.log.Warn("ENRP presence multicast off: multicast unavailable (set -enrp-announce off to silence)", "group", group, "error", err)
-		}
-	}
-	r.goFunc(r.peers.run)
 	return r.startCSP()
 }
 
