@@ -274,6 +274,8 @@ func (p *peers) run() {
 		case c, ok := <-changes:
 			if !ok {
 				p.caughtUp()
+			} else if c.Command.Kind == cluster.KindTakeover {
+				p.sendAdopted()
 			} else if u := c.Command.Updates[0]; p.known.Load() > 0 {
 				p.queued(u.Action, u.PoolHandle, u.PoolElement)
 			}

@@ -231,11 +231,32 @@ func enrpASAPTransport(t asap.Transport) asap.Transport {
 // told of: our own updates of PEs homed here that applied (raft's FSM
 // goroutine: it must not block), while there are peers.
 func (p *peers) wants(c *cluster.Change) bool {
-	if c.Kind != cluster.ChangeCommand || c.Command.Kind != cluster.KindUpdate && c.Command.Kind != cluster.KindRemove || c.Err != nil || p.known.Load() == 0 {
+	if c.Kind != cluster.ChangeCommand || c.Err != nil || p.known.Load() == 0 {
+		return false
+	}
+	if c.Command.Kind == cluster.KindTakeover {
+		// PEs that became ours: the peers learn their new home at once
+		// (sentAdopted), not at their next registration. A peer that
+		// takes over a dead member of our cluster itself (we do not ack
+		// its INIT_TAKEOVER) would otherwise still see the dead home.
+		return slices.Contains(c.Command.Owners, p.r.id)
+	}
+	if c.Command.Kind != cluster.KindUpdate && c.Command.Kind != cluster.KindRemove {
 		return false
 	}
 	u := c.Command.Updates[0]
 	return u.Sender == p.r.id && u.PoolElement.Home == p.r.id
+}
+
+// sendAdopted sends ADD_PE for every PE homed here to every peer, after a
+// takeover made this registrar home of more PEs (run's goroutine). Those
+// that did not move are refreshes to the peers.
+func (p *peers) sendAdopted() {
+	owned := p.hs.Owned(p.r.id)
+	for _, pe := range owned {
+		p.queued(enrp.AddPE, pe.Handle, pe.Element)
+	}
+	p.r.log.Info("told the ENRP peers of the PEs homed here after a takeover", "pes", len(owned))
 }
 
 // caughtUp handles the end of the subscription: one that fell behind

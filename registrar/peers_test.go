@@ -2,6 +2,7 @@ package registrar_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/enrp"
 	"github.com/rserpool-go/registrar/registrar"
+	"github.com/rserpool-go/registrar/registrar/registrartest"
 	"github.com/rserpool-go/registrar/transport"
 )
 
@@ -477,5 +479,125 @@ func TestENRPMentorStartup(t *testing.T) {
 	}
 	if !strings.Contains(logs2.String(), "ENRP start-up: no mentor peer's handle table in time; serving ASAP") {
 		t.Errorf("start-up with a silent peer did not time out; log:\n%s", logs2.String())
+	}
+}
+
+// Ensure the outcome when a foreign peer tries to take over a dead member
+// of our cluster: the cluster re-homes the member's PEs by raft, the new
+// home tells the peer at once (HANDLE_UPDATE ADD_PE naming itself), so the
+// peer ends up with the same homes as the cluster, and no member
+// acknowledges the peer's INIT_TAKEOVER (its takeover cannot complete,
+// and the PEs are neither lost nor homed twice).
+func TestENRPForeignTakeoverOfAClusterMember(t *testing.T) {
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDENRP
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ln, err := transport.Listen(ctx, "tcp:127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peerAddr := ln.Addrs()[0]
+	const peerID = 0x5eed0006
+	si := asap.ServerInfo{ID: peerID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
+		Addrs: peerAddr.Addrs, Port: peerAddr.Port}}
+	// The peer: every member dials it; it announces itself on each
+	// association and collects what the members send.
+	type msg struct {
+		f *fakePeer
+		m enrp.Message
+	}
+	got := make(chan msg, 1024)
+	go func() {
+		for {
+			c, err := ln.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			f := newFakePeer(t, c)
+			go func() {
+				for m := range f.in {
+					if p, ok := m.(*enrp.Presence); ok && p.ReplyRequired {
+						b, _ := enrp.Pack(&enrp.Presence{Header: enrp.Header{Sender: peerID, Receiver: p.Sender}, ServerInfo: si})
+						c.Send(context.Background(), transport.PPIDENRP, b)
+					}
+					got <- msg{f, m}
+				}
+			}()
+		}
+	}()
+	nodes := registrartest.StartCluster(t, 3, func(c *registrar.Config) {
+		c.ENRPPeers = []string{"tcp:" + peerAddr.String()}
+		c.MentorTimeout = 0
+		c.KeepAliveInterval = registrar.Duration(200 * time.Millisecond)
+	})
+	pe := newASAPPE(t)
+	cl := dial(t, nodes[0], true)
+	mustRegister(t, cl, "pool", pe.element(1))
+	dead := nodes[0].ID()
+	assoc := map[uint32]*fakePeer{} // member -> the peer's association with it
+	for len(assoc) < 3 {
+		select {
+		case x := <-got:
+			if p, ok := x.m.(*enrp.Presence); ok {
+				assoc[p.Sender] = x.f
+			}
+		case <-ctx.Done():
+			t.Fatalf("the peer heard a PRESENCE from %d of the 3 members", len(assoc))
+		}
+	}
+	nodes[0].Crash()
+
+	// The cluster re-homes the PE; its new home tells the peer.
+	var home uint32
+	waitFor(t, 30*time.Second, "the cluster re-homing the dead member's PE", func() bool {
+		cur, ok := nodes[1].Handlespace().Lookup("pool", 1)
+		home = cur.Element.Home
+		return ok && home != dead
+	})
+	for {
+		var x msg
+		select {
+		case x = <-got:
+		case <-ctx.Done():
+			t.Fatalf("the peer was not told the PE's new home %08x", home)
+		}
+		if u, ok := x.m.(*enrp.HandleUpdate); ok && u.Action == enrp.AddPE && u.PoolElement.ID == 1 && u.PoolElement.Home == home {
+			if u.Sender != home {
+				t.Errorf("the new home %08x was announced by %08x", home, u.Sender)
+			}
+			break
+		}
+	}
+	// The peer tries to take the dead member over: a live member does not
+	// acknowledge (its answer to the LIST_REQUEST that follows, on the
+	// same association, comes after any acknowledgement would have).
+	f := assoc[nodes[1].ID()]
+	hdr := enrp.Header{Sender: peerID, Receiver: nodes[1].ID()}
+	f.send(enrp.NewInitTakeover(peerID, nodes[1].ID(), dead))
+	f.send(&enrp.ListRequest{Header: hdr})
+	for done := false; !done; {
+		var x msg
+		select {
+		case x = <-got:
+		case <-ctx.Done():
+			t.Fatal("no answer to the LIST_REQUEST after the INIT_TAKEOVER")
+		}
+		if x.f != f {
+			continue
+		}
+		switch x.m.(type) {
+		case *enrp.InitTakeoverAck:
+			t.Fatal("a member acknowledged a foreign takeover of a dead member of its cluster")
+		case *enrp.ListResponse:
+			done = true
+		}
+	}
+	for _, n := range nodes[1:] {
+		waitValue(t, 10*time.Second, fmt.Sprintf("the PE's home at member %08x", n.ID()), func() uint32 {
+			cur, _ := n.Handlespace().Lookup("pool", 1)
+			return cur.Element.Home
+		}, home)
 	}
 }
