@@ -387,9 +387,30 @@ func newSCTPConn(f *os.File, cfg Config) (*sctpConn, error) {
 // association", while 0 asks for the endpoint's bound addresses. The kernel packs
 // sockaddr_in and sockaddr_in6 entries of different sizes back to back after
 // a struct sctp_getaddrs header {assoc_id int32; addr_num uint32}.
+//
+// PeerAddrs asks on every registration (address verification), so the
+// buffer comes from a pool and holds 16 IPv6 addresses; only a peer with
+// more (the kernel answers ENOMEM) costs an 8 KiB buffer.
 func (c *sctpConn) addrList(opt int) ([]netip.Addr, uint16, error) {
-	buf := make([]byte, 8+8192)
+	bp := addrBufs.Get().(*[]byte)
+	defer addrBufs.Put(bp)
+	addrs, port, err := c.addrListInto(opt, *bp)
+	if errors.Is(err, syscall.ENOMEM) {
+		addrs, port, err = c.addrListInto(opt, make([]byte, 8+8192))
+	}
+	return addrs, port, err
+}
+
+// addrBufs are sctp_getaddrs buffers: the 8-byte header and 16
+// sockaddr_in6.
+var addrBufs = sync.Pool{New: func() any {
+	b := make([]byte, 8+16*syscall.SizeofSockaddrInet6)
+	return &b
+}}
+
+func (c *sctpConn) addrListInto(opt int, buf []byte) ([]netip.Addr, uint16, error) {
 	binary.NativeEndian.PutUint32(buf[0:4], 1) // sctp_getaddrs.assoc_id
+	binary.NativeEndian.PutUint32(buf[4:8], 0)
 	optlen := uint32(len(buf))
 	var errno syscall.Errno
 	err := c.rc.Control(func(fd uintptr) {

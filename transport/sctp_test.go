@@ -606,3 +606,33 @@ func TestSCTPDialFromListenPort(t *testing.T) {
 		t.Fatalf("fallback to an ephemeral port not logged; log:\n%s", logs2.String())
 	}
 }
+
+// TestSCTPManyPeerAddrs: a peer with more addresses than the pooled
+// address buffer holds (16) is listed whole (the kernel answers ENOMEM to
+// the small buffer; a large one follows).
+func TestSCTPManyPeerAddrs(t *testing.T) {
+	requireSCTP(t)
+	sharedtest.CheckLeaks(t, testFrames)
+	ctx := ctxTimeout(t, 20*time.Second)
+	var hosts []string
+	for i := 1; i <= 20; i++ {
+		hosts = append(hosts, "127.0.0."+strconv.Itoa(i))
+	}
+	l, err := transport.Listen(ctx, "sctp:"+strings.Join(hosts, ",")+":0", transport.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := strconv.Itoa(int(l.Addrs()[0].Port))
+	c, err := transport.Dial(ctx, "sctp:"+strings.Join(hosts, ",")+":"+port, transport.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.PeerAddrs(); len(got) != 20 {
+		t.Fatalf("PeerAddrs: %d addresses %v, want the listener's 20", len(got), got)
+	}
+	if got := c.RemoteAddr().Addrs; len(got) != 20 {
+		t.Fatalf("RemoteAddr: %d addresses, want 20", len(got))
+	}
+}
