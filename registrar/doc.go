@@ -32,15 +32,18 @@
 // only through the small peerHandlespace interface; it is split by
 // concern: the peer table and loop (peers.go), associations and
 // heartbeats (peers_conn.go), handle tables and updates (peers_sync.go),
-// takeovers (peers_takeover.go).
+// takeovers (peers_takeover.go), the start-up phase with a mentor
+// (peers_mentor.go).
 //
 // # Lifecycle
 //
 // Run opens everything in steps (open): the data dir (only after every
 // listener was found able to bind), the listeners' sockets (bound but not
 // yet served, so that gossip's first word about this registrar carries
-// their addresses), the handlespace, PE supervision and ENRP peering,
-// serving the listeners, the announces; it logs ReadyLine, and on
+// their addresses), the handlespace, PE supervision, serving the ENRP
+// listener and the admin API, ENRP peering, the ENRP start-up phase (the
+// mentor's handle table, bounded by MentorTimeout), serving ASAP, the
+// announces; it logs ReadyLine, and on
 // cancellation shuts down in the reverse order: listeners and
 // connections, supervision and announces, gossip (a graceful leave only
 // when asked), raft, the handlespace file. Every goroutine is started

@@ -26,7 +26,7 @@ import (
 // loop and the interface to the handlespace; peers_conn.go the
 // associations, heartbeats, PRESENCE and peer lists; peers_sync.go the
 // handle tables and updates; peers_takeover.go the takeover of a dead
-// peer (RFC 5353 section 3.9).
+// peer (RFC 5353 section 3.9); peers_mentor.go the start-up phase.
 
 // foreignPeer is one ENRP peer outside the cluster.
 type foreignPeer struct {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/asap"
+	"github.com/rserpool-go/registrar/asap/sharedtest"
 	"github.com/rserpool-go/registrar/enrp"
 	"github.com/rserpool-go/registrar/registrar"
 	"github.com/rserpool-go/registrar/registrar/registrartest"
@@ -397,7 +397,10 @@ func TestENRPTakeoverSuggestion(t *testing.T) {
 			// A PRESENCE asking for a reply, on the same association: its
 			// answer comes after A handled the suggestion.
 			f.send(&enrp.Presence{Header: hdr, ReplyRequired: true, ServerInfo: si})
-			f.wait("A's answer to the PRESENCE", func(m enrp.Message) bool { p, ok := m.(*enrp.Presence); return ok && p.Sender == a.ID() && !p.ReplyRequired })
+			f.wait("A's answer to the PRESENCE", func(m enrp.Message) bool {
+				p, ok := m.(*enrp.Presence)
+				return ok && p.Sender == a.ID() && !p.ReplyRequired
+			})
 			if !honour {
 				if n := pe.homeKeepAlives()[a.ID()]; n != 0 {
 					t.Errorf("A sent %d H=1 keep-alives for a suggestion it should ignore", n)
