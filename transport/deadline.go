@@ -49,16 +49,17 @@ func (d *ioDeadline) stale() { d.cur = aLongTimeAgo }
 
 // farEnough reports that the deadline already set may stay although dl
 // is later: it is still at least half of dl's remaining time away, and
-// that remaining time is long (an idle timeout). Moving it on every I/O
-// call would cost a timer update per message; when it expires early,
-// expired reports it stale and the caller re-arms it.
+// that remaining time is over a second (an idle or write timeout, not a
+// caller's short deadline). Moving it on every I/O call would cost a
+// timer update per message; when it expires early, expired reports it
+// stale and the caller re-arms it.
 func (d *ioDeadline) farEnough(dl time.Time) bool {
 	if d.cur.IsZero() || dl.IsZero() || dl.Before(d.cur) {
 		return false
 	}
 	now := time.Now()
 	remaining := dl.Sub(now)
-	return remaining > 10*time.Second && d.cur.Sub(now) > remaining/2
+	return remaining > time.Second && d.cur.Sub(now) > remaining/2
 }
 
 // expired tells which deadline ended an I/O call that failed with
