@@ -311,7 +311,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	if exists && samePE(&cur.Element, &pe) {
 		ac.addPE(key)
 		r.live.track(ac, m.PoolHandle, pe, now)
-		r.metrics.registrations.WithLabelValues("refreshed").Inc()
+		r.metrics.refreshed.Inc()
 		r.peers.announce(enrp.AddPE, m.PoolHandle, pe) // peers refresh its lifetime
 		return resp
 	}

@@ -23,6 +23,7 @@ type metrics struct {
 	deregistrations  prometheus.Counter
 	resolutions      *prometheus.CounterVec
 	resolutionsOK    prometheus.Counter // resolutions "ok", looked up once
+	refreshed        prometheus.Counter // registrations "refreshed", looked up once
 	keepAlivesSent   prometheus.Counter
 	keepAliveAcks    prometheus.Counter
 	keepAlivesMissed prometheus.Counter
@@ -55,6 +56,7 @@ func newMetrics(r *Registrar) *metrics {
 	m.resolutions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rsp_resolutions_total",
 		Help: "ASAP handle resolutions by result: ok, unknown_pool, rate_limited."}, []string{"result"})
 	m.resolutionsOK = m.resolutions.WithLabelValues("ok")
+	m.refreshed = m.registrations.WithLabelValues("refreshed")
 	m.keepAlivesSent = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_keepalives_sent_total", Help: "ENDPOINT_KEEP_ALIVE messages sent to PEs."})
 	m.keepAliveAcks = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_keepalive_acks_total", Help: "ENDPOINT_KEEP_ALIVE_ACK messages received."})
 	m.keepAlivesMissed = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_keepalives_missed_total", Help: "Keep-alives not acknowledged in time (the PE was removed)."})

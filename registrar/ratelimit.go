@@ -43,9 +43,18 @@ func (r *rateLimits) configure(cfg Config) {
 	r.msg.Store(&limit{rate: cfg.MessageRate, burst: max(1, cfg.MessageRate)})
 }
 
-func (r *rateLimits) allowResolution(b *bucket) bool  { return r.res.Load().allow(b, time.Now()) }
-func (r *rateLimits) allowUnreachable(b *bucket) bool { return r.unr.Load().allow(b, time.Now()) }
-func (r *rateLimits) allowMessage(b *bucket) bool     { return r.msg.Load().allow(b, time.Now()) }
+func (r *rateLimits) allowResolution(b *bucket) bool  { return r.res.Load().allowNow(b) }
+func (r *rateLimits) allowUnreachable(b *bucket) bool { return r.unr.Load().allowNow(b) }
+func (r *rateLimits) allowMessage(b *bucket) bool     { return r.msg.Load().allowNow(b) }
+
+// allowNow is allow at the current time, which it reads only when there
+// is a limit (the clock costs on every message otherwise).
+func (set *limit) allowNow(b *bucket) bool {
+	if set.rate <= 0 {
+		return true
+	}
+	return set.allow(b, time.Now())
+}
 
 func (set *limit) allow(b *bucket, now time.Time) bool {
 	if set.rate <= 0 {
