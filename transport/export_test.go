@@ -36,3 +36,10 @@ func HoldsSendBuffer(c Conn) bool {
 	defer tc.wmu.Unlock()
 	return tc.pending != nil
 }
+
+// AfterSCTPConnect runs f between an SCTP dial's connect and the setup of
+// its connection. Not for parallel tests.
+func AfterSCTPConnect(t testing.TB, f func()) {
+	testAfterSCTPConnect = f
+	t.Cleanup(func() { testAfterSCTPConnect = nil })
+}

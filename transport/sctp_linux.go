@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -183,7 +184,7 @@ func (l *sctpListener) accept() (Conn, error) {
 			return nil, os.NewSyscallError("accept4", aerr)
 		}
 		f := os.NewFile(uintptr(nfd), "sctp")
-		c, err := newSCTPConn(f, l.cfg)
+		c, err := newSCTPConn(f, l.cfg, nil, 0)
 		if err != nil {
 			_ = f.Close()
 			l.cfg.logger().Debug("dropped an association gone before it was accepted", "error", err)
@@ -208,6 +209,10 @@ func dialSCTP(ctx context.Context, addrs []netip.Addr, port uint16, cfg Config) 
 	}
 	return dialSCTPFrom(ctx, addrs, port, cfg, 0)
 }
+
+// testAfterSCTPConnect, when set (tests only), runs between a dial's
+// connect and the setup of its connection.
+var testAfterSCTPConnect func()
 
 // localPortError is a dial's failure to bind its local port.
 type localPortError struct{ err error }
@@ -275,7 +280,10 @@ func dialSCTPFrom(ctx context.Context, addrs []netip.Addr, port uint16, cfg Conf
 		_ = f.Close()
 		return nil, fmt.Errorf("sctp dial %s: %w", ra, err)
 	}
-	c, err := newSCTPConn(f, cfg)
+	if testAfterSCTPConnect != nil {
+		testAfterSCTPConnect()
+	}
+	c, err := newSCTPConn(f, cfg, addrs, port)
 	if err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("sctp dial %s: %w", ra, err)
@@ -354,7 +362,12 @@ type sctpConn struct {
 
 var _ Conn = (*sctpConn)(nil)
 
-func newSCTPConn(f *os.File, cfg Config) (*sctpConn, error) {
+// newSCTPConn wraps a connected socket. dialed (with dport) are the
+// addresses a dial connected to: when the association is gone again
+// before its peer addresses can be asked for (a daytime PE sends its line
+// and closes at once), the received data is still there to read, and the
+// connection reports the dialed addresses. An accepted socket has none.
+func newSCTPConn(f *os.File, cfg Config, dialed []netip.Addr, dport uint16) (*sctpConn, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -371,6 +384,10 @@ func newSCTPConn(f *os.File, cfg Config) (*sctpConn, error) {
 	c.wdl.set = f.SetWriteDeadline
 	la, lport, _ := c.addrList(sctp.SCTP_GET_LOCAL_ADDRS)
 	ra, rport, err := c.addrList(sctp.SCTP_GET_PEER_ADDRS)
+	if err != nil && len(dialed) > 0 {
+		cfg.logger().Debug("association closed before its peer addresses were read; using the dialed ones", "error", err)
+		ra, rport, err = slices.Clone(dialed), dport, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sctp: peer addresses: %w", err)
 	}

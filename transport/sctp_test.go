@@ -3,6 +3,7 @@ package transport_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -634,5 +635,68 @@ func TestSCTPManyPeerAddrs(t *testing.T) {
 	}
 	if got := c.RemoteAddr().Addrs; len(got) != 20 {
 		t.Fatalf("RemoteAddr: %d addresses, want 20", len(got))
+	}
+}
+
+// TestSCTPDialPeerClosedAtOnce: a peer that sends a message and closes the
+// association before the dial has set up its connection (RSPLIB's daytime
+// PE): the dial succeeds with the dialed address as the peer's, and the
+// message is read before EOF. The association's peer addresses can no
+// longer be asked for; the dial used to fail ("peer addresses: getsockopt:
+// invalid argument") and rsp connect found no PE.
+func TestSCTPDialPeerClosedAtOnce(t *testing.T) {
+	requireSCTP(t)
+	sharedtest.CheckLeaks(t, testFrames)
+	ctx := ctxTimeout(t, 20*time.Second)
+	l, err := transport.Listen(ctx, "sctp:127.0.0.1:0", transport.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	closed := make(chan struct{})
+	go func() {
+		c, err := l.Accept(ctx)
+		if err != nil {
+			return
+		}
+		_ = c.Send(ctx, 40, []byte("the time is now"))
+		c.Close()
+		close(closed)
+	}()
+	port := strconv.Itoa(int(l.Addrs()[0].Port))
+	transport.AfterSCTPConnect(t, func() {
+		<-closed
+		// Until the kernel has forgotten the association (both ends):
+		// no line of /proc/net/sctp/assocs has the listener's port as
+		// its local or remote port (fields 12 and 13).
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			b, _ := os.ReadFile("/proc/net/sctp/assocs")
+			left := 0
+			for _, line := range strings.Split(string(b), "\n")[1:] {
+				if f := strings.Fields(line); len(f) > 12 && (f[11] == port || f[12] == port) {
+					left++
+				}
+			}
+			if left == 0 {
+				return
+			}
+		}
+		t.Error("the closed association is still in /proc/net/sctp/assocs after 10s")
+	})
+	spec := "sctp:" + l.Addrs()[0].String()
+	c, err := transport.Dial(ctx, spec, transport.DefaultConfig())
+	if err != nil {
+		t.Fatalf("dial to a peer that closed at once: %v", err)
+	}
+	defer c.Close()
+	if got := c.RemoteAddr(); got.Port != l.Addrs()[0].Port || len(got.Addrs) != 1 || got.Addrs[0] != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("RemoteAddr %v, want the dialed %v", got, l.Addrs()[0])
+	}
+	ppid, msg, err := c.Recv(ctx)
+	if err != nil || ppid != 40 || string(msg) != "the time is now" {
+		t.Fatalf("Recv: ppid %d %q %v; want the peer's message", ppid, msg, err)
+	}
+	if _, _, err := c.Recv(ctx); !errors.Is(err, io.EOF) {
+		t.Errorf("Recv after the message: %v, want EOF", err)
 	}
 }
