@@ -24,8 +24,10 @@ import (
 // change the handlespace or the peer table from anyone else are refused
 // with an ENRP_ERROR (Rejection due to Security Considerations) and
 // logged; the registrar never dials an address that a stranger
-// announced. Reads (HANDLE_TABLE_REQUEST, LIST_REQUEST: hsdump) are
-// answered to anyone who reaches the ENRP port.
+// announced. Reads (HANDLE_TABLE_REQUEST, LIST_REQUEST: hsdump) pass this
+// rule; a HANDLE_TABLE_REQUEST is then answered, as RSPLIB does, only to
+// a server we heard a PRESENCE from, or a cluster member (hsdump sends
+// its PRESENCE first), and refused with the R bit otherwise.
 
 // peerTrust is the accepted addresses, rebuilt when enrp_peers or
 // enrp_peer_networks change.

@@ -332,7 +332,7 @@ func TestENRPRestartedRegistrarYieldsTakenOverPE(t *testing.T) {
 // itself is refused (R bit), as RSPLIB does, and answered once the same
 // server sent its PRESENCE.
 func TestENRPTableRequestFromUnknownPeer(t *testing.T) {
-	a := startRegistrar(t, "", nil)
+	a := startRegistrar(t, "", func(c *registrar.Config) { c.ENRPPeerNetworks = []string{"127.0.0.0/8"} })
 	cl := dial(t, a, true)
 	mustRegister(t, cl, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
 	cfg := transport.DefaultConfig()
@@ -369,7 +369,10 @@ func TestENRPTableRequestFromUnknownPeer(t *testing.T) {
 func TestENRPTakeoverSuggestion(t *testing.T) {
 	for _, honour := range []bool{false, true} {
 		t.Run(map[bool]string{false: "ignored", true: "honoured"}[honour], func(t *testing.T) {
-			a := startRegistrar(t, "", func(c *registrar.Config) { c.ENRPTakeoverSuggestion = honour })
+			a := startRegistrar(t, "", func(c *registrar.Config) {
+				c.ENRPTakeoverSuggestion = honour
+				c.ENRPPeerNetworks = []string{"127.0.0.0/8"} // the test's peer dials in from loopback
+			})
 			pe := newASAPPE(t)
 			cfg := transport.DefaultConfig()
 			cfg.PPID = transport.PPIDENRP
@@ -418,7 +421,7 @@ func TestENRPTakeoverSuggestion(t *testing.T) {
 // serve ASAP; with a peer that never answers it serves after
 // MentorTimeout.
 func TestENRPMentorStartup(t *testing.T) {
-	a := startRegistrar(t, "", nil)
+	a := startRegistrar(t, "", func(c *registrar.Config) { c.ENRPPeerNetworks = []string{"127.0.0.0/8"} })
 	clA := dial(t, a, true)
 	for i := uint32(1); i <= 3; i++ {
 		mustRegister(t, clA, "pool", testPE(i, uint16(7000+i), asap.Policy{Type: asap.PolicyRoundRobin}))
