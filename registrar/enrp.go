@@ -32,6 +32,10 @@ type enrpConn struct {
 	sendMu  sync.Mutex // guards buf; sends come from several goroutines
 	buf     []byte
 	next    map[tableKey]cluster.Cursor // continuation per requester and W flag
+	// announced are the servers that sent a PRESENCE on this association,
+	// accepted as peers or not (hsdump is not); only the reader goroutine
+	// uses it.
+	announced map[uint32]bool
 }
 
 type tableKey struct {
@@ -99,6 +103,14 @@ func (ec *enrpConn) handle(msg []byte) {
 		}
 		return
 	}
+	if p, ok := m.(*enrp.Presence); ok {
+		if ec.announced == nil {
+			ec.announced = map[uint32]bool{}
+		}
+		if len(ec.announced) < 64 {
+			ec.announced[p.Sender] = true
+		}
+	}
 	if !r.acceptPeer(ec, m) {
 		r.refusePeer(ec, m)
 		return
@@ -119,9 +131,10 @@ func (ec *enrpConn) handle(msg []byte) {
 			ec.send(r.presence(peer, false))
 		}
 	case *enrp.HandleTableRequest:
-		if !r.peers.knows(peer) {
-			// As RSPLIB: only a peer that announced itself (PRESENCE) gets
-			// our table; hsdump, RSPLIB's tool, sends one first.
+		if !r.peers.knows(peer) && !ec.announced[peer] {
+			// As RSPLIB: only a server that announced itself (a PRESENCE,
+			// here or as a peer) gets our table; hsdump, RSPLIB's tool,
+			// sends one first (and is not made a peer).
 			r.log.Info("handle table request from an unknown ENRP server refused", "peer", hexID(peer))
 			ec.send(&enrp.HandleTableResponse{Header: hdr, Reject: true})
 			return

@@ -26,8 +26,9 @@ import (
 // logged; the registrar never dials an address that a stranger
 // announced. Reads (HANDLE_TABLE_REQUEST, LIST_REQUEST: hsdump) pass this
 // rule; a HANDLE_TABLE_REQUEST is then answered, as RSPLIB does, only to
-// a server we heard a PRESENCE from, or a cluster member (hsdump sends
-// its PRESENCE first), and refused with the R bit otherwise.
+// a server that sent a PRESENCE (on that association, accepted or not:
+// hsdump sends one first), a known peer or a cluster member, and refused
+// with the R bit otherwise.
 
 // peerTrust is the accepted addresses, rebuilt when enrp_peers or
 // enrp_peer_networks change.

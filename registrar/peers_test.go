@@ -607,3 +607,31 @@ func TestENRPForeignTakeoverOfAClusterMember(t *testing.T) {
 		}, home)
 	}
 }
+
+// Ensure a server that announced itself on its association gets the
+// handle table even when it is not accepted as a peer (hsdump: a
+// PRESENCE first, from an address no rule trusts), as RSPLIB answers it.
+func TestENRPTableRequestAfterRefusedPresence(t *testing.T) {
+	a := startRegistrar(t, "", nil) // trusts no address
+	cl := dial(t, a, true)
+	mustRegister(t, cl, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDENRP
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := transport.Dial(ctx, a.ENRPAddrs()[0].Network()+":"+a.ENRPAddrs()[0].String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f := newFakePeer(t, c)
+	const dumpID = 0x5eed0007
+	si := asap.ServerInfo{ID: dumpID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
+		Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Port: 1}}
+	f.send(&enrp.Presence{Header: enrp.Header{Sender: dumpID}, ServerInfo: si})
+	f.send(&enrp.HandleTableRequest{Header: enrp.Header{Sender: dumpID}})
+	resp := f.wait("the table", func(m enrp.Message) bool { _, ok := m.(*enrp.HandleTableResponse); return ok }).(*enrp.HandleTableResponse)
+	if resp.Reject || len(resp.Pools) != 1 {
+		t.Errorf("answer to a server that announced itself: reject %v, pools %+v; want the table", resp.Reject, resp.Pools)
+	}
+}
