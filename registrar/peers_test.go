@@ -196,6 +196,22 @@ type fakePeer struct {
 	in chan enrp.Message
 }
 
+// dialFakePeer opens an ENRP association to r's ENRP port and serves it
+// as a hand-driven peer (closed when the test ends).
+func dialFakePeer(t *testing.T, r *testRegistrar) *fakePeer {
+	t.Helper()
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDENRP
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := transport.Dial(ctx, r.ENRPAddrs()[0].Network()+":"+r.ENRPAddrs()[0].String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return newFakePeer(t, c)
+}
+
 func newFakePeer(t *testing.T, c transport.Conn) *fakePeer {
 	f := &fakePeer{t: t, c: c, in: make(chan enrp.Message, 64)}
 	go func() {
@@ -335,16 +351,7 @@ func TestENRPTableRequestFromUnknownPeer(t *testing.T) {
 	a := startRegistrar(t, "", func(c *registrar.Config) { c.ENRPPeerNetworks = []string{"127.0.0.0/8"} })
 	cl := dial(t, a, true)
 	mustRegister(t, cl, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
-	cfg := transport.DefaultConfig()
-	cfg.PPID = transport.PPIDENRP
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := transport.Dial(ctx, a.ENRPAddrs()[0].Network()+":"+a.ENRPAddrs()[0].String(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	f := newFakePeer(t, c)
+	f := dialFakePeer(t, a)
 	const peerID = 0x5eed0003
 	isTable := func(m enrp.Message) bool { _, ok := m.(*enrp.HandleTableResponse); return ok }
 	f.send(&enrp.HandleTableRequest{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}})
@@ -374,16 +381,7 @@ func TestENRPTakeoverSuggestion(t *testing.T) {
 				c.ENRPPeerNetworks = []string{"127.0.0.0/8"} // the test's peer dials in from loopback
 			})
 			pe := newASAPPE(t)
-			cfg := transport.DefaultConfig()
-			cfg.PPID = transport.PPIDENRP
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			c, err := transport.Dial(ctx, a.ENRPAddrs()[0].Network()+":"+a.ENRPAddrs()[0].String(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			f := newFakePeer(t, c)
+			f := dialFakePeer(t, a)
 			const peerID = 0x5eed0004
 			si := asap.ServerInfo{ID: peerID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
 				Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Port: 1}}
@@ -615,16 +613,7 @@ func TestENRPTableRequestAfterRefusedPresence(t *testing.T) {
 	a := startRegistrar(t, "", nil) // trusts no address
 	cl := dial(t, a, true)
 	mustRegister(t, cl, "pool", testPE(1, 7001, asap.Policy{Type: asap.PolicyRoundRobin}))
-	cfg := transport.DefaultConfig()
-	cfg.PPID = transport.PPIDENRP
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := transport.Dial(ctx, a.ENRPAddrs()[0].Network()+":"+a.ENRPAddrs()[0].String(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	f := newFakePeer(t, c)
+	f := dialFakePeer(t, a)
 	const dumpID = 0x5eed0007
 	si := asap.ServerInfo{ID: dumpID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
 		Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Port: 1}}
