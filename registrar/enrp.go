@@ -32,6 +32,10 @@ type enrpConn struct {
 	sendMu  sync.Mutex // guards buf; sends come from several goroutines
 	buf     []byte
 	next    map[tableKey]cluster.Cursor // continuation per requester and W flag
+	// openedAt is when the association was set up, heardAt when a peer's
+	// message last arrived on it (zero: never); both guarded by peers.mu.
+	// They tell which of two associations to the same peer it answers on.
+	openedAt, heardAt time.Time
 	// announced are the servers that sent a PRESENCE on this association,
 	// accepted as peers or not (hsdump is not); only the reader goroutine
 	// uses it.
@@ -45,7 +49,7 @@ type tableKey struct {
 
 // serveENRP serves an accepted ENRP association.
 func (r *Registrar) serveENRP(c transport.Conn) {
-	ec := &enrpConn{r: r, c: c, inbound: true, next: map[tableKey]cluster.Cursor{}}
+	ec := &enrpConn{r: r, c: c, inbound: true, next: map[tableKey]cluster.Cursor{}, openedAt: time.Now()}
 	r.peers.accepted(ec)
 	r.serveENRPConn(ec)
 }

@@ -37,14 +37,18 @@ type foreignPeer struct {
 	// afterwards closes its association).
 	removed bool
 	conn    *enrpConn // our association to it (nil: not connected)
-	// inbound is an association the peer opened to our ENRP port. RSPLIB
-	// only accepts a PRESENCE whose ENRP port is the association's port,
-	// so messages to the peer prefer it over ours (whose local port is
-	// ephemeral).
+	// inbound is an association the peer opened to our ENRP port. We dial
+	// from our ENRP port too, so the two are between the same endpoints
+	// and exist side by side only when both sides dialled at once; the
+	// heartbeat then keeps one (see duplicate).
 	inbound *enrpConn
-	// greet: inbound is new; the next heartbeat round sends our PRESENCE
-	// on it at once.
+	// greet: an association to the peer is new; the next heartbeat round
+	// sends our PRESENCE on it at once (and, when the peer now has two,
+	// asks for replies on both).
 	greet bool
+	// dupProbe: when we asked for replies on both of two associations
+	// to the peer (zero: not deciding between two).
+	dupProbe time.Time
 
 	lastHeard time.Time
 	probeAt   time.Time // PRESENCE R=1 sent (zero: not probing)

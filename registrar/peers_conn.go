@@ -29,7 +29,8 @@ func (p *peers) heartbeat(now time.Time) {
 	cfg := p.r.cfg
 	type action struct {
 		fp    *foreignPeer
-		id    uint32 // fp.id and fp.addr, read under the lock (peerLocked sets them)
+		ec    *enrpConn // nil: the peer's route
+		id    uint32    // fp.id and fp.addr, read under the lock (peerLocked sets them)
 		addr  string
 		probe bool
 		greet bool
@@ -37,6 +38,7 @@ func (p *peers) heartbeat(now time.Time) {
 	var sends []action
 	var dead []action
 	var dials []*foreignPeer
+	var dups []action
 	p.mu.Lock()
 	for _, fp := range p.all {
 		// Never dial a peer we have an association with: ours comes from
@@ -45,6 +47,15 @@ func (p *peers) heartbeat(now time.Time) {
 		if fp.conn == nil && fp.inbound == nil && !fp.dialing && fp.addr != "" {
 			fp.dialing = true
 			dials = append(dials, fp)
+		}
+		if ec := fp.duplicate(now, cfg.MaxTimeNoResponse.D(), p.r.id); ec != nil {
+			// Forget it at once, so that nothing more is sent on it.
+			if fp.conn == ec {
+				fp.conn = nil
+			} else {
+				fp.inbound = nil
+			}
+			dups = append(dups, action{fp: fp, ec: ec, id: fp.id, addr: fp.addr})
 		}
 		if fp.lastHeard.IsZero() && fp.id != 0 {
 			fp.lastHeard = now
@@ -55,10 +66,22 @@ func (p *peers) heartbeat(now time.Time) {
 		case fp.id != 0 && fp.probeAt.IsZero() && now.Sub(fp.lastHeard) > cfg.MaxTimeLastHeard.D():
 			fp.probeAt = now
 			sends = append(sends, action{fp: fp, id: fp.id, probe: true})
-		case fp.greet || !now.Before(fp.nextBeat):
-			sends = append(sends, action{fp: fp, id: fp.id, addr: fp.addr, greet: fp.greet})
+		case fp.greet && fp.conn != nil && fp.inbound != nil:
+			// Both sides dialled at once: ask for a reply on each, so
+			// that the one the peer answers on is the one we keep.
+			fp.greet = false
+			fp.dupProbe = now
+			fp.nextBeat = now.Add(p.jitter(cfg.PeerHeartbeat.D()))
+			sends = append(sends, action{fp: fp, ec: fp.conn, id: fp.id, addr: fp.addr, probe: true},
+				action{fp: fp, ec: fp.inbound, id: fp.id, addr: fp.addr, probe: true})
+		case fp.greet && fp.inbound != nil:
 			fp.greet = false
 			fp.nextBeat = now.Add(p.jitter(cfg.PeerHeartbeat.D()))
+			sends = append(sends, action{fp: fp, ec: fp.inbound, id: fp.id, addr: fp.addr, greet: true})
+		case fp.greet || !now.Before(fp.nextBeat):
+			fp.greet = false
+			fp.nextBeat = now.Add(p.jitter(cfg.PeerHeartbeat.D()))
+			sends = append(sends, action{fp: fp, id: fp.id, addr: fp.addr})
 		}
 	}
 	p.mu.Unlock()
@@ -66,14 +89,59 @@ func (p *peers) heartbeat(now time.Time) {
 		fp := fp
 		p.r.goFunc(func() { p.dial(fp) })
 	}
+	for _, a := range dups {
+		p.r.log.Info("closing the second association to the ENRP peer (both sides dialled at once)",
+			append(peerArgs(a.id, a.addr), "closed", a.ec.c.LocalAddr().String()+"-"+a.ec.c.RemoteAddr().String(),
+				"ours", !a.ec.inbound)...)
+		a.ec.c.Close()
+	}
 	for _, a := range sends {
-		if p.sendTo(a.fp, p.r.presence(a.id, a.probe)) && a.greet {
+		m := p.r.presence(a.id, a.probe)
+		if a.ec != nil {
+			a.ec.send(m)
+		} else {
+			p.sendTo(a.fp, m)
+		}
+		if a.greet {
 			p.r.log.Info("sent our PRESENCE on the association the ENRP peer opened", peerArgs(a.id, a.addr)...)
 		}
 	}
 	for _, a := range dead {
 		p.peerDead(a.fp, a.id, now)
 	}
+}
+
+// duplicate returns the association to close when the peer has two, ours
+// and its own, which happens when both sides dial at the same moment:
+// over SCTP they are between the same endpoints, where the peer (RSPLIB's
+// one-to-many socket) keeps only one and the kernel may hand the peer's
+// packets to the other, so one of them is dead. The heartbeat asked for a
+// reply on both (dupProbe); window (the probe time) later the one the
+// peer has not answered on is closed. When it answered on both (TCP keeps
+// both alive) the one the registrar with the higher ID dialled stays,
+// which the peer decides the same way; when on neither, the one it was
+// heard on last. It returns nil while there is nothing to decide yet.
+// Call with p.mu held.
+func (fp *foreignPeer) duplicate(now time.Time, window time.Duration, self uint32) *enrpConn {
+	ours, theirs := fp.conn, fp.inbound
+	if ours == nil || theirs == nil || fp.dupProbe.IsZero() || now.Sub(fp.dupProbe) < window {
+		return nil
+	}
+	oursHeard, theirsHeard := !ours.heardAt.Before(fp.dupProbe), !theirs.heardAt.Before(fp.dupProbe)
+	fp.dupProbe = time.Time{}
+	switch {
+	case oursHeard && !theirsHeard:
+		return theirs
+	case theirsHeard && !oursHeard:
+		return ours
+	case !oursHeard && ours.heardAt.After(theirs.heardAt):
+		return theirs
+	case !oursHeard && theirs.heardAt.After(ours.heardAt):
+		return ours
+	case fp.id != 0 && fp.id > self:
+		return ours
+	}
+	return theirs
 }
 
 // dial opens our association to a peer and serves it.
@@ -102,7 +170,7 @@ func (p *peers) dial(fp *foreignPeer) {
 		}
 		return
 	}
-	ec := &enrpConn{r: p.r, c: c, next: map[tableKey]cluster.Cursor{}}
+	ec := &enrpConn{r: p.r, c: c, next: map[tableKey]cluster.Cursor{}, openedAt: time.Now()}
 	p.mu.Lock()
 	if fp.removed {
 		p.mu.Unlock()
@@ -111,12 +179,15 @@ func (p *peers) dial(fp *foreignPeer) {
 	}
 	fp.conn = ec
 	fp.nextBeat = time.Time{}
+	if fp.inbound != nil {
+		fp.greet = true // the peer dialled meanwhile: probe both
+	}
 	id := fp.id // read under the lock: peerLocked sets it
 	p.mu.Unlock()
 	p.r.log.Info("connected to ENRP peer", append(peerArgs(id, addr), "local", c.LocalAddr().String())...)
-	// Say hello: our PRESENCE (reply required) and ask for its peers.
-	p.sendTo(fp, p.r.presence(id, true))
-	p.sendTo(fp, &enrp.ListRequest{Header: enrp.Header{Sender: p.r.id, Receiver: id}})
+	// Say hello on it: our PRESENCE (reply required) and ask for its peers.
+	ec.send(p.r.presence(id, true))
+	ec.send(&enrp.ListRequest{Header: enrp.Header{Sender: p.r.id, Receiver: id}})
 	p.r.serveENRPConn(ec)
 	p.mu.Lock()
 	if fp.conn == ec {
@@ -213,15 +284,20 @@ func (p *peers) connClosed(ec *enrpConn) {
 	}
 }
 
-// sendTo sends a message to a peer: on the association it opened to our
-// ENRP port if there is one, else on ours. It reports whether the peer
-// had an association to send on.
+// route is the association messages to the peer go on: of two, the one
+// the peer was heard on last, its own if neither. Call with p.mu held.
+func (fp *foreignPeer) route() *enrpConn {
+	if fp.inbound == nil || fp.conn != nil && fp.conn.heardAt.After(fp.inbound.heardAt) {
+		return fp.conn
+	}
+	return fp.inbound
+}
+
+// sendTo sends a message to a peer on its route. It reports whether the
+// peer had an association to send on.
 func (p *peers) sendTo(fp *foreignPeer, m enrp.Message) bool {
 	p.mu.Lock()
-	ec := fp.conn
-	if fp.inbound != nil {
-		ec = fp.inbound
-	}
+	ec := fp.route()
 	m.IDs().Receiver = fp.id
 	p.mu.Unlock()
 	if ec != nil {
@@ -266,12 +342,11 @@ func (p *peers) heard(ec *enrpConn, id uint32, si *asap.ServerInfo) *foreignPeer
 	if fp == nil {
 		return nil
 	}
+	now := time.Now()
 	if ec != nil && ec.inbound && fp.inbound != ec {
-		// A new association from the peer: our next PRESENCE goes at
-		// once, on it. RSPLIB accepts a PRESENCE only on an association
-		// whose port is the ENRP port it names, so the ones sent on our
-		// own association (ephemeral port) did not count; without this a
-		// peer would not know us until our next heartbeat (30 s).
+		// A new association from the peer (not told apart by its address
+		// in accepted): our PRESENCE goes on it at once, not at our next
+		// heartbeat (30 s), so that the peer knows us as soon as it can.
 		fp.inbound = ec
 		fp.greet = true
 		select {
@@ -279,7 +354,10 @@ func (p *peers) heard(ec *enrpConn, id uint32, si *asap.ServerInfo) *foreignPeer
 		default:
 		}
 	}
-	fp.lastHeard = time.Now()
+	if ec != nil {
+		ec.heardAt = now
+	}
+	fp.lastHeard = now
 	fp.probeAt = time.Time{}
 	// Any sign of life cancels our takeover of it.
 	if t, ok := p.takeovers[id]; ok {

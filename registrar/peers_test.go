@@ -176,9 +176,11 @@ func TestENRPGreetsAPeerOnItsAssociation(t *testing.T) {
 	if err := theirs.Send(ctx, transport.PPIDENRP, b); err != nil {
 		t.Fatal(err)
 	}
+	// A has its own association to the peer too, so the greeting asks
+	// for a reply (TestENRPDuplicateAssociations: which one A keeps).
 	p := recvPresence(t, ctx, theirs)
-	if p.Sender != a.ID() || p.Receiver != peerID || p.ReplyRequired {
-		t.Errorf("greeting: sender %08x receiver %08x R=%v; want A's PRESENCE to %08x, no reply asked", p.Sender, p.Receiver, p.ReplyRequired, peerID)
+	if p.Sender != a.ID() || p.Receiver != peerID || !p.ReplyRequired {
+		t.Errorf("greeting: sender %08x receiver %08x R=%v; want A's PRESENCE to %08x asking for a reply", p.Sender, p.Receiver, p.ReplyRequired, peerID)
 	}
 	// The static peer is logged by its address until it names itself,
 	// and then as a new peer with its ID.
@@ -622,5 +624,118 @@ func TestENRPTableRequestAfterRefusedPresence(t *testing.T) {
 	resp := f.wait("the table", func(m enrp.Message) bool { _, ok := m.(*enrp.HandleTableResponse); return ok }).(*enrp.HandleTableResponse)
 	if resp.Reject || len(resp.Pools) != 1 {
 		t.Errorf("answer to a server that announced itself: reject %v, pools %+v; want the table", resp.Reject, resp.Pools)
+	}
+}
+
+// Ensure a registrar that ends up with two associations to one ENRP peer
+// (both sides dialled at the same moment; over SCTP the two are between
+// the same endpoints and one of them is dead) asks for a reply on both,
+// keeps the one the peer answers on and closes the other, and sends its
+// HANDLE_UPDATEs on the one it keeps. When the peer answers on both (TCP
+// keeps both alive), both sides keep the one the registrar with the
+// higher ID dialled.
+func TestENRPDuplicateAssociations(t *testing.T) {
+	for _, tc := range []struct {
+		name                     string
+		answerOurs, answerTheirs bool
+		peerHigher               bool
+		keepOurs                 bool // A's own association stays
+	}{
+		{"peer answers on its own only", false, true, false, false},
+		{"peer answers on ours only", true, false, true, true},
+		{"peer answers on both, its ID higher", true, true, true, false},
+		{"peer answers on both, its ID lower", true, true, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := transport.DefaultConfig()
+			cfg.PPID = transport.PPIDENRP
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			ln, err := transport.Listen(ctx, "tcp:127.0.0.1:0", cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			peerAddr := ln.Addrs()[0]
+			a := startRegistrar(t, "", func(c *registrar.Config) {
+				fastPeering(c)
+				c.PeerHeartbeat = registrar.Duration(time.Hour)
+				c.MaxTimeLastHeard = registrar.Duration(time.Hour)
+				// The peer's answers must arrive within the probe time
+				// to count: 5 s (the default) even on a busy machine.
+				c.MaxTimeNoResponse = registrar.Duration(5 * time.Second)
+				c.ENRPPeers = []string{"tcp:" + peerAddr.String()}
+				c.MentorTimeout = 0
+			})
+			peerID := a.ID() - 1
+			if tc.peerHigher {
+				peerID = a.ID() + 1
+			}
+			if peerID == 0 || (peerID > a.ID()) != tc.peerHigher {
+				t.Skipf("registrar ID %08x leaves no peer ID on the wanted side", a.ID())
+			}
+			c, err := ln.Accept(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			ours := newFakePeer(t, c)
+			isPresence := func(m enrp.Message) bool { _, ok := m.(*enrp.Presence); return ok }
+			ours.wait("A's PRESENCE on its own association", isPresence)
+
+			// The peer opens its own association and names itself on it.
+			theirs := dialFakePeer(t, a)
+			si := asap.ServerInfo{ID: peerID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
+				Addrs: peerAddr.Addrs, Port: peerAddr.Port}}
+			theirs.send(&enrp.Presence{Header: enrp.Header{Sender: peerID}, ServerInfo: si})
+			// A now has two associations to the peer: it asks for a reply
+			// on each. The peer answers where the case says.
+			probe := func(m enrp.Message) bool {
+				p, ok := m.(*enrp.Presence)
+				return ok && p.ReplyRequired && p.Receiver == peerID
+			}
+			for _, side := range []struct {
+				f      *fakePeer
+				answer bool
+				name   string
+			}{{theirs, tc.answerTheirs, "the peer's"}, {ours, tc.answerOurs, "A's"}} {
+				side.f.wait("A's PRESENCE asking for a reply on "+side.name+" association", probe)
+				if side.answer {
+					side.f.send(&enrp.Presence{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}, ServerInfo: si})
+				}
+			}
+			kept, closed := theirs, ours
+			if tc.keepOurs {
+				kept, closed = ours, theirs
+			}
+			// A closes the other one once the probe time is over.
+			deadline := time.After(30 * time.Second)
+		drain:
+			for {
+				select {
+				case _, ok := <-closed.in:
+					if !ok {
+						break drain
+					}
+				case <-deadline:
+					t.Fatalf("A did not close the association it should drop within 30s (probe time 5s)")
+				}
+			}
+			// A's PE reaches the peer as a HANDLE_UPDATE on the one kept.
+			pe := newASAPPE(t)
+			mustRegister(t, dial(t, a, true), "pool", pe.element(1))
+			kept.wait("A's HANDLE_UPDATE on the association it kept", func(m enrp.Message) bool {
+				u, ok := m.(*enrp.HandleUpdate)
+				return ok && u.PoolHandle == "pool" && u.PoolElement.ID == 1
+			})
+			select {
+			case _, ok := <-kept.in:
+				if !ok {
+					t.Errorf("A closed the association it should keep too")
+				}
+			default:
+			}
+		})
 	}
 }
