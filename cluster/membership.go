@@ -213,6 +213,8 @@ type Membership struct {
 	members map[string]*Member
 	// leaving: members that told us (leaveNotice) they leave for good.
 	leaving map[string]bool
+	// reports: unreachability reports other members passed to us.
+	reports chan Report
 	kick    chan struct{}
 	// stopped: Shutdown began. memberlist may still call our delegates
 	// from connections it was serving; they no longer write peers.json
@@ -244,7 +246,8 @@ func StartMembership(cfg MembershipConfig, node *Node, meta Meta) (*Membership, 
 	meta.RPC = meta.Raft
 	meta.Expect = cfg.BootstrapExpect
 	m := &Membership{cfg: cfg, node: node, log: log, meta: meta, members: map[string]*Member{}, leaving: map[string]bool{},
-		kick: make(chan struct{}, 1), quit: make(chan struct{})}
+		reports: make(chan Report, reportQueue),
+		kick:    make(chan struct{}, 1), quit: make(chan struct{})}
 	if m.cfg.Voters == 0 {
 		m.cfg.Voters = DefaultVoters
 	}
@@ -422,14 +425,19 @@ func (d *mlDelegate) NodeMeta(limit int) []byte {
 // its gossip name.
 const leaveNotice = 'L'
 
-// NotifyMsg takes a leave notice: the member is Left from now on (unless
+// NotifyMsg takes an unreachability report (report.go) or a leave
+// notice: the member is Left from now on (unless
 // it joins again), whichever of its gossiped Leaving flag and its leave
 // broadcast arrives first or at all.
 func (d *mlDelegate) NotifyMsg(b []byte) {
+	m := (*Membership)(d)
+	if len(b) > 0 && b[0] == reportMsg {
+		m.takeReport(b)
+		return
+	}
 	if len(b) < 2 || b[0] != leaveNotice {
 		return
 	}
-	m := (*Membership)(d)
 	name := string(b[1:])
 	m.mu.Lock()
 	m.leaving[name] = true

@@ -526,17 +526,3 @@ func (ac *asapConn) sendLocked(b []byte, more bool) error {
 	defer cancel()
 	return ac.c.Send(ctx, transport.PPIDASAP, b)
 }
-
-// unreachable handles ASAP_ENDPOINT_UNREACHABLE: the PE is removed after
-// reports from MaxBadPEReports distinct reporters, or when the keep-alive
-// a report triggers goes unanswered (liveness.report).
-func (r *Registrar) unreachable(ac *asapConn, m *asap.EndpointUnreachable) {
-	if !r.limits.allowUnreachable(&ac.unrBucket) {
-		r.metrics.unreachable.WithLabelValues("rate_limited").Inc()
-		return
-	}
-	r.metrics.unreachable.WithLabelValues("counted").Inc()
-	if r.live.report(m.PoolHandle, m.ID, ac.remote, time.Now()) {
-		r.live.remove(m.PoolHandle, m.ID, reasonUnreachable)
-	}
-}

@@ -61,7 +61,7 @@ func newMetrics(r *Registrar) *metrics {
 	m.keepAliveAcks = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_keepalive_acks_total", Help: "ENDPOINT_KEEP_ALIVE_ACK messages received."})
 	m.keepAlivesMissed = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_keepalives_missed_total", Help: "Keep-alives not acknowledged in time (the PE was removed)."})
 	m.unreachable = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rsp_unreachable_reports_total",
-		Help: "ENDPOINT_UNREACHABLE reports: counted or rate_limited."}, []string{"result"})
+		Help: "ENDPOINT_UNREACHABLE reports: counted (here), passed_to_home (another member of the cluster counts it) or rate_limited."}, []string{"result"})
 	m.removals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rsp_pe_removals_total",
 		Help: "PEs removed by this registrar, by reason."}, []string{"reason"})
 	m.removalFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rsp_pe_removal_failures_total",
@@ -104,7 +104,7 @@ func newMetrics(r *Registrar) *metrics {
 	for vec, labels := range map[*prometheus.CounterVec][]string{
 		m.registrations: {"accepted", "refreshed", "rejected"},
 		m.resolutions:   {"ok", "unknown_pool", "rate_limited"},
-		m.unreachable:   {"counted", "rate_limited"},
+		m.unreachable:   {"counted", "rate_limited", "passed_to_home"},
 		m.removals:      {"keep-alive timeout", "lifetime expired"},
 		m.handleUpdates: {"sent", "received"},
 	} {

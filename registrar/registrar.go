@@ -52,8 +52,11 @@ type Registrar struct {
 	httpServed bool
 	metrics    *metrics
 	live       *liveness
-	peers      *peers
-	limits     *rateLimits
+	// reportOut: unreachability reports to pass to the PEs' homes
+	// (reports.go).
+	reportOut chan outReport
+	peers     *peers
+	limits    *rateLimits
 	// tls is the TLS material (nil: no TLS); tokens the admin API's
 	// tokens (nil: none, every request allowed). Both are replaced by a
 	// reload.
@@ -396,6 +399,8 @@ func (r *Registrar) startSupervision(ctx context.Context, c *closers) error {
 	r.watch.start()
 	r.live = newLiveness(r)
 	r.live.start()
+	r.reportOut = make(chan outReport, reportQueue)
+	r.goFunc(r.runReports)
 	r.peers.start(r.hs)
 	return r.startSnapshots(ctx)
 }
