@@ -263,6 +263,10 @@ func (h *Handlespace) Owned(owner uint32) []PE { return h.store.Owned(owner) }
 // for; 0xFFFF if it has none.
 func (h *Handlespace) Checksum(owner uint32) uint16 { return h.store.Checksum(owner) }
 
+// ChecksumSum is Checksum unfolded (asap.Checksum): PEs can be taken out
+// of it before Value folds it.
+func (h *Handlespace) ChecksumSum(owner uint32) asap.Checksum { return h.store.ChecksumSum(owner) }
+
 // AppendResolution selects up to n PEs of pool ph by its policy and
 // appends the whole ASAP_HANDLE_RESOLUTION_RESPONSE to dst, built from
 // the stored bytes without decoding (store.Store.ResolveAppend): the

@@ -191,7 +191,22 @@ func (r *Registrar) listResponse(hdr enrp.Header) *enrp.ListResponse {
 // presence builds our ENRP_PRESENCE for a peer.
 func (r *Registrar) presence(peer uint32, replyRequired bool) *enrp.Presence {
 	return &enrp.Presence{Header: enrp.Header{Sender: r.id, Receiver: peer}, ReplyRequired: replyRequired,
-		Checksum: r.hs.Checksum(r.id), ServerInfo: r.serverInfo()}
+		Checksum: r.ownChecksum(), ServerInfo: r.serverInfo()}
+}
+
+// ownChecksum is the PE checksum of the PEs our own-PEs handle table
+// (W=1) lists: those homed here less the ones restored at our start
+// that have not registered here since (handleTable leaves them out, as
+// a foreign registrar may have taken them over while we were down). With
+// them in, a peer would find the checksum and the table it syncs apart
+// at every PRESENCE, and resync each time.
+func (r *Registrar) ownChecksum() uint16 {
+	if r.live != nil {
+		if restored, any := r.live.restoredSum(); any {
+			return (r.hs.ChecksumSum(r.id) - restored).Value()
+		}
+	}
+	return r.hs.Checksum(r.id)
 }
 
 // serverInfo describes our ENRP endpoint (an SCTP transport parameter, as

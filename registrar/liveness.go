@@ -99,6 +99,8 @@ type liveness struct {
 	// sleepUntil is when run wakes next by its timer: a PE scheduled
 	// before that wakes it early (upsertLocked).
 	sleepUntil time.Time
+	// noneRestored: no supervised PE is restored any more (restoredSum).
+	noneRestored bool
 }
 
 func newLiveness(r *Registrar) *liveness {
@@ -198,6 +200,32 @@ func (l *liveness) track(conn *asapConn, h asap.PoolHandle, pe asap.PoolElement,
 	})
 	l.mu.Unlock()
 	l.poke()
+}
+
+// restoredSum is the checksum sum (asap.Checksum) of the restored PEs
+// (restoredPE) still homed here, and whether there are any. Only start
+// marks PEs restored, so once none is left it answers at once.
+func (l *liveness) restoredSum() (asap.Checksum, bool) {
+	l.mu.Lock()
+	if l.noneRestored {
+		l.mu.Unlock()
+		return 0, false
+	}
+	var keys []peKey
+	for k, p := range l.pes {
+		if p.restored {
+			keys = append(keys, k)
+		}
+	}
+	l.noneRestored = len(keys) == 0
+	l.mu.Unlock()
+	var sum asap.Checksum
+	for _, k := range keys { // the handlespace is read without l.mu held
+		if cur, ok := l.r.hs.Lookup(k.h, k.id); ok && cur.Element.Home == l.r.id {
+			sum.Add(k.h, k.id)
+		}
+	}
+	return sum, len(keys) > 0
 }
 
 // restoredPE reports whether a PE homed here is one restored at start

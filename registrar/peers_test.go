@@ -739,3 +739,79 @@ func TestENRPDuplicateAssociations(t *testing.T) {
 		})
 	}
 }
+
+// Ensure the PE checksum in a restarted registrar's PRESENCE is that of
+// the own-PEs table it serves: PEs restored at the start are left out of
+// both until they register here again (a foreign registrar may have
+// taken them over meanwhile). With them counted, a peer would find the
+// checksum and the table apart after every sync, and resync at every
+// PRESENCE.
+func TestENRPPresenceChecksumLeavesOutRestoredPEs(t *testing.T) {
+	dir := t.TempDir()
+	a := startRegistrar(t, dir, nil)
+	pe := newASAPPE(t)
+	cl := dial(t, a, true)
+	mustRegister(t, cl, "pool", pe.element(1))
+	mustRegister(t, cl, "pool", pe.element(2))
+	a.Crash()
+
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDENRP
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ln, err := transport.Listen(ctx, "tcp:127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peerAddr := ln.Addrs()[0]
+	a = startRegistrar(t, dir, func(c *registrar.Config) {
+		fastPeering(c)
+		c.PeerHeartbeat = registrar.Duration(time.Hour)
+		c.MaxTimeLastHeard = registrar.Duration(time.Hour)
+		c.ENRPPeers = []string{"tcp:" + peerAddr.String()}
+		c.MentorTimeout = 0
+	})
+	if n := len(a.Handlespace().Owned(a.ID())); n != 2 {
+		t.Fatalf("after the restart A owns %d PEs, want the 2 restored", n)
+	}
+	c, err := ln.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	f := newFakePeer(t, c)
+	var none, one asap.Checksum
+	one.Add("pool", 1)
+	p := f.wait("A's PRESENCE", func(m enrp.Message) bool { _, ok := m.(*enrp.Presence); return ok }).(*enrp.Presence)
+	if p.Checksum != none.Value() {
+		t.Errorf("PRESENCE checksum with two restored PEs: 0x%04x, want 0x%04x (none: its own-PEs table lists neither)", p.Checksum, none.Value())
+	}
+
+	// PE 1 registers again (after its own restart, on a new connection):
+	// it counts again.
+	mustRegister(t, dial(t, a, true), "pool", pe.element(1))
+	const peerID = 0x5eed0003
+	si := asap.ServerInfo{ID: peerID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
+		Addrs: peerAddr.Addrs, Port: peerAddr.Port}}
+	f.send(&enrp.Presence{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}, ReplyRequired: true, Checksum: 0xffff, ServerInfo: si})
+	p = f.wait("A's reply PRESENCE", func(m enrp.Message) bool {
+		p, ok := m.(*enrp.Presence)
+		return ok && !p.ReplyRequired
+	}).(*enrp.Presence)
+	if p.Checksum != one.Value() {
+		t.Errorf("PRESENCE checksum after PE 1 registered again: 0x%04x, want 0x%04x (PE 1 only)", p.Checksum, one.Value())
+	}
+	// Its own-PEs table agrees.
+	f.send(&enrp.HandleTableRequest{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}, OwnOnly: true})
+	resp := f.wait("A's own-PEs answer", func(m enrp.Message) bool { _, ok := m.(*enrp.HandleTableResponse); return ok }).(*enrp.HandleTableResponse)
+	var table asap.Checksum
+	for _, e := range resp.Pools {
+		for _, x := range e.PEs {
+			table.Add(e.PoolHandle, x.ID)
+		}
+	}
+	if table.Value() != p.Checksum {
+		t.Errorf("own-PEs table %+v has checksum 0x%04x, the PRESENCE 0x%04x", resp.Pools, table.Value(), p.Checksum)
+	}
+}

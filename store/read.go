@@ -180,6 +180,17 @@ func (s *Store) Checksum(owner uint32) uint16 {
 	return 0xFFFF
 }
 
+// ChecksumSum is the unfolded form of Checksum (asap.Checksum), from which
+// a caller can take PEs out before folding it.
+func (s *Store) ChecksumSum(owner uint32) asap.Checksum {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if o := s.owners[owner]; o != nil {
+		return o.sum
+	}
+	return 0
+}
+
 // Iterate visits PEs in the store's stable order (handle length, handle
 // bytes, ID: the file's key order) starting after the cursor, calling fn
 // for at most limit PEs (limit <= 0: no limit) whose Home is *owner (all if
