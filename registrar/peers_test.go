@@ -131,29 +131,17 @@ func TestENRPGreetsAPeerOnItsAssociation(t *testing.T) {
 	cfg.PPID = transport.PPIDENRP
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ln, err := transport.Listen(ctx, "tcp:127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peerAddr := ln.Addrs()[0]
+	sp := newStaticPeer(t)
+	peerAddr := sp.addr
 	logger, logs := sharedtest.BufferLogger(t, "registrar")
 	a := startRegistrar(t, "", func(c *registrar.Config) {
-		fastPeering(c)
-		c.PeerHeartbeat = registrar.Duration(time.Hour)
-		c.MaxTimeLastHeard = registrar.Duration(time.Hour)
-		c.ENRPPeers = []string{"tcp:" + peerAddr.String()}
-		c.MentorTimeout = 0 // the test drives the peer once A is ready
+		sp.config(c)
 		c.Logger = logger
 	})
 	// A dials the static peer and says hello on its own association; its
 	// first heartbeat round follows at once (sending another), and the
 	// next is an hour away.
-	ours, err := ln.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ours.Close()
+	ours := sp.acceptConn()
 	for i := 0; i < 2; i++ {
 		if p := recvPresence(t, ctx, ours); p.Sender != a.ID() {
 			t.Fatalf("PRESENCE on A's association from %08x, want A %08x", p.Sender, a.ID())
@@ -167,8 +155,7 @@ func TestENRPGreetsAPeerOnItsAssociation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer theirs.Close()
-	si := asap.ServerInfo{ID: peerID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
-		Addrs: peerAddr.Addrs, Port: peerAddr.Port}}
+	si := sp.serverInfo(peerID)
 	b, err := enrp.Pack(&enrp.Presence{Header: enrp.Header{Sender: peerID}, ServerInfo: si})
 	if err != nil {
 		t.Fatal(err)
@@ -263,6 +250,60 @@ func (f *fakePeer) wait(what string, match func(enrp.Message) bool) enrp.Message
 	}
 }
 
+// staticPeer is a hand-driven ENRP peer that the registrar under test
+// names as its static peer: a TCP listener (closed when the test ends)
+// that the registrar dials.
+type staticPeer struct {
+	t    *testing.T
+	ln   transport.Listener
+	addr transport.Endpoint
+}
+
+func newStaticPeer(t *testing.T) *staticPeer {
+	t.Helper()
+	cfg := transport.DefaultConfig()
+	cfg.PPID = transport.PPIDENRP
+	ln, err := transport.Listen(context.Background(), "tcp:127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return &staticPeer{t: t, ln: ln, addr: ln.Addrs()[0]}
+}
+
+// config makes a registrar name the peer, with heartbeats and silence
+// limits of an hour and no mentor phase: only the test drives the peer.
+func (s *staticPeer) config(c *registrar.Config) {
+	fastPeering(c)
+	c.PeerHeartbeat = registrar.Duration(time.Hour)
+	c.MaxTimeLastHeard = registrar.Duration(time.Hour)
+	c.ENRPPeers = []string{"tcp:" + s.addr.String()}
+	c.MentorTimeout = 0
+}
+
+// acceptConn waits (20 s) for the registrar's association to the peer.
+func (s *staticPeer) acceptConn() transport.Conn {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := s.ln.Accept(ctx)
+	if err != nil {
+		s.t.Fatalf("waiting for the registrar's association to its static peer: %v", err)
+	}
+	s.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// accept is acceptConn served as a fakePeer.
+func (s *staticPeer) accept() *fakePeer { return newFakePeer(s.t, s.acceptConn()) }
+
+// serverInfo is the Server Information the peer announces as id: its
+// listener's address.
+func (s *staticPeer) serverInfo(id uint32) asap.ServerInfo {
+	return asap.ServerInfo{ID: id, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
+		Addrs: s.addr.Addrs, Port: s.addr.Port}}
+}
+
 // Ensure a registrar restarted on its data dir does not reclaim a PE a
 // foreign registrar took over while it was down: the peer's own-PEs table
 // naming the PE wins over the handlespace restored at the start (the PE
@@ -281,23 +322,10 @@ func TestENRPRestartedRegistrarYieldsTakenOverPE(t *testing.T) {
 
 	// The peer took the PE over meanwhile; A comes back with it as a
 	// static peer.
-	cfg := transport.DefaultConfig()
-	cfg.PPID = transport.PPIDENRP
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ln, err := transport.Listen(ctx, "tcp:127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peerAddr := ln.Addrs()[0]
+	sp := newStaticPeer(t)
 	logger, logs := sharedtest.BufferLogger(t, "registrar")
 	a = startRegistrar(t, dir, func(c *registrar.Config) {
-		fastPeering(c)
-		c.PeerHeartbeat = registrar.Duration(time.Hour)
-		c.MaxTimeLastHeard = registrar.Duration(time.Hour)
-		c.ENRPPeers = []string{"tcp:" + peerAddr.String()}
-		c.MentorTimeout = 0 // the test drives the peer once A is ready
+		sp.config(c)
 		c.Logger = logger
 	})
 	if a.ID() != ours {
@@ -306,15 +334,9 @@ func TestENRPRestartedRegistrarYieldsTakenOverPE(t *testing.T) {
 	if got, ok := a.Handlespace().Lookup("pool", 1); !ok || got.Element.Home != ours {
 		t.Fatalf("after the restart: PE %+v found %v; want it restored, homed here", got.Element, ok)
 	}
-	c, err := ln.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	f := newFakePeer(t, c)
+	f := sp.accept()
 	const peerID = 0x5eed0002
-	si := asap.ServerInfo{ID: peerID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
-		Addrs: peerAddr.Addrs, Port: peerAddr.Port}}
+	si := sp.serverInfo(peerID)
 	f.send(&enrp.Presence{Header: enrp.Header{Sender: peerID, Receiver: ours}, Checksum: 0x1234, ServerInfo: si})
 	f.wait("A's own-PEs request", func(m enrp.Message) bool {
 		r, ok := m.(*enrp.HandleTableRequest)
@@ -648,25 +670,12 @@ func TestENRPDuplicateAssociations(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := transport.DefaultConfig()
-			cfg.PPID = transport.PPIDENRP
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			ln, err := transport.Listen(ctx, "tcp:127.0.0.1:0", cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			peerAddr := ln.Addrs()[0]
+			sp := newStaticPeer(t)
 			a := startRegistrar(t, "", func(c *registrar.Config) {
-				fastPeering(c)
-				c.PeerHeartbeat = registrar.Duration(time.Hour)
-				c.MaxTimeLastHeard = registrar.Duration(time.Hour)
+				sp.config(c)
 				// The peer's answers must arrive within the probe time
 				// to count: 5 s (the default) even on a busy machine.
 				c.MaxTimeNoResponse = registrar.Duration(5 * time.Second)
-				c.ENRPPeers = []string{"tcp:" + peerAddr.String()}
-				c.MentorTimeout = 0
 			})
 			peerID := a.ID() - 1
 			if tc.peerHigher {
@@ -675,19 +684,13 @@ func TestENRPDuplicateAssociations(t *testing.T) {
 			if peerID == 0 || (peerID > a.ID()) != tc.peerHigher {
 				t.Skipf("registrar ID %08x leaves no peer ID on the wanted side", a.ID())
 			}
-			c, err := ln.Accept(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			ours := newFakePeer(t, c)
+			ours := sp.accept()
 			isPresence := func(m enrp.Message) bool { _, ok := m.(*enrp.Presence); return ok }
 			ours.wait("A's PRESENCE on its own association", isPresence)
 
 			// The peer opens its own association and names itself on it.
 			theirs := dialFakePeer(t, a)
-			si := asap.ServerInfo{ID: peerID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
-				Addrs: peerAddr.Addrs, Port: peerAddr.Port}}
+			si := sp.serverInfo(peerID)
 			theirs.send(&enrp.Presence{Header: enrp.Header{Sender: peerID}, ServerInfo: si})
 			// A now has two associations to the peer: it asks for a reply
 			// on each. The peer answers where the case says.
@@ -755,32 +758,12 @@ func TestENRPPresenceChecksumLeavesOutRestoredPEs(t *testing.T) {
 	mustRegister(t, cl, "pool", pe.element(2))
 	a.Crash()
 
-	cfg := transport.DefaultConfig()
-	cfg.PPID = transport.PPIDENRP
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ln, err := transport.Listen(ctx, "tcp:127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peerAddr := ln.Addrs()[0]
-	a = startRegistrar(t, dir, func(c *registrar.Config) {
-		fastPeering(c)
-		c.PeerHeartbeat = registrar.Duration(time.Hour)
-		c.MaxTimeLastHeard = registrar.Duration(time.Hour)
-		c.ENRPPeers = []string{"tcp:" + peerAddr.String()}
-		c.MentorTimeout = 0
-	})
+	sp := newStaticPeer(t)
+	a = startRegistrar(t, dir, sp.config)
 	if n := len(a.Handlespace().Owned(a.ID())); n != 2 {
 		t.Fatalf("after the restart A owns %d PEs, want the 2 restored", n)
 	}
-	c, err := ln.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	f := newFakePeer(t, c)
+	f := sp.accept()
 	var none, one asap.Checksum
 	one.Add("pool", 1)
 	p := f.wait("A's PRESENCE", func(m enrp.Message) bool { _, ok := m.(*enrp.Presence); return ok }).(*enrp.Presence)
@@ -792,8 +775,7 @@ func TestENRPPresenceChecksumLeavesOutRestoredPEs(t *testing.T) {
 	// it counts again.
 	mustRegister(t, dial(t, a, true), "pool", pe.element(1))
 	const peerID = 0x5eed0003
-	si := asap.ServerInfo{ID: peerID, Transport: asap.Transport{Kind: asap.ParamSCTPTransport, Use: asap.UseData,
-		Addrs: peerAddr.Addrs, Port: peerAddr.Port}}
+	si := sp.serverInfo(peerID)
 	f.send(&enrp.Presence{Header: enrp.Header{Sender: peerID, Receiver: a.ID()}, ReplyRequired: true, Checksum: 0xffff, ServerInfo: si})
 	p = f.wait("A's reply PRESENCE", func(m enrp.Message) bool {
 		p, ok := m.(*enrp.Presence)
