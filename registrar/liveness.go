@@ -101,6 +101,12 @@ type liveness struct {
 	sleepUntil time.Time
 	// noneRestored: no supervised PE is restored any more (restoredSum).
 	noneRestored bool
+
+	// rmQ are the removals waiting for a worker (removeLoop), rmWake
+	// wakes one.
+	rmMu   sync.Mutex
+	rmQ    []removal
+	rmWake chan struct{}
 }
 
 func newLiveness(r *Registrar) *liveness {
@@ -111,6 +117,7 @@ func newLiveness(r *Registrar) *liveness {
 		pes:      map[peKey]*peState{},
 		reports:  map[peKey]map[netip.Addr]time.Time{},
 		wake:     make(chan struct{}, 1),
+		rmWake:   make(chan struct{}, 1),
 		buffer:   changeBuffer,
 	}
 }
@@ -132,6 +139,9 @@ func (l *liveness) start() {
 	}
 	l.mu.Unlock()
 	l.r.goFunc(l.run)
+	for range removeWorkers {
+		l.r.goFunc(l.removeLoop)
+	}
 }
 
 func (l *liveness) poke() {
@@ -469,43 +479,102 @@ func removeReason(reason string) cluster.RemoveReason {
 // (which remove a PE wherever it is homed).
 const reasonUnreachable = "unreachable reports"
 
-// remove commits DEL_PE for a PE (asynchronously), if it is still there.
-// A PE of ours whose removal does not commit (no quorum) is supervised
-// again, so that a later round retries.
+// removeWorkers is how many removals wait for their raft commit at
+// once. Removals come in bursts (a registrar's PEs all at once when the
+// connection they shared drops, or at the end of a partition): the queue
+// holds any number of them at a few dozen bytes each, where a goroutine
+// per removal cost kilobytes each and a million at once for a million
+// PEs; raft batches the concurrent commits.
+const removeWorkers = 64
+
+type removal struct {
+	h      asap.PoolHandle
+	id     uint32
+	reason string
+}
+
+// remove commits DEL_PE for a PE (asynchronously, in the order asked), if
+// it is still there. A PE of ours whose removal does not commit (no
+// quorum) is supervised again, so that a later round retries.
 func (l *liveness) remove(h asap.PoolHandle, id uint32, reason string) {
 	l.forget(h, id)
-	l.r.goFunc(func() {
-		cur, ok := l.r.hs.Lookup(h, id)
-		if !ok {
-			return
-		}
-		if reason != reasonUnreachable && cur.Element.Home != l.r.id {
-			// Supervision ran out for a PE whose home moved (a foreign
-			// registrar took it over while we were down): not ours to
-			// remove.
-			l.r.log.Debug("supervision ended for a PE homed elsewhere now", "pool", h, "pe", fmt.Sprintf("%08x", id), "home", hexID(cur.Element.Home))
-			return
-		}
-		if err := l.r.hs.Remove(context.Background(), h, cur.Element, removeReason(reason)); err != nil {
-			l.r.metrics.removalFailures.WithLabelValues(reason).Inc()
-			lvl := hclog.Warn
-			if errors.Is(err, cluster.ErrStorageFault) {
-				// Logged once where it happened: a WARN per PE flooded the
-				// log with hundreds of thousands of lines on a full disk.
-				lvl = hclog.Debug
+	l.rmMu.Lock()
+	l.rmQ = append(l.rmQ, removal{h, id, reason})
+	l.rmMu.Unlock()
+	select {
+	case l.rmWake <- struct{}{}:
+	default:
+	}
+}
+
+// removeLoop is one of the removal workers (start starts them; they end
+// with quit, leaving what is queued: the next start supervises those PEs
+// again from the handlespace).
+func (l *liveness) removeLoop() {
+	for {
+		l.rmMu.Lock()
+		if len(l.rmQ) == 0 {
+			l.rmQ = nil // let a burst's backing array go
+			l.rmMu.Unlock()
+			select {
+			case <-l.r.quit:
+				return
+			case <-l.rmWake:
 			}
-			l.r.log.Log(lvl, "removing PE failed", "pool", ph(h), "pe", fmt.Sprintf("%08x", id), "reason", reason, "error", err)
-			if cur.Element.Home == l.r.id && !errors.Is(err, cluster.ErrPENotFound) {
-				l.mu.Lock()
-				l.adoptLocked(cur, time.Now(), false)
-				l.mu.Unlock()
-				l.poke()
-			}
-			return
+			continue
 		}
-		l.r.metrics.removals.WithLabelValues(reason).Inc()
-		l.r.log.Info("PE removed", "pool", ph(h), "pe", fmt.Sprintf("%08x", id), "reason", reason)
-	})
+		rm := l.rmQ[0]
+		l.rmQ[0] = removal{}
+		l.rmQ = l.rmQ[1:]
+		more := len(l.rmQ) > 0
+		l.rmMu.Unlock()
+		if more { // pass the wake on: one wake-up may stand for many
+			select {
+			case l.rmWake <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-l.r.quit:
+			return
+		default:
+		}
+		l.removeNow(rm.h, rm.id, rm.reason)
+	}
+}
+
+// removeNow is one removal (removeLoop).
+func (l *liveness) removeNow(h asap.PoolHandle, id uint32, reason string) {
+	cur, ok := l.r.hs.Lookup(h, id)
+	if !ok {
+		return
+	}
+	if reason != reasonUnreachable && cur.Element.Home != l.r.id {
+		// Supervision ran out for a PE whose home moved (a foreign
+		// registrar took it over while we were down): not ours to
+		// remove.
+		l.r.log.Debug("supervision ended for a PE homed elsewhere now", "pool", h, "pe", fmt.Sprintf("%08x", id), "home", hexID(cur.Element.Home))
+		return
+	}
+	if err := l.r.hs.Remove(context.Background(), h, cur.Element, removeReason(reason)); err != nil {
+		l.r.metrics.removalFailures.WithLabelValues(reason).Inc()
+		lvl := hclog.Warn
+		if errors.Is(err, cluster.ErrStorageFault) {
+			// Logged once where it happened: a WARN per PE flooded the
+			// log with hundreds of thousands of lines on a full disk.
+			lvl = hclog.Debug
+		}
+		l.r.log.Log(lvl, "removing PE failed", "pool", ph(h), "pe", fmt.Sprintf("%08x", id), "reason", reason, "error", err)
+		if cur.Element.Home == l.r.id && !errors.Is(err, cluster.ErrPENotFound) {
+			l.mu.Lock()
+			l.adoptLocked(cur, time.Now(), false)
+			l.mu.Unlock()
+			l.poke()
+		}
+		return
+	}
+	l.r.metrics.removals.WithLabelValues(reason).Inc()
+	l.r.log.Info("PE removed", "pool", ph(h), "pe", fmt.Sprintf("%08x", id), "reason", reason)
 }
 
 // run is the supervision loop.

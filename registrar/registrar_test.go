@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -701,4 +702,43 @@ func TestPEConnLoss(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Ensure a burst of removals (every PE of a connection that drops, with
+// pe_conn_loss "remove") waits in a queue for a bounded set of workers
+// rather than taking a goroutine each: a goroutine per removal cost
+// kilobytes each, a million of them for a million PEs. All the PEs still
+// go, each counted once.
+func TestMassRemovalBoundedGoroutines(t *testing.T) {
+	const n = 3000
+	r := startRegistrar(t, "", func(c *registrar.Config) {
+		c.PEConnLoss = registrar.PEConnLossRemove
+		c.KeepAliveInterval = registrar.Duration(time.Hour)
+		c.KeepAliveTimeout = registrar.Duration(time.Hour)
+		c.MaxPEsPerConnection = n
+	})
+	pe := newASAPPE(t)
+	cl := dial(t, r, true)
+	for i := uint32(1); i <= n; i++ {
+		mustRegister(t, cl, "pool", pe.element(i))
+	}
+	base := runtime.NumGoroutine()
+	cl.c.Close()
+	peak := base
+	deadline := time.Now().Add(60 * time.Second)
+	for len(r.Handlespace().Owned(r.ID())) > 0 {
+		peak = max(peak, runtime.NumGoroutine())
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d PEs still registered 60s after their connection dropped", len(r.Handlespace().Owned(r.ID())), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The workers exist before the burst; a few goroutines may come and
+	// go meanwhile (connection handling, timers), never one per PE.
+	if peak-base > 200 {
+		t.Errorf("goroutines rose from %d to %d while %d PEs were removed; want no goroutine per removal", base, peak, n)
+	}
+	waitValue(t, 10*time.Second, "removals counted as association lost", func() float64 {
+		return metricValue(t, r, `rsp_pe_removals_total{reason="association lost"}`)
+	}, n)
 }
