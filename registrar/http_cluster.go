@@ -145,7 +145,9 @@ func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool
 				r.relay(w, req, addr, resp, err)
 				return true
 			}
-			resp.Body.Close()
+			if resp != nil { // nil when the leader could not be reached
+				resp.Body.Close()
+			}
 		}
 		if time.Now().After(deadline) {
 			writeError(w, http.StatusServiceUnavailable, "no raft leader (or its admin API address is unknown) for %v: try again when `registrar status` shows a leader", leaderHold)
