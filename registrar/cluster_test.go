@@ -64,6 +64,7 @@ type asapPE struct {
 	homes map[uint32]int // keep-alives with H=1, by sender
 	kas   int
 	perPE map[uint32]int // keep-alives, by PE identifier
+	conns int            // associations the registrars opened to it
 }
 
 func newASAPPE(t testing.TB) *asapPE {
@@ -86,6 +87,9 @@ func wrapPE(t testing.TB, ln transport.Listener) *asapPE {
 			if err != nil {
 				return
 			}
+			p.mu.Lock()
+			p.conns++
+			p.mu.Unlock()
 			go p.serve(c)
 		}
 	}()
@@ -498,6 +502,32 @@ func TestCluster3_AdminRequestHeldUntilLeader(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("snapshot save asked while no leader was known: no answer within 30s")
+	}
+}
+
+// Ensure an admin request for the leader made at a follower just after
+// the leader crashed is held and served by the new leader: the follower
+// first forwards it to the crashed leader's admin API, which refuses the
+// connection (the follower answered with a dropped connection, a nil
+// answer dereferenced in the retry, before).
+func TestCluster3_AdminRequestAtLeaderCrash(t *testing.T) {
+	nodes := startCluster(t, 3, nil)
+	leader := leaderOf(nodes)
+	var f *testRegistrar
+	for _, r := range nodes {
+		if r != leader {
+			f = r
+		}
+	}
+	leader.Crash()
+	resp, err := http.Get("http://" + f.HTTPAddr() + "/v1/snapshot")
+	if err != nil {
+		t.Fatalf("snapshot save at a follower right after the leader crashed: %v, want it held until a new leader serves it", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("snapshot save at a follower right after the leader crashed: HTTP %d (%.300s), want 200 from the new leader", resp.StatusCode, b)
 	}
 }
 
