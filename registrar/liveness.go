@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 
 	"github.com/rserpool-go/registrar/asap"
 	"github.com/rserpool-go/registrar/cluster"
-	"github.com/rserpool-go/registrar/transport"
 )
 
 type peKey struct {
@@ -680,24 +678,20 @@ func (l *liveness) keepAlive(p *peState) {
 	st.dialing = true
 	addr := p.asapAddr
 	l.mu.Unlock()
-	l.r.goFunc(func() {
-		defer func() {
-			l.mu.Lock()
-			if st, ok := l.pes[key]; ok {
-				st.dialing = false
+	l.r.withPEConn(addr, func(ac *asapConn, err error) {
+		l.mu.Lock()
+		st, ok := l.pes[key]
+		if ok {
+			st.dialing = false
+			if err == nil {
+				st.setConn(ac)
 			}
-			l.mu.Unlock()
-		}()
-		ac, err := l.r.dialPE(addr)
+		}
+		l.mu.Unlock()
 		if err != nil {
 			l.r.log.Debug("cannot reach PE's ASAP endpoint", "pool", ph(key.h), "pe", fmt.Sprintf("%08x", key.id), "error", err)
 			return // the ACK timeout removes it
 		}
-		l.mu.Lock()
-		if st, ok := l.pes[key]; ok {
-			st.setConn(ac)
-		}
-		l.mu.Unlock()
 		_ = ac.send(ka)
 	})
 }
@@ -707,8 +701,7 @@ func (l *liveness) keepAlive(p *peState) {
 // registers here next (a takeover suggestion, HANDLE_UPDATE with T=1).
 // It becomes ours, and supervised, with that registration.
 func (l *liveness) claim(h asap.PoolHandle, pe asap.PoolElement) {
-	l.r.goFunc(func() {
-		ac, err := l.r.dialPE(pe.ASAP)
+	l.r.withPEConn(pe.ASAP, func(ac *asapConn, err error) {
 		if err != nil {
 			l.r.log.Debug("cannot reach the PE suggested for takeover", "pool", h, "pe", fmt.Sprintf("%08x", pe.ID), "error", err)
 			return
@@ -718,30 +711,4 @@ func (l *liveness) claim(h asap.PoolHandle, pe asap.PoolElement) {
 			l.r.log.Info("claimed a PE its home suggested we take over", "pool", h, "pe", fmt.Sprintf("%08x", pe.ID), "home", hexID(pe.Home))
 		}
 	})
-}
-
-// dialPE opens an ASAP association to a PE's ASAP endpoint and serves it
-// like an accepted one (the PE answers keep-alives on it).
-func (r *Registrar) dialPE(t asap.Transport) (*asapConn, error) {
-	if t.IsZero() || t.Port == 0 || len(t.Addrs) == 0 {
-		return nil, fmt.Errorf("PE has no reachable ASAP endpoint")
-	}
-	spec := "tcp:"
-	if t.Kind == asap.ParamSCTPTransport {
-		spec = "" // auto: SCTP where the kernel has it
-	}
-	spec += transport.HostList(t.Addrs) + ":" + strconv.Itoa(int(t.Port))
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.KeepAliveTimeout.D())
-	defer cancel()
-	c, err := r.net.Dial(ctx, spec, r.asapConnConfig())
-	if err != nil {
-		return nil, err
-	}
-	ac := r.newConn(c)
-	started := r.goFunc(func() { r.serveConn(ac) })
-	if !started {
-		c.Close()
-		return nil, fmt.Errorf("shutting down")
-	}
-	return ac, nil
 }

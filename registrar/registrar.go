@@ -52,6 +52,8 @@ type Registrar struct {
 	httpServed bool
 	metrics    *metrics
 	live       *liveness
+	// peDials: associations to PEs' ASAP endpoints (pedial.go).
+	peDials peDials
 	// reportOut: unreachability reports to pass to the PEs' homes
 	// (reports.go).
 	reportOut chan outReport

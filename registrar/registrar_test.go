@@ -742,3 +742,44 @@ func TestMassRemovalBoundedGoroutines(t *testing.T) {
 		return metricValue(t, r, `rsp_pe_removals_total{reason="association lost"}`)
 	}, n)
 }
+
+// Ensure PEs that name one ASAP endpoint (the PEs of one process) are
+// probed over one association to it when the connection they registered
+// on drops, not one per PE, and all of them answer and stay.
+func TestPEDialsShareAnAssociation(t *testing.T) {
+	const n = 50
+	r := startRegistrar(t, "", func(c *registrar.Config) {
+		c.PEConnLoss = registrar.PEConnLossProbe
+		c.KeepAliveInterval = registrar.Duration(time.Hour) // only the loss probes
+		c.KeepAliveTimeout = registrar.Duration(time.Hour)
+	})
+	pe := newASAPPE(t)
+	cl := dial(t, r, true)
+	ids := make([]uint32, n)
+	for i := range ids {
+		ids[i] = uint32(i + 1)
+		mustRegister(t, cl, "pool", pe.element(ids[i]))
+	}
+	cl.c.Close()
+	waitFor(t, 30*time.Second, "a keep-alive for every PE at their ASAP endpoint", func() bool {
+		got := pe.keepAlivesPerPE()
+		for _, id := range ids {
+			if got[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	waitFor(t, 10*time.Second, "every probe's ACK counted", func() bool {
+		return metricValue(t, r, "rsp_keepalive_acks_total") >= n
+	})
+	pe.mu.Lock()
+	conns := pe.conns
+	pe.mu.Unlock()
+	if conns != 1 {
+		t.Errorf("the registrar opened %d associations to the one ASAP endpoint of %d PEs, want 1", conns, n)
+	}
+	if got := len(r.Handlespace().Owned(r.ID())); got != n {
+		t.Errorf("%d PEs left, want all %d (they answered)", got, n)
+	}
+}
