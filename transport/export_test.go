@@ -2,6 +2,7 @@ package transport
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -26,6 +27,16 @@ func KernelSCTP() error { return probeSCTP() }
 func ForcePartialDirectWrites(t testing.TB, limit int, after func()) {
 	testDirectWriteLimit, testAfterDirectWrite = limit, after
 	t.Cleanup(func() { testDirectWriteLimit, testAfterDirectWrite = 0, nil })
+}
+
+// CountTLSDirectWrites counts the TLS writes made on the sending
+// goroutine (not the writer's) for the rest of the test. Not for parallel
+// tests.
+func CountTLSDirectWrites(t testing.TB) *atomic.Int64 {
+	n := new(atomic.Int64)
+	testTLSDirectWrite = func() { n.Add(1) }
+	t.Cleanup(func() { testTLSDirectWrite = nil })
+	return n
 }
 
 // HoldsSendBuffer reports whether a TCP Conn keeps a send buffer (queued
