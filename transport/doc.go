@@ -55,11 +55,7 @@
 //
 // Sends are queued (at most 64 KiB beyond the batch in flight) and written in
 // batches by one writer goroutine per connection, so a busy connection costs
-// one write(2) per batch rather than per message. When nothing is queued, a
-// send is written at once on the sending goroutine instead: over TCP with a
-// non-blocking write (what the socket does not take is queued), over TLS
-// (a record cannot be written in part) only once the handshake is done and
-// the kernel's send buffer has ample room for the record.
+// one write(2) per batch rather than per message.
 //
 // # Mux framing (data plus control)
 //

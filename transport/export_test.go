@@ -2,7 +2,6 @@ package transport
 
 import (
 	"sync"
-	"sync/atomic"
 	"testing"
 )
 
@@ -29,14 +28,13 @@ func ForcePartialDirectWrites(t testing.TB, limit int, after func()) {
 	t.Cleanup(func() { testDirectWriteLimit, testAfterDirectWrite = 0, nil })
 }
 
-// CountTLSDirectWrites counts the TLS writes made on the sending
-// goroutine (not the writer's) for the rest of the test. Not for parallel
-// tests.
-func CountTLSDirectWrites(t testing.TB) *atomic.Int64 {
-	n := new(atomic.Int64)
-	testTLSDirectWrite = func() { n.Add(1) }
-	t.Cleanup(func() { testTLSDirectWrite = nil })
-	return n
+// SendIdle reports whether a TCP Conn has nothing queued and nothing being
+// written (its writer goroutine is idle).
+func SendIdle(c Conn) bool {
+	tc := c.(*tcpConn)
+	tc.wmu.Lock()
+	defer tc.wmu.Unlock()
+	return !tc.writing && (tc.pending == nil || len(*tc.pending) == 0)
 }
 
 // HoldsSendBuffer reports whether a TCP Conn keeps a send buffer (queued

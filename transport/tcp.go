@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,18 +61,10 @@ type tcpConn struct {
 	pending *[]byte               // frames queued for the writer; nil when none
 	space   chan struct{}         // closed when the writer takes pending; nil if nobody waits
 	werr    error                 // final error for Send
-	// TLS over TCP: the TCP socket under the TLS connection and its send
-	// buffer size, for the direct write of Send when the kernel has room;
-	// tlsReady once the handshake is done (a direct write never runs it).
-	tlsRaw    syscall.RawConn
-	tlsSndbuf int
-	tlsReady  atomic.Bool
-	// The write deadline last set (by whoever holds writing).
-	wdl     time.Time
-	kick    chan struct{} // wakes the writer (one slot)
-	closing chan struct{} // closed by Close: flush, then exit
-	dead    chan struct{} // closed by fail: exit now
-	wdone   chan struct{} // closed when the writer has exited
+	kick    chan struct{}         // wakes the writer (one slot)
+	closing chan struct{}         // closed by Close: flush, then exit
+	dead    chan struct{}         // closed by fail: exit now
+	wdone   chan struct{}         // closed when the writer has exited
 
 	failOnce  sync.Once
 	closeOnce sync.Once
@@ -105,14 +95,7 @@ func newTCPConn(nc net.Conn, cfg Config) *tcpConn {
 	}
 	c.log = cfg.logger().With("transport", kind, "local", nc.LocalAddr().String(), "remote", c.remote)
 	if tc, ok := nc.(*net.TCPConn); ok {
-		c.raw, _ = tc.SyscallConn()
-	} else {
-		// TLS: no TCP_INFO; direct writes only when the kernel has room
-		// (see tlsDirectWrite).
-		c.tlsRaw, c.tlsSndbuf = tlsRawConn(nc)
-		if tc, ok := nc.(*tls.Conn); ok && tc.ConnectionState().HandshakeComplete {
-			c.tlsReady.Store(true) // dialled: the handshake ran before
-		}
+		c.raw, _ = tc.SyscallConn() // TLS has no direct writes or TCP_INFO
 	}
 	c.dwFunc = c.writeOnce
 	go c.writeLoop()
@@ -122,11 +105,9 @@ func newTCPConn(nc net.Conn, cfg Config) *tcpConn {
 // Test hooks: testDirectWriteLimit (> 0) caps what one direct write
 // takes, to force partial writes; testAfterDirectWrite runs after a direct
 // write, before Send queues what is left (a concurrent Send fits there).
-// testTLSDirectWrite runs before each direct TLS write.
 var (
 	testDirectWriteLimit int
 	testAfterDirectWrite func()
-	testTLSDirectWrite   func()
 )
 
 // directWrite tries to write b at once without blocking (the socket is
@@ -135,7 +116,7 @@ var (
 // partial write, nothing in the common case.
 func (c *tcpConn) directWrite(b []byte) (rest []byte, err error) {
 	if c.raw == nil {
-		return c.tlsDirectWrite(b)
+		return b, nil
 	}
 	lim := len(b)
 	if testDirectWriteLimit > 0 && testDirectWriteLimit < lim {
@@ -152,58 +133,6 @@ func (c *tcpConn) directWrite(b []byte) (rest []byte, err error) {
 		return nil, fmt.Errorf("tcp send to %s: %w", c.remote, err)
 	}
 	return b[n:], nil
-}
-
-// maxTLSDirect bounds what a direct TLS write takes (larger batches go to
-// the writer goroutine).
-const maxTLSDirect = 16 << 10
-
-// tlsDirectWrite is directWrite for TLS: a TLS record cannot be written in
-// part without blocking, so it writes b on this goroutine only when the
-// handshake is done and the kernel's send buffer has ample room for it
-// (then the write does not wait), and otherwise leaves all of b to the
-// writer goroutine. It saves the hand-off to the writer goroutine and its
-// wake-up on every answer.
-func (c *tcpConn) tlsDirectWrite(b []byte) (rest []byte, err error) {
-	// Record headers, content type and AEAD tags: at most 29 bytes a
-	// record, records of at least 1 KB (dynamic record sizing).
-	overhead := 64 + len(b)/16
-	if c.tlsRaw == nil || !c.tlsReady.Load() || len(b) > maxTLSDirect || !c.sendRoom(len(b)+overhead) {
-		return b, nil
-	}
-	c.armWriteDeadline()
-	if testTLSDirectWrite != nil {
-		testTLSDirectWrite()
-	}
-	if _, err := c.nc.Write(b); err != nil {
-		return nil, c.writeErr(err)
-	}
-	return nil, nil
-}
-
-// armWriteDeadline sets the write deadline to WriteTimeout from now
-// unless the one set is still at least half of it away (moving it on every
-// message would cost a timer update each). The caller holds writing.
-func (c *tcpConn) armWriteDeadline() {
-	wt := c.cfg.WriteTimeout
-	if wt <= 0 {
-		return
-	}
-	now := time.Now()
-	if !c.wdl.IsZero() && c.wdl.Sub(now) >= wt/2 {
-		return
-	}
-	c.wdl = now.Add(wt)
-	_ = c.nc.SetWriteDeadline(c.wdl)
-}
-
-// writeErr is the error of a failed write to the socket.
-func (c *tcpConn) writeErr(err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		c.log.Warn("closing connection: peer does not read", "write_timeout", c.cfg.WriteTimeout)
-		return fmt.Errorf("tcp send to %s: peer stopped reading for %v: %w", c.remote, c.cfg.WriteTimeout, err)
-	}
-	return fmt.Errorf("tcp send to %s: %w", c.remote, err)
 }
 
 // directWriteState is the state of the one direct write in progress (Send
@@ -516,8 +445,7 @@ func (c *tcpConn) flush() bool {
 			return true
 		}
 		if c.cfg.WriteTimeout > 0 {
-			c.wdl = time.Now().Add(c.cfg.WriteTimeout)
-			_ = c.nc.SetWriteDeadline(c.wdl)
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
 		}
 		_, err := c.nc.Write(*bp)
 		c.wmu.Lock()
@@ -527,7 +455,13 @@ func (c *tcpConn) flush() bool {
 			sendBufPool.Put(bp)
 		}
 		if err != nil {
-			c.fail(c.writeErr(err))
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				c.log.Warn("closing connection: peer does not read", "write_timeout", c.cfg.WriteTimeout)
+				err = fmt.Errorf("tcp send to %s: peer stopped reading for %v: %w", c.remote, c.cfg.WriteTimeout, err)
+			} else {
+				err = fmt.Errorf("tcp send to %s: %w", c.remote, err)
+			}
+			c.fail(err)
 			return false
 		}
 	}
@@ -618,9 +552,6 @@ func (c *tcpConn) fill(ctx context.Context, timeout time.Time) error {
 	disarm := c.rdl.arm(ctx, timeout)
 	n, err := c.nc.Read(c.rbuf[c.rw:])
 	disarm()
-	if n > 0 && c.tlsRaw != nil && !c.tlsReady.Load() {
-		c.tlsReady.Store(true) // TLS data arrives after the handshake only
-	}
 	c.rw += n
 	if err == nil {
 		return nil
