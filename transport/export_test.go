@@ -28,6 +28,15 @@ func ForcePartialDirectWrites(t testing.TB, limit int, after func()) {
 	t.Cleanup(func() { testDirectWriteLimit, testAfterDirectWrite = 0, nil })
 }
 
+// SendIdle reports whether a TCP Conn has nothing queued and nothing being
+// written (its writer goroutine is idle).
+func SendIdle(c Conn) bool {
+	tc := c.(*tcpConn)
+	tc.wmu.Lock()
+	defer tc.wmu.Unlock()
+	return !tc.writing && (tc.pending == nil || len(*tc.pending) == 0)
+}
+
 // HoldsSendBuffer reports whether a TCP Conn keeps a send buffer (queued
 // frames, or an empty buffer taken from the pool).
 func HoldsSendBuffer(c Conn) bool {
