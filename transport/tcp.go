@@ -148,7 +148,7 @@ type directWriteState struct {
 func (c *tcpConn) writeOnce(fd uintptr) bool {
 	d := &c.dw
 	for d.n < len(d.b) {
-		m, werr := syscall.Write(int(fd), d.b[d.n:])
+		m, werr := rawWrite(fd, d.b[d.n:])
 		if m > 0 {
 			d.n += m
 		}
