@@ -678,22 +678,32 @@ func (l *liveness) keepAlive(p *peState) {
 	st.dialing = true
 	addr := p.asapAddr
 	l.mu.Unlock()
-	l.r.withPEConn(addr, func(ac *asapConn, err error) {
+	var sent func(ac *asapConn, err error)
+	retried := false
+	sent = func(ac *asapConn, err error) {
+		if err == nil {
+			if err = ac.send(ka); err != nil && !retried {
+				// A shared association that just ended (before its reader
+				// noticed): forget it and dial once more.
+				retried = true
+				l.r.forgetPEConn(ac)
+				l.r.withPEConn(addr, sent)
+				return
+			}
+		}
 		l.mu.Lock()
-		st, ok := l.pes[key]
-		if ok {
+		if st, ok := l.pes[key]; ok {
 			st.dialing = false
 			if err == nil {
 				st.setConn(ac)
 			}
 		}
 		l.mu.Unlock()
-		if err != nil {
+		if err != nil { // the ACK timeout removes it
 			l.r.log.Debug("cannot reach PE's ASAP endpoint", "pool", ph(key.h), "pe", fmt.Sprintf("%08x", key.id), "error", err)
-			return // the ACK timeout removes it
 		}
-		_ = ac.send(ka)
-	})
+	}
+	l.r.withPEConn(addr, sent)
 }
 
 // claim sends a PE homed at another registrar an ENDPOINT_KEEP_ALIVE with

@@ -121,3 +121,16 @@ func (r *Registrar) peDialDone(spec string, pd *peDial, ac *asapConn, err error)
 		f(ac, err)
 	}
 }
+
+// forgetPEConn drops ac from the shared associations (a send on it
+// failed), so that the next caller dials again.
+func (r *Registrar) forgetPEConn(ac *asapConn) {
+	d := &r.peDials
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for spec, pd := range d.m {
+		if pd.ac == ac {
+			delete(d.m, spec)
+		}
+	}
+}
