@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"math"
 	"net/netip"
 	"sync"
 	"syscall"
@@ -18,6 +19,8 @@ import (
 // cap, the admin API still answers and existing PEs are still served.
 
 // fdReserve is how many file descriptors the global cap leaves free.
+// Under an open file limit below 2*fdReserve the reserve is half the
+// limit (the agent warns at start: see lowFileLimit).
 const fdReserve = 256
 
 type connLimits struct {
@@ -27,17 +30,38 @@ type connLimits struct {
 }
 
 // maxConnections is the effective global cap: max_connections, bounded
-// by the file descriptor limit less fdReserve.
+// by the file descriptor limit less the reserve. It reads the limit each
+// time: an operator may change it while the registrar runs (prlimit).
 func (r *Registrar) maxConnections() int {
-	n := r.cfg.MaxConnections
 	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur > fdReserve*2 {
-		if fd := int(lim.Cur) - fdReserve; n == 0 || fd < n {
-			n = fd
-		}
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return connCap(r.cfg.MaxConnections, 0)
 	}
-	return n
+	return connCap(r.cfg.MaxConnections, uint64(lim.Cur))
 }
+
+// connCap is the global cap for max_connections maxConns (0: none) under
+// the open file limit fdLimit (0: unknown, no bound from it): at most
+// fdLimit less fdReserve, or half of fdLimit when that is below
+// 2*fdReserve, and at least 1. 0 means no cap.
+func connCap(maxConns int, fdLimit uint64) int {
+	if fdLimit == 0 || fdLimit > math.MaxInt32 {
+		return maxConns
+	}
+	reserve := uint64(fdReserve)
+	if lowFileLimit(fdLimit) {
+		reserve = fdLimit / 2
+	}
+	fd := max(int(fdLimit-reserve), 1)
+	if maxConns == 0 || fd < maxConns {
+		return fd
+	}
+	return maxConns
+}
+
+// lowFileLimit reports whether an open file limit leaves less than
+// fdReserve descriptors beside as many connections.
+func lowFileLimit(fdLimit uint64) bool { return fdLimit > 0 && fdLimit < 2*fdReserve }
 
 // admit counts an accepted connection, or says why it is refused.
 func (r *Registrar) admit(c transport.Conn) (release func(), reason string) {

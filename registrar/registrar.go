@@ -212,8 +212,12 @@ func (r *Registrar) Run(ctx context.Context) (err error) {
 		r.log.Warn("cannot raise the open file limit to its hard limit", "soft", soft, "hard", hard, "error", ferr)
 		r.fdLimit = soft
 	} else if soft > 0 {
-		r.log.Info("open file limit", "limit", soft, "hard", hard)
+		r.log.Info("open file limit", "limit", soft, "hard", hard, "max_connections", connCap(r.cfg.MaxConnections, soft))
 		r.fdLimit = soft
+	}
+	if lowFileLimit(r.fdLimit) {
+		r.log.Warn("open file limit is low: half of it is kept for the admin API, raft, gossip, files and dials to PEs, the ASAP and ENRP connections get the rest",
+			"limit", r.fdLimit, "max_connections", connCap(r.cfg.MaxConnections, r.fdLimit), "at_least", 2*fdReserve)
 	}
 	cleanup, err := r.open(ctx)
 	defer func() {
