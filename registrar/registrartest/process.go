@@ -305,6 +305,22 @@ type Agent struct {
 // ready line.
 func StartAgent(t testing.TB, dir string, extra ...string) *Agent {
 	t.Helper()
+	return startAgent(t, dir, 0, extra...)
+}
+
+// StartAgentFileLimit is StartAgent with the agent's open file limit,
+// soft and hard, set to nofile (through the shell's ulimit, before the
+// exec: the agent cannot raise it).
+func StartAgentFileLimit(t testing.TB, dir string, nofile int, extra ...string) *Agent {
+	t.Helper()
+	if nofile <= 0 {
+		t.Fatalf("open file limit %d: want a positive number", nofile)
+	}
+	return startAgent(t, dir, nofile, extra...)
+}
+
+func startAgent(t testing.TB, dir string, nofile int, extra ...string) *Agent {
+	t.Helper()
 	bin := BinDir(t)
 	a := &Agent{Dir: dir,
 		ASAP:   fmt.Sprintf("tcp:127.0.0.1:%d", FreePort(t)),
@@ -321,7 +337,13 @@ func StartAgent(t testing.TB, dir string, extra ...string) *Agent {
 		args = append(args, "-gossip", a.Gossip)
 	}
 	args = append(args, extra...)
-	a.Process = StartProcess(t, "registrar "+filepath.Base(dir), filepath.Join(bin, "registrar"), args...)
+	path := filepath.Join(bin, "registrar")
+	if nofile > 0 {
+		// sh runs ulimit and execs the agent ($0) with its arguments.
+		args = append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile), path}, args...)
+		path = "/bin/sh"
+	}
+	a.Process = StartProcess(t, "registrar "+filepath.Base(dir), path, args...)
 	a.WaitLine(0, registrar.ReadyLine, 30*time.Second)
 	return a
 }
