@@ -59,6 +59,10 @@ func (l *listener) add(sock io.Closer, addr Endpoint, accept func() (Conn, error
 func (l *listener) acceptLoop(addr Endpoint, accept func() (Conn, error)) {
 	defer l.wg.Done()
 	backoff := 5 * time.Millisecond
+	var (
+		warned     time.Time // of the last warning
+		suppressed int       // failures since then not warned of
+	)
 	for {
 		c, err := accept()
 		if err != nil {
@@ -68,7 +72,16 @@ func (l *listener) acceptLoop(addr Endpoint, accept func() (Conn, error)) {
 			default:
 			}
 			if temporaryAcceptError(err) {
-				l.log.Warn("accept failed; retrying", "addr", addr.String(), "error", err, "backoff", backoff)
+				// At the descriptor limit the accepts fail as often as a
+				// descriptor frees (the backoff restarts after every
+				// success): one warning per acceptWarnEvery, with the
+				// count of the failures since the last one.
+				if now := time.Now(); warned.IsZero() || now.Sub(warned) >= acceptWarnEvery {
+					l.log.Warn("accept failed; retrying", "addr", addr.String(), "error", err, "backoff", backoff, "failures_not_logged", suppressed)
+					warned, suppressed = now, 0
+				} else {
+					suppressed++
+				}
 				t := time.NewTimer(backoff)
 				select {
 				case <-t.C:
@@ -100,6 +113,10 @@ func (l *listener) acceptLoop(addr Endpoint, accept func() (Conn, error)) {
 		}
 	}
 }
+
+// acceptWarnEvery is the least time between two warnings of failed
+// accepts on one socket.
+const acceptWarnEvery = 10 * time.Second
 
 // temporaryAcceptError reports errors after which accepting may succeed again.
 func temporaryAcceptError(err error) bool {
