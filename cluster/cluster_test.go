@@ -311,3 +311,69 @@ func TestNode_WaitApplied(t *testing.T) {
 		t.Errorf("waitApplied for an index never applied returned after %v, want the 100ms timeout", d)
 	}
 }
+
+// Ensure the raft port closes at once the connections beyond
+// maxRaftPortConns (before their first byte: silent ones, raft's and
+// forwarded writes alike), keeps the others, and accepts again once some close: a flood
+// of idle connections cannot take every descriptor of the process.
+func TestMuxLayer_ConnectionCap(t *testing.T) {
+	m, err := newMuxLayer("127.0.0.1:0", nil, nil, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	served := make(chan net.Conn, maxRaftPortConns)
+	m.serve = func(c net.Conn) { // holds the connection, as serveForward
+		defer c.Close()
+		served <- c
+		_, _ = io.Copy(io.Discard, c)
+	}
+	dial := func(kind byte) net.Conn {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", m.Addr().String(), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if kind != 0 {
+			if _, err := c.Write([]byte{kind}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c
+	}
+	// closedByPeer waits for c to be closed by the raft port (true) or
+	// for a short while without (false): a refusal closes at once.
+	closedByPeer := func(c net.Conn, d time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(d))
+		var b [1]byte
+		_, err := c.Read(b[:])
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+	held := make([]net.Conn, 0, maxRaftPortConns)
+	for range maxRaftPortConns {
+		held = append(held, dial(connForward))
+		<-served // counted and being served before the next
+	}
+	for i := range 20 {
+		if c := dial(0); !closedByPeer(c, 10*time.Second) {
+			t.Fatalf("connection %d beyond the raft port's cap of %d was not closed", i+1, maxRaftPortConns)
+		}
+	}
+	if closedByPeer(held[0], 50*time.Millisecond) {
+		t.Fatal("a forwarded-write connection within the cap was closed")
+	}
+	// One held connection closes: its slot is free again.
+	held[0].Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := dial(connForward)
+		if !closedByPeer(c, 100*time.Millisecond) {
+			break // accepted and held
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no connection accepted on the raft port within 10s after one of the capped connections closed")
+		}
+	}
+}

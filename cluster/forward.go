@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -43,9 +44,47 @@ type muxLayer struct {
 	wg      sync.WaitGroup
 	connsMu sync.Mutex
 	conns   map[net.Conn]struct{}
+	open    atomic.Int64 // connections accepted on the raft port and not closed
 }
 
 var _ raft.StreamLayer = (*muxLayer)(nil)
+
+// maxRaftPortConns caps the connections accepted on the raft port (raft's
+// pooled and pipelined RPC connections from every peer, forwarded writes,
+// and connections still to send their first byte): beyond it a new
+// connection is closed at once. Without it a flood of connections that
+// never send a byte took every file descriptor of the process, and the
+// ASAP, ENRP and admin ports stopped accepting (EMFILE). It is well inside
+// the descriptors the ASAP and ENRP connection cap leaves free.
+const maxRaftPortConns = 128
+
+// acceptWarnEvery is the least time between two warnings of the raft
+// port's accept loop.
+const acceptWarnEvery = 10 * time.Second
+
+// countedConn is a raft port connection that leaves the count when it is
+// closed (by raft, the forward server or the classifier).
+type countedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+// admit counts an accepted connection, or refuses it at the cap. (The
+// count has no lock: Close closes connections under connsMu.)
+func (m *muxLayer) admit(c net.Conn) (net.Conn, bool) {
+	if m.open.Add(1) > maxRaftPortConns {
+		m.open.Add(-1)
+		return nil, false
+	}
+	return &countedConn{Conn: c, release: func() { m.open.Add(-1) }}, true
+}
 
 func newMuxLayer(bind string, adv net.Addr, tlsStore *tlsutil.Store, log hclog.Logger) (*muxLayer, error) {
 	ln, err := listenRaft(bind, tlsStore)
@@ -67,6 +106,10 @@ func newMuxLayer(bind string, adv net.Addr, tlsStore *tlsutil.Store, log hclog.L
 
 func (m *muxLayer) acceptLoop() {
 	defer m.wg.Done()
+	// One warning per acceptWarnEvery for failed accepts and one for
+	// refusals, each with the count of those since the last one.
+	var failWarned, refuseWarned time.Time
+	var failed, refused int
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
@@ -75,12 +118,30 @@ func (m *muxLayer) acceptLoop() {
 				return
 			default:
 			}
-			m.log.Warn("raft port accept failed", "error", err)
-			time.Sleep(50 * time.Millisecond)
+			if failed++; failWarned.IsZero() || time.Since(failWarned) >= acceptWarnEvery {
+				m.log.Warn("raft port accept failed", "error", err, "failures", failed)
+				failWarned, failed = time.Now(), 0
+			}
+			t := time.NewTimer(50 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-m.closed:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		cc, ok := m.admit(c)
+		if !ok {
+			c.Close()
+			if refused++; refuseWarned.IsZero() || time.Since(refuseWarned) >= acceptWarnEvery {
+				m.log.Warn("raft port connection refused: limit reached", "remote", c.RemoteAddr().String(), "limit", maxRaftPortConns, "refused", refused)
+				refuseWarned, refused = time.Now(), 0
+			}
 			continue
 		}
 		m.wg.Add(1)
-		go m.classify(c)
+		go m.classify(cc)
 	}
 }
 

@@ -39,6 +39,9 @@ func dialRaft(addr string, timeout time.Duration, tlsStore *tlsutil.Store) (net.
 // byte: a failed TLS handshake (a stranger, a wrong or expired
 // certificate) is a warning; a plain close (a probe) says nothing.
 func (m *muxLayer) refused(c net.Conn, err error) {
+	if cc, ok := c.(*countedConn); ok {
+		c = cc.Conn
+	}
 	tc, ok := c.(*tls.Conn)
 	if !ok || errors.Is(err, io.EOF) || tc.ConnectionState().HandshakeComplete {
 		return

@@ -86,7 +86,8 @@ func waitKeepAlives(t *testing.T, name string, cl *client, from int64, n int64) 
 // Ensure that at the real file descriptor limit (an agent run with
 // RLIMIT_NOFILE 600, soft and hard, so that the cap is 600-256 = 344
 // connections) a flood of ASAP and ENRP connections, far beyond the
-// limit's worth, is refused by the connection cap and not by EMFILE: the
+// limit's worth, and a flood of the raft port (cap 128), are refused by
+// the connection caps and not by EMFILE: the
 // connections beyond the cap are closed at once and counted, the admin
 // API answers, the PEs already registered keep being supervised (their
 // keep-alives sent and answered, none removed) and served (resolution,
@@ -174,7 +175,18 @@ func fileLimitFlood(t *testing.T, nofile, capConns int, low bool) {
 		t.Errorf("%d flood connections closed by the registrar, want %d (the cap admits %d beside the %d PE connections)", n, refused, capConns-existing, existing)
 	}
 
-	// At the cap: the admin API answers.
+	// A flood of the raft port on top: its own cap (128) closes the rest.
+	rf := &flood{}
+	t.Cleanup(rf.close)
+	const raftN, raftCap = 300, 128
+	for range raftN {
+		rf.dial(t, a.Raft)
+	}
+	waitFor(t, 20*time.Second, fmt.Sprintf("%d of %d raft port flood connections closed (its cap is %d; saw %d)", raftN-raftCap, raftN, raftCap, rf.closed.Load()), func() bool {
+		return rf.closed.Load() >= raftN-raftCap
+	})
+
+	// At the caps: the admin API answers.
 	hc := &http.Client{Timeout: 10 * time.Second}
 	resp, err := hc.Get("http://" + a.HTTP + "/v1/status")
 	if err != nil {
