@@ -4,7 +4,6 @@ import (
 	"math"
 	"net/netip"
 	"sync"
-	"syscall"
 
 	"github.com/rserpool-go/registrar/transport"
 )
@@ -33,11 +32,7 @@ type connLimits struct {
 // by the file descriptor limit less the reserve. It reads the limit each
 // time: an operator may change it while the registrar runs (prlimit).
 func (r *Registrar) maxConnections() int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return connCap(r.cfg.MaxConnections, 0)
-	}
-	return connCap(r.cfg.MaxConnections, uint64(lim.Cur))
+	return connCap(r.cfg.MaxConnections, fileLimit())
 }
 
 // connCap is the global cap for max_connections maxConns (0: none) under

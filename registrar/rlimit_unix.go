@@ -22,3 +22,12 @@ func raiseFileLimit() (soft, hard uint64, err error) {
 	}
 	return uint64(l.Cur), uint64(l.Max), nil
 }
+
+// fileLimit is the current (soft) open file limit, 0 when unknown.
+func fileLimit() uint64 {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0
+	}
+	return uint64(lim.Cur)
+}
