@@ -322,6 +322,22 @@ func (m *Membership) Members() []Member {
 	return out
 }
 
+func (m *Membership) syncMember(id uint32) error {
+	m.mu.Lock()
+	var addr string
+	for _, mb := range m.members {
+		if mb.Meta.ID == id {
+			addr = mb.Addr
+		}
+	}
+	m.mu.Unlock()
+	if addr == "" {
+		return fmt.Errorf("no member %08x", id)
+	}
+	_, err := m.ml.Join([]string{addr})
+	return err
+}
+
 // joinLoop joins the seeds, retrying with backoff until one answers.
 func (m *Membership) joinLoop(seeds []string) {
 	defer m.wg.Done()

@@ -191,6 +191,13 @@ func (h *Handlespace) RestoreFile(ctx context.Context, path string) (snapshot.Me
 // Members lists every registrar gossip knows, sorted by name.
 func (h *Handlespace) Members() []Member { return h.members.Members() }
 
+// SyncMember exchanges gossip state with the member id at once (a
+// push/pull, as a join does), so that what this registrar knows of it,
+// its addresses in particular, is fresh: a member that restarted on the
+// same gossip address may be known by its old metadata until its
+// refutation reaches us.
+func (h *Handlespace) SyncMember(id uint32) error { return h.members.syncMember(id) }
+
 // GossipKeys lists this registrar's gossip keyring.
 func (h *Handlespace) GossipKeys() ([]KeyInfo, error) { return h.members.Keys() }
 

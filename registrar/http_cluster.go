@@ -73,17 +73,17 @@ func roleName(s cluster.Suffrage) string {
 }
 
 // leaderHTTP is the admin API address of the raft leader, from gossip.
-func (r *Registrar) leaderHTTP() string {
-	leader := r.hs.Status().LeaderID
+func (r *Registrar) leaderHTTP() (addr string, leader uint32) {
+	leader = r.hs.Status().LeaderID
 	if leader == 0 {
-		return ""
+		return "", 0
 	}
 	for _, m := range r.hs.Members() {
 		if m.Meta.ID == leader {
-			return m.Meta.HTTP
+			return m.Meta.HTTP, leader
 		}
 	}
-	return ""
+	return "", leader
 }
 
 // leaderHold is how long a request for the leader waits while none is
@@ -138,7 +138,7 @@ func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool
 	resend := req.ContentLength == 0
 	deadline := time.Now().Add(leaderHold)
 	for {
-		if addr := r.leaderHTTP(); addr != "" {
+		if addr, leader := r.leaderHTTP(); addr != "" {
 			resp, err := r.forward(req, addr, req.Body, req.ContentLength)
 			again := resend && (err != nil || resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(headerNotLeader) != "")
 			if !again || time.Now().After(deadline) {
@@ -147,6 +147,10 @@ func (r *Registrar) proxyToLeader(w http.ResponseWriter, req *http.Request) bool
 			}
 			if resp != nil { // nil when the leader could not be reached
 				resp.Body.Close()
+			} else if err := r.hs.SyncMember(leader); err != nil {
+				// Its admin address may be stale (it restarted on the same
+				// gossip address): ask its gossip for its current one.
+				r.log.Debug("cannot sync gossip with the leader", "leader", hexID(leader), "error", err)
 			}
 		}
 		if time.Now().After(deadline) {

@@ -228,7 +228,7 @@ func (r *Registrar) retryRestore(w http.ResponseWriter, req *http.Request, path 
 			writeJSON(w, http.StatusOK, SnapshotRestoreResult{Snapshot: meta, RaftIndex: r.hs.Status().LastIndex})
 			return true
 		}
-		addr := r.leaderHTTP()
+		addr, _ := r.leaderHTTP()
 		if addr == "" {
 			continue
 		}
