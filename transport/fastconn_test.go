@@ -56,21 +56,7 @@ func TestTCP_FastConn(t *testing.T) {
 	// b does not read: the kernel buffers fill, then the send queue; then
 	// TrySend says no.
 	big := asapMsg(16000, 2)
-	refused := false
-	sent := 0
-	for i := 0; i < 100000 && !refused; i++ {
-		ok, err := fa.TrySend(transport.PPIDASAP, big)
-		if err != nil {
-			t.Fatalf("TrySend %d: %v", i, err)
-		}
-		if ok {
-			sent++
-		}
-		refused = !ok
-	}
-	if !refused {
-		t.Fatalf("TrySend accepted %d messages of 16000 bytes to a peer that does not read", sent)
-	}
+	sent := trySendUntilRefused(t, fa, big)
 	// Everything accepted arrives, nothing of the refused one.
 	for i := 0; i < sent; i++ {
 		_, got, err := fb.RecvInto(ctx, buf)
@@ -129,4 +115,25 @@ func TestTCP_TrySendMoreAndBuffered(t *testing.T) {
 	if _, got, err := fb.RecvInto(ctx, nil); err != nil || !bytes.Equal(got, asapMsg(40, 9)) {
 		t.Fatalf("after Flush: % x, %v", got, err)
 	}
+}
+
+// trySendUntilRefused sends msg with TrySend to a peer that does not
+// read until TrySend refuses (the kernel buffers and the send queue are
+// full), and returns how many it accepted; it fails the test if none is
+// ever refused.
+func trySendUntilRefused(t *testing.T, c transport.FastConn, msg []byte) int {
+	t.Helper()
+	sent := 0
+	for i := 0; i < 100000; i++ {
+		ok, err := c.TrySend(transport.PPIDASAP, msg)
+		if err != nil {
+			t.Fatalf("TrySend %d: %v", i, err)
+		}
+		if !ok {
+			return sent
+		}
+		sent++
+	}
+	t.Fatalf("TrySend accepted %d messages of %d bytes to a peer that does not read", sent, len(msg))
+	return sent
 }

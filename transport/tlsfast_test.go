@@ -130,21 +130,7 @@ func TestTLS_FastConn(t *testing.T) {
 	// TrySend says no (a write on this goroutine that blocked would hang
 	// here until the test's deadline).
 	big := asapMsg(16000, 2)
-	sent := 0
-	refused := false
-	for i := 0; i < 100000 && !refused; i++ {
-		ok, err := b.TrySend(transport.PPIDASAP, big)
-		if err != nil {
-			t.Fatalf("TrySend %d: %v", i, err)
-		}
-		if ok {
-			sent++
-		}
-		refused = !ok
-	}
-	if !refused {
-		t.Fatalf("TrySend accepted %d messages of 16000 bytes to a peer that does not read", sent)
-	}
+	sent := trySendUntilRefused(t, b, big)
 	buf := make([]byte, 0, 16000)
 	for i := 0; i < sent; i++ {
 		_, got, err := a.RecvInto(ctx, buf)
