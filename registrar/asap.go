@@ -334,8 +334,10 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	}
 	ac.addPE(key)
 	r.live.track(ac, m.PoolHandle, pe, now)
-	r.metrics.registrations.WithLabelValues("accepted").Inc()
-	ac.log.Debug("registration accepted", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "lifetime_ms", pe.Lifetime)
+	r.metrics.accepted.Inc()
+	if ac.log.IsDebug() { // its arguments would allocate on every registration
+		ac.log.Debug("registration accepted", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "lifetime_ms", pe.Lifetime)
+	}
 	return resp
 }
 

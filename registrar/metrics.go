@@ -24,6 +24,7 @@ type metrics struct {
 	resolutions      *prometheus.CounterVec
 	resolutionsOK    prometheus.Counter // resolutions "ok", looked up once
 	refreshed        prometheus.Counter // registrations "refreshed", looked up once
+	accepted         prometheus.Counter // registrations "accepted", looked up once
 	keepAlivesSent   prometheus.Counter
 	keepAliveAcks    prometheus.Counter
 	keepAlivesMissed prometheus.Counter
@@ -57,6 +58,7 @@ func newMetrics(r *Registrar) *metrics {
 		Help: "ASAP handle resolutions by result: ok, unknown_pool, rate_limited."}, []string{"result"})
 	m.resolutionsOK = m.resolutions.WithLabelValues("ok")
 	m.refreshed = m.registrations.WithLabelValues("refreshed")
+	m.accepted = m.registrations.WithLabelValues("accepted")
 	m.keepAlivesSent = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_keepalives_sent_total", Help: "ENDPOINT_KEEP_ALIVE messages sent to PEs."})
 	m.keepAliveAcks = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_keepalive_acks_total", Help: "ENDPOINT_KEEP_ALIVE_ACK messages received."})
 	m.keepAlivesMissed = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_keepalives_missed_total", Help: "Keep-alives not acknowledged in time (the PE was removed)."})
