@@ -143,7 +143,9 @@ func (ec *enrpConn) handle(msg []byte) {
 			ec.send(&enrp.HandleTableResponse{Header: hdr, Reject: true})
 			return
 		}
-		ec.send(ec.table(hdr, m.OwnOnly))
+		resp := ec.table(hdr, m.OwnOnly)
+		r.log.Debug("answered a handle table request", "peer", hexID(peer), "own_only", m.OwnOnly, "pes", tablePEs(resp), "more", resp.More)
+		ec.send(resp)
 	case *enrp.HandleTableResponse:
 		r.peers.onTable(ec, m)
 	case *enrp.HandleUpdate:
@@ -280,4 +282,13 @@ func (ec *enrpConn) table(hdr enrp.Header, ownOnly bool) *enrp.HandleTableRespon
 		delete(ec.next, key)
 	}
 	return resp
+}
+
+// tablePEs counts the PEs a handle table response carries.
+func tablePEs(m *enrp.HandleTableResponse) int {
+	n := 0
+	for _, p := range m.Pools {
+		n += len(p.PEs)
+	}
+	return n
 }
