@@ -294,6 +294,165 @@ func sctpPaths(t *testing.T, addr string) []string {
 	return out
 }
 
+// Ensure the outcome when a member of our cluster dies while RSPLIB's
+// registrar peers with all three members: the cluster re-homes the dead
+// member's PE by raft, and its new home announces it; RSPLIB's registrar
+// tries to take the dead member over, but no member acknowledges its
+// INIT_TAKEOVER, so its takeover expires, and it ends up with the
+// cluster's home for the PE: the PE is neither lost nor homed twice.
+func TestInterop_RSPLIBAndOurClusterMemberDies(t *testing.T) {
+	needInterop(t)
+	labCapture(t)
+	var peers []string
+	for i := range 3 {
+		peers = append(peers, fmt.Sprintf("%s:%d", ourAddr, 9901+i))
+	}
+	rsp := rsplibRegistrarWith(t, rsplAddr, rsplibFastTimers, peers...)
+
+	// Three members on ASAP ports 3863-3865 and ENRP ports 9901-9903 of
+	// 10.99.0.1, each peered with RSPLIB's registrar; raft and gossip on
+	// loopback, with the lan profile's timers (the emulated CPUs are slow).
+	gossip := make([]string, 3)
+	for i := range gossip {
+		gossip[i] = fmt.Sprintf("127.0.0.1:%d", registrartest.FreePort(t))
+	}
+	base := t.TempDir()
+	members := make([]*registrartest.Agent, 3)
+	done := make(chan struct{}, 3)
+	for i := range 3 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			members[i] = registrartest.StartAgent(t, filepath.Join(base, fmt.Sprintf("r%d", i+1)),
+				"-asap", fmt.Sprintf("%s:%d", ourAddr, 3863+i), "-enrp", peers[i], "-announce", "off", "-enrp-announce", "off",
+				"-profile", "lan", "-gossip", gossip[i], "-join", strings.Join(gossip, ","), "-bootstrap-expect", "3",
+				"-enrp-peer", rsplAddr+":9901", "-peer-heartbeat", "1s")
+		}()
+	}
+	for range 3 {
+		<-done
+	}
+	c := &e2eCluster{t: t, agents: members}
+	c.waitVoters(3, members...)
+	ids := make([]string, 3)
+	for i, m := range members {
+		ids[i] = idOf(t, m)
+		acceptedBy(t, rsp, ids[i])
+	}
+	leader := c.leader()
+	victim := 0
+	for victim < 2 && members[victim] == leader {
+		victim++
+	}
+	serve := registrartest.StartProcess(t, "rsp serve", filepath.Join(registrartest.BinDir(t), "rsp"), "serve",
+		"-registrar", fmt.Sprintf("sctp:%s:%d", ourAddr, 3863+victim), "-pool", "ClusterPool", "-service", "echo",
+		"-listen", "sctp:"+ourAddr+":0")
+	serve.WaitLine(0, "pe registered", 30*time.Second)
+	bin := registrartest.BinDir(t)
+	var peID string
+	waitFor(t, 40*time.Second, "RSPLIB's registrar knows our PE, homed at member "+ids[victim], func() bool {
+		homes := asapHomes(t, bin, rsplAddr, "ClusterPool")
+		for id, home := range homes {
+			peID = id
+			return len(homes) == 1 && home == ids[victim]
+		}
+		return false
+	})
+
+	from := rsp.Lines()
+	members[victim].Kill()
+	survivor := members[(victim+1)%3]
+	var newHome string
+	waitFor(t, 60*time.Second, "the cluster re-homed the dead member's PE", func() bool {
+		d, ok := ourPool(survivor, "ClusterPool")
+		if !ok || len(d.PEs) != 1 {
+			return false
+		}
+		newHome = strings.TrimPrefix(d.PEs[0].Home, "0x")
+		return newHome != ids[victim]
+	})
+	// RSPLIB's registrar finds the member dead by its own timers and asks
+	// the other two to acknowledge its takeover; neither does.
+	line := rsp.WaitLine(from, "Takeover of peer $"+ids[victim]+" has expired", 60*time.Second)
+	if !strings.Contains(line, "2 outstanding acknowledgements") {
+		t.Errorf("RSPLIB's takeover of our dead member: %q, want both live members' acknowledgements outstanding", line)
+	}
+	if strings.Contains(rsp.Output(), "Takeover of peer $"+ids[victim]+" completed") {
+		t.Errorf("RSPLIB's registrar completed a takeover of a member of our cluster:\n%s", rsp.Output())
+	}
+	waitFor(t, 30*time.Second, "RSPLIB's registrar has our PE homed at "+newHome, func() bool {
+		homes := asapHomes(t, bin, rsplAddr, "ClusterPool")
+		return len(homes) == 1 && homes[peID] == newHome
+	})
+	for i, m := range members {
+		if i == victim {
+			continue
+		}
+		if d, ok := ourPool(m, "ClusterPool"); !ok || len(d.PEs) != 1 || strings.TrimPrefix(d.PEs[0].Home, "0x") != newHome {
+			t.Errorf("member %s: ClusterPool %+v, want the PE homed at %s", ids[i], d.PEs, newHome)
+		}
+	}
+	serve.WaitLine(0, "new home registrar", 30*time.Second)
+}
+
+// Ensure takeover suggestions (the T bit) between RSPLIB's registrar and
+// ours. With -supporttakeoversuggestion RSPLIB sends a second copy of the
+// HANDLE_UPDATE of a PE homed there, with T=1, to the peer whose ID is
+// farther (by XOR) from the PE's than its own; ours, with
+// -enrp-takeover-suggestion, claims that PE with an H=1 keep-alive, and the
+// PE makes ours its home. A PE whose ID is nearer RSPLIB's than ours gets
+// no suggestion and keeps its home.
+func TestInterop_TakeoverSuggestion(t *testing.T) {
+	bin := needInterop(t)
+	labCapture(t)
+	rsp := rsplibRegistrarWith(t, rsplAddr, []string{"-supporttakeoversuggestion"}, ourAddr)
+	a := ourAgent(t, bin, "-enrp-peer", rsplAddr+":9901", "-enrp-takeover-suggestion")
+	ours := idOf(t, a)
+	acceptedBy(t, rsp, ours)
+	id, err := strconv.ParseUint(ours, 16, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ours XOR far is 0xffffffff, more than RSPLIB's ID XOR far: ours is
+	// the better peer. ours XOR near is 0: RSPLIB is better placed itself.
+	far, near := fmt.Sprintf("%08x", ^uint32(id)), fmt.Sprintf("%08x", uint32(id))
+	rsplibServer(t, "Suggested", rsplAddr, "-identifier=0x"+far, "-rereginterval=1000")
+	rsplibServer(t, "Kept", rsplAddr, "-identifier=0x"+near, "-rereginterval=1000")
+
+	var rsplID string
+	waitFor(t, 30*time.Second, "the PE that stays at RSPLIB's registrar known at ours", func() bool {
+		d, ok := ourPool(a, "Kept")
+		if ok && len(d.PEs) == 1 {
+			rsplID = strings.TrimPrefix(d.PEs[0].Home, "0x")
+		}
+		return ok && len(d.PEs) == 1
+	})
+	if rsplID == ours {
+		t.Fatalf("PE %s registered at RSPLIB's registrar is homed at ours", near)
+	}
+	waitFor(t, 40*time.Second, "PE "+far+" homed at ours after RSPLIB suggested the takeover", func() bool {
+		d, ok := ourPool(a, "Suggested")
+		return ok && len(d.PEs) == 1 && strings.TrimPrefix(d.PEs[0].ID, "0x") == far &&
+			strings.TrimPrefix(d.PEs[0].Home, "0x") == ours
+	})
+	a.WaitLine(0, "claimed a PE its home suggested we take over", 10*time.Second)
+	waitFor(t, 30*time.Second, "RSPLIB's registrar knows PE "+far+" homed at ours", func() bool {
+		return asapHomes(t, bin, rsplAddr, "Suggested")[far] == ours
+	})
+	// By now the kept PE has re-registered at RSPLIB's registrar several
+	// times (every second), each time an update to ours without the T bit.
+	if homes := asapHomes(t, bin, rsplAddr, "Kept"); homes[near] != rsplID {
+		t.Errorf("PE %s without a suggestion: RSPLIB's registrar has homes %v, want it at %s", near, homes, rsplID)
+	}
+	if d, ok := ourPool(a, "Kept"); !ok || len(d.PEs) != 1 || strings.TrimPrefix(d.PEs[0].Home, "0x") != rsplID {
+		t.Errorf("PE %s without a suggestion: ours has %+v, want it homed at %s", near, d.PEs, rsplID)
+	}
+	for _, line := range strings.Split(a.Output(), "\n") {
+		if strings.Contains(line, "claimed a PE its home suggested") && !strings.Contains(line, "pe="+far) {
+			t.Errorf("our registrar claimed a PE other than %s: %s", far, line)
+		}
+	}
+}
+
 // Ensure that a PE with two addresses on two interfaces keeps its
 // associations when one interface goes down mid-session: the pool user's
 // session (its primary path on the lost interface) goes on over the other

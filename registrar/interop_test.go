@@ -93,20 +93,43 @@ func ourAgent(t *testing.T, bin string, extra ...string) *registrartest.Agent {
 	return a
 }
 
+// rsplibMentorWait is the start-up (mentor discovery) phase the lab's
+// RSPLIB registrars wait out before they serve, instead of RSPLIB's 5 s:
+// in each scenario they start before any peer that could be their mentor,
+// so the phase only delays the test.
+const rsplibMentorWait = "-mentordiscoverytimeout=1000"
+
 // rsplibRegistrar runs RSPLIB's registrar on 10.99.0.2, peered with ours.
-// It waits out RSPLIB's 5 s start-up (mentor discovery) phase.
+// It waits out RSPLIB's start-up (mentor discovery) phase.
 func rsplibRegistrar(t *testing.T) *registrartest.Process {
 	return rsplibRegistrarAt(t, rsplAddr, ourAddr)
 }
 
-// rsplibRegistrarAt runs RSPLIB's registrar on addr with static peers. It
+// rsplibFastTimers are shorter peer timers than RSPLIB's (2.444 s
+// heartbeat, 5 s + 5 s to find a peer dead, 5 s takeover expiry), with
+// still several heartbeats of silence before a peer counts as dead.
+var rsplibFastTimers = []string{"-peerheartbeatcycle=1000", "-peermaxtimelastheard=3000", "-peermaxtimenoresponse=2000",
+	"-takeoverexpiryinterval=2500"}
+
+// rsplibRegistrarAt runs RSPLIB's registrar on addr with static peers
+// (ADDR or ADDR:PORT; the port is 9901 when omitted). It
 // logs at RSPLIB's level 4 (actions), so tests can see which peers it
 // accepted (acceptedBy).
 func rsplibRegistrarAt(t *testing.T, addr string, peers ...string) *registrartest.Process {
+	return rsplibRegistrarWith(t, addr, nil, peers...)
+}
+
+// rsplibRegistrarWith is rsplibRegistrarAt with more RSPLIB options (its
+// peer timers, -supporttakeoversuggestion).
+func rsplibRegistrarWith(t *testing.T, addr string, opts []string, peers ...string) *registrartest.Process {
 	args := []string{"-asap=" + addr + ":3863", "-enrp=" + addr + ":9901", "-asapannounce=off", "-enrpannounce=off",
-		"-loglevel=4", "-logcolor=off"}
+		"-loglevel=4", "-logcolor=off", rsplibMentorWait}
+	args = append(args, opts...)
 	for _, p := range peers {
-		args = append(args, "-peer="+p+":9901")
+		if !strings.Contains(p, ":") {
+			p += ":9901"
+		}
+		args = append(args, "-peer="+p)
 	}
 	p := registrartest.StartProcess(t, "rspregistrar@"+addr, "rspregistrar", args...)
 	p.WaitLine(0, "The registrar is ready", 60*time.Second)
@@ -407,7 +430,9 @@ func asapHomes(t *testing.T, bin, addr, pool string) map[string]string {
 }
 
 // Ensure that when our registrar dies, RSPLIB's take over our PEs, and our
-// PE (rsp serve) accepts its new home. RSPLIB completes a takeover only
+// PE (rsp serve) accepts its new home; and that our registrar, restarted
+// on its data dir, leaves the PE with its new home instead of reclaiming
+// it. RSPLIB completes a takeover only
 // when another peer acknowledges its INIT_TAKEOVER (a lone rspregistrar
 // never takes over), so two RSPLIB registrars peer with each other and
 // with ours, as in an RSerPool network that mixes them. The test watches
@@ -416,13 +441,15 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 	bin := needInterop(t)
 	labCapture(t)
 	const rspl2 = "10.99.0.3"
+	timers := rsplibFastTimers
 	done := make(chan struct{}, 2)
 	var rsp1, rsp2 *registrartest.Process
-	go func() { rsp1 = rsplibRegistrarAt(t, rsplAddr, ourAddr, rspl2); done <- struct{}{} }()
-	go func() { rsp2 = rsplibRegistrarAt(t, rspl2, ourAddr, rsplAddr); done <- struct{}{} }()
+	go func() { rsp1 = rsplibRegistrarWith(t, rsplAddr, timers, ourAddr, rspl2); done <- struct{}{} }()
+	go func() { rsp2 = rsplibRegistrarWith(t, rspl2, timers, ourAddr, rsplAddr); done <- struct{}{} }()
 	<-done
 	<-done
-	a := ourAgent(t, bin, "-enrp-peer", rsplAddr+":9901", "-enrp-peer", rspl2+":9901")
+	a := ourAgent(t, bin, "-enrp-peer", rsplAddr+":9901", "-enrp-peer", rspl2+":9901", "-peer-heartbeat", "1s",
+		"-log-level", "debug")
 	ours := idOf(t, a)
 	serve := registrartest.StartProcess(t, "rsp serve", filepath.Join(bin, "rsp"), "serve", "-registrar", "sctp:"+ourAddr+":3863",
 		"-pool", "OurPool", "-service", "echo", "-listen", "sctp:"+ourAddr+":0")
@@ -440,8 +467,8 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 	acceptedBy(t, rsp2, ours)
 	start := time.Now()
 	a.Kill()
-	// RSPLIB notices the death after its peer timers (about 10 s), then
-	// takes over after its takeover expiry (5 s).
+	// RSPLIB notices the death after its peer timers (about 5 s here),
+	// then takes over after its takeover expiry.
 	var homes map[string]string
 	waitFor(t, 90*time.Second, "RSPLIB's registrars took over our PE", func() bool {
 		homes = asapHomes(t, bin, rsplAddr, "OurPool")
@@ -450,12 +477,57 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 	t.Logf("our registrar killed; RSPLIB's registrar is home of our PE after %v (homes %v)", time.Since(start), homes)
 	// Our PE followed the H=1 keep-alive of its new home.
 	serve.WaitLine(0, "new home registrar", 30*time.Second)
+	var peID, newHome string
+	for id, home := range homes {
+		peID, newHome = id, home
+	}
+
+	// Our registrar comes back on its data dir, with the PE restored from
+	// it as its own. RSPLIB's registrars accept it as a new peer. They must
+	// not be handed the PE back: not by our PRESENCE's checksum (it leaves
+	// restored PEs out, so they find nothing to resynchronise and ask for
+	// no table), not by an own-PEs answer (W=1) should they ask, nor by an
+	// update; and ours takes the new home from their tables instead of
+	// reclaiming the PE (or removing it later as expired).
+	from1, from2, from := rsp1.Lines(), rsp2.Lines(), a.Lines()
+	a.RestartAndWait()
+	if id := idOf(t, a); id != ours {
+		t.Fatalf("our registrar restarted on its data dir as %s, was %s", id, ours)
+	}
+	rsp1.WaitLine(from1, "synchronization with peer $"+ours+" is necessary", 40*time.Second)
+	rsp2.WaitLine(from2, "synchronization with peer $"+ours+" is necessary", 40*time.Second)
+	waitFor(t, 30*time.Second, "our restarted registrar knows our PE homed at "+newHome, func() bool {
+		d, ok := ourPool(a, "OurPool")
+		return ok && len(d.PEs) == 1 && strings.TrimPrefix(d.PEs[0].Home, "0x") == newHome
+	})
+	// A PE registered at ours now reaches RSPLIB's registrars on the
+	// association after everything ours sent them since its restart: once
+	// they know it, they have handled all of that.
+	later := registrartest.StartProcess(t, "rsp serve (after the restart)", filepath.Join(bin, "rsp"), "serve", "-registrar",
+		"sctp:"+ourAddr+":3863", "-pool", "AfterRestart", "-service", "echo", "-listen", "sctp:"+ourAddr+":0")
+	later.WaitLine(0, "pe registered", 30*time.Second)
+	for _, addr := range []string{rsplAddr, rspl2} {
+		waitFor(t, 40*time.Second, "RSPLIB's registrar at "+addr+" knows the PE registered after our restart", func() bool {
+			return len(asapHomes(t, bin, addr, "AfterRestart")) == 1
+		})
+		if got := asapHomes(t, bin, addr, "OurPool"); len(got) != 1 || got[peID] != newHome {
+			t.Errorf("RSPLIB's registrar at %s after our restart: OurPool homes %v, want %s homed at %s", addr, got, peID, newHome)
+		}
+	}
+	if d, ok := ourPool(a, "OurPool"); !ok || len(d.PEs) != 1 || strings.TrimPrefix(d.PEs[0].Home, "0x") != newHome {
+		t.Errorf("our restarted registrar: OurPool %+v, want the PE homed at %s", d.PEs, newHome)
+	}
+	for _, line := range strings.Split(a.Output(), "\n")[from:] {
+		if strings.Contains(line, "own_only=true") && !strings.Contains(line, "pes=0") {
+			t.Errorf("our restarted registrar named PEs in an own-PEs answer: %s", line)
+		}
+	}
 }
 
 // captureWant is a message a scenario's capture must hold: protocol
 // ("asap", "enrp" or "csp"), message type, and the sending and receiving
-// endpoints as "HOSTS:PORT", where HOSTS is one address or several
-// separated by "|" and PORT a number or "*".
+// endpoints as "HOSTS:PORTS", where HOSTS is one address or several
+// separated by "|" and PORTS one number, several separated by "|", or "*".
 type captureWant struct {
 	proto    string
 	typ      int
@@ -520,13 +592,33 @@ var captureWants = map[string][]captureWant{
 		{"enrp", 8, "10.99.0.2|10.99.0.3:9901", "10.99.0.2|10.99.0.3:9901", "RSPLIB's ENRP_INIT_TAKEOVER_ACK"},
 		{"asap", 7, "10.99.0.2|10.99.0.3:3863", "10.99.0.1:*", "the new home's ASAP_ENDPOINT_KEEP_ALIVE to our PE"},
 		{"asap", 8, "10.99.0.1:*", "10.99.0.2|10.99.0.3:3863", "our PE's ASAP_ENDPOINT_KEEP_ALIVE_ACK to its new home"},
+		{"enrp", 2, "10.99.0.1:9901", "10.99.0.2|10.99.0.3:9901", "our (restarted) registrar's ENRP_HANDLE_TABLE_REQUEST"},
+		{"enrp", 3, "10.99.0.2|10.99.0.3:9901", "10.99.0.1:9901", "RSPLIB's ENRP_HANDLE_TABLE_RESPONSE"},
+	},
+	"TestInterop_RSPLIBAndOurClusterMemberDies": {
+		{"enrp", 1, "10.99.0.1:*", "10.99.0.2:9901", "the members' ENRP_PRESENCE"},
+		{"enrp", 1, "10.99.0.2:9901", "10.99.0.1:*", "RSPLIB's ENRP_PRESENCE"},
+		{"asap", 1, "10.99.0.1:*", "10.99.0.1:3863|3864|3865", "rsp serve's ASAP_REGISTRATION"},
+		{"enrp", 4, "10.99.0.1:*", "10.99.0.2:9901", "the members' ENRP_HANDLE_UPDATE"},
+		{"enrp", 7, "10.99.0.2:9901", "10.99.0.1:*", "RSPLIB's ENRP_INIT_TAKEOVER of the dead member"},
+		{"asap", 7, "10.99.0.1:*", "10.99.0.1:*", "the new home's ASAP_ENDPOINT_KEEP_ALIVE"},
+	},
+	"TestInterop_TakeoverSuggestion": {
+		{"asap", 1, "10.99.0.1|10.99.0.2|10.99.0.3:*", "10.99.0.2:3863", "rspserver's ASAP_REGISTRATION at RSPLIB"},
+		{"enrp", 4, "10.99.0.2:9901", "10.99.0.1:*", "RSPLIB's ENRP_HANDLE_UPDATE (a copy with the T bit)"},
+		// Ours dials the PE's ASAP endpoint for the claim (from an
+		// ephemeral port); the PE then registers on that association.
+		{"asap", 7, "10.99.0.1:*", "10.99.0.1|10.99.0.2|10.99.0.3:*", "our ASAP_ENDPOINT_KEEP_ALIVE claiming the suggested PE"},
+		{"asap", 8, "10.99.0.1|10.99.0.2|10.99.0.3:*", "10.99.0.1:*", "the PE's ASAP_ENDPOINT_KEEP_ALIVE_ACK"},
+		{"asap", 1, "10.99.0.1|10.99.0.2|10.99.0.3:*", "10.99.0.1:*", "the PE's ASAP_REGISTRATION at its new home"},
+		{"asap", 3, "10.99.0.1:*", "10.99.0.1|10.99.0.2|10.99.0.3:*", "our ASAP_REGISTRATION_RESPONSE"},
 	},
 }
 
 // matchEndpoint reports whether host:port matches a captureWant pattern.
 func matchEndpoint(pattern, host, port string) bool {
 	hosts, p, _ := strings.Cut(pattern, ":")
-	return (p == "*" || p == port) && slices.Contains(strings.Split(hosts, "|"), host)
+	return (p == "*" || slices.Contains(strings.Split(p, "|"), port)) && slices.Contains(strings.Split(hosts, "|"), host)
 }
 
 // Ensure the captures the interop tests recorded in the lab VM hold the

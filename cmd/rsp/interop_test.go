@@ -79,9 +79,10 @@ func TestSCTPInterop_RSPLIB(t *testing.T) {
 	bin := needLab(t)
 	rsp := filepath.Join(bin, "rsp")
 	// Its output is block-buffered (not a terminal): rsp serve's retries
-	// tell when it serves.
+	// tell when it serves. It has no peer, so its start-up (mentor
+	// discovery) phase is cut from 5 s to 1 s.
 	registrartest.StartProcess(t, "rspregistrar", "rspregistrar", "-asap="+labRegistrar+":3863", "-enrp="+labRegistrar+":9901",
-		"-asapannounce=off", "-enrpannounce=off", "-loglevel=2", "-logcolor=off")
+		"-asapannounce=off", "-enrpannounce=off", "-loglevel=2", "-logcolor=off", "-mentordiscoverytimeout=1000")
 	regSpec := "sctp:" + labRegistrar + ":3863"
 
 	t.Run("our PE, RSPLIB's PU", func(t *testing.T) {
