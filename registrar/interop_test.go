@@ -441,11 +441,10 @@ func TestInterop_RSPLIBTakesOverOurs(t *testing.T) {
 	bin := needInterop(t)
 	labCapture(t)
 	const rspl2 = "10.99.0.3"
-	timers := rsplibFastTimers
 	done := make(chan struct{}, 2)
 	var rsp1, rsp2 *registrartest.Process
-	go func() { rsp1 = rsplibRegistrarWith(t, rsplAddr, timers, ourAddr, rspl2); done <- struct{}{} }()
-	go func() { rsp2 = rsplibRegistrarWith(t, rspl2, timers, ourAddr, rsplAddr); done <- struct{}{} }()
+	go func() { rsp1 = rsplibRegistrarWith(t, rsplAddr, rsplibFastTimers, ourAddr, rspl2); done <- struct{}{} }()
+	go func() { rsp2 = rsplibRegistrarWith(t, rspl2, rsplibFastTimers, ourAddr, rsplAddr); done <- struct{}{} }()
 	<-done
 	<-done
 	a := ourAgent(t, bin, "-enrp-peer", rsplAddr+":9901", "-enrp-peer", rspl2+":9901", "-peer-heartbeat", "1s",
