@@ -1,7 +1,6 @@
 package registrar
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -157,10 +156,7 @@ func (r *Registrar) serveWatch(w http.ResponseWriter, req *http.Request) {
 
 // sseFrame appends one event as an SSE frame.
 func sseFrame(b []byte, e *WatchEvent, withID bool) []byte {
-	data := e.data
-	if data == nil {
-		data, _ = json.Marshal(e)
-	}
+	data := e.encoded()
 	b = append(b, "event: "...)
 	b = append(b, e.Type...)
 	b = append(b, '\n')
