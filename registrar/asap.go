@@ -523,6 +523,10 @@ func (ac *asapConn) sendLocked(b []byte, more bool) error {
 		if sent, err := fc.TrySendMore(transport.PPIDASAP, b, more); sent || err != nil {
 			return err
 		}
+	} else if ts, ok := ac.c.(transport.TrySender); ok {
+		if sent, err := ts.TrySend(transport.PPIDASAP, b); sent || err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

@@ -62,6 +62,16 @@ type Conn interface {
 	Close() error
 }
 
+// TrySender is a Conn that can send without waiting, deadline or
+// context (SCTP and TCP implement it; check with a type assertion).
+type TrySender interface {
+	Conn
+	// TrySend is Send that never waits: when the send buffer is full (or
+	// another send is in progress) it returns false and sends nothing
+	// (call Send then).
+	TrySend(ppid uint32, msg []byte) (sent bool, err error)
+}
+
 // FastConn is a Conn that a server's hot path can use without
 // allocating per message (TCP implements it; check with a type
 // assertion and fall back to Recv and Send).
@@ -71,9 +81,7 @@ type FastConn interface {
 	// when it is too small) instead of a new slice; it is the caller's
 	// until it passes the buffer again.
 	RecvInto(ctx context.Context, buf []byte) (ppid uint32, msg []byte, err error)
-	// TrySend is Send that never waits: when the send buffer is full it
-	// returns false and sends nothing (call Send then).
-	TrySend(ppid uint32, msg []byte) (sent bool, err error)
+	TrySender
 	// TrySendMore is TrySend for a server answering requests a client
 	// pipelined: with more, the message is held (not written) so that the
 	// next answers go out with it in one write; a call without more, or

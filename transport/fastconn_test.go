@@ -121,7 +121,7 @@ func TestTCP_TrySendMoreAndBuffered(t *testing.T) {
 // read until TrySend refuses (the kernel buffers and the send queue are
 // full), and returns how many it accepted; it fails the test if none is
 // ever refused.
-func trySendUntilRefused(t *testing.T, c transport.FastConn, msg []byte) int {
+func trySendUntilRefused(t *testing.T, c transport.TrySender, msg []byte) int {
 	t.Helper()
 	sent := 0
 	for i := 0; i < 100000; i++ {

@@ -67,9 +67,10 @@ func sctpSocket(v6 bool) (int, error) {
 			return -1, os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
 		}
 	}
-	// Ask for the sctp_sndrcvinfo of every message (its PPID). Accepted
+	// Ask for the sctp_sndrcvinfo of every message (its PPID), and for
+	// peer address changes (they invalidate PeerAddrs' cache). Accepted
 	// sockets inherit this from the listening socket.
-	if err := sctp.NewSCTPConn(fd, nil).SubscribeEvents(sctp.SCTP_EVENT_DATA_IO); err != nil {
+	if err := sctp.NewSCTPConn(fd, nil).SubscribeEvents(sctp.SCTP_EVENT_DATA_IO | sctp.SCTP_EVENT_ADDRESS); err != nil {
 		_ = syscall.Close(fd)
 		return -1, os.NewSyscallError("setsockopt SCTP_EVENTS", err)
 	}
@@ -353,6 +354,15 @@ type sctpConn struct {
 	wdl     ioDeadline
 	oobPPID uint32
 	oobSend []byte
+	tryMsg  []byte             // TrySend's message, for tryFn
+	tryErr  error              // tryFn's result
+	tryFn   func(uintptr) bool // TrySend's one sendmsg, made once
+
+	// peerAddrs caches the association's peer addresses (PeerAddrs asked
+	// the kernel on every call, a system call per registration); any
+	// SCTP notification Recv sees (peer address changes are subscribed
+	// to) clears it.
+	peerAddrs atomic.Pointer[[]netip.Addr]
 
 	mu     sync.Mutex
 	err    error // final error, returned by later calls
@@ -360,7 +370,7 @@ type sctpConn struct {
 	once   sync.Once
 }
 
-var _ Conn = (*sctpConn)(nil)
+var _ TrySender = (*sctpConn)(nil)
 
 // newSCTPConn wraps a connected socket. dialed (with dport) are the
 // addresses a dial connected to: when the association is gone again
@@ -394,6 +404,7 @@ func newSCTPConn(f *os.File, cfg Config, dialed []netip.Addr, dport uint16) (*sc
 	c.laddr = sctpEndpoint(la, lport)
 	c.raddr = sctpEndpoint(ra, rport)
 	c.peer = ra
+	c.peerAddrs.Store(&ra)
 	c.log = cfg.logger().With("transport", "sctp", "local", c.laddr.String(), "remote", c.raddr.String())
 	return c, nil
 }
@@ -498,8 +509,12 @@ func (c *sctpConn) RemoteAddr() Endpoint { return c.raddr }
 // PeerAddrs implements Conn.
 func (c *sctpConn) PeerAddrs() []netip.Addr {
 	if !c.closed.Load() {
+		if p := c.peerAddrs.Load(); p != nil {
+			return slices.Clone(*p)
+		}
 		if addrs, _, err := c.addrList(sctp.SCTP_GET_PEER_ADDRS); err == nil {
-			return addrs
+			c.peerAddrs.Store(&addrs)
+			return slices.Clone(addrs)
 		}
 	}
 	out := make([]netip.Addr, 0, len(c.peer))
@@ -626,6 +641,59 @@ func (c *sctpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 	}
 }
 
+// TrySend implements TrySender: one sendmsg, with no deadline, timer or
+// context, when no other send is in progress. It returns false, having
+// sent nothing, when the association's send buffer is full, another send
+// holds the connection, or a deadline an earlier Send left has passed:
+// Send then waits as it should.
+func (c *sctpConn) TrySend(ppid uint32, msg []byte) (bool, error) {
+	if len(msg) == 0 {
+		return false, fmt.Errorf("sctp send to %s: %w: empty message", c.raddr, ErrBadFrame)
+	}
+	if len(msg) > c.cfg.MaxMessageSize {
+		return false, fmt.Errorf("sctp send to %s: %w: %d bytes, limit %d", c.raddr, ErrMessageTooLarge, len(msg), c.cfg.MaxMessageSize)
+	}
+	select {
+	case c.wsem <- struct{}{}:
+	default:
+		return false, nil
+	}
+	defer func() { <-c.wsem }()
+	if err := c.currentErr(); err != nil {
+		return false, err
+	}
+	if c.oobSend == nil || c.oobPPID != ppid {
+		c.oobSend, c.oobPPID = sndrcvOOB(ppid), ppid
+	}
+	if c.tryFn == nil {
+		c.tryFn = func(fd uintptr) bool {
+			for {
+				c.tryErr = syscall.Sendmsg(int(fd), c.tryMsg, c.oobSend, nil, syscall.MSG_NOSIGNAL)
+				if c.tryErr != syscall.EINTR {
+					return true // never wait for the socket
+				}
+			}
+		}
+	}
+	c.tryMsg = msg
+	err := c.rc.Write(c.tryFn)
+	c.tryMsg = nil
+	serr := c.tryErr
+	c.tryErr = nil
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return false, nil // a stale deadline: Send re-arms it
+	case err != nil:
+		return false, c.finalErr(fmt.Errorf("sctp send to %s: %w", c.raddr, ErrClosed))
+	case serr == syscall.EAGAIN:
+		return false, nil
+	case serr != nil:
+		c.log.Debug("closing connection: send failed", "error", serr)
+		return false, c.finalErr(fmt.Errorf("sctp send to %s: %w", c.raddr, os.NewSyscallError("sendmsg", serr)))
+	}
+	return true, nil
+}
+
 // Recv implements Conn. A message longer than the receive buffer arrives in
 // pieces (partial delivery); Recv collects them until MSG_EOR.
 func (c *sctpConn) Recv(ctx context.Context) (uint32, []byte, error) {
@@ -684,7 +752,10 @@ func (c *sctpConn) Recv(ctx context.Context) (uint32, []byte, error) {
 			return 0, nil, c.failRead(fmt.Errorf("sctp recv from %s: %w", c.raddr, os.NewSyscallError("recvmsg", rerr)))
 		}
 		if flags&sctp.MSG_NOTIFICATION != 0 {
-			continue // not subscribed to any; ignore
+			// Only peer address changes are subscribed to: the
+			// addresses are asked for again when next needed.
+			c.peerAddrs.Store(nil)
+			continue
 		}
 		if n == 0 {
 			if c.rlen > 0 {

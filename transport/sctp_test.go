@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -635,6 +636,69 @@ func TestSCTPManyPeerAddrs(t *testing.T) {
 	}
 	if got := c.RemoteAddr().Addrs; len(got) != 20 {
 		t.Fatalf("RemoteAddr: %d addresses, want 20", len(got))
+	}
+}
+
+// TestSCTPTrySend: an SCTP connection's TrySend (the registrar's answer
+// path: no timer, context or deadline) delivers each message whole with
+// its PPID; to a peer that does not read it refuses once the association's
+// buffers are full, sending nothing of the refused message, and the
+// messages accepted before arrive in order, then the next Send's.
+func TestSCTPTrySend(t *testing.T) {
+	requireSCTP(t)
+	sharedtest.CheckLeaks(t, testFrames)
+	ctx := ctxTimeout(t, 20*time.Second)
+	a, b := listenPair(t, "sctp:127.0.0.1:0", transport.DefaultConfig())
+	ta, ok := a.(transport.TrySender)
+	if !ok {
+		t.Fatal("an SCTP connection is not a TrySender")
+	}
+	for i, ppid := range sctpPPIDs {
+		msg := asapMsg(64+i, byte(i))
+		if sent, err := ta.TrySend(ppid, msg); !sent || err != nil {
+			t.Fatalf("TrySend %d to a reading peer: sent %v, %v", i, sent, err)
+		}
+		got, m := mustRecv(t, b)
+		if got != ppid || !bytes.Equal(m, msg) {
+			t.Fatalf("message %d: ppid %d, % x; want ppid %d, % x", i, got, m, ppid, msg)
+		}
+	}
+	big := asapMsg(16000, 7)
+	sent := trySendUntilRefused(t, ta, big)
+	for i := 0; i < sent; i++ {
+		ppid, got, err := b.Recv(ctx)
+		if err != nil || ppid != transport.PPIDASAP || !bytes.Equal(got, big) {
+			t.Fatalf("message %d of %d: ppid %d, %d bytes, %v", i, sent, ppid, len(got), err)
+		}
+	}
+	last := asapMsg(40, 9)
+	mustSend(t, a, transport.PPIDASAP, last)
+	if _, got := mustRecv(t, b); !bytes.Equal(got, last) {
+		t.Fatalf("after the accepted ones: % x; want the next message, not the refused one", got)
+	}
+	if _, err := ta.TrySend(transport.PPIDASAP, nil); !errors.Is(err, transport.ErrBadFrame) {
+		t.Errorf("TrySend of an empty message: %v, want ErrBadFrame", err)
+	}
+	a.Close()
+	if sent, err := ta.TrySend(transport.PPIDASAP, last); sent || err == nil {
+		t.Errorf("TrySend after Close: sent %v, %v; want an error", sent, err)
+	}
+}
+
+// TestSCTPPeerAddrsCached: PeerAddrs answers from its cache (no system
+// call per registration) a copy the caller may change: changing one
+// answer does not change the next.
+func TestSCTPPeerAddrsCached(t *testing.T) {
+	requireSCTP(t)
+	sharedtest.CheckLeaks(t, testFrames)
+	a, _ := listenPair(t, "sctp:127.0.0.1:0", transport.DefaultConfig())
+	first := a.PeerAddrs()
+	if len(first) != 1 || first[0] != netip.MustParseAddr("127.0.0.1") {
+		t.Fatalf("PeerAddrs: %v, want [127.0.0.1]", first)
+	}
+	first[0] = netip.MustParseAddr("192.0.2.1")
+	if again := a.PeerAddrs(); len(again) != 1 || again[0] != netip.MustParseAddr("127.0.0.1") {
+		t.Fatalf("PeerAddrs after the caller changed an answer: %v, want [127.0.0.1]", again)
 	}
 }
 
