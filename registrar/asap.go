@@ -23,10 +23,11 @@ import (
 // asapConn is one ASAP association with a PE or PU: accepted, or dialed by
 // the registrar to reach a PE's ASAP endpoint.
 type asapConn struct {
-	r      *Registrar
-	c      transport.Conn
-	log    hclog.Logger
-	remote netip.Addr // the peer's address (unreachability reporters)
+	r       *Registrar
+	c       transport.Conn
+	logOnce sync.Once
+	log     hclog.Logger // logger() makes it
+	remote  netip.Addr   // the peer's address (unreachability reporters)
 	// resBucket and unrBucket are the connection's rate limits of
 	// resolutions and unreachability reports (the reader goroutine's).
 	resBucket, unrBucket, msgBucket bucket
@@ -49,6 +50,14 @@ type asapConn struct {
 	handles map[string]asap.PoolHandle
 }
 
+// logger returns the connection's logger (the registrar's, with the
+// peer's address), made on its first line: most connections never log,
+// and a logger made for every connection cost about 1 KB each.
+func (ac *asapConn) logger() hclog.Logger {
+	ac.logOnce.Do(func() { ac.log = ac.r.log.With("peer", ac.c.RemoteAddr().String()) })
+	return ac.log
+}
+
 // maxConnHandles bounds asapConn.handles (cleared when full).
 const maxConnHandles = 16
 
@@ -67,7 +76,7 @@ func (ac *asapConn) handle(b []byte) asap.PoolHandle {
 }
 
 func (r *Registrar) newConn(c transport.Conn) *asapConn {
-	ac := &asapConn{r: r, c: c, log: r.log.With("peer", c.RemoteAddr().String()),
+	ac := &asapConn{r: r, c: c,
 		rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), buf: make([]byte, 0, 512)}
 	if pa := c.PeerAddrs(); len(pa) > 0 {
 		ac.remote = pa[0]
@@ -114,7 +123,7 @@ func (r *Registrar) serveConn(ac *asapConn) {
 			if held && !fc.Buffered() { // never block in a read with answers held
 				held = false
 				if err := fc.Flush(); err != nil {
-					ac.log.Debug("send failed", "error", err)
+					ac.logger().Debug("send failed", "error", err)
 				}
 			}
 			ppid, msg, err = fc.RecvInto(context.Background(), ac.rbuf)
@@ -124,12 +133,12 @@ func (r *Registrar) serveConn(ac *asapConn) {
 		}
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, transport.ErrClosed) {
-				ac.log.Debug("asap connection ended", "error", err)
+				ac.logger().Debug("asap connection ended", "error", err)
 			}
 			return
 		}
 		if ppid != transport.PPIDASAP {
-			ac.log.Warn("dropping message with a foreign payload protocol on the ASAP port", "ppid", ppid)
+			ac.logger().Warn("dropping message with a foreign payload protocol on the ASAP port", "ppid", ppid)
 			continue
 		}
 		if !r.limits.allowMessage(&ac.msgBucket) {
@@ -159,12 +168,12 @@ func (ac *asapConn) send(m asap.Message) error {
 	defer ac.sendMu.Unlock()
 	b, err := asap.Append(ac.buf[:0], m)
 	if err != nil {
-		ac.log.Error("cannot encode reply", "type", m.Type(), "error", err)
+		ac.logger().Error("cannot encode reply", "type", m.Type(), "error", err)
 		return err
 	}
 	ac.buf = b
 	if err := ac.sendLocked(b, false); err != nil {
-		ac.log.Debug("send failed", "type", m.Type(), "error", err)
+		ac.logger().Debug("send failed", "type", m.Type(), "error", err)
 		return err
 	}
 	return nil
@@ -199,10 +208,10 @@ func (r *Registrar) handleASAP(ctx context.Context, ac *asapConn, msg []byte) {
 	if err != nil {
 		r.metrics.malformed.Inc()
 		if cause, ok := asap.CauseOf(err); ok {
-			ac.log.Debug("refusing malformed message", "error", err)
+			ac.logger().Debug("refusing malformed message", "error", err)
 			ac.sendError(cause)
 		} else {
-			ac.log.Debug("dropping message silently", "error", err)
+			ac.logger().Debug("dropping message silently", "error", err)
 		}
 		return
 	}
@@ -225,9 +234,9 @@ func (r *Registrar) handleASAP(ctx context.Context, ac *asapConn, msg []byte) {
 	case *asap.EndpointUnreachable:
 		r.unreachable(ac, m)
 	case *asap.Error:
-		ac.log.Debug("peer reported an error", "causes", m.Error.Error())
+		ac.logger().Debug("peer reported an error", "causes", m.Error.Error())
 	default:
-		ac.log.Debug("ignoring message a registrar does not handle", "type", m.Type())
+		ac.logger().Debug("ignoring message a registrar does not handle", "type", m.Type())
 	}
 }
 
@@ -273,7 +282,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	refuse := func(reason string, oe *asap.OperationError) *asap.RegistrationResponse {
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		r.countError(oe.First())
-		ac.log.Info("registration refused", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "reason", reason)
+		ac.logger().Info("registration refused", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "reason", reason)
 		resp.Reject, resp.Error = true, oe
 		return resp
 	}
@@ -301,7 +310,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	}
 	cur, exists := r.hs.Lookup(m.PoolHandle, pe.ID)
 	if exists && !r.mayChange(ac, m.PoolHandle, cur.Element) {
-		ac.log.Warn("registration refused: the PE identifier belongs to another endpoint", "pool", ph(m.PoolHandle),
+		ac.logger().Warn("registration refused: the PE identifier belongs to another endpoint", "pool", ph(m.PoolHandle),
 			"pe", fmt.Sprintf("%08x", pe.ID), "registered-addresses", addrsOf(cur.Element.User.Addrs))
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		r.countError(asap.CauseNonUniquePEIdentifier)
@@ -326,7 +335,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 		// refused PE would flood the log.
 		r.metrics.registrations.WithLabelValues("rejected").Inc()
 		r.countError(asap.CauseLackOfResources)
-		ac.log.Debug("registration refused: storage fault", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "error", err)
+		ac.logger().Debug("registration refused: storage fault", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "error", err)
 		resp.Reject, resp.Error = true, asap.NewOperationError(asap.CauseLackOfResources, nil)
 		return resp
 	case errors.As(err, &oe):
@@ -335,8 +344,8 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	ac.addPE(key)
 	r.live.track(ac, m.PoolHandle, pe, now)
 	r.metrics.accepted.Inc()
-	if ac.log.IsDebug() { // its arguments would allocate on every registration
-		ac.log.Debug("registration accepted", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "lifetime_ms", pe.Lifetime)
+	if ac.r.log.IsDebug() { // its arguments would allocate on every registration
+		ac.logger().Debug("registration accepted", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "lifetime_ms", pe.Lifetime)
 	}
 	return resp
 }
@@ -441,7 +450,7 @@ func (r *Registrar) deregister(ctx context.Context, ac *asapConn, m *asap.Deregi
 		return resp
 	}
 	if !r.mayChange(ac, m.PoolHandle, cur.Element) {
-		ac.log.Warn("deregistration refused: not the PE's association", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", m.ID),
+		ac.logger().Warn("deregistration refused: not the PE's association", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", m.ID),
 			"registered-addresses", addrsOf(cur.Element.User.Addrs))
 		r.countError(asap.CauseRejectedSecurity)
 		resp.Error = asap.NewOperationError(asap.CauseRejectedSecurity, nil)
@@ -509,7 +518,7 @@ func (r *Registrar) resolveHandle(ac *asapConn, ph asap.PoolHandle, has bool, it
 	err = ac.sendLocked(b, more)
 	ac.sendMu.Unlock()
 	if err != nil {
-		ac.log.Debug("send failed", "type", asap.TypeHandleResolutionResponse, "error", err)
+		ac.logger().Debug("send failed", "type", asap.TypeHandleResolutionResponse, "error", err)
 	}
 	r.metrics.resolutionsOK.Inc()
 }

@@ -32,6 +32,7 @@ func unitRegistrar(t *testing.T, hsMod func(*cluster.Config), before ...func(*Re
 	cfg.DataDir = t.TempDir()
 	r := &Registrar{cfg: cfg, applied: cfg, log: sharedtest.Logger(t, "registrar"), id: unitID, hs: hs,
 		net: transport.NewMemNetwork(), quit: make(chan struct{}), conns: map[*asapConn]struct{}{}}
+	r.quitCtx, r.quitStop = context.WithCancel(context.Background())
 	r.metrics = newMetrics(r)
 	r.limits = newRateLimits(cfg)
 	r.peers = newPeers(r)

@@ -101,7 +101,9 @@ type Registrar struct {
 	// goroutines: started only through go(), stopped by quit.
 	mu       sync.Mutex
 	quit     chan struct{}
+	quitCtx  context.Context // cancelled with quit (quitCancel)
 	stopping bool
+	quitStop context.CancelFunc
 	wg       sync.WaitGroup
 	// conns are the served ASAP connections; nil once closeConns ran
 	// (a connection served later is closed at once).
@@ -151,6 +153,7 @@ func New(cfg Config) (*Registrar, error) {
 
 		httpClosing: make(chan struct{}),
 	}
+	r.quitCtx, r.quitStop = context.WithCancel(context.Background())
 	r.tokens.Store(toks)
 	r.trust.Store(newPeerTrust(&cfg))
 	r.leaderClient = r.newLeaderClient()
@@ -575,6 +578,7 @@ func (r *Registrar) stopGoroutines() error {
 	if !r.stopping {
 		r.stopping = true
 		close(r.quit)
+		r.quitStop()
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
@@ -614,17 +618,11 @@ func (r *Registrar) acceptLoop(ln transport.Listener, serve func(transport.Conn)
 	}
 }
 
-// quitContext is a context cancelled when shutdown begins.
+// quitContext is a context cancelled when shutdown begins. It is a child
+// of quitCtx, so it costs no goroutine: a goroutine per connection waiting
+// for quit was a few KiB of every idle connection.
 func (r *Registrar) quitContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { // ends with cancel or quit
-		select {
-		case <-r.quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
+	return context.WithCancel(r.quitCtx)
 }
 
 // loadOrCreateID returns the registrar ID saved in dir, saving want (or a
