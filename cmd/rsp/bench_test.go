@@ -224,3 +224,24 @@ func TestBench_Supervise(t *testing.T) {
 		t.Fatalf("registrar side %+v, %d resolutions; want 60 PEs, keep-alives sent, none missed", res.Registrars, res.ResolveOps)
 	}
 }
+
+// Ensure rsp bench supervise refuses, before dialling, a run whose
+// associations do not fit in the open file limit, naming the limit.
+func TestBench_SuperviseFileLimit(t *testing.T) {
+	if err := checkFileLimit(19000, 20000); err != nil {
+		t.Errorf("19000 associations under a limit of 20000: %v", err)
+	}
+	if err := checkFileLimit(100, 0); err != nil {
+		t.Errorf("an unknown limit: %v", err)
+	}
+	err := checkFileLimit(50000, 20000)
+	if err == nil || !strings.Contains(err.Error(), "-conns 50000") || !strings.Contains(err.Error(), "limit is 20000") {
+		t.Fatalf("50000 associations under a limit of 20000: %v; want a refusal naming both", err)
+	}
+	// The command refuses before it dials (the address would not answer).
+	if lim := openFileLimit(); lim > 0 {
+		if code := runSupervise([]string{"-conns", "100000000", "-pes", "100000000", "-registrar", "tcp:127.0.0.1:1"}); code != 2 {
+			t.Fatalf("rsp bench supervise -conns 100000000: exit %d, want 2 (a usage error)", code)
+		}
+	}
+}

@@ -101,6 +101,10 @@ the end, so the registrars remove them after the keep-alive timeout).`)
 		fmt.Fprintln(os.Stderr, "rsp bench supervise: -pes, -conns (at most -pes), -pools, -duration and -register-conns must be positive")
 		return 2
 	}
+	if err := checkFileLimit(*conns, openFileLimit()); err != nil {
+		fmt.Fprintln(os.Stderr, "rsp bench supervise:", err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s := &supervise{addrs: strings.Split(*regs, ","), pes: *pes, conns: *conns, pools: *pools, timeout: *timeout,
@@ -135,6 +139,21 @@ the end, so the registrars remove them after the keep-alive timeout).`)
 		return 1
 	}
 	return 0
+}
+
+// fileReserve is the open files the bench keeps beside its
+// associations (the probe, the admin API scrapes, the runtime's own).
+const fileReserve = 32
+
+// checkFileLimit refuses a run whose associations do not fit in the open
+// file limit (0: unknown, not checked), before any is dialled: half a
+// run that fails on "too many open files" measures nothing.
+func checkFileLimit(conns int, limit uint64) error {
+	if limit == 0 || uint64(conns)+fileReserve <= limit {
+		return nil
+	}
+	return fmt.Errorf("-conns %d: the open file limit is %d, and the bench needs one file per association plus %d (raise it with ulimit -n, or the hard limit with ulimit -Hn or prlimit --nofile, which needs CAP_SYS_RESOURCE, up to fs.nr_open; the registrar needs as many, plus 256)",
+		conns, limit, fileReserve)
 }
 
 type supervise struct {
