@@ -216,3 +216,59 @@ func measureVoterKill(t *testing.T, c *e2eCluster) {
 	t.Logf("7 registrars, lan: kill -9 of a voter to 3 alive voters (a non-voter promoted): %v; to its 50 PEs re-homed: %v",
 		voters.Round(10*time.Millisecond), rehomed.Round(10*time.Millisecond))
 }
+
+// envInt is the integer in environment variable k, else def.
+func envInt(t *testing.T, k string, def int) int {
+	v := os.Getenv(k)
+	if v == "" {
+		return def
+	}
+	var n int
+	if _, err := fmt.Sscan(v, &n); err != nil {
+		t.Fatalf("%s=%q: want an integer", k, v)
+	}
+	return n
+}
+
+// TestMeasure_SuperviseConns: RSP_SV_CONNS PEs (default 19000), each on a
+// TCP connection of its own, at one registrar with RSPLIB's keep-alive
+// defaults (5 s / 5 s), supervised for RSP_SV_SECONDS (default 600):
+// keep-alives, false removals, and the registrar's resident memory per
+// connection. The open file limit (hard, here 20000) bounds the count.
+func TestMeasure_SuperviseConns(t *testing.T) {
+	needMeasure(t)
+	n := envInt(t, "RSP_SV_CONNS", 19000)
+	secs := envInt(t, "RSP_SV_SECONDS", 600)
+	a := registrartest.StartAgent(t, t.TempDir(), "-profile", "lan", "-log-level", "warn",
+		"-max-connections-per-address", "0", "-resolution-rate", "0")
+	out, err := exec.Command(filepath.Join(registrartest.BinDir(t), "rsp"), "bench", "supervise",
+		"-registrar", a.ASAP, "-http", a.HTTP, "-pes", fmt.Sprint(n), "-conns", fmt.Sprint(n),
+		"-pools", "100", "-duration", fmt.Sprintf("%ds", secs)).CombinedOutput()
+	t.Logf("rsp bench supervise, %d PEs on %d connections, %d s:\n%s", n, n, secs, out)
+	if err != nil {
+		t.Fatalf("rsp bench supervise: %v", err)
+	}
+}
+
+// TestMeasure_SuperviseCluster: RSP_SV_PES PEs (default 100000) over
+// RSP_SV_CONNS associations (default 100) spread over 3 registrars (lan
+// profile, RSPLIB's keep-alive defaults), supervised for RSP_SV_SECONDS
+// (default 120) while one more association resolves.
+func TestMeasure_SuperviseCluster(t *testing.T) {
+	needMeasure(t)
+	pes := envInt(t, "RSP_SV_PES", 100000)
+	conns := envInt(t, "RSP_SV_CONNS", 100)
+	secs := envInt(t, "RSP_SV_SECONDS", 120)
+	c := startE2ECluster(t, "-profile", "lan", "-log-level", "warn", "-resolution-rate", "0")
+	var asaps, https []string
+	for _, a := range c.agents {
+		asaps, https = append(asaps, a.ASAP), append(https, a.HTTP)
+	}
+	out, err := exec.Command(filepath.Join(registrartest.BinDir(t), "rsp"), "bench", "supervise",
+		"-registrar", strings.Join(asaps, ","), "-http", strings.Join(https, ","), "-pes", fmt.Sprint(pes),
+		"-conns", fmt.Sprint(conns), "-pools", "100", "-duration", fmt.Sprintf("%ds", secs)).CombinedOutput()
+	t.Logf("rsp bench supervise, %d PEs over %d associations at 3 registrars, %d s:\n%s", pes, conns, secs, out)
+	if err != nil {
+		t.Fatalf("rsp bench supervise: %v", err)
+	}
+}
