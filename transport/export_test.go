@@ -52,3 +52,14 @@ func AfterSCTPConnect(t testing.TB, f func()) {
 	testAfterSCTPConnect = f
 	t.Cleanup(func() { testAfterSCTPConnect = nil })
 }
+
+// HoldsReadBuffer reports whether a TCP Conn keeps a receive buffer. Call
+// it only while no Recv is in progress.
+func HoldsReadBuffer(c Conn) bool {
+	return c.(*tcpConn).rbuf != nil
+}
+
+// WriterStarted reports whether a TCP Conn has started its writer goroutine.
+func WriterStarted(c Conn) bool {
+	return c.(*tcpConn).wup.Load()
+}

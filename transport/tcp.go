@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,8 +20,9 @@ import (
 var aLongTimeAgo = time.Unix(1, 0)
 
 const (
-	// initialReadBuf is the receive buffer of a TCP connection; it grows
-	// to hold a larger frame.
+	// initialReadBuf is the receive buffer of a TCP connection while it
+	// holds unread bytes (taken from readBufPool; an idle connection holds
+	// none); it grows to hold a larger frame.
 	initialReadBuf = 4 << 10
 	// sendQueueLimit bounds the bytes queued for the writer goroutine
 	// (besides the batch it is writing); Send blocks beyond it.
@@ -34,23 +36,38 @@ var sendBufPool = sync.Pool{New: func() any {
 	return &b
 }}
 
+// readBufPool recycles receive buffers of initialReadBuf bytes: a plain
+// TCP connection takes one when the socket has data and gives it back once
+// everything read is consumed, so an idle connection holds none.
+var readBufPool = sync.Pool{New: func() any {
+	b := make([]byte, initialReadBuf)
+	return &b
+}}
+
 // tcpConn is a Conn over TCP: messages back to back, framed by the length
 // in their own header (see frame.go). Sends are queued and written in
-// batches by one writer goroutine per connection, owned by the connection.
+// batches by one writer goroutine per connection, owned by the connection
+// and started when a Send first leaves something queued (a connection
+// whose writes all go straight to the socket never has one).
 type tcpConn struct {
 	nc       net.Conn // a *net.TCPConn, or a *tls.Conn over one
 	cfg      Config
-	log      hclog.Logger
-	remote   string // remoteEP.String(), for errors
+	logOnce  sync.Once
+	log      hclog.Logger // made by logger() on first use
+	remote   string       // remoteEP.String(), for errors
 	local    Endpoint
 	remoteEP Endpoint
 
 	// Reading; guarded by rsem (a one-slot semaphore that honours ctx).
 	rsem    chan struct{}
 	rbuf    []byte
-	rr, rw  int // unread bytes are rbuf[rr:rw]
+	rbufp   *[]byte // rbuf came from readBufPool
+	pooled  bool    // plain TCP on a descriptor: rbuf is released when empty
+	rr, rw  int     // unread bytes are rbuf[rr:rw]
 	rdl     ioDeadline
 	readErr error // final read error
+	rd      rawReadState
+	rdFunc  func(fd uintptr) bool // c.readOnce
 
 	// Writing.
 	wmu     sync.Mutex
@@ -62,6 +79,8 @@ type tcpConn struct {
 	space   chan struct{}         // closed when the writer takes pending; nil if nobody waits
 	werr    error                 // final error for Send
 	kick    chan struct{}         // wakes the writer (one slot)
+	wstart  sync.Once             // starts the writer
+	wup     atomic.Bool           // the writer was started (for tests)
 	closing chan struct{}         // closed by Close: flush, then exit
 	dead    chan struct{}         // closed by fail: exit now
 	wdone   chan struct{}         // closed when the writer has exited
@@ -89,17 +108,42 @@ func newTCPConn(nc net.Conn, cfg Config) *tcpConn {
 		wdone:    make(chan struct{}),
 	}
 	c.rdl.set = nc.SetReadDeadline
-	kind := "tcp"
-	if _, ok := nc.(*net.TCPConn); !ok {
-		kind = "tls"
-	}
-	c.log = cfg.logger().With("transport", kind, "local", nc.LocalAddr().String(), "remote", c.remote)
 	if tc, ok := nc.(*net.TCPConn); ok {
-		c.raw, _ = tc.SyscallConn() // TLS has no direct writes or TCP_INFO
+		c.raw, _ = tc.SyscallConn() // TLS has no direct writes, pooled reads or TCP_INFO
 	}
+	c.pooled = c.raw != nil && rawReads
 	c.dwFunc = c.writeOnce
-	go c.writeLoop()
+	c.rdFunc = c.readOnce
 	return c
+}
+
+// logger is the connection's logger, made on its first line: most
+// connections never log.
+func (c *tcpConn) logger() hclog.Logger {
+	c.logOnce.Do(func() {
+		kind := "tcp"
+		if c.raw == nil {
+			kind = "tls"
+		}
+		c.log = c.cfg.logger().With("transport", kind, "local", c.nc.LocalAddr().String(), "remote", c.remote)
+	})
+	return c.log
+}
+
+// startWriter starts the writer goroutine; run once, through wstart.
+func (c *tcpConn) startWriter() {
+	c.wup.Store(true)
+	go c.writeLoop()
+}
+
+// wake makes the writer goroutine write what is queued, starting it the
+// first time.
+func (c *tcpConn) wake() {
+	c.wstart.Do(c.startWriter)
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Test hooks: testDirectWriteLimit (> 0) caps what one direct write
@@ -275,10 +319,7 @@ func (c *tcpConn) writePendingLocked() error {
 	c.wmu.Unlock()
 	sendBufPool.Put(bp)
 	if kick {
-		select {
-		case c.kick <- struct{}{}:
-		default:
-		}
+		c.wake()
 	}
 	return nil
 }
@@ -352,10 +393,7 @@ func (c *tcpConn) send(ctx context.Context, ppid uint32, msg []byte, wait bool) 
 				sendBufPool.Put(fb)
 			}
 			if kick {
-				select {
-				case c.kick <- struct{}{}:
-				default:
-				}
+				c.wake()
 			}
 			return true, nil
 		}
@@ -366,10 +404,7 @@ func (c *tcpConn) send(ctx context.Context, ppid uint32, msg []byte, wait bool) 
 		if q := *c.pending; len(q) == 0 || len(q)+size <= sendQueueLimit {
 			*c.pending = appendFrame(q, fi, msg)
 			c.wmu.Unlock()
-			select {
-			case c.kick <- struct{}{}:
-			default:
-			}
+			c.wake()
 			return true, nil
 		}
 		if !wait {
@@ -456,7 +491,7 @@ func (c *tcpConn) flush() bool {
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				c.log.Warn("closing connection: peer does not read", "write_timeout", c.cfg.WriteTimeout)
+				c.logger().Warn("closing connection: peer does not read", "write_timeout", c.cfg.WriteTimeout)
 				err = fmt.Errorf("tcp send to %s: peer stopped reading for %v: %w", c.remote, c.cfg.WriteTimeout, err)
 			} else {
 				err = fmt.Errorf("tcp send to %s: %w", c.remote, err)
@@ -495,7 +530,7 @@ func (c *tcpConn) recv(ctx context.Context, buf []byte, into bool) (uint32, []by
 	for {
 		h, ok, err := parseFrame(c.rbuf[c.rr:c.rw], c.cfg.PPID, c.cfg.Mux, c.cfg.MaxMessageSize)
 		if err != nil {
-			c.log.Warn("closing connection: bad frame from peer", "error", err)
+			c.logger().Warn("closing connection: bad frame from peer", "error", err)
 			return 0, nil, c.failRead(fmt.Errorf("tcp recv from %s: %w", c.remote, err))
 		}
 		if ok && c.rw-c.rr >= h.total {
@@ -509,6 +544,7 @@ func (c *tcpConn) recv(ctx context.Context, buf []byte, into bool) (uint32, []by
 			c.rr += h.total
 			if c.rr == c.rw {
 				c.rr, c.rw = 0, 0
+				c.releaseReadBuf()
 			}
 			return h.ppid, msg, nil
 		}
@@ -526,9 +562,27 @@ func (c *tcpConn) recv(ctx context.Context, buf []byte, into bool) (uint32, []by
 	}
 }
 
-// makeRoom makes rbuf able to hold need bytes from rr on.
+// releaseReadBuf drops the receive buffer once nothing unread is in it
+// (rr == rw == 0): a pooled one goes back to readBufPool, a larger one to
+// the collector. Only plain TCP does; TLS reads block holding the buffer.
+func (c *tcpConn) releaseReadBuf() {
+	if !c.pooled {
+		return
+	}
+	if c.rbufp != nil {
+		readBufPool.Put(c.rbufp)
+	}
+	c.rbuf, c.rbufp = nil, nil
+}
+
+// makeRoom makes rbuf able to hold need bytes from rr on. With no buffer
+// and a frame that fits the pooled size, plain TCP takes none here:
+// readOnce takes one from readBufPool when the socket has data.
 func (c *tcpConn) makeRoom(need int) {
 	if c.rbuf == nil {
+		if c.pooled && need <= initialReadBuf {
+			return
+		}
 		c.rbuf = make([]byte, max(initialReadBuf, need))
 		return
 	}
@@ -541,6 +595,10 @@ func (c *tcpConn) makeRoom(need int) {
 	} else {
 		nb := make([]byte, need)
 		copy(nb, c.rbuf[c.rr:c.rw])
+		if c.rbufp != nil {
+			readBufPool.Put(c.rbufp)
+			c.rbufp = nil
+		}
 		c.rbuf = nb
 	}
 	c.rr, c.rw = 0, n
@@ -550,7 +608,13 @@ func (c *tcpConn) makeRoom(need int) {
 // ended (the connection stays usable) and a final error otherwise.
 func (c *tcpConn) fill(ctx context.Context, timeout time.Time) error {
 	disarm := c.rdl.arm(ctx, timeout)
-	n, err := c.nc.Read(c.rbuf[c.rw:])
+	var n int
+	var err error
+	if c.pooled {
+		n, err = c.rawRead()
+	} else {
+		n, err = c.nc.Read(c.rbuf[c.rw:])
+	}
 	disarm()
 	c.rw += n
 	if err == nil {
@@ -560,7 +624,7 @@ func (c *tcpConn) fill(ctx context.Context, timeout time.Time) error {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		timedOut, ctxErr := expired(ctx, timeout)
 		if timedOut {
-			c.log.Info("closing connection: read idle timeout", "read_timeout", c.cfg.ReadTimeout)
+			c.logger().Info("closing connection: read idle timeout", "read_timeout", c.cfg.ReadTimeout)
 			return c.failRead(fmt.Errorf("tcp recv from %s: no complete message within %v: %w", c.remote, c.cfg.ReadTimeout, ErrReadTimeout))
 		}
 		if ctxErr == nil { // a stale deadline: read again
@@ -569,16 +633,82 @@ func (c *tcpConn) fill(ctx context.Context, timeout time.Time) error {
 		return ctxErr
 	case errors.Is(err, io.EOF):
 		if c.rw > c.rr {
-			c.log.Warn("closing connection: peer closed inside a message", "buffered", c.rw-c.rr)
+			c.logger().Warn("closing connection: peer closed inside a message", "buffered", c.rw-c.rr)
 			return c.failRead(fmt.Errorf("tcp recv from %s: peer closed inside a message: %w", c.remote, io.ErrUnexpectedEOF))
 		}
-		c.log.Debug("peer closed the connection")
+		if c.cfg.logger().IsDebug() {
+			c.logger().Debug("peer closed the connection")
+		}
 		return c.failRead(io.EOF)
 	case errors.Is(err, net.ErrClosed):
 		return c.failRead(c.sendErr())
 	default:
-		c.log.Debug("closing connection: read failed", "error", err)
+		if c.cfg.logger().IsDebug() {
+			c.logger().Debug("closing connection: read failed", "error", err)
+		}
 		return c.failRead(fmt.Errorf("tcp recv from %s: %w", c.remote, err))
+	}
+}
+
+// rawReadState is the outcome of the read in progress (rsem held), kept in
+// the connection so that the function given to RawConn.Read is made once.
+type rawReadState struct {
+	n   int
+	err error
+}
+
+// rawRead reads once into rbuf[rw:] as net.Conn.Read would, but waits for
+// readability without a buffer: readOnce takes one from readBufPool only
+// when the socket has data.
+func (c *tcpConn) rawRead() (int, error) {
+	c.rd = rawReadState{}
+	if cerr := c.raw.Read(c.rdFunc); cerr != nil {
+		if c.rw == 0 {
+			c.releaseReadBuf()
+		}
+		return 0, cerr // deadline or closed, as from net.Conn.Read
+	}
+	n, err := c.rd.n, c.rd.err
+	c.rd = rawReadState{}
+	if err != nil {
+		if c.rw == 0 {
+			c.releaseReadBuf()
+		}
+		return 0, os.NewSyscallError("read", err)
+	}
+	if n == 0 {
+		if c.rw == 0 {
+			c.releaseReadBuf()
+		}
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// readOnce is the RawConn.Read function of rawRead: one read(2) attempt;
+// false (wait for readability) when there is nothing to read, having given
+// back a pooled buffer that holds nothing.
+func (c *tcpConn) readOnce(fd uintptr) bool {
+	if c.rbuf == nil {
+		c.rbufp = readBufPool.Get().(*[]byte)
+		c.rbuf = *c.rbufp
+	}
+	for {
+		m, err := rawReadFD(fd, c.rbuf[c.rw:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			if c.rw == 0 {
+				c.releaseReadBuf()
+			}
+			return false
+		}
+		if m > 0 {
+			c.rd.n = m
+		}
+		c.rd.err = err
+		return true
 	}
 }
 
@@ -626,13 +756,14 @@ func (c *tcpConn) Close() error {
 			c.werr = fmt.Errorf("tcp send to %s: %w", c.remote, ErrClosed)
 		}
 		c.wmu.Unlock()
+		c.wstart.Do(c.startWriter) // it flushes what a direct write in progress leaves
 		close(c.closing)
 		if linger := c.cfg.lingerTimeout(); linger > 0 {
 			t := time.NewTimer(linger)
 			select {
 			case <-c.wdone:
 			case <-t.C:
-				c.log.Warn("closing connection: queued messages not flushed in time", "linger", linger)
+				c.logger().Warn("closing connection: queued messages not flushed in time", "linger", linger)
 			}
 			t.Stop()
 		}

@@ -611,3 +611,74 @@ func TestTCPSend_DirectWriteHoldsNoBuffer(t *testing.T) {
 		}
 	}
 }
+
+// Ensure an idle TCP connection holds neither a receive buffer nor a
+// writer goroutine: the buffer is taken when bytes arrive and given back
+// once they are all consumed, kept while part of a message waits, and the
+// writer starts only when a send leaves something queued.
+func TestTCP_IdleHoldsNoBufferOrWriter(t *testing.T) {
+	sharedtest.CheckLeaks(t, testFrames)
+	cfg, _ := asapCfg(t)
+	raw, c := rawPeer(t, cfg)
+	if transport.HoldsReadBuffer(c) {
+		t.Error("a new connection holds a receive buffer, want none")
+	}
+	if _, _, err := c.Recv(ctxTimeout(t, 20*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Recv with nothing sent: %v, want context.DeadlineExceeded", err)
+	}
+	if transport.HoldsReadBuffer(c) {
+		t.Error("a connection that waited with nothing to read holds a receive buffer, want none")
+	}
+
+	// Part of a message: the buffer holds it until the rest arrives.
+	m1, m2 := mkMsg(100, 1), mkMsg(60, 2)
+	if _, err := raw.Write(m1[:30]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !transport.HoldsReadBuffer(c) {
+		if time.Now().After(deadline) {
+			t.Fatal("30 bytes written, but the connection took no receive buffer within 10 s")
+		}
+		if _, _, err := c.Recv(ctxTimeout(t, 20*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Recv of part of a message: %v, want context.DeadlineExceeded", err)
+		}
+	}
+	if _, err := raw.Write(append(m1[30:], m2...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := mustRecv(t, c); !bytes.Equal(got, m1) {
+		t.Fatalf("first message: % x, want % x", got, m1)
+	}
+	if _, got := mustRecv(t, c); !bytes.Equal(got, m2) {
+		t.Fatalf("second message: % x, want % x", got, m2)
+	}
+	if transport.HoldsReadBuffer(c) {
+		t.Error("every byte received was consumed, but the connection holds a receive buffer, want none")
+	}
+
+	// A send the socket takes at once needs no writer goroutine.
+	ctx := ctxTimeout(t, 10*time.Second)
+	if err := c.Send(ctx, transport.PPIDASAP, m1); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(m1))
+	if _, err := io.ReadFull(raw, got); err != nil || !bytes.Equal(got, m1) {
+		t.Fatalf("peer read % x, %v; want % x", got, err, m1)
+	}
+	if transport.WriterStarted(c) {
+		t.Error("the writer goroutine started though every send went straight to the socket")
+	}
+	// A partial direct write leaves the rest to the writer, which starts.
+	transport.ForcePartialDirectWrites(t, 10, nil)
+	if err := c.Send(ctx, transport.PPIDASAP, m2); err != nil {
+		t.Fatal(err)
+	}
+	got = make([]byte, len(m2))
+	if _, err := io.ReadFull(raw, got); err != nil || !bytes.Equal(got, m2) {
+		t.Fatalf("peer read % x, %v; want % x", got, err, m2)
+	}
+	if !transport.WriterStarted(c) {
+		t.Error("a send left 50 bytes queued, but no writer goroutine started")
+	}
+}
