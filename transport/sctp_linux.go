@@ -334,21 +334,26 @@ func waitConnected(ctx context.Context, f *os.File) error {
 // sctpConn is a Conn over a one-to-one SCTP socket: one SCTP message per
 // Send, the PPID in its sctp_sndrcvinfo.
 type sctpConn struct {
-	f     *os.File
-	rc    syscall.RawConn
-	cfg   Config
-	log   hclog.Logger
-	laddr Endpoint
-	raddr Endpoint
-	peer  []netip.Addr // the peer addresses at setup, with zones (PeerAddrs after Close)
+	f       *os.File
+	rc      syscall.RawConn
+	cfg     Config
+	logOnce sync.Once
+	log     hclog.Logger // made by logger() on first use
+	laddr   Endpoint
+	raddr   Endpoint
+	peer    []netip.Addr // the peer addresses at setup, with zones (PeerAddrs after Close)
 
 	rsem    chan struct{} // one reader at a time; guards the fields below
 	rdl     ioDeadline
-	rbuf    []byte // max message size; a message being received is rbuf[:rlen]
+	rbuf    []byte  // max message size; a message being received is rbuf[:rlen]
+	rbufp   *[]byte // rbuf, from rpool; held only while a message is partly received
+	rpool   *sync.Pool
 	rlen    int
 	rppid   uint32
 	oob     []byte
 	readErr error
+	rd      sctpReadState
+	rdFn    func(uintptr) bool // Recv's one recvmsg, made once
 
 	wsem    chan struct{} // one writer at a time; guards the fields below
 	wdl     ioDeadline
@@ -392,6 +397,8 @@ func newSCTPConn(f *os.File, cfg Config, dialed []netip.Addr, dport uint16) (*sc
 	}
 	c.rdl.set = f.SetReadDeadline
 	c.wdl.set = f.SetWriteDeadline
+	c.rpool = recvBufPool(cfg.MaxMessageSize)
+	c.rdFn = c.recvOnce
 	la, lport, _ := c.addrList(sctp.SCTP_GET_LOCAL_ADDRS)
 	ra, rport, err := c.addrList(sctp.SCTP_GET_PEER_ADDRS)
 	if err != nil && len(dialed) > 0 {
@@ -405,8 +412,16 @@ func newSCTPConn(f *os.File, cfg Config, dialed []netip.Addr, dport uint16) (*sc
 	c.raddr = sctpEndpoint(ra, rport)
 	c.peer = ra
 	c.peerAddrs.Store(&ra)
-	c.log = cfg.logger().With("transport", "sctp", "local", c.laddr.String(), "remote", c.raddr.String())
 	return c, nil
+}
+
+// logger is the association's logger, made on its first line: most
+// associations never log.
+func (c *sctpConn) logger() hclog.Logger {
+	c.logOnce.Do(func() {
+		c.log = c.cfg.logger().With("transport", "sctp", "local", c.laddr.String(), "remote", c.raddr.String())
+	})
+	return c.log
 }
 
 // addrList asks the kernel for the local or peer addresses of the
@@ -622,13 +637,13 @@ func (c *sctpConn) Send(ctx context.Context, ppid uint32, msg []byte) error {
 			return nil
 		}
 		if err == nil {
-			c.log.Debug("closing connection: send failed", "error", serr)
+			c.logger().Debug("closing connection: send failed", "error", serr)
 			return c.finalErr(fmt.Errorf("sctp send to %s: %w", c.raddr, os.NewSyscallError("sendmsg", serr)))
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			timedOut, ctxErr := expired(ctx, timeout)
 			if timedOut {
-				c.log.Warn("closing connection: peer does not read", "write_timeout", c.cfg.WriteTimeout)
+				c.logger().Warn("closing connection: peer does not read", "write_timeout", c.cfg.WriteTimeout)
 				return c.finalErr(fmt.Errorf("sctp send to %s: peer stopped reading for %v: %w", c.raddr, c.cfg.WriteTimeout, err))
 			}
 			if ctxErr != nil {
@@ -688,7 +703,7 @@ func (c *sctpConn) TrySend(ppid uint32, msg []byte) (bool, error) {
 	case serr == syscall.EAGAIN:
 		return false, nil
 	case serr != nil:
-		c.log.Debug("closing connection: send failed", "error", serr)
+		c.logger().Debug("closing connection: send failed", "error", serr)
 		return false, c.finalErr(fmt.Errorf("sctp send to %s: %w", c.raddr, os.NewSyscallError("sendmsg", serr)))
 	}
 	return true, nil
@@ -713,30 +728,27 @@ func (c *sctpConn) Recv(ctx context.Context) (uint32, []byte, error) {
 		c.readErr = err
 		return 0, nil, err
 	}
-	if c.rbuf == nil {
-		c.rbuf = make([]byte, c.cfg.MaxMessageSize)
-	}
 	var timeout time.Time
 	if c.cfg.ReadTimeout > 0 {
 		timeout = time.Now().Add(c.cfg.ReadTimeout)
 	}
 	for {
 		disarm := c.rdl.arm(ctx, timeout)
-		var n, oobn, flags int
-		var rerr error
-		err := c.rc.Read(func(fd uintptr) bool {
-			n, oobn, flags, _, rerr = syscall.Recvmsg(int(fd), c.rbuf[c.rlen:], c.oob, 0)
-			return rerr != syscall.EAGAIN
-		})
+		c.rd = sctpReadState{}
+		err := c.rc.Read(c.rdFn)
+		n, oobn, flags, rerr := c.rd.n, c.rd.oobn, c.rd.flags, c.rd.err
 		disarm()
 		if err == nil && rerr == syscall.EINTR {
 			continue
+		}
+		if err != nil || rerr != nil || n == 0 {
+			c.releaseRecvBuf() // unless part of a message is in it
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				timedOut, ctxErr := expired(ctx, timeout)
 				if timedOut {
-					c.log.Info("closing connection: read idle timeout", "read_timeout", c.cfg.ReadTimeout)
+					c.logger().Info("closing connection: read idle timeout", "read_timeout", c.cfg.ReadTimeout)
 					return 0, nil, c.failRead(fmt.Errorf("sctp recv from %s: no complete message within %v: %w", c.raddr, c.cfg.ReadTimeout, ErrReadTimeout))
 				}
 				if ctxErr != nil {
@@ -748,7 +760,7 @@ func (c *sctpConn) Recv(ctx context.Context) (uint32, []byte, error) {
 			return 0, nil, c.failRead(fmt.Errorf("sctp recv from %s: %w", c.raddr, ErrClosed))
 		}
 		if rerr != nil {
-			c.log.Debug("closing connection: recv failed", "error", rerr)
+			c.logger().Debug("closing connection: recv failed", "error", rerr)
 			return 0, nil, c.failRead(fmt.Errorf("sctp recv from %s: %w", c.raddr, os.NewSyscallError("recvmsg", rerr)))
 		}
 		if flags&sctp.MSG_NOTIFICATION != 0 {
@@ -759,10 +771,12 @@ func (c *sctpConn) Recv(ctx context.Context) (uint32, []byte, error) {
 		}
 		if n == 0 {
 			if c.rlen > 0 {
-				c.log.Warn("closing connection: peer closed inside a message", "received", c.rlen)
+				c.logger().Warn("closing connection: peer closed inside a message", "received", c.rlen)
 				return 0, nil, c.failRead(fmt.Errorf("sctp recv from %s: peer closed inside a message: %w", c.raddr, io.ErrUnexpectedEOF))
 			}
-			c.log.Debug("peer closed the association")
+			if c.cfg.logger().IsDebug() {
+				c.logger().Debug("peer closed the association")
+			}
 			return 0, nil, c.failRead(io.EOF)
 		}
 		if c.rlen == 0 {
@@ -773,13 +787,65 @@ func (c *sctpConn) Recv(ctx context.Context) (uint32, []byte, error) {
 			msg := make([]byte, c.rlen)
 			copy(msg, c.rbuf[:c.rlen])
 			c.rlen = 0
+			c.releaseRecvBuf()
 			return c.rppid, msg, nil
 		}
 		if c.rlen == len(c.rbuf) {
-			c.log.Warn("closing connection: message too large", "limit", c.cfg.MaxMessageSize, "ppid", c.rppid)
+			c.logger().Warn("closing connection: message too large", "limit", c.cfg.MaxMessageSize, "ppid", c.rppid)
 			return 0, nil, c.failRead(fmt.Errorf("sctp recv from %s: %w: more than %d bytes (ppid %d)", c.raddr, ErrMessageTooLarge, c.cfg.MaxMessageSize, c.rppid))
 		}
 	}
+}
+
+// sctpReadState is the outcome of Recv's recvmsg, kept in the connection
+// so that the function given to RawConn.Read is made once.
+type sctpReadState struct {
+	n, oobn, flags int
+	err            error
+}
+
+// recvOnce is Recv's RawConn.Read function: one recvmsg into the receive
+// buffer, taken from the pool when the socket has something; false (wait
+// for readability, having given back a buffer that holds nothing) when
+// there is nothing to read.
+func (c *sctpConn) recvOnce(fd uintptr) bool {
+	if c.rbuf == nil {
+		c.rbufp = c.rpool.Get().(*[]byte)
+		c.rbuf = *c.rbufp
+	}
+	d := &c.rd
+	d.n, d.oobn, d.flags, _, d.err = syscall.Recvmsg(int(fd), c.rbuf[c.rlen:], c.oob, 0)
+	if d.err == syscall.EAGAIN {
+		c.releaseRecvBuf()
+		return false
+	}
+	return true
+}
+
+// releaseRecvBuf gives the receive buffer back to its pool unless part of
+// a message is in it: an idle association holds none.
+func (c *sctpConn) releaseRecvBuf() {
+	if c.rlen > 0 || c.rbufp == nil {
+		return
+	}
+	c.rpool.Put(c.rbufp)
+	c.rbuf, c.rbufp = nil, nil
+}
+
+// recvBufPools holds one pool of receive buffers per message size limit
+// (a *sync.Pool per int; most processes use one).
+var recvBufPools sync.Map
+
+// recvBufPool is the pool of receive buffers of size bytes.
+func recvBufPool(size int) *sync.Pool {
+	if p, ok := recvBufPools.Load(size); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := recvBufPools.LoadOrStore(size, &sync.Pool{New: func() any {
+		b := make([]byte, size)
+		return &b
+	}})
+	return p.(*sync.Pool)
 }
 
 func (c *sctpConn) failRead(err error) error {
