@@ -26,6 +26,11 @@ var (
 	// within Config.ReadTimeout; the connection has been closed.
 	ErrReadTimeout = errors.New("read idle timeout")
 
+	// ErrParked is returned by Recv after Parker.RequestPark, instead of
+	// waiting on with nothing received; the connection is intact: Park it
+	// or call Recv again.
+	ErrParked = errors.New("connection parked")
+
 	// ErrNoSCTP is returned for an explicit sctp: address when the kernel has
 	// no SCTP support (socket(2) fails with EPROTONOSUPPORT).
 	ErrNoSCTP = errors.New("kernel has no SCTP support (protocol not supported); use tcp: or an auto address")

@@ -69,6 +69,13 @@ type tcpConn struct {
 	rd      rawReadState
 	rdFunc  func(fd uintptr) bool // c.readOnce
 
+	// Parking (see Parker).
+	park          atomic.Pointer[parking] // set while parked
+	parkReq       atomic.Bool             // RequestPark: the next wait returns ErrParked
+	failed        atomic.Bool             // fail began (Park checks it after parking)
+	parkIdle      time.Time               // the read timeout when Recv returned ErrParked (rsem)
+	resumeTimeout time.Time               // set by the poller when the read timeout passed while parked
+
 	// Writing.
 	wmu     sync.Mutex
 	raw     syscall.RawConn // for the direct, non-blocking write of Send
@@ -92,6 +99,7 @@ type tcpConn struct {
 var (
 	_ Conn     = (*tcpConn)(nil)
 	_ FastConn = (*tcpConn)(nil)
+	_ Parker   = (*tcpConn)(nil)
 )
 
 func newTCPConn(nc net.Conn, cfg Config) *tcpConn {
@@ -527,6 +535,10 @@ func (c *tcpConn) recv(ctx context.Context, buf []byte, into bool) (uint32, []by
 		return 0, nil, c.readErr
 	}
 	var timeout time.Time // ReadTimeout deadline, set when Recv first blocks
+	if !c.resumeTimeout.IsZero() {
+		// The read timeout passed while the connection was parked.
+		timeout, c.resumeTimeout = c.resumeTimeout, time.Time{}
+	}
 	for {
 		h, ok, err := parseFrame(c.rbuf[c.rr:c.rw], c.cfg.PPID, c.cfg.Mux, c.cfg.MaxMessageSize)
 		if err != nil {
@@ -557,6 +569,9 @@ func (c *tcpConn) recv(ctx context.Context, buf []byte, into bool) (uint32, []by
 			timeout = time.Now().Add(c.cfg.ReadTimeout)
 		}
 		if err := c.fill(ctx, timeout); err != nil {
+			if err == ErrParked {
+				c.parkIdle = timeout
+			}
 			return 0, nil, err
 		}
 	}
@@ -627,8 +642,11 @@ func (c *tcpConn) fill(ctx context.Context, timeout time.Time) error {
 			c.logger().Info("closing connection: read idle timeout", "read_timeout", c.cfg.ReadTimeout)
 			return c.failRead(fmt.Errorf("tcp recv from %s: no complete message within %v: %w", c.remote, c.cfg.ReadTimeout, ErrReadTimeout))
 		}
-		if ctxErr == nil { // a stale deadline: read again
+		if ctxErr == nil { // a stale deadline, or RequestPark's: read again or park
 			c.rdl.stale()
+			if c.parkReq.Swap(false) && c.rw == c.rr {
+				return ErrParked
+			}
 		}
 		return ctxErr
 	case errors.Is(err, io.EOF):
@@ -734,6 +752,10 @@ func (c *tcpConn) failRead(err error) error {
 // socket and stops the writer. Safe to call from any goroutine, repeatedly.
 func (c *tcpConn) fail(err error) {
 	c.failOnce.Do(func() {
+		c.failed.Store(true)
+		if pk := c.park.Load(); pk != nil {
+			pk.p.cancel(pk) // before the descriptor closes
+		}
 		c.wmu.Lock()
 		if c.werr == nil {
 			c.werr = err
@@ -746,6 +768,46 @@ func (c *tcpConn) fail(err error) {
 		close(c.dead)
 		_ = c.nc.Close()
 	})
+}
+
+// RequestPark implements Parker.
+func (c *tcpConn) RequestPark() {
+	if !c.pooled || c.park.Load() != nil {
+		return
+	}
+	c.parkReq.Store(true)
+	_ = c.nc.SetReadDeadline(aLongTimeAgo) // a waiting Recv returns; Recv re-arms its own
+}
+
+// Park implements Parker.
+func (c *tcpConn) Park(p *Poller, wake func()) bool {
+	if p == nil || !c.pooled {
+		return false
+	}
+	select {
+	case c.rsem <- struct{}{}:
+	default:
+		return false // a Recv is in progress
+	}
+	defer func() { <-c.rsem }()
+	if c.readErr != nil || c.rr != c.rw || c.failed.Load() {
+		return false
+	}
+	c.parkReq.Store(false)
+	perr := errPollerStopped
+	// Inside Control the descriptor stays open (and its number unused
+	// by another socket) even if Close runs meanwhile.
+	if cerr := c.raw.Control(func(fd uintptr) { perr = p.park(c, int(fd), c.parkIdle, wake) }); cerr != nil || perr != nil {
+		return false
+	}
+	if c.failed.Load() {
+		// Closed while parking: fail did not see the parking; take it
+		// off (Run wakes it, and its Recv reports the close).
+		if pk := c.park.Load(); pk != nil {
+			p.cancel(pk)
+		}
+	}
+	return true
 }
 
 // Close implements Conn.
