@@ -48,6 +48,15 @@ type asapConn struct {
 	// its handle up here instead of allocating a string).
 	rbuf    []byte
 	handles map[string]asap.PoolHandle
+
+	// Serving: the connection's context (a child of the registrar's quit
+	// context), what runs when it ends, and parking (see parkIdle).
+	ctx    context.Context
+	cancel context.CancelFunc
+	onEnd  []func()
+	active atomic.Bool // a message arrived since parkIdle last looked
+	parked atomic.Bool // handed to the poller; no goroutine reads it
+	wakeFn func()      // the poller's wake for this connection, made once
 }
 
 // logger returns the connection's logger (the registrar's, with the
@@ -84,31 +93,117 @@ func (r *Registrar) newConn(c transport.Conn) *asapConn {
 	return ac
 }
 
-// serveASAP serves an accepted ASAP connection.
-func (r *Registrar) serveASAP(c transport.Conn) { r.serveConn(r.newConn(c)) }
+// serveASAP serves an accepted ASAP connection; release (the connection
+// limits' count) runs when it ends.
+func (r *Registrar) serveASAP(c transport.Conn, release func()) {
+	ac := r.newConn(c)
+	ac.onEnd = append(ac.onEnd, release)
+	r.serveConn(ac)
+}
 
-// serveConn reads ASAP messages from one connection until it closes.
+// serveConn serves one connection until it closes, and then runs its
+// onEnd functions. It may return before: an idle connection is parked on
+// the poller, and served again on a new goroutine when it has something
+// to read.
 func (r *Registrar) serveConn(ac *asapConn) {
 	c := ac.c
 	r.mu.Lock()
 	if r.conns == nil { // shutting down: closeConns ran
 		r.mu.Unlock()
 		c.Close()
+		ac.ended()
 		return
 	}
 	r.conns[ac] = struct{}{}
 	r.mu.Unlock()
 	r.metrics.conns.Inc()
-	defer func() {
+	ac.ctx, ac.cancel = r.quitContext()
+	r.serveRun(ac)
+}
+
+// serveRun reads ac until it ends (then endConn) or is parked.
+func (r *Registrar) serveRun(ac *asapConn) {
+	for errors.Is(r.readLoop(ac), transport.ErrParked) {
+		if r.park(ac) {
+			return
+		}
+	}
+	r.endConn(ac)
+}
+
+// endConn cleans up after a connection that ended.
+func (r *Registrar) endConn(ac *asapConn) {
+	ac.cancel()
+	r.mu.Lock()
+	delete(r.conns, ac)
+	r.mu.Unlock()
+	r.metrics.conns.Dec()
+	ac.c.Close()
+	r.live.connClosed(ac)
+	ac.ended()
+}
+
+// ended runs the connection's onEnd functions.
+func (ac *asapConn) ended() {
+	for _, f := range ac.onEnd {
+		f()
+	}
+	ac.onEnd = nil
+}
+
+// park hands an idle connection to the poller; false when it cannot
+// park (no poller, TLS, SCTP, part of a message buffered).
+func (r *Registrar) park(ac *asapConn) bool {
+	p := r.poller.Load()
+	pc, ok := ac.c.(transport.Parker)
+	if p == nil || !ok {
+		return false
+	}
+	if ac.wakeFn == nil {
+		ac.wakeFn = func() {
+			ac.parked.Store(false)
+			if !r.goFunc(func() { r.serveRun(ac) }) {
+				r.endConn(ac) // shutting down
+			}
+		}
+	}
+	ac.rbuf = nil // the receive buffer is the transport's again when it reads
+	ac.parked.Store(true)
+	if !pc.Park(p, ac.wakeFn) {
+		ac.parked.Store(false)
+		return false
+	}
+	return true
+}
+
+// parkIdle asks every connection that received nothing over the last
+// conn_park_after to park (its Recv returns ErrParked when it waits with
+// nothing received), until shutdown.
+func (r *Registrar) parkIdle() {
+	t := time.NewTicker(r.cfg.ConnParkAfter.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-r.quit:
+			return
+		case <-t.C:
+		}
 		r.mu.Lock()
-		delete(r.conns, ac)
+		for ac := range r.conns {
+			if !ac.active.Swap(false) && !ac.parked.Load() {
+				if pc, ok := ac.c.(transport.Parker); ok {
+					pc.RequestPark()
+				}
+			}
+		}
 		r.mu.Unlock()
-		r.metrics.conns.Dec()
-		c.Close()
-		r.live.connClosed(ac)
-	}()
-	ctx, cancel := r.quitContext()
-	defer cancel()
+	}
+}
+
+// readLoop reads and handles ASAP messages until Recv fails, and returns
+// its error (transport.ErrParked: ac is idle and may park).
+func (r *Registrar) readLoop(ac *asapConn) error {
+	c, ctx := ac.c, ac.ctx
 	fc, fast := c.(transport.FastConn)
 	held := false // answers held by TrySendMore
 	for {
@@ -132,11 +227,12 @@ func (r *Registrar) serveConn(ac *asapConn) {
 			ppid, msg, err = c.Recv(context.Background())
 		}
 		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, transport.ErrClosed) {
+			if ctx.Err() == nil && !errors.Is(err, transport.ErrClosed) && !errors.Is(err, transport.ErrParked) {
 				ac.logger().Debug("asap connection ended", "error", err)
 			}
-			return
+			return err
 		}
+		ac.active.Store(true)
 		if ppid != transport.PPIDASAP {
 			ac.logger().Warn("dropping message with a foreign payload protocol on the ASAP port", "ppid", ppid)
 			continue

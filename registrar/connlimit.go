@@ -90,6 +90,15 @@ func (r *Registrar) admit(c transport.Conn) (release func(), reason string) {
 
 // limited wraps a listener's serve function with the connection limits.
 func (r *Registrar) limited(serve func(transport.Conn)) func(transport.Conn) {
+	return r.admitted(func(c transport.Conn, release func()) {
+		defer release()
+		serve(c)
+	})
+}
+
+// admitted is limited for a serve function that may return before its
+// connection ends: it calls release when the connection ends.
+func (r *Registrar) admitted(serve func(transport.Conn, func())) func(transport.Conn) {
 	return func(c transport.Conn) {
 		release, reason := r.admit(c)
 		if release == nil {
@@ -98,7 +107,6 @@ func (r *Registrar) limited(serve func(transport.Conn)) func(transport.Conn) {
 			c.Close()
 			return
 		}
-		defer release()
-		serve(c)
+		serve(c, release)
 	}
 }

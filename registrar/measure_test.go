@@ -239,7 +239,7 @@ func TestMeasure_SuperviseConns(t *testing.T) {
 	needMeasure(t)
 	n := envInt(t, "RSP_SV_CONNS", 19000)
 	secs := envInt(t, "RSP_SV_SECONDS", 600)
-	a := registrartest.StartAgent(t, t.TempDir(), "-profile", "lan", "-log-level", "warn",
+	a := registrartest.StartAgent(t, t.TempDir(), "-profile", "lan", "-log-level", "info",
 		"-max-connections-per-address", "0", "-resolution-rate", "0")
 	out, err := exec.Command(filepath.Join(registrartest.BinDir(t), "rsp"), "bench", "supervise",
 		"-registrar", a.ASAP, "-http", a.HTTP, "-pes", fmt.Sprint(n), "-conns", fmt.Sprint(n),
@@ -259,7 +259,7 @@ func TestMeasure_SuperviseCluster(t *testing.T) {
 	pes := envInt(t, "RSP_SV_PES", 100000)
 	conns := envInt(t, "RSP_SV_CONNS", 100)
 	secs := envInt(t, "RSP_SV_SECONDS", 120)
-	c := startE2ECluster(t, "-profile", "lan", "-log-level", "warn", "-resolution-rate", "0")
+	c := startE2ECluster(t, "-profile", "lan", "-log-level", "info", "-resolution-rate", "0")
 	var asaps, https []string
 	for _, a := range c.agents {
 		asaps, https = append(asaps, a.ASAP), append(https, a.HTTP)

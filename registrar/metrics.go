@@ -80,6 +80,14 @@ func newMetrics(r *Registrar) *metrics {
 	m.messagesDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "rsp_messages_rate_limited_total",
 		Help: "ASAP messages dropped because their connection went beyond message_rate."})
 	m.conns = prometheus.NewGauge(prometheus.GaugeOpts{Name: "rsp_asap_connections", Help: "Open ASAP connections."})
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rsp_asap_connections_parked",
+		Help: "Open ASAP connections parked: idle, with no goroutine reading them (see conn_park_after)."},
+		func() float64 {
+			if p := r.poller.Load(); p != nil {
+				return float64(p.Parked())
+			}
+			return 0
+		}))
 	m.commit = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "rsp_raft_commit_seconds",
 		Help: "Time from proposing a handlespace change to its commit.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16)})
 	f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rsp_raft_applied_entries_total", Help: "Raft entries applied to the handlespace."},

@@ -89,14 +89,16 @@ func (r *Registrar) dialPE(spec string, pd *peDial) {
 		return
 	}
 	ac := r.newConn(c)
+	ac.onEnd = append(ac.onEnd, func() {
+		d := &r.peDials
+		d.mu.Lock()
+		if d.m[spec] == pd {
+			delete(d.m, spec)
+		}
+		d.mu.Unlock()
+	})
 	r.peDialDone(spec, pd, ac, nil)
 	r.serveConn(ac)
-	d := &r.peDials
-	d.mu.Lock()
-	if d.m[spec] == pd {
-		delete(d.m, spec)
-	}
-	d.mu.Unlock()
 }
 
 // peDialDone ends pd's dial: the waiting callers get ac or err, and a

@@ -108,6 +108,8 @@ type Registrar struct {
 	// conns are the served ASAP connections; nil once closeConns ran
 	// (a connection served later is closed at once).
 	conns map[*asapConn]struct{}
+	// poller holds idle ASAP connections (conn_park_after); nil: none.
+	poller atomic.Pointer[transport.Poller]
 }
 
 // New checks the configuration and prepares a registrar; Run starts it.
@@ -519,9 +521,22 @@ func (r *Registrar) serveListeners(_ context.Context, c *closers) error {
 // phase, so that PUs are answered from a handlespace that holds the
 // peers' PEs (ASAP connections wait in the backlog until then).
 func (r *Registrar) serveASAPListener(_ context.Context, _ *closers) error {
-	r.goFunc(func() { r.acceptLoop(r.asapLn, r.limited(r.serveASAP)) })
+	if r.cfg.ConnParkAfter.D() > 0 {
+		if p, err := transport.NewPoller(); err != nil {
+			r.log.Debug("idle ASAP connections keep their goroutine", "error", err)
+		} else {
+			r.poller.Store(p)
+			r.goFunc(func() {
+				if err := p.Run(r.quitCtx); err != nil {
+					r.log.Error("idle connection poller stopped", "error", err)
+				}
+			})
+			r.goFunc(r.parkIdle)
+		}
+	}
+	r.goFunc(func() { r.acceptLoop(r.asapLn, r.admitted(r.serveASAP)) })
 	if r.asapTLSLn != nil {
-		r.goFunc(func() { r.acceptLoop(r.asapTLSLn, r.limited(r.serveASAP)) })
+		r.goFunc(func() { r.acceptLoop(r.asapTLSLn, r.admitted(r.serveASAP)) })
 	}
 	return nil
 }

@@ -645,11 +645,12 @@ func TestConfigValidateListsAll(t *testing.T) {
 	c.MaxBadPEReports = 0
 	c.AnnounceTTL = 0
 	c.LogLevel = "loud"
+	c.ConnParkAfter = registrar.Duration(time.Millisecond)
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, field := range []string{"asap", "http", "max_bad_pe_reports", "announce_ttl", "log_level"} {
+	for _, field := range []string{"asap", "http", "max_bad_pe_reports", "announce_ttl", "log_level", "conn_park_after"} {
 		if !strings.Contains(err.Error(), field+":") {
 			t.Errorf("error does not name %s:\n%v", field, err)
 		}

@@ -40,7 +40,7 @@ func resolveOverTCP(t testing.TB, r *Registrar, pes int) net.Conn {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { defer close(done); r.serveASAP(c) }()
+	go func() { r.serveASAP(c, func() { close(done) }) }()
 	if tt, ok := t.(interface{ Cleanup(func()) }); ok {
 		tt.Cleanup(func() { nc.Close(); <-done })
 	}

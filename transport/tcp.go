@@ -27,6 +27,9 @@ const (
 	// sendQueueLimit bounds the bytes queued for the writer goroutine
 	// (besides the batch it is writing); Send blocks beyond it.
 	sendQueueLimit = 64 << 10
+	// smallReadBuf is the receive buffer a plain TCP connection keeps in
+	// itself for messages that fit (most ASAP messages do).
+	smallReadBuf = 128
 )
 
 // sendBufPool recycles send batches across connections, so an idle
@@ -62,8 +65,10 @@ type tcpConn struct {
 	rsem    chan struct{}
 	rbuf    []byte
 	rbufp   *[]byte // rbuf came from readBufPool
-	pooled  bool    // plain TCP on a descriptor: rbuf is released when empty
-	rr, rw  int     // unread bytes are rbuf[rr:rw]
+	small   [smallReadBuf]byte
+	rdMore  bool // readOnce is readMore's: never wait
+	pooled  bool // plain TCP on a descriptor: rbuf is released when empty
+	rr, rw  int  // unread bytes are rbuf[rr:rw]
 	rdl     ioDeadline
 	readErr error // final read error
 	rd      rawReadState
@@ -595,28 +600,45 @@ func (c *tcpConn) releaseReadBuf() {
 // readOnce takes one from readBufPool when the socket has data.
 func (c *tcpConn) makeRoom(need int) {
 	if c.rbuf == nil {
-		if c.pooled && need <= initialReadBuf {
-			return
+		if c.pooled && need <= len(c.small) {
+			return // readOnce reads into c.small
 		}
-		c.rbuf = make([]byte, max(initialReadBuf, need))
+		c.takeReadBuf(need)
 		return
 	}
 	if len(c.rbuf)-c.rr >= need && c.rw < len(c.rbuf) {
 		return
 	}
 	n := c.rw - c.rr
-	if len(c.rbuf) >= need {
+	if len(c.rbuf) >= need && !c.inSmall() {
 		copy(c.rbuf, c.rbuf[c.rr:c.rw])
 	} else {
-		nb := make([]byte, need)
-		copy(nb, c.rbuf[c.rr:c.rw])
-		if c.rbufp != nil {
-			readBufPool.Put(c.rbufp)
-			c.rbufp = nil
+		// Grow; out of c.small as soon as it is full (a pipelining peer
+		// sends more than it holds).
+		old, oldp := c.rbuf[c.rr:c.rw], c.rbufp
+		c.takeReadBuf(need)
+		copy(c.rbuf, old)
+		if oldp != nil {
+			readBufPool.Put(oldp)
 		}
-		c.rbuf = nb
 	}
 	c.rr, c.rw = 0, n
+}
+
+// takeReadBuf makes rbuf a new buffer of at least need bytes: a pooled
+// one when that is large enough, else its own.
+func (c *tcpConn) takeReadBuf(need int) {
+	if c.pooled && need <= initialReadBuf {
+		c.rbufp = readBufPool.Get().(*[]byte)
+		c.rbuf = *c.rbufp
+		return
+	}
+	c.rbuf, c.rbufp = make([]byte, max(initialReadBuf, need)), nil
+}
+
+// inSmall reports whether rbuf is c.small.
+func (c *tcpConn) inSmall() bool {
+	return c.rbufp == nil && len(c.rbuf) == len(c.small) && &c.rbuf[0] == &c.small[0]
 }
 
 // fill reads once from the socket into rbuf. It returns ctx.Err() when ctx
@@ -633,6 +655,9 @@ func (c *tcpConn) fill(ctx context.Context, timeout time.Time) error {
 	disarm()
 	c.rw += n
 	if err == nil {
+		if c.pooled && c.inSmall() && c.rw == len(c.small) {
+			c.readMore()
+		}
 		return nil
 	}
 	switch {
@@ -703,13 +728,31 @@ func (c *tcpConn) rawRead() (int, error) {
 	return n, nil
 }
 
+// readMore moves what c.small holds (it filled up: the peer sent more, a
+// pipelining client) to a pooled buffer and reads once more without
+// waiting, so that the requests sent together are read together. An
+// error or EOF is left for the next read.
+func (c *tcpConn) readMore() {
+	c.makeRoom(c.rw - c.rr + 1)
+	c.rd = rawReadState{}
+	c.rdMore = true
+	_ = c.raw.Read(c.rdFunc)
+	c.rdMore = false
+	if c.rd.err == nil && c.rd.n > 0 {
+		c.rw += c.rd.n
+	}
+	c.rd = rawReadState{}
+}
+
 // readOnce is the RawConn.Read function of rawRead: one read(2) attempt;
 // false (wait for readability) when there is nothing to read, having given
 // back a pooled buffer that holds nothing.
 func (c *tcpConn) readOnce(fd uintptr) bool {
 	if c.rbuf == nil {
-		c.rbufp = readBufPool.Get().(*[]byte)
-		c.rbuf = *c.rbufp
+		// Most ASAP messages fit (a resolution, a keep-alive ACK): no
+		// pooled buffer taken and given back per message; makeRoom
+		// moves to one when more arrives.
+		c.rbuf = c.small[:]
 	}
 	for {
 		m, err := rawReadFD(fd, c.rbuf[c.rw:])
@@ -717,6 +760,9 @@ func (c *tcpConn) readOnce(fd uintptr) bool {
 			continue
 		}
 		if err == syscall.EAGAIN {
+			if c.rdMore {
+				return true // readMore does not wait
+			}
 			if c.rw == 0 {
 				c.releaseReadBuf()
 			}

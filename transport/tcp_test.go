@@ -682,3 +682,25 @@ func TestTCP_IdleHoldsNoBufferOrWriter(t *testing.T) {
 		t.Error("a send left 50 bytes queued, but no writer goroutine started")
 	}
 }
+
+// Ensure the read timeout counts from the last message, not from the
+// first: a peer that sends a message every tenth of the timeout is never
+// closed as idle, over several timeouts.
+func TestTCPReadTimeout_MovesWithMessages(t *testing.T) {
+	sharedtest.CheckLeaks(t, testFrames)
+	cfg := transport.DefaultConfig()
+	cfg.ReadTimeout = 3 * time.Second
+	a, b := tcpPair("tcp:127.0.0.1:0", false)(t, cfg)
+	ctx := ctxTimeout(t, 30*time.Second)
+	end := time.Now().Add(3*cfg.ReadTimeout + time.Second)
+	for i := uint32(0); time.Now().Before(end); i++ {
+		msg := mkMsg(40, i)
+		if err := a.Send(ctx, transport.PPIDASAP, msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := b.Recv(ctx); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("message %d after %v: % x, %v", i, time.Until(end), got, err)
+		}
+		time.Sleep(cfg.ReadTimeout / 10)
+	}
+}

@@ -245,3 +245,25 @@ func TestBench_SuperviseFileLimit(t *testing.T) {
 		}
 	}
 }
+
+// Ensure rsp bench supervise re-registers its PEs, as RSPLIB's do: with a
+// registration life (3 s) shorter than the run, every PE is still there
+// at the end, and every re-registration was accepted.
+func TestBench_SuperviseReregisters(t *testing.T) {
+	r := registrartest.Start(t, "", func(c *registrar.Config) {
+		c.KeepAliveInterval = registrar.Duration(500 * time.Millisecond)
+		c.KeepAliveTimeout = registrar.Duration(2 * time.Second)
+	})
+	s := &supervise{addrs: []string{r.ASAPAddr()}, http: []string{r.HTTPAddr()}, pes: 30, conns: 3, pools: 3,
+		regConc: 3, timeout: 10 * time.Second, resolveEvery: time.Millisecond, rereg: time.Second}
+	res, err := s.run(context.Background(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FirstError != "" || res.Missing != 0 || res.Registrars[0].PEs != 30 {
+		t.Fatalf("supervise: %+v; want all 30 PEs registered after more than their 3 s life", res)
+	}
+	if res.ReregSent < 30*3 || res.ReregAccepted < 30*3 || res.ReregAccepted > res.ReregSent {
+		t.Fatalf("re-registrations sent %d, accepted %d; want at least 90 of each", res.ReregSent, res.ReregAccepted)
+	}
+}

@@ -38,6 +38,10 @@ type superviseResult struct {
 	AcksSent           int64   `json:"acks_sent"`
 	MaxGapSec          float64 `json:"max_keepalive_gap_seconds"`
 	PEsWithoutKeepAliv int     `json:"pes_without_keepalive"`
+	// Re-registrations sent (every -reregister, as RSPLIB's PEs) and
+	// accepted.
+	ReregSent     int64 `json:"reregistrations_sent"`
+	ReregAccepted int64 `json:"reregistrations_accepted"`
 	// Missing is how many PEs the registrars no longer have at the end
 	// (all were answering: every one is a false removal).
 	Missing    int           `json:"missing_pes"`
@@ -77,6 +81,7 @@ func runSupervise(args []string) int {
 	resolveEvery := fs.Duration("resolve-every", 2*time.Millisecond, "pause between the latency probe's resolutions")
 	timeout := fs.Duration("timeout", 30*time.Second, "fail a registration the registrar does not answer within this long")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	rereg := fs.Duration("reregister", 30*time.Second, "re-register every PE this often, with a registration life of three times that (RSPLIB's defaults); 0: never, with a life of 300 s")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: rsp bench supervise [flags]
 
@@ -87,8 +92,10 @@ resolves the pools in a loop for the latency under that load. Reports the
 keep-alives the PEs got and acknowledged, the longest gap between two of
 one PE's, PEs missing at the end (false removals: every PE answered), and
 with -http per registrar its PEs, keep-alive counters, CPU and resident
-memory over the run. The PEs stay registered (their associations close at
-the end, so the registrars remove them after the keep-alive timeout).`)
+memory over the run. Like RSPLIB's PEs, each re-registers every
+-reregister with a registration life of three times that (RSPLIB's
+defaults: 30 s, 90 s). The PEs stay registered (their associations close
+at the end, so the registrars remove them after the keep-alive timeout).`)
 		fs.PrintDefaults()
 	}
 	if len(args) > 0 && cli.IsHelp(args[0]) {
@@ -101,6 +108,10 @@ the end, so the registrars remove them after the keep-alive timeout).`)
 		fmt.Fprintln(os.Stderr, "rsp bench supervise: -pes, -conns (at most -pes), -pools, -duration and -register-conns must be positive")
 		return 2
 	}
+	if *rereg < 0 || (*rereg > 0 && *rereg < time.Second) || *rereg > 10*time.Minute {
+		fmt.Fprintln(os.Stderr, "rsp bench supervise: -reregister must be 0 or between 1s and 10m")
+		return 2
+	}
 	if err := checkFileLimit(*conns, openFileLimit()); err != nil {
 		fmt.Fprintln(os.Stderr, "rsp bench supervise:", err)
 		return 2
@@ -108,7 +119,7 @@ the end, so the registrars remove them after the keep-alive timeout).`)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s := &supervise{addrs: strings.Split(*regs, ","), pes: *pes, conns: *conns, pools: *pools, timeout: *timeout,
-		regConc: *regConc, resolveEvery: *resolveEvery}
+		regConc: *regConc, resolveEvery: *resolveEvery, rereg: *rereg}
 	if *https != "" {
 		s.http = strings.Split(*https, ",")
 	}
@@ -126,6 +137,7 @@ the end, so the registrars remove them after the keep-alive timeout).`)
 	fmt.Printf("PEs: %d over %d associations in %d pools, registered in %.1f s (%.0f/s)\n", res.PEs, res.Conns, res.Pools, res.RegisterSec, res.RegisterRate)
 	fmt.Printf("supervised: %.0f s, keep-alives received %d, acknowledged %d, longest gap %.1f s, PEs without one %d\n",
 		res.Seconds, res.KeepAlivesReceived, res.AcksSent, res.MaxGapSec, res.PEsWithoutKeepAliv)
+	fmt.Printf("re-registrations: sent %d, accepted %d\n", res.ReregSent, res.ReregAccepted)
 	fmt.Printf("resolutions under load: %d, p50 %.0f us, p99 %.0f us, max %.0f us\n", res.ResolveOps, res.ResolveP50, res.ResolveP99, res.ResolveMax)
 	for _, r := range res.Registrars {
 		fmt.Printf("registrar %s: %d PEs (%d homed), keep-alives sent %.0f, acks %.0f, missed %.0f, removals %.0f, CPU %.0f %%, RSS %.0f MiB (%.0f B per PE, %.0f B growth per PE), fds %.0f\n",
@@ -164,13 +176,15 @@ type supervise struct {
 	regConc      int
 	timeout      time.Duration
 	resolveEvery time.Duration
+	rereg        time.Duration // re-registration interval (0: none)
 
-	start    time.Time      // of the supervised run
-	lastKA   []atomic.Int64 // per PE: nanoseconds since start of its last keep-alive (0: none)
-	maxGap   atomic.Int64
-	kaRecv   atomic.Int64
-	acks     atomic.Int64
-	firstErr atomic.Value
+	reregSent, reregOK atomic.Int64
+	start              time.Time      // of the supervised run
+	lastKA             []atomic.Int64 // per PE: nanoseconds since start of its last keep-alive (0: none)
+	maxGap             atomic.Int64
+	kaRecv             atomic.Int64
+	acks               atomic.Int64
+	firstErr           atomic.Value
 }
 
 func (s *supervise) fail(err error) { s.firstErr.CompareAndSwap(nil, err.Error()) }
@@ -239,6 +253,12 @@ func (s *supervise) run(ctx context.Context, d time.Duration) (*superviseResult,
 	}
 	regTime := time.Since(t0)
 	mid := s.scrapeAll()
+	stopRereg := make(chan struct{})
+	var reregDone sync.WaitGroup
+	if s.rereg > 0 {
+		reregDone.Add(1)
+		go func() { defer reregDone.Done(); s.reregister(cs, stopRereg) }()
+	}
 
 	// Supervise for d, resolving meanwhile.
 	runStart := time.Now()
@@ -264,11 +284,14 @@ func (s *supervise) run(ctx context.Context, d time.Duration) (*superviseResult,
 		time.Sleep(s.resolveEvery)
 	}
 	elapsed := time.Since(runStart)
+	close(stopRereg)
+	reregDone.Wait()
 	after := s.scrapeAll()
 
 	res := &superviseResult{PEs: s.pes, Conns: s.conns, Pools: s.pools, RegisterSec: regTime.Seconds(),
 		RegisterRate: float64(s.pes) / regTime.Seconds(), Seconds: elapsed.Seconds(),
-		KeepAlivesReceived: s.kaRecv.Load(), AcksSent: s.acks.Load(), ResolveOps: int64(len(lat))}
+		KeepAlivesReceived: s.kaRecv.Load(), AcksSent: s.acks.Load(), ResolveOps: int64(len(lat)),
+		ReregSent: s.reregSent.Load(), ReregAccepted: s.reregOK.Load()}
 	// A PE whose last keep-alive is older than its gap so far is late now.
 	now := time.Since(s.start).Nanoseconds()
 	maxGap := s.maxGap.Load()
@@ -312,9 +335,7 @@ func (s *supervise) run(ctx context.Context, d time.Duration) (*superviseResult,
 
 // register registers PE i on bc, answering keep-alives meanwhile.
 func (s *supervise) register(bc *benchConn, i int) error {
-	pe := bc.pe(peID(i), 0)
-	pe.Policy = asap.Policy{Type: asap.PolicyRoundRobin}
-	req, err := asap.Pack(&asap.Registration{PoolHandle: s.pool(i), PoolElement: pe})
+	req, err := s.registration(bc, i)
 	if err != nil {
 		return err
 	}
@@ -346,6 +367,55 @@ func (s *supervise) register(bc *benchConn, i int) error {
 	}
 }
 
+// registration is PE i's registration on bc.
+func (s *supervise) registration(bc *benchConn, i int) ([]byte, error) {
+	pe := bc.pe(peID(i), 0)
+	pe.Policy = asap.Policy{Type: asap.PolicyRoundRobin}
+	if s.rereg > 0 {
+		pe.Lifetime = uint32(3 * s.rereg / time.Millisecond)
+	}
+	return asap.Pack(&asap.Registration{PoolHandle: s.pool(i), PoolElement: pe})
+}
+
+// reregister re-registers every PE once per s.rereg, spread evenly over
+// the interval, until stop closes. The answers come to serve.
+func (s *supervise) reregister(cs []*benchConn, stop <-chan struct{}) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	start := time.Now()
+	for round := 1; ; round++ {
+		for i := 0; i < s.pes; i++ {
+			at := start.Add(time.Duration(round-1)*s.rereg + s.rereg*time.Duration(i)/time.Duration(s.pes))
+			if d := time.Until(at); d > time.Millisecond {
+				t.Reset(d)
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+			}
+			bc := cs[i%s.conns]
+			req, err := s.registration(bc, i)
+			if err != nil {
+				s.fail(err)
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			err = bc.c.Send(ctx, transport.PPIDASAP, req)
+			cancel()
+			if err != nil {
+				select {
+				case <-stop:
+				default:
+					s.fail(fmt.Errorf("re-registration of PE %d: %w", i, err))
+				}
+				return
+			}
+			s.reregSent.Add(1)
+		}
+	}
+}
+
 // serve answers keep-alives on bc until it closes.
 func (s *supervise) serve(bc *benchConn) {
 	for {
@@ -357,8 +427,15 @@ func (s *supervise) serve(bc *benchConn) {
 			return
 		}
 		if m, _, err := asap.Unpack(msg, nil); err == nil {
-			if k, ok := m.(*asap.EndpointKeepAlive); ok {
-				s.keepAlive(bc, k)
+			switch m := m.(type) {
+			case *asap.EndpointKeepAlive:
+				s.keepAlive(bc, m)
+			case *asap.RegistrationResponse:
+				if m.Reject {
+					s.fail(fmt.Errorf("re-registration of PE %d refused: %w", m.ID, m.Error))
+				} else {
+					s.reregOK.Add(1)
+				}
 			}
 		}
 	}
