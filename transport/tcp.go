@@ -703,29 +703,22 @@ type rawReadState struct {
 // rawRead reads once into rbuf[rw:] as net.Conn.Read would, but waits for
 // readability without a buffer: readOnce takes one from readBufPool only
 // when the socket has data.
-func (c *tcpConn) rawRead() (int, error) {
+func (c *tcpConn) rawRead() (n int, err error) {
 	c.rd = rawReadState{}
-	if cerr := c.raw.Read(c.rdFunc); cerr != nil {
-		if c.rw == 0 {
-			c.releaseReadBuf()
+	if err = c.raw.Read(c.rdFunc); err == nil { // else deadline or closed, as from net.Conn.Read
+		n, err = c.rd.n, c.rd.err
+		switch {
+		case err != nil:
+			err = os.NewSyscallError("read", err)
+		case n == 0:
+			err = io.EOF
 		}
-		return 0, cerr // deadline or closed, as from net.Conn.Read
 	}
-	n, err := c.rd.n, c.rd.err
 	c.rd = rawReadState{}
-	if err != nil {
-		if c.rw == 0 {
-			c.releaseReadBuf()
-		}
-		return 0, os.NewSyscallError("read", err)
+	if err != nil && c.rw == 0 {
+		c.releaseReadBuf()
 	}
-	if n == 0 {
-		if c.rw == 0 {
-			c.releaseReadBuf()
-		}
-		return 0, io.EOF
-	}
-	return n, nil
+	return n, err
 }
 
 // readMore moves what c.small holds (it filled up: the peer sent more, a
