@@ -39,6 +39,9 @@ type asapConn struct {
 	// supervised is set once a PE this registrar is home for uses the
 	// connection (liveness).
 	supervised atomic.Bool
+	// livePEs heads the list of the PEs supervision reaches through this
+	// connection (peState.connNext; liveness.mu guards it).
+	livePEs *peState
 
 	sendMu sync.Mutex
 	buf    []byte

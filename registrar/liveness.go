@@ -39,12 +39,41 @@ type peState struct {
 	dialing  bool
 	due      time.Time // min of the relevant deadlines
 	idx      int       // heap index
+	// connPrev and connNext link the PEs supervised through one
+	// connection (asapConn.livePEs), so that its end visits only those.
+	connPrev, connNext *peState
 }
 
 // setConn makes c the PE's connection (l.mu held).
 func (p *peState) setConn(c *asapConn) {
+	if p.conn == c {
+		return
+	}
+	p.clearConn()
 	c.supervised.Store(true)
 	p.conn = c
+	p.connNext = c.livePEs
+	if c.livePEs != nil {
+		c.livePEs.connPrev = p
+	}
+	c.livePEs = p
+}
+
+// clearConn unlinks the PE from its connection's list (l.mu held).
+func (p *peState) clearConn() {
+	c := p.conn
+	if c == nil {
+		return
+	}
+	if p.connPrev != nil {
+		p.connPrev.connNext = p.connNext
+	} else {
+		c.livePEs = p.connNext
+	}
+	if p.connNext != nil {
+		p.connNext.connPrev = p.connPrev
+	}
+	p.conn, p.connPrev, p.connNext = nil, nil, nil
 }
 
 func (p *peState) reschedule() {
@@ -176,8 +205,14 @@ func (l *liveness) dropLocked(key peKey) {
 		if p.idx >= 0 {
 			heap.Remove(&l.q, p.idx)
 		}
-		delete(l.pes, key)
+		l.deleteLocked(p)
 	}
+}
+
+// deleteLocked forgets p, which is off the heap (l.mu held).
+func (l *liveness) deleteLocked(p *peState) {
+	p.clearConn()
+	delete(l.pes, p.key)
 }
 
 // count is the number of PEs supervised (0 before Run started the
@@ -429,8 +464,9 @@ func (l *liveness) forget(h asap.PoolHandle, id uint32) {
 // connClosed: PEs that registered through conn are probed through their
 // ASAP endpoint at once (a PE that died is removed after the ACK timeout;
 // one that is alive answers and stays), or with PEConnLoss "remove"
-// removed at once. A connection no supervised PE ever used (a PU's) costs
-// no scan of the PEs.
+// removed at once. Only the connection's own PEs are visited (its
+// livePEs list), and a connection no supervised PE ever used (a PU's)
+// does not even take the lock.
 func (l *liveness) connClosed(conn *asapConn) {
 	if !conn.supervised.Load() {
 		return
@@ -439,20 +475,19 @@ func (l *liveness) connClosed(conn *asapConn) {
 	remove := l.r.cfg.PEConnLoss == PEConnLossRemove
 	var gone []peKey
 	l.mu.Lock()
-	for key, p := range l.pes {
-		if p.conn != conn {
-			continue
-		}
+	for p := conn.livePEs; p != nil; {
+		next := p.connNext
+		p.clearConn()
 		if remove {
-			gone = append(gone, key)
-			continue
+			gone = append(gone, p.key)
+		} else {
+			l.upsertLocked(p.key, func(p *peState) {
+				if p.ackBy.IsZero() {
+					p.nextKA = now
+				}
+			})
 		}
-		l.upsertLocked(key, func(p *peState) {
-			p.conn = nil
-			if p.ackBy.IsZero() {
-				p.nextKA = now
-			}
-		})
+		p = next
 	}
 	l.mu.Unlock()
 	for _, key := range gone {
@@ -596,20 +631,21 @@ func (l *liveness) run() {
 					reason string
 				}{p.key, "lifetime expired"})
 				heap.Pop(&l.q)
-				delete(l.pes, p.key)
+				l.deleteLocked(p)
 			case !p.ackBy.IsZero() && !p.ackBy.After(now):
 				gone = append(gone, struct {
 					key    peKey
 					reason string
 				}{p.key, "keep-alive timeout"})
 				heap.Pop(&l.q)
-				delete(l.pes, p.key)
+				l.deleteLocked(p)
 				l.r.metrics.keepAlivesMissed.Inc()
 			default: // keep-alive due
 				p.ackBy = now.Add(l.timeout)
 				p.reschedule()
 				heap.Fix(&l.q, p.idx)
 				cp := *p
+				cp.connPrev, cp.connNext = nil, nil // a snapshot for keepAlive, in no list
 				sends = append(sends, &cp)
 			}
 		}
