@@ -175,6 +175,7 @@ func listenTCP(ctx context.Context, addrs []netip.Addr, port uint16) ([]*net.TCP
 
 // addTCP starts accepting on TCP listeners.
 func (l *listener) addTCP(lns []*net.TCPListener, cfg Config) {
+	pcfg := &cfg // one copy for every accepted connection
 	for _, tl := range lns {
 		tl := tl
 		l.add(tl, tcpEndpoint(tl.Addr()), func() (Conn, error) {
@@ -185,9 +186,9 @@ func (l *listener) addTCP(lns []*net.TCPListener, cfg Config) {
 			if cfg.TLS != nil {
 				// The handshake runs on the connection's first read, in
 				// the goroutine that serves it, not in the accept loop.
-				return newTCPConn(tls.Server(nc, cfg.TLS), cfg), nil
+				return newTCPConn(tls.Server(nc, cfg.TLS), pcfg), nil
 			}
-			return newTCPConn(nc, cfg), nil
+			return newTCPConn(nc, pcfg), nil
 		})
 	}
 }
@@ -293,10 +294,10 @@ func dialTCP(ctx context.Context, addrs []netip.Addr, port uint16, cfg Config) (
 				nc.Close()
 				return nil, fmt.Errorf("tls handshake with %s: %w", netip.AddrPortFrom(a, port), err)
 			}
-			return newTCPConn(tc, cfg), nil
+			return newTCPConn(tc, &cfg), nil
 		}
 		if err == nil {
-			return newTCPConn(nc.(*net.TCPConn), cfg), nil
+			return newTCPConn(nc.(*net.TCPConn), &cfg), nil
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {

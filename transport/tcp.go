@@ -54,7 +54,7 @@ var readBufPool = sync.Pool{New: func() any {
 // whose writes all go straight to the socket never has one).
 type tcpConn struct {
 	nc       net.Conn // a *net.TCPConn, or a *tls.Conn over one
-	cfg      Config
+	cfg      *Config  // shared by a listener's connections; never changed
 	logOnce  sync.Once
 	log      hclog.Logger // made by logger() on first use
 	remote   string       // remoteEP.String(), for errors
@@ -90,15 +90,22 @@ type tcpConn struct {
 	pending *[]byte               // frames queued for the writer; nil when none
 	space   chan struct{}         // closed when the writer takes pending; nil if nobody waits
 	werr    error                 // final error for Send
-	kick    chan struct{}         // wakes the writer (one slot)
-	wstart  sync.Once             // starts the writer
+	wstart  sync.Once             // starts the writer (or, in fail, rules it out)
+	w       *tcpWriter            // the writer's channels, set through wstart; nil if it never started
 	wup     atomic.Bool           // the writer was started (for tests)
-	closing chan struct{}         // closed by Close: flush, then exit
-	dead    chan struct{}         // closed by fail: exit now
-	wdone   chan struct{}         // closed when the writer has exited
 
 	failOnce  sync.Once
 	closeOnce sync.Once
+}
+
+// tcpWriter holds the channels of a connection's writer goroutine, made
+// when it starts: most connections never have one until they close, and
+// four channels cost 384 bytes per connection.
+type tcpWriter struct {
+	kick    chan struct{} // wakes the writer (one slot)
+	closing chan struct{} // closed by Close: flush, then exit
+	dead    chan struct{} // closed by fail: exit now
+	done    chan struct{} // closed when the writer has exited
 }
 
 var (
@@ -107,7 +114,7 @@ var (
 	_ Parker   = (*tcpConn)(nil)
 )
 
-func newTCPConn(nc net.Conn, cfg Config) *tcpConn {
+func newTCPConn(nc net.Conn, cfg *Config) *tcpConn {
 	c := &tcpConn{
 		nc:       nc,
 		cfg:      cfg,
@@ -115,10 +122,6 @@ func newTCPConn(nc net.Conn, cfg Config) *tcpConn {
 		local:    tcpEndpoint(nc.LocalAddr()),
 		remoteEP: tcpEndpoint(nc.RemoteAddr()),
 		rsem:     make(chan struct{}, 1),
-		kick:     make(chan struct{}, 1),
-		closing:  make(chan struct{}),
-		dead:     make(chan struct{}),
-		wdone:    make(chan struct{}),
 	}
 	c.rdl.set = nc.SetReadDeadline
 	if tc, ok := nc.(*net.TCPConn); ok {
@@ -145,16 +148,21 @@ func (c *tcpConn) logger() hclog.Logger {
 
 // startWriter starts the writer goroutine; run once, through wstart.
 func (c *tcpConn) startWriter() {
+	c.w = &tcpWriter{kick: make(chan struct{}, 1), closing: make(chan struct{}),
+		dead: make(chan struct{}), done: make(chan struct{})}
 	c.wup.Store(true)
-	go c.writeLoop()
+	go c.writeLoop(c.w)
 }
 
 // wake makes the writer goroutine write what is queued, starting it the
 // first time.
 func (c *tcpConn) wake() {
 	c.wstart.Do(c.startWriter)
+	if c.w == nil {
+		return // failed before the writer was needed: nothing is written
+	}
 	select {
-	case c.kick <- struct{}{}:
+	case c.w.kick <- struct{}{}:
 	default:
 	}
 }
@@ -438,15 +446,15 @@ func (c *tcpConn) send(ctx context.Context, ppid uint32, msg []byte, wait bool) 
 }
 
 // writeLoop writes queued frames until the connection fails or is closed.
-func (c *tcpConn) writeLoop() {
-	defer close(c.wdone)
+func (c *tcpConn) writeLoop(w *tcpWriter) {
+	defer close(w.done)
 	for {
 		select {
-		case <-c.kick:
+		case <-w.kick:
 			if !c.flush() {
 				return
 			}
-		case <-c.closing:
+		case <-w.closing:
 			// Flush everything, including what a direct write in progress
 			// leaves queued when it finishes.
 			for c.flush() {
@@ -459,7 +467,7 @@ func (c *tcpConn) writeLoop() {
 				time.Sleep(time.Millisecond)
 			}
 			return
-		case <-c.dead:
+		case <-w.dead:
 			return
 		}
 	}
@@ -804,7 +812,10 @@ func (c *tcpConn) fail(err error) {
 			c.space = nil
 		}
 		c.wmu.Unlock()
-		close(c.dead)
+		c.wstart.Do(func() {}) // no writer from now on, if none yet
+		if c.w != nil {
+			close(c.w.dead)
+		}
 		_ = c.nc.Close()
 	})
 }
@@ -858,18 +869,23 @@ func (c *tcpConn) Close() error {
 		}
 		c.wmu.Unlock()
 		c.wstart.Do(c.startWriter) // it flushes what a direct write in progress leaves
-		close(c.closing)
+		w := c.w
+		if w == nil { // failed before: nothing to flush
+			c.fail(fmt.Errorf("tcp %s: %w", c.remote, ErrClosed))
+			return
+		}
+		close(w.closing)
 		if linger := c.cfg.lingerTimeout(); linger > 0 {
 			t := time.NewTimer(linger)
 			select {
-			case <-c.wdone:
+			case <-w.done:
 			case <-t.C:
 				c.logger().Warn("closing connection: queued messages not flushed in time", "linger", linger)
 			}
 			t.Stop()
 		}
 		c.fail(fmt.Errorf("tcp %s: %w", c.remote, ErrClosed))
-		<-c.wdone
+		<-w.done
 	})
 	return nil
 }
