@@ -34,7 +34,7 @@ type asapConn struct {
 	// pes are the PEs registered through this connection and not
 	// deregistered on it (the reader goroutine's), for
 	// max_pes_per_connection.
-	pes map[peKey]struct{}
+	pes peSet
 	rnd *rand.Rand // selection randomness (one reader goroutine uses it)
 	// supervised is set once a PE this registrar is home for uses the
 	// connection (liveness).
@@ -407,7 +407,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	pe.Home = r.id
 	pe.Policy = r.withDistance(pe.Policy, ac.c, 0)
 	key := peKey{m.PoolHandle, pe.ID}
-	if _, known := ac.pes[key]; !known && r.cfg.MaxPEsPerConnection > 0 && len(ac.pes) >= r.cfg.MaxPEsPerConnection {
+	if !ac.pes.has(key) && r.cfg.MaxPEsPerConnection > 0 && ac.pes.len() >= r.cfg.MaxPEsPerConnection {
 		r.metrics.pesRefused.Inc()
 		return refuse("max_pes_per_connection reached on this connection", asap.NewOperationError(asap.CauseLackOfResources, nil))
 	}
@@ -570,16 +570,13 @@ func (r *Registrar) deregister(ctx context.Context, ac *asapConn, m *asap.Deregi
 		return resp
 	}
 	r.live.forget(m.PoolHandle, m.ID)
-	delete(ac.pes, peKey{m.PoolHandle, m.ID})
+	ac.pes.remove(peKey{m.PoolHandle, m.ID})
 	return resp
 }
 
 // addPE records a PE registered through the connection.
 func (ac *asapConn) addPE(k peKey) {
-	if ac.pes == nil {
-		ac.pes = map[peKey]struct{}{}
-	}
-	ac.pes[k] = struct{}{}
+	ac.pes.add(k)
 }
 
 // resolve handles ASAP_HANDLE_RESOLUTION from the local handlespace. The

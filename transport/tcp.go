@@ -57,7 +57,6 @@ type tcpConn struct {
 	cfg      *Config  // shared by a listener's connections; never changed
 	logOnce  sync.Once
 	log      hclog.Logger // made by logger() on first use
-	remote   string       // remoteEP.String(), for errors
 	local    Endpoint
 	remoteEP Endpoint
 
@@ -118,7 +117,6 @@ func newTCPConn(nc net.Conn, cfg *Config) *tcpConn {
 	c := &tcpConn{
 		nc:       nc,
 		cfg:      cfg,
-		remote:   nc.RemoteAddr().String(),
 		local:    tcpEndpoint(nc.LocalAddr()),
 		remoteEP: tcpEndpoint(nc.RemoteAddr()),
 		rsem:     make(chan struct{}, 1),
@@ -133,6 +131,10 @@ func newTCPConn(nc net.Conn, cfg *Config) *tcpConn {
 	return c
 }
 
+// remoteAddr is the peer's address for errors and logs (made when needed:
+// most connections never print it).
+func (c *tcpConn) remoteAddr() string { return c.nc.RemoteAddr().String() }
+
 // logger is the connection's logger, made on its first line: most
 // connections never log.
 func (c *tcpConn) logger() hclog.Logger {
@@ -141,7 +143,7 @@ func (c *tcpConn) logger() hclog.Logger {
 		if c.raw == nil {
 			kind = "tls"
 		}
-		c.log = c.cfg.logger().With("transport", kind, "local", c.nc.LocalAddr().String(), "remote", c.remote)
+		c.log = c.cfg.logger().With("transport", kind, "local", c.nc.LocalAddr().String(), "remote", c.remoteAddr())
 	})
 	return c.log
 }
@@ -195,7 +197,7 @@ func (c *tcpConn) directWrite(b []byte) (rest []byte, err error) {
 		err = cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("tcp send to %s: %w", c.remote, err)
+		return nil, fmt.Errorf("tcp send to %s: %w", c.remoteAddr(), err)
 	}
 	return b[n:], nil
 }
@@ -255,7 +257,7 @@ func (c *tcpConn) TrySend(ppid uint32, msg []byte) (bool, error) {
 func (c *tcpConn) TrySendMore(ppid uint32, msg []byte, more bool) (bool, error) {
 	fi, err := checkSend(ppid, msg, c.cfg.PPID, c.cfg.Mux, c.cfg.MaxMessageSize)
 	if err != nil {
-		return false, fmt.Errorf("tcp send to %s: %w", c.remote, err)
+		return false, fmt.Errorf("tcp send to %s: %w", c.remoteAddr(), err)
 	}
 	size := len(msg)
 	if fi.header {
@@ -356,7 +358,7 @@ func (c *tcpConn) Buffered() bool {
 func (c *tcpConn) send(ctx context.Context, ppid uint32, msg []byte, wait bool) (bool, error) {
 	fi, err := checkSend(ppid, msg, c.cfg.PPID, c.cfg.Mux, c.cfg.MaxMessageSize)
 	if err != nil {
-		return false, fmt.Errorf("tcp send to %s: %w", c.remote, err)
+		return false, fmt.Errorf("tcp send to %s: %w", c.remoteAddr(), err)
 	}
 	if err := ctx.Err(); err != nil {
 		return false, err
@@ -513,9 +515,9 @@ func (c *tcpConn) flush() bool {
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				c.logger().Warn("closing connection: peer does not read", "write_timeout", c.cfg.WriteTimeout)
-				err = fmt.Errorf("tcp send to %s: peer stopped reading for %v: %w", c.remote, c.cfg.WriteTimeout, err)
+				err = fmt.Errorf("tcp send to %s: peer stopped reading for %v: %w", c.remoteAddr(), c.cfg.WriteTimeout, err)
 			} else {
-				err = fmt.Errorf("tcp send to %s: %w", c.remote, err)
+				err = fmt.Errorf("tcp send to %s: %w", c.remoteAddr(), err)
 			}
 			c.fail(err)
 			return false
@@ -556,7 +558,7 @@ func (c *tcpConn) recv(ctx context.Context, buf []byte, into bool) (uint32, []by
 		h, ok, err := parseFrame(c.rbuf[c.rr:c.rw], c.cfg.PPID, c.cfg.Mux, c.cfg.MaxMessageSize)
 		if err != nil {
 			c.logger().Warn("closing connection: bad frame from peer", "error", err)
-			return 0, nil, c.failRead(fmt.Errorf("tcp recv from %s: %w", c.remote, err))
+			return 0, nil, c.failRead(fmt.Errorf("tcp recv from %s: %w", c.remoteAddr(), err))
 		}
 		if ok && c.rw-c.rr >= h.total {
 			var msg []byte
@@ -673,7 +675,7 @@ func (c *tcpConn) fill(ctx context.Context, timeout time.Time) error {
 		timedOut, ctxErr := expired(ctx, timeout)
 		if timedOut {
 			c.logger().Info("closing connection: read idle timeout", "read_timeout", c.cfg.ReadTimeout)
-			return c.failRead(fmt.Errorf("tcp recv from %s: no complete message within %v: %w", c.remote, c.cfg.ReadTimeout, ErrReadTimeout))
+			return c.failRead(fmt.Errorf("tcp recv from %s: no complete message within %v: %w", c.remoteAddr(), c.cfg.ReadTimeout, ErrReadTimeout))
 		}
 		if ctxErr == nil { // a stale deadline, or RequestPark's: read again or park
 			c.rdl.stale()
@@ -685,7 +687,7 @@ func (c *tcpConn) fill(ctx context.Context, timeout time.Time) error {
 	case errors.Is(err, io.EOF):
 		if c.rw > c.rr {
 			c.logger().Warn("closing connection: peer closed inside a message", "buffered", c.rw-c.rr)
-			return c.failRead(fmt.Errorf("tcp recv from %s: peer closed inside a message: %w", c.remote, io.ErrUnexpectedEOF))
+			return c.failRead(fmt.Errorf("tcp recv from %s: peer closed inside a message: %w", c.remoteAddr(), io.ErrUnexpectedEOF))
 		}
 		if c.cfg.logger().IsDebug() {
 			c.logger().Debug("peer closed the connection")
@@ -697,7 +699,7 @@ func (c *tcpConn) fill(ctx context.Context, timeout time.Time) error {
 		if c.cfg.logger().IsDebug() {
 			c.logger().Debug("closing connection: read failed", "error", err)
 		}
-		return c.failRead(fmt.Errorf("tcp recv from %s: %w", c.remote, err))
+		return c.failRead(fmt.Errorf("tcp recv from %s: %w", c.remoteAddr(), err))
 	}
 }
 
@@ -782,7 +784,7 @@ func (c *tcpConn) sendErr() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.werr == nil {
-		return fmt.Errorf("tcp %s: %w", c.remote, ErrClosed)
+		return fmt.Errorf("tcp %s: %w", c.remoteAddr(), ErrClosed)
 	}
 	return c.werr
 }
@@ -865,13 +867,13 @@ func (c *tcpConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.wmu.Lock()
 		if c.werr == nil {
-			c.werr = fmt.Errorf("tcp send to %s: %w", c.remote, ErrClosed)
+			c.werr = fmt.Errorf("tcp send to %s: %w", c.remoteAddr(), ErrClosed)
 		}
 		c.wmu.Unlock()
 		c.wstart.Do(c.startWriter) // it flushes what a direct write in progress leaves
 		w := c.w
 		if w == nil { // failed before: nothing to flush
-			c.fail(fmt.Errorf("tcp %s: %w", c.remote, ErrClosed))
+			c.fail(fmt.Errorf("tcp %s: %w", c.remoteAddr(), ErrClosed))
 			return
 		}
 		close(w.closing)
@@ -884,7 +886,7 @@ func (c *tcpConn) Close() error {
 			}
 			t.Stop()
 		}
-		c.fail(fmt.Errorf("tcp %s: %w", c.remote, ErrClosed))
+		c.fail(fmt.Errorf("tcp %s: %w", c.remoteAddr(), ErrClosed))
 		<-w.done
 	})
 	return nil
