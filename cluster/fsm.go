@@ -75,6 +75,8 @@ type FSM struct {
 	broken   error
 	// waiting is set while ApplyBatch waits for the store.
 	waiting atomic.Bool
+	// testBeforeApply, set by tests, runs before each batch is applied.
+	testBeforeApply atomic.Pointer[func()]
 }
 
 // appliedSignal returns a channel closed the next time the store's
@@ -176,6 +178,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	resp := make([]interface{}, len(logs))
 	if len(logs) == 0 {
 		return resp
+	}
+	if hook := f.testBeforeApply.Load(); hook != nil {
+		(*hook)()
 	}
 	applied := f.store.LastApplied()
 	var ops []store.Op

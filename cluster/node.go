@@ -390,22 +390,38 @@ func (n *Node) Propose(ctx context.Context, cmd Command) (*ApplyResult, error) {
 
 // ProposeRaw is Propose for an already encoded command.
 func (n *Node) ProposeRaw(ctx context.Context, data []byte) (*ApplyResult, error) {
+	res, _, err := n.propose(ctx, data, true)
+	return res, err
+}
+
+// ProposeCommitted is Propose for an encoded command without waiting for
+// this node to apply it: at a follower it returns once the leader applied
+// it (so it is committed: durable at a quorum), with its raft index, which
+// WaitApplied then waits for. A client's session uses it (see Session).
+func (n *Node) ProposeCommitted(ctx context.Context, data []byte) (*ApplyResult, uint64, error) {
+	return n.propose(ctx, data, false)
+}
+
+// propose proposes data, retrying while there is no leader; with
+// applied, at a follower it waits (bounded) until this node applied the
+// entry too.
+func (n *Node) propose(ctx context.Context, data []byte, applied bool) (*ApplyResult, uint64, error) {
 	deadline := time.Now().Add(n.cfg.Raft.ApplyTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	backoff := 10 * time.Millisecond
 	for {
-		res, err := n.tryPropose(ctx, data, time.Until(deadline))
+		res, idx, err := n.tryPropose(ctx, data, time.Until(deadline), applied)
 		if err == nil || !retryable(err) {
-			return res, err
+			return res, idx, err
 		}
 		if time.Until(deadline) < backoff {
-			return nil, fmt.Errorf("%w: %v", ErrNoLeader, err)
+			return nil, 0, fmt.Errorf("%w: %v", ErrNoLeader, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 200*time.Millisecond)
@@ -419,19 +435,27 @@ func retryable(err error) bool {
 
 var errForwardFailed = errors.New("forward to leader failed")
 
-func (n *Node) tryPropose(ctx context.Context, data []byte, timeout time.Duration) (*ApplyResult, error) {
+func (n *Node) tryPropose(ctx context.Context, data []byte, timeout time.Duration, applied bool) (*ApplyResult, uint64, error) {
 	if n.raft.State() == raft.Leader {
-		res, _, err := n.applyLocal(ctx, data, timeout)
-		return res, err
+		return n.applyLocal(ctx, data, timeout)
 	}
 	res, idx, err := n.forwardBatched(ctx, data)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	// Read your writes: wait (bounded) until this node applied the entry,
-	// so a resolution here right after the answer sees the change.
-	n.waitApplied(ctx, idx, timeout)
-	return res, nil
+	if applied {
+		// Read your writes: wait (bounded) until this node applied the
+		// entry, so a resolution here right after the answer sees the
+		// change.
+		n.waitApplied(ctx, idx, timeout)
+	}
+	return res, idx, nil
+}
+
+// WaitApplied waits until this node applied index, bounded by ctx and
+// the raft apply timeout (the entry is committed either way).
+func (n *Node) WaitApplied(ctx context.Context, index uint64) {
+	n.waitApplied(ctx, index, n.cfg.Raft.ApplyTimeout)
 }
 
 // waitApplied waits until the local store applied index (or the time is

@@ -68,6 +68,71 @@ func (h *Handlespace) Register(ctx context.Context, ph asap.PoolHandle, pe asap.
 	return h.Commit(ctx, NewUpdate(time.Now(), enrp.AddPE, h.cfg.ID, ph, pe))
 }
 
+// A Session orders one client's requests at this registrar (an ASAP
+// connection's): its writes (RegisterIn, DeregisterIn) are answered once
+// committed, which at a follower is when the leader applied them, without
+// waiting until this registrar applied them too; Sync, before the client's
+// next request, waits for that (at once in the common case), so the
+// client still reads its own writes. Other clients of a follower may see
+// a session's write a few milliseconds after its answer, as they would at
+// any other registrar. The zero Session is ready; one goroutine uses it.
+type Session struct {
+	pending uint64 // the raft index of the session's last write not applied here when answered
+}
+
+// Pending is the raft index of the last write of s that was not applied
+// here when it was answered (0: none; Sync clears it). Compare it with
+// LastApplied to tell whether this registrar has it by now.
+func (s *Session) Pending() uint64 { return s.pending }
+
+// RegisterIn is Register within session s.
+func (h *Handlespace) RegisterIn(ctx context.Context, s *Session, ph asap.PoolHandle, pe asap.PoolElement) error {
+	if err := h.store.Check(store.PE{Handle: ph, Element: pe}); err != nil {
+		return writeError(err)
+	}
+	return h.commitIn(ctx, s, NewUpdate(time.Now(), enrp.AddPE, h.cfg.ID, ph, pe))
+}
+
+// DeregisterIn is Deregister within session s.
+func (h *Handlespace) DeregisterIn(ctx context.Context, s *Session, ph asap.PoolHandle, pe asap.PoolElement) error {
+	return h.commitIn(ctx, s, NewRemove(time.Now(), ReasonDeregistered, h.cfg.ID, ph, pe))
+}
+
+// Sync waits (bounded by ctx and the raft apply timeout) until this
+// registrar applied the writes of session s; it returns at once when it
+// has, or when s wrote nothing.
+func (h *Handlespace) Sync(ctx context.Context, s *Session) {
+	if s.pending == 0 {
+		return
+	}
+	if h.store.LastApplied() < s.pending {
+		h.node.WaitApplied(ctx, s.pending)
+	}
+	s.pending = 0
+}
+
+// commitIn is Commit for a session's write: it does not wait for the
+// local apply, and records the entry for Sync.
+func (h *Handlespace) commitIn(ctx context.Context, s *Session, cmd Command) error {
+	if err := h.node.Fault(); err != nil {
+		return writeError(err)
+	}
+	data, err := cmd.Marshal()
+	if err != nil {
+		return writeError(fmt.Errorf("handlespace write failed: %w", err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Raft.ApplyTimeout)
+	defer cancel()
+	res, idx, err := h.node.ProposeCommitted(ctx, data)
+	if err != nil {
+		return writeError(fmt.Errorf("handlespace write failed: %w", err))
+	}
+	if idx > h.store.LastApplied() {
+		s.pending = max(s.pending, idx)
+	}
+	return writeError(res.Failed())
+}
+
 // Deregister commits the removal of pe (pool ph, pe.ID) on behalf of this
 // registrar, because it deregistered. A PE that is not registered gives
 // ErrPENotFound.

@@ -35,7 +35,12 @@ type asapConn struct {
 	// deregistered on it (the reader goroutine's), for
 	// max_pes_per_connection.
 	pes peSet
-	rnd *rand.Rand // selection randomness (one reader goroutine uses it)
+	// sess orders the connection's reads after its own writes (the reader
+	// goroutine's): a registration at a follower is answered once
+	// committed, and the next request other than a registration waits
+	// until it is applied here.
+	sess cluster.Session
+	rnd  *rand.Rand // selection randomness (one reader goroutine uses it)
 	// supervised is set once a PE this registrar is home for uses the
 	// connection (liveness).
 	supervised atomic.Bool
@@ -248,6 +253,13 @@ func (r *Registrar) readLoop(ac *asapConn) error {
 			r.metrics.messagesDropped.Inc()
 			continue
 		}
+		if t, _ := asap.MessageType(msg); t != asap.TypeRegistration {
+			// Read your writes: a resolution or deregistration after this
+			// connection's registrations at a follower waits until they
+			// are applied here (at once in the common case). A
+			// registration need not: the leader decides it.
+			r.hs.Sync(ctx, &ac.sess)
+		}
 		if fast {
 			lim := r.limitsValue()
 			if h, items, has, ok := asap.ReadHandleResolution(msg, &lim); ok {
@@ -422,13 +434,13 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	}
 	if exists && samePE(&cur.Element, &pe) {
 		ac.addPE(key)
-		r.live.track(ac, m.PoolHandle, pe, now)
+		r.live.track(ac, m.PoolHandle, pe, now, 0) // in the handlespace here already
 		r.metrics.refreshed.Inc()
 		r.peers.announce(enrp.AddPE, m.PoolHandle, pe) // peers refresh its lifetime
 		return resp
 	}
 	t0 := time.Now()
-	err := r.hs.Register(ctx, m.PoolHandle, pe)
+	err := r.hs.RegisterIn(ctx, &ac.sess, m.PoolHandle, pe)
 	var oe *asap.OperationError
 	switch {
 	case err == nil:
@@ -445,11 +457,14 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 		return refuse(err.Error(), oe)
 	}
 	ac.addPE(key)
-	r.live.track(ac, m.PoolHandle, pe, now)
 	r.metrics.accepted.Inc()
 	if ac.r.log.IsDebug() { // its arguments would allocate on every registration
 		ac.logger().Debug("registration accepted", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "lifetime_ms", pe.Lifetime)
 	}
+	// At a follower the write may not be applied here yet (ac.sess):
+	// supervision knows its index, so that it does not take the PE's
+	// absence from the local handlespace for a removal.
+	r.live.track(ac, m.PoolHandle, pe, now, ac.sess.Pending())
 	return resp
 }
 
@@ -559,7 +574,7 @@ func (r *Registrar) deregister(ctx context.Context, ac *asapConn, m *asap.Deregi
 		resp.Error = asap.NewOperationError(asap.CauseRejectedSecurity, nil)
 		return resp
 	}
-	err := r.hs.Deregister(ctx, m.PoolHandle, cur.Element)
+	err := r.hs.DeregisterIn(ctx, &ac.sess, m.PoolHandle, cur.Element)
 	if err != nil && !errors.Is(err, cluster.ErrPENotFound) {
 		lvl := hclog.Warn
 		if errors.Is(err, cluster.ErrStorageFault) {

@@ -173,8 +173,10 @@ func TestCluster3_ForwardAndReplicate(t *testing.T) {
 	for i := uint32(1); i <= 10; i++ {
 		mustRegister(t, cl, "pool", testPE(i, uint16(7000+i), asap.Policy{Type: asap.PolicyRoundRobin}))
 	}
-	// Read your writes at the follower that answered.
-	if resp := resolve(t, dial(t, f, false), "pool", asap.ItemsAll); len(resp.PEs) != 10 {
+	// Read your writes at the follower that answered, on the connection
+	// that wrote (the follower answers once the leader applied a write,
+	// and the connection's next request waits until it applied it too).
+	if resp := resolve(t, cl, "pool", asap.ItemsAll); len(resp.PEs) != 10 {
 		t.Fatalf("follower resolves %d PEs right after the answers, want 10", len(resp.PEs))
 	}
 	for _, r := range nodes {
@@ -182,6 +184,16 @@ func TestCluster3_ForwardAndReplicate(t *testing.T) {
 		if got := r.Handlespace().Owned(f.ID()); len(got) != 10 {
 			t.Errorf("registrar %08x: %d PEs homed at the follower, want 10", r.ID(), len(got))
 		}
+	}
+	// A deregistration right after the registration, on the same
+	// connection, finds the PE (it waits for the follower's apply) and
+	// removes it everywhere.
+	mustRegister(t, cl, "pool", testPE(50, 7050, asap.Policy{Type: asap.PolicyRoundRobin}))
+	if d, ok := cl.call(&asap.Deregistration{PoolHandle: "pool", ID: 50}).(*asap.DeregistrationResponse); !ok || d.Error != nil {
+		t.Fatalf("deregistration at the follower: %+v", d)
+	}
+	for _, r := range nodes {
+		waitValue(t, 5*time.Second, "the deregistered PE gone", func() int { _, n := r.Handlespace().Counts(); return n }, 10)
 	}
 	// A refusal made by the leader's FSM travels back with its cause.
 	resp := register(t, cl, "pool", testPE(99, 7099, asap.Policy{Type: asap.PolicyLeastUsed}))

@@ -394,3 +394,50 @@ func TestConnClosed_VisitsOnlyItsPEs(t *testing.T) {
 		t.Errorf("after PE 10's supervision ended connection b reaches %v, want %v", got, want)
 	}
 }
+
+// Ensure supervision does not take a PE's absence from the local
+// handlespace for its removal while the PE's registration is committed
+// but not applied here (a follower answers before it applies): the
+// keep-alive goes out and the PE stays supervised; once the applied
+// index passes the registration's and the PE is still absent, it is
+// forgotten as before.
+func TestLiveness_UnappliedRegistrationKeepsSupervision(t *testing.T) {
+	r := unitRegistrar(t, nil)
+	ac, theirs := peConn(t, r)
+	pe := unitPE(7, asap.PolicyRoundRobin) // never written to the handlespace
+	key := peKey{"pool", pe.ID}
+	snapshot := func() *peState {
+		r.live.mu.Lock()
+		defer r.live.mu.Unlock()
+		p := r.live.pes[key]
+		if p == nil {
+			return nil
+		}
+		cp := *p
+		cp.connPrev, cp.connNext = nil, nil
+		return &cp
+	}
+
+	r.live.track(ac, "pool", pe, time.Now(), r.hs.LastApplied()+1000)
+	r.live.keepAlive(snapshot())
+	if snapshot() == nil {
+		t.Fatal("a PE whose registration is not applied here yet was forgotten at its keep-alive")
+	}
+	_, msg, err := theirs.Recv(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ka, _, err := asap.Unpack(msg, nil); err != nil || ka.Type() != asap.TypeEndpointKeepAlive {
+		t.Fatalf("the PE got %v (%v), want a keep-alive", ka, err)
+	}
+	r.live.resync(false)
+	if snapshot() == nil {
+		t.Fatal("resync dropped a PE whose registration is not applied here yet")
+	}
+
+	r.live.track(ac, "pool", pe, time.Now(), 0) // applied (or at the leader), yet absent: gone
+	r.live.keepAlive(snapshot())
+	if snapshot() != nil {
+		t.Fatal("a PE absent from the applied handlespace is still supervised")
+	}
+}

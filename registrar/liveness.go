@@ -42,6 +42,11 @@ type peState struct {
 	// connPrev and connNext link the PEs supervised through one
 	// connection (asapConn.livePEs), so that its end visits only those.
 	connPrev, connNext *peState
+	// written is the raft index of the registration that track saw
+	// answered before this registrar applied it (a follower's), else 0:
+	// until LastApplied reaches it, the PE's absence from the local
+	// handlespace means nothing.
+	written uint64
 }
 
 // setConn makes c the PE's connection (l.mu held).
@@ -228,7 +233,7 @@ func (l *liveness) count() int {
 
 // track records a (re-)registration of pe in pool h through conn: a fresh
 // lifetime and keep-alive period.
-func (l *liveness) track(conn *asapConn, h asap.PoolHandle, pe asap.PoolElement, now time.Time) {
+func (l *liveness) track(conn *asapConn, h asap.PoolHandle, pe asap.PoolElement, now time.Time, written uint64) {
 	key := peKey{h, pe.ID}
 	l.mu.Lock()
 	delete(l.reports, key)
@@ -240,9 +245,16 @@ func (l *liveness) track(conn *asapConn, h asap.PoolHandle, pe asap.PoolElement,
 		p.ackBy = time.Time{}
 		p.home = false
 		p.restored = false
+		p.written = written
 	})
 	l.mu.Unlock()
 	l.poke()
+}
+
+// unapplied reports whether p's registration is committed but not yet
+// applied here (so Lookup cannot find it yet).
+func (l *liveness) unapplied(p *peState) bool {
+	return p.written != 0 && l.r.hs.LastApplied() < p.written
 }
 
 // restoredSum is the checksum sum (asap.Checksum) of the restored PEs
@@ -364,8 +376,8 @@ func (l *liveness) caughtUp() {
 // (takenOver: with H=1 keep-alives at once, see adoptOwned).
 func (l *liveness) resync(takenOver bool) {
 	l.mu.Lock()
-	for key := range l.pes {
-		if pe, ok := l.r.hs.Lookup(key.h, key.id); !ok || pe.Element.Home != l.r.id {
+	for key, p := range l.pes {
+		if pe, ok := l.r.hs.Lookup(key.h, key.id); (!ok && !l.unapplied(p)) || (ok && pe.Element.Home != l.r.id) {
 			l.dropLocked(key)
 		}
 	}
@@ -690,7 +702,7 @@ func (l *liveness) run() {
 // keepAlive sends ENDPOINT_KEEP_ALIVE over the PE's connection, or dials
 // its ASAP endpoint when it has none.
 func (l *liveness) keepAlive(p *peState) {
-	if cur, ok := l.r.hs.Lookup(p.key.h, p.key.id); !ok || cur.Element.Home != l.r.id {
+	if cur, ok := l.r.hs.Lookup(p.key.h, p.key.id); (!ok && !l.unapplied(p)) || (ok && cur.Element.Home != l.r.id) {
 		l.forget(p.key.h, p.key.id)
 		if ok {
 			l.r.log.Debug("PE homed elsewhere now: supervision ends", "pool", p.key.h, "pe", fmt.Sprintf("%08x", p.key.id), "home", hexID(cur.Element.Home))

@@ -99,28 +99,16 @@ func TestMeasure_ClusterThroughput(t *testing.T) {
 			break
 		}
 	}
-	bench := func(args ...string) string {
-		out, err := exec.Command(filepath.Join(registrartest.BinDir(t), "rsp"), append([]string{"bench"}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("rsp bench: %v\n%s", err, out)
-		}
-		var r struct {
-			OpsPerSec float64 `json:"ops_per_sec"`
-			P50us     float64 `json:"p50_us"`
-			P99us     float64 `json:"p99_us"`
-		}
-		if err := json.Unmarshal(out, &r); err != nil {
-			t.Fatalf("rsp bench output: %s", out)
-		}
-		return fmt.Sprintf("%.0f ops/s (p50 %.0f us, p99 %.0f us)", r.OpsPerSec, r.P50us, r.P99us)
+	// RSP_ROUNDS rounds of leader then follower, 10 s each, so that each
+	// ratio compares two runs back to back.
+	for round := range envInt(t, "RSP_ROUNDS", 1) {
+		lr, ls := runBench(t, "register", "-registrar", leader.ASAP, "-conns", "64", "-pes", "20", "-duration", "10s")
+		fr, fs := runBench(t, "register", "-registrar", follower.ASAP, "-conns", "64", "-pes", "20", "-duration", "10s")
+		t.Logf("round %d, durable registrations, 64 connections: leader %s; follower %s; follower/leader %.2f",
+			round+1, ls, fs, fr/max(lr, 1))
 	}
-	t.Logf("durable registrations, 64 connections at the leader: %s",
-		bench("register", "-registrar", leader.ASAP, "-conns", "64", "-pes", "20", "-duration", "10s", "-json"))
-	t.Logf("durable registrations, 64 connections at a follower: %s",
-		bench("register", "-registrar", follower.ASAP, "-conns", "64", "-pes", "20", "-duration", "10s", "-json"))
-	t.Logf("resolutions, 8 connections at a follower: %s",
-		bench("resolve", "-registrar", follower.ASAP, "-conns", "8", "-pes", "100", "-duration", "10s", "-json"))
-	_ = strings.TrimSpace
+	_, rs := runBench(t, "resolve", "-registrar", follower.ASAP, "-conns", "8", "-pes", "100", "-duration", "10s")
+	t.Logf("resolutions, 8 connections at a follower: %s", rs)
 }
 
 // runBench runs the built rsp bench with args (and -json) and returns its
