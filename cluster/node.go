@@ -394,17 +394,11 @@ func (n *Node) ProposeRaw(ctx context.Context, data []byte) (*ApplyResult, error
 	return res, err
 }
 
-// ProposeCommitted is Propose for an encoded command without waiting for
-// this node to apply it: at a follower it returns once the leader applied
-// it (so it is committed: durable at a quorum), with its raft index, which
-// WaitApplied then waits for. A client's session uses it (see Session).
-func (n *Node) ProposeCommitted(ctx context.Context, data []byte) (*ApplyResult, uint64, error) {
-	return n.propose(ctx, data, false)
-}
-
-// propose proposes data, retrying while there is no leader; with
-// applied, at a follower it waits (bounded) until this node applied the
-// entry too.
+// propose proposes data, retrying while there is no leader, and returns
+// its result and raft index. With applied, at a follower it waits
+// (bounded) until this node applied the entry too; without, it returns
+// once the leader applied it (committed: durable at a quorum), and
+// WaitApplied waits for the rest (a Session's writes).
 func (n *Node) propose(ctx context.Context, data []byte, applied bool) (*ApplyResult, uint64, error) {
 	deadline := time.Now().Add(n.cfg.Raft.ApplyTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {

@@ -111,8 +111,9 @@ func (h *Handlespace) Sync(ctx context.Context, s *Session) {
 	s.pending = 0
 }
 
-// commitIn is Commit for a session's write: it does not wait for the
-// local apply, and records the entry for Sync.
+// commitIn is Commit, within session s or (nil) waiting until this
+// registrar applied the command; a session's write does not wait for
+// that and records the entry for Sync.
 func (h *Handlespace) commitIn(ctx context.Context, s *Session, cmd Command) error {
 	if err := h.node.Fault(); err != nil {
 		return writeError(err)
@@ -123,11 +124,11 @@ func (h *Handlespace) commitIn(ctx context.Context, s *Session, cmd Command) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Raft.ApplyTimeout)
 	defer cancel()
-	res, idx, err := h.node.ProposeCommitted(ctx, data)
+	res, idx, err := h.node.propose(ctx, data, s == nil)
 	if err != nil {
 		return writeError(fmt.Errorf("handlespace write failed: %w", err))
 	}
-	if idx > h.store.LastApplied() {
+	if s != nil && idx > h.store.LastApplied() {
 		s.pending = max(s.pending, idx)
 	}
 	return writeError(res.Failed())
@@ -165,14 +166,5 @@ func (h *Handlespace) Batch(ctx context.Context, updates []*enrp.HandleUpdate) e
 // it. The error, if any, is a *WriteError: the command's own failure once
 // applied, or why it did not commit.
 func (h *Handlespace) Commit(ctx context.Context, cmd Command) error {
-	if err := h.node.Fault(); err != nil {
-		return writeError(err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.Raft.ApplyTimeout)
-	defer cancel()
-	res, err := h.node.Propose(ctx, cmd)
-	if err != nil {
-		return writeError(fmt.Errorf("handlespace write failed: %w", err))
-	}
-	return writeError(res.Failed())
+	return h.commitIn(ctx, nil, cmd)
 }
