@@ -40,11 +40,14 @@ func TestSession_FollowerAnswersCommittedSyncWaitsForApply(t *testing.T) {
 	if s.pending == 0 {
 		t.Fatal("the session did not record its write that the follower has not applied")
 	}
-	synced := make(chan struct{})
-	go func() {
-		hs.Sync(context.Background(), &s)
-		close(synced)
-	}()
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	ok := hs.Sync(short, &s)
+	cancel()
+	if ok || s.pending == 0 {
+		t.Fatalf("Sync while the follower cannot apply: %v, pending %d; want false and the write still pending", ok, s.pending)
+	}
+	synced := make(chan bool, 1)
+	go func() { synced <- hs.Sync(context.Background(), &s) }()
 	select {
 	case <-synced:
 		t.Fatal("Sync returned while the follower had not applied the session's write")
@@ -52,7 +55,10 @@ func TestSession_FollowerAnswersCommittedSyncWaitsForApply(t *testing.T) {
 	}
 	open()
 	select {
-	case <-synced:
+	case ok := <-synced:
+		if !ok {
+			t.Fatal("Sync reported false after the follower applied the write")
+		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Sync did not return after the follower applied the write")
 	}
@@ -75,7 +81,9 @@ func TestSession_FollowerAnswersCommittedSyncWaitsForApply(t *testing.T) {
 	if err := hs.RegisterIn(context.Background(), &s2, "pool", pe(4, l.id)); err != nil {
 		t.Fatal(err)
 	}
-	hs.Sync(context.Background(), &s2)
+	if !hs.Sync(context.Background(), &s2) {
+		t.Fatal("Sync of a session whose write the follower applied: false")
+	}
 	if _, ok := f.st.Lookup("pool", 4); !ok || s2.pending != 0 {
 		t.Fatalf("after Sync: PE found %v, pending %d", ok, s2.pending)
 	}

@@ -99,16 +99,22 @@ func (h *Handlespace) DeregisterIn(ctx context.Context, s *Session, ph asap.Pool
 }
 
 // Sync waits (bounded by ctx and the raft apply timeout) until this
-// registrar applied the writes of session s; it returns at once when it
-// has, or when s wrote nothing.
-func (h *Handlespace) Sync(ctx context.Context, s *Session) {
+// registrar applied the writes of session s, and reports whether it has:
+// at once when it had, or when s wrote nothing. false (a follower cut off
+// from the leader before it learned of the commit) keeps them pending:
+// reads here may then miss the session's own writes.
+func (h *Handlespace) Sync(ctx context.Context, s *Session) bool {
 	if s.pending == 0 {
-		return
+		return true
 	}
 	if h.store.LastApplied() < s.pending {
 		h.node.WaitApplied(ctx, s.pending)
+		if h.store.LastApplied() < s.pending {
+			return false
+		}
 	}
 	s.pending = 0
+	return true
 }
 
 // commitIn is Commit, within session s or (nil) waiting until this

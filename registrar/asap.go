@@ -253,11 +253,12 @@ func (r *Registrar) readLoop(ac *asapConn) error {
 			r.metrics.messagesDropped.Inc()
 			continue
 		}
-		if t, _ := asap.MessageType(msg); t != asap.TypeRegistration {
-			// Read your writes: a resolution or deregistration after this
-			// connection's registrations at a follower waits until they
-			// are applied here (at once in the common case). A
-			// registration need not: the leader decides it.
+		if t, _ := asap.MessageType(msg); t != asap.TypeRegistration && t != asap.TypeDeregistration {
+			// Read your writes: a resolution after this connection's
+			// registrations at a follower waits until they are applied
+			// here (at once in the common case); if they cannot be, it is
+			// answered from what is. A registration need not wait (the
+			// leader decides it); a deregistration waits in deregister.
 			r.hs.Sync(ctx, &ac.sess)
 		}
 		if fast {
@@ -563,6 +564,14 @@ func samePE(a, b *asap.PoolElement) bool {
 func (r *Registrar) deregister(ctx context.Context, ac *asapConn, m *asap.Deregistration) *asap.DeregistrationResponse {
 	resp := &asap.DeregistrationResponse{PoolHandle: m.PoolHandle, ID: m.ID}
 	r.metrics.deregistrations.Inc()
+	if !r.hs.Sync(ctx, &ac.sess) {
+		// This connection's registrations are committed but not applied
+		// here (a follower cut off from its leader): a PE missing here
+		// may well be registered, so "not registered" would be a lie.
+		r.log.Debug("deregistration refused: this connection's registrations are not applied here yet", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", m.ID))
+		resp.Error = asap.NewOperationError(asap.CauseLackOfResources, nil)
+		return resp
+	}
 	cur, ok := r.hs.Lookup(m.PoolHandle, m.ID)
 	if !ok {
 		return resp

@@ -372,8 +372,10 @@ func TestCluster3_RemovalRetriedAfterQuorumLoss(t *testing.T) {
 	mustRegister(t, deregistering, "pool", testPE(2, 7002, asap.Policy{Type: asap.PolicyRoundRobin}))
 	type addrs struct{ dir, raft, gossip string }
 	var crashed []addrs
-	for _, r := range nodes[:2] {
+	for _, r := range nodes { // the survivor too: a follower answers once the leader applied a write
 		waitValue(t, 5*time.Second, "replication", func() int { _, c := r.Handlespace().Counts(); return c }, 2)
+	}
+	for _, r := range nodes[:2] {
 		crashed = append(crashed, addrs{r.Dir, string(r.Handlespace().RaftAddr()), r.Handlespace().GossipAddr()})
 		r.Crash()
 	}
