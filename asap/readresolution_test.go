@@ -8,20 +8,9 @@ import (
 // handleResolutionSamples are handle resolutions Unpack takes, refuses or
 // reports unrecognized parameters of, and other messages.
 func handleResolutionSamples(t testing.TB) [][]byte {
-	pack := func(m Message) []byte {
-		b, err := Pack(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	pack := func(m Message) []byte { return packOrFail(t, m) }
 	plain := pack(&HandleResolution{PoolHandle: "EchoPool"})
 	items := pack(&HandleResolution{PoolHandle: "EchoPool", HasItems: true, Items: 3})
-	withParam := func(b []byte, typ uint16) []byte { // an extra 8-byte parameter of type typ at the end
-		out := append(bytes.Clone(b), byte(typ>>8), byte(typ), 0, 8, 1, 2, 3, 4)
-		out[2], out[3] = byte(len(out)>>8), byte(len(out))
-		return out
-	}
 	return [][]byte{
 		plain, items,
 		plain[:len(plain)-1], plain[:3], {},
@@ -33,6 +22,24 @@ func handleResolutionSamples(t testing.TB) [][]byte {
 		pack(&Deregistration{PoolHandle: "EchoPool", ID: 1}),
 		append([]byte{byte(TypeHandleResolution), 0, 0, 4}, 0),
 	}
+}
+
+// packOrFail packs m, failing the test if it cannot.
+func packOrFail(t testing.TB, m Message) []byte {
+	t.Helper()
+	b, err := Pack(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// withParam returns b with an extra 8-byte parameter of type typ at the
+// end, its message length updated.
+func withParam(b []byte, typ uint16) []byte {
+	out := append(bytes.Clone(b), byte(typ>>8), byte(typ), 0, 8, 1, 2, 3, 4)
+	out[2], out[3] = byte(len(out)>>8), byte(len(out))
+	return out
 }
 
 // Ensure ReadHandleResolution agrees with Unpack: it takes exactly the

@@ -12,13 +12,7 @@ import (
 // handleResolutionResponseSamples are responses Unpack takes, refuses or
 // reports unrecognized parameters of, and other messages.
 func handleResolutionResponseSamples(t testing.TB) [][]byte {
-	pack := func(m Message) []byte {
-		b, err := Pack(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	pack := func(m Message) []byte { return packOrFail(t, m) }
 	pe := func(id uint32) PoolElement {
 		return PoolElement{ID: id, Home: 7, Lifetime: 60000,
 			User:   Transport{Kind: ParamTCPTransport, Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, Port: 8000 + uint16(id)},
@@ -30,11 +24,6 @@ func handleResolutionResponseSamples(t testing.TB) [][]byte {
 	vector, err := hex.DecodeString("060000800009000b4672616374616c000008000c4000000140000000000a00380a0b0c0d111111110000ea600005001c1f9000010002001420010db80000000000000000000000010008000c40000001")
 	if err != nil {
 		t.Fatal(err)
-	}
-	withParam := func(b []byte, typ uint16) []byte { // an extra 8-byte parameter of type typ at the end
-		out := append(bytes.Clone(b), byte(typ>>8), byte(typ), 0, 8, 1, 2, 3, 4)
-		out[2], out[3] = byte(len(out)>>8), byte(len(out))
-		return out
 	}
 	badPE := bytes.Clone(three)
 	badPE[len(badPE)-4] ^= 0xff // the last PE's policy parameter's value

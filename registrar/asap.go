@@ -144,6 +144,12 @@ func (r *Registrar) serveRun(ac *asapConn) {
 	r.endConn(ac)
 }
 
+// isWrite reports whether msg is a registration or a deregistration.
+func isWrite(msg []byte) bool {
+	t, _ := asap.MessageType(msg)
+	return t == asap.TypeRegistration || t == asap.TypeDeregistration
+}
+
 // endConn cleans up after a connection that ended.
 func (r *Registrar) endConn(ac *asapConn) {
 	r.mu.Lock()
@@ -253,7 +259,7 @@ func (r *Registrar) readLoop(ac *asapConn) error {
 			r.metrics.messagesDropped.Inc()
 			continue
 		}
-		if t, _ := asap.MessageType(msg); t != asap.TypeRegistration && t != asap.TypeDeregistration {
+		if ac.sess.Pending() != 0 && !isWrite(msg) {
 			// Read your writes: a resolution after this connection's
 			// registrations at a follower waits until they are applied
 			// here (at once in the common case); if they cannot be, it is
@@ -434,7 +440,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 		return resp
 	}
 	if exists && samePE(&cur.Element, &pe) {
-		ac.addPE(key)
+		ac.pes.add(key)
 		r.live.track(ac, m.PoolHandle, pe, now, 0) // in the handlespace here already
 		r.metrics.refreshed.Inc()
 		r.peers.announce(enrp.AddPE, m.PoolHandle, pe) // peers refresh its lifetime
@@ -457,7 +463,7 @@ func (r *Registrar) register(ctx context.Context, ac *asapConn, m *asap.Registra
 	case errors.As(err, &oe):
 		return refuse(err.Error(), oe)
 	}
-	ac.addPE(key)
+	ac.pes.add(key)
 	r.metrics.accepted.Inc()
 	if ac.r.log.IsDebug() { // its arguments would allocate on every registration
 		ac.logger().Debug("registration accepted", "pool", ph(m.PoolHandle), "pe", fmt.Sprintf("%08x", pe.ID), "lifetime_ms", pe.Lifetime)
@@ -596,11 +602,6 @@ func (r *Registrar) deregister(ctx context.Context, ac *asapConn, m *asap.Deregi
 	r.live.forget(m.PoolHandle, m.ID)
 	ac.pes.remove(peKey{m.PoolHandle, m.ID})
 	return resp
-}
-
-// addPE records a PE registered through the connection.
-func (ac *asapConn) addPE(k peKey) {
-	ac.pes.add(k)
 }
 
 // resolve handles ASAP_HANDLE_RESOLUTION from the local handlespace. The

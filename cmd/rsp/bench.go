@@ -543,6 +543,8 @@ func (b *bench) pipelined(ctx context.Context, mode string, w *worker, deadline 
 			return
 		case answerOther:
 			continue // not an answer to a request
+		case answerRefused:
+			// counted by fail; the request is replaced below
 		case answerCounted:
 			ops.Add(1)
 			w.lat = append(w.lat, time.Since(sent[0]))
