@@ -267,3 +267,32 @@ func TestBench_SuperviseReregisters(t *testing.T) {
 		t.Fatalf("re-registrations sent %d, accepted %d; want at least 90 of each", res.ReregSent, res.ReregAccepted)
 	}
 }
+
+// Ensure the keep-alive counters of rsp bench supervise are read as a
+// consistent pair while keep-alives are being counted: a result taken
+// mid-count once reported one acknowledgement fewer than keep-alives
+// (TestBench_Supervise failed about one run in twenty).
+func TestBench_KeepAliveCountsConsistent(t *testing.T) {
+	var c kaCount
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20000 {
+			c.add(true)
+		}
+	}()
+	for {
+		recv, acked := c.load()
+		if recv != acked {
+			t.Fatalf("read %d received and %d acknowledged; every one was acknowledged", recv, acked)
+		}
+		select {
+		case <-done:
+			if recv, _ := c.load(); recv != 20000 {
+				t.Fatalf("%d counted, want 20000", recv)
+			}
+			return
+		default:
+		}
+	}
+}

@@ -182,9 +182,12 @@ type supervise struct {
 	start              time.Time      // of the supervised run
 	lastKA             []atomic.Int64 // per PE: nanoseconds since start of its last keep-alive (0: none)
 	maxGap             atomic.Int64
-	kaRecv             atomic.Int64
-	acks               atomic.Int64
-	firstErr           atomic.Value
+	// ka counts keep-alives received and acknowledged together, so that a
+	// result read while keep-alives still arrive sees a consistent pair
+	// (a keep-alive counted received but not yet acknowledged read as a
+	// lost ACK).
+	ka       kaCount
+	firstErr atomic.Value
 }
 
 func (s *supervise) fail(err error) { s.firstErr.CompareAndSwap(nil, err.Error()) }
@@ -288,9 +291,10 @@ func (s *supervise) run(ctx context.Context, d time.Duration) (*superviseResult,
 	reregDone.Wait()
 	after := s.scrapeAll()
 
+	kaRecv, kaAcked := s.ka.load()
 	res := &superviseResult{PEs: s.pes, Conns: s.conns, Pools: s.pools, RegisterSec: regTime.Seconds(),
 		RegisterRate: float64(s.pes) / regTime.Seconds(), Seconds: elapsed.Seconds(),
-		KeepAlivesReceived: s.kaRecv.Load(), AcksSent: s.acks.Load(), ResolveOps: int64(len(lat)),
+		KeepAlivesReceived: kaRecv, AcksSent: kaAcked, ResolveOps: int64(len(lat)),
 		ReregSent: s.reregSent.Load(), ReregAccepted: s.reregOK.Load()}
 	// A PE whose last keep-alive is older than its gap so far is late now.
 	now := time.Since(s.start).Nanoseconds()
@@ -442,7 +446,6 @@ func (s *supervise) serve(bc *benchConn) {
 }
 
 func (s *supervise) keepAlive(bc *benchConn, k *asap.EndpointKeepAlive) {
-	s.kaRecv.Add(1)
 	if i := int(k.ID) - 1; i >= 0 && i < len(s.lastKA) {
 		now := time.Since(s.start).Nanoseconds()
 		if last := s.lastKA[i].Swap(now); last != 0 {
@@ -456,13 +459,34 @@ func (s *supervise) keepAlive(bc *benchConn, k *asap.EndpointKeepAlive) {
 	}
 	ack, err := asap.Pack(&asap.EndpointKeepAliveAck{PoolHandle: k.PoolHandle, ID: k.ID})
 	if err != nil {
+		s.ka.add(false)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if bc.c.Send(ctx, transport.PPIDASAP, ack) == nil {
-		s.acks.Add(1)
+	s.ka.add(bc.c.Send(ctx, transport.PPIDASAP, ack) == nil)
+}
+
+// kaCount is a pair of counters updated and read together.
+type kaCount struct {
+	mu          sync.Mutex
+	recv, acked int64
+}
+
+// add counts one keep-alive received, and acknowledged if acked.
+func (c *kaCount) add(acked bool) {
+	c.mu.Lock()
+	c.recv++
+	if acked {
+		c.acked++
 	}
+	c.mu.Unlock()
+}
+
+func (c *kaCount) load() (recv, acked int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.recv, c.acked
 }
 
 // scraped is one registrar's status and metrics at one moment.
